@@ -1,0 +1,314 @@
+//! Plain data types for detected faces, shared by every stage.
+//!
+//! Coordinates are `f32` pixels in the coordinate frame of the (EXIF-upright)
+//! image. They may lie outside the image: a face cut by the frame keeps its
+//! true geometry here, and code that reads or draws pixels clips on its own.
+//!
+//! The 68-point layout is the iBUG 300-W one that dlib's
+//! `shape_predictor_68_face_landmarks.dat` produces. "Left" and "right" in the
+//! range names are the *subject's*, as in the iBUG annotation: the subject's
+//! right eye (36..42) appears on the image's left side.
+
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+
+/// A point in image pixel coordinates (x to the right, y down).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub x: f32,
+    pub y: f32,
+}
+
+impl Point {
+    pub const fn new(x: f32, y: f32) -> Self {
+        Point { x, y }
+    }
+
+    pub fn lerp(self, other: Point, t: f32) -> Point {
+        Point::new(self.x + (other.x - self.x) * t, self.y + (other.y - self.y) * t)
+    }
+
+    pub fn distance(self, other: Point) -> f32 {
+        ((self.x - other.x).powi(2) + (self.y - other.y).powi(2)).sqrt()
+    }
+
+    /// Mean of a non-empty set of points; `None` for an empty one.
+    pub fn centroid(points: &[Point]) -> Option<Point> {
+        if points.is_empty() {
+            return None;
+        }
+        let n = points.len() as f32;
+        let (sx, sy) = points.iter().fold((0.0, 0.0), |(sx, sy), p| (sx + p.x, sy + p.y));
+        Some(Point::new(sx / n, sy / n))
+    }
+}
+
+/// An axis-aligned box, `right`/`bottom` exclusive. It may extend past the
+/// image border (negative `left`, say); see [`BBox::clip`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BBox {
+    pub left: f32,
+    pub top: f32,
+    pub right: f32,
+    pub bottom: f32,
+}
+
+impl BBox {
+    pub const fn new(left: f32, top: f32, right: f32, bottom: f32) -> Self {
+        BBox { left, top, right, bottom }
+    }
+
+    pub fn width(&self) -> f32 {
+        (self.right - self.left).max(0.0)
+    }
+
+    pub fn height(&self) -> f32 {
+        (self.bottom - self.top).max(0.0)
+    }
+
+    pub fn area(&self) -> f32 {
+        self.width() * self.height()
+    }
+
+    pub fn center(&self) -> Point {
+        Point::new((self.left + self.right) / 2.0, (self.top + self.bottom) / 2.0)
+    }
+
+    /// The shorter side, the size that `--min-face` style thresholds compare.
+    pub fn min_side(&self) -> f32 {
+        self.width().min(self.height())
+    }
+
+    /// Multiplies all coordinates by `s` (maps a box found on a downscaled
+    /// copy back to the full-size image).
+    pub fn scaled(&self, s: f32) -> BBox {
+        BBox::new(self.left * s, self.top * s, self.right * s, self.bottom * s)
+    }
+
+    /// Integer pixel rectangle `(x0, y0, x1, y1)` clipped to a `width`×`height`
+    /// image, `x1`/`y1` exclusive; `None` when nothing of the box is inside.
+    pub fn clip(&self, width: u32, height: u32) -> Option<(u32, u32, u32, u32)> {
+        let x0 = self.left.floor().max(0.0);
+        let y0 = self.top.floor().max(0.0);
+        let x1 = self.right.ceil().min(width as f32);
+        let y1 = self.bottom.ceil().min(height as f32);
+        if x1 <= x0 || y1 <= y0 {
+            return None;
+        }
+        Some((x0 as u32, y0 as u32, x1 as u32, y1 as u32))
+    }
+
+    /// Intersection over union; 0 for disjoint or empty boxes.
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let inter = BBox::new(
+            self.left.max(other.left),
+            self.top.max(other.top),
+            self.right.min(other.right),
+            self.bottom.min(other.bottom),
+        );
+        let i = inter.area();
+        let u = self.area() + other.area() - i;
+        if u <= 0.0 {
+            0.0
+        } else {
+            i / u
+        }
+    }
+
+    pub fn contains(&self, p: Point) -> bool {
+        p.x >= self.left && p.x < self.right && p.y >= self.top && p.y < self.bottom
+    }
+
+    /// The box grown by `frac` of its size on every side.
+    pub fn expanded(&self, frac: f32) -> BBox {
+        let dx = self.width() * frac;
+        let dy = self.height() * frac;
+        BBox::new(self.left - dx, self.top - dy, self.right + dx, self.bottom + dy)
+    }
+}
+
+/// Error for building landmarks from a wrong number of values.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error("expected {expected} landmark values, got {got}")]
+pub struct LandmarkCountError {
+    pub expected: usize,
+    pub got: usize,
+}
+
+/// The 68 dlib / iBUG 300-W facial landmarks of one face.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Landmarks68(pub [Point; 68]);
+
+impl Landmarks68 {
+    pub const LEN: usize = 68;
+    /// Jaw line, from the subject's right ear (image left) to the left ear.
+    pub const JAW: Range<usize> = 0..17;
+    pub const RIGHT_BROW: Range<usize> = 17..22;
+    pub const LEFT_BROW: Range<usize> = 22..27;
+    /// Nose bridge, top (27, between the eyes) to the tip (30).
+    pub const NOSE_BRIDGE: Range<usize> = 27..31;
+    /// Lower nose: nostrils and base, 31..36 (33 is under the tip).
+    pub const NOSE_LOWER: Range<usize> = 31..36;
+    pub const NOSE: Range<usize> = 27..36;
+    /// Subject's right eye, on the image's left side.
+    pub const RIGHT_EYE: Range<usize> = 36..42;
+    /// Subject's left eye, on the image's right side.
+    pub const LEFT_EYE: Range<usize> = 42..48;
+    pub const MOUTH: Range<usize> = 48..68;
+    pub const OUTER_LIPS: Range<usize> = 48..60;
+    pub const INNER_LIPS: Range<usize> = 60..68;
+
+    pub const CHIN: usize = 8;
+    pub const NOSE_TOP: usize = 27;
+    pub const NOSE_TIP: usize = 30;
+    pub const NOSE_BASE: usize = 33;
+    pub const UPPER_LIP_TOP: usize = 51;
+    pub const LOWER_LIP_BOTTOM: usize = 57;
+
+    /// Builds landmarks from 136 interleaved values `x0, y0, x1, y1, ...`.
+    pub fn from_flat(values: &[f32]) -> Result<Self, LandmarkCountError> {
+        if values.len() != 2 * Self::LEN {
+            return Err(LandmarkCountError { expected: 2 * Self::LEN, got: values.len() });
+        }
+        let mut pts = [Point::default(); 68];
+        for (i, p) in pts.iter_mut().enumerate() {
+            *p = Point::new(values[2 * i], values[2 * i + 1]);
+        }
+        Ok(Landmarks68(pts))
+    }
+
+    /// 136 interleaved values `x0, y0, x1, y1, ...`.
+    pub fn to_flat(&self) -> Vec<f32> {
+        self.0.iter().flat_map(|p| [p.x, p.y]).collect()
+    }
+
+    pub fn point(&self, index: usize) -> Point {
+        self.0[index]
+    }
+
+    pub fn points(&self) -> &[Point; 68] {
+        &self.0
+    }
+
+    pub fn range(&self, r: Range<usize>) -> &[Point] {
+        &self.0[r]
+    }
+
+    pub fn jaw(&self) -> &[Point] {
+        self.range(Self::JAW)
+    }
+
+    pub fn nose(&self) -> &[Point] {
+        self.range(Self::NOSE)
+    }
+
+    pub fn mouth(&self) -> &[Point] {
+        self.range(Self::MOUTH)
+    }
+
+    pub fn right_eye(&self) -> &[Point] {
+        self.range(Self::RIGHT_EYE)
+    }
+
+    pub fn left_eye(&self) -> &[Point] {
+        self.range(Self::LEFT_EYE)
+    }
+
+    /// Centre of the subject's right eye (image left).
+    pub fn right_eye_center(&self) -> Point {
+        Point::centroid(self.right_eye()).unwrap_or_default()
+    }
+
+    /// Centre of the subject's left eye (image right).
+    pub fn left_eye_center(&self) -> Point {
+        Point::centroid(self.left_eye()).unwrap_or_default()
+    }
+
+    /// In-plane rotation (roll) of the face in radians: the angle of the line
+    /// from the image-left eye to the image-right eye.
+    pub fn roll(&self) -> f32 {
+        let a = self.right_eye_center();
+        let b = self.left_eye_center();
+        (b.y - a.y).atan2(b.x - a.x)
+    }
+
+    /// Tight bounding box of all 68 points.
+    pub fn bounds(&self) -> BBox {
+        let mut b = BBox::new(f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+        for p in &self.0 {
+            b.left = b.left.min(p.x);
+            b.top = b.top.min(p.y);
+            b.right = b.right.max(p.x);
+            b.bottom = b.bottom.max(p.y);
+        }
+        b
+    }
+
+    pub fn map(&self, f: impl Fn(Point) -> Point) -> Landmarks68 {
+        let mut out = self.0;
+        for p in out.iter_mut() {
+            *p = f(*p);
+        }
+        Landmarks68(out)
+    }
+}
+
+/// One detected face: where it is, how sure the detector was, and its landmarks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Face {
+    pub bbox: BBox,
+    /// Detector confidence. HOG: SVM margin (about -0.5..3, > 0 is a face at
+    /// the default threshold); CNN (MMOD): detection confidence.
+    pub score: f32,
+    pub landmarks: Landmarks68,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_round_trip_and_wrong_count() {
+        let v: Vec<f32> = (0..136).map(|i| i as f32).collect();
+        let l = Landmarks68::from_flat(&v).unwrap();
+        assert_eq!(l.point(1), Point::new(2.0, 3.0));
+        assert_eq!(l.to_flat(), v);
+        assert_eq!(
+            Landmarks68::from_flat(&v[..10]),
+            Err(LandmarkCountError { expected: 136, got: 10 })
+        );
+    }
+
+    #[test]
+    fn clip_handles_boxes_outside_the_image() {
+        let b = BBox::new(-54.0, 10.0, 100.0, 300.0);
+        assert_eq!(b.clip(80, 200), Some((0, 10, 80, 200)));
+        assert_eq!(BBox::new(-50.0, -50.0, -1.0, -1.0).clip(80, 80), None);
+        assert_eq!(BBox::new(90.0, 0.0, 120.0, 10.0).clip(80, 80), None);
+    }
+
+    #[test]
+    fn iou_of_identical_and_disjoint_boxes() {
+        let a = BBox::new(0.0, 0.0, 10.0, 10.0);
+        assert!((a.iou(&a) - 1.0).abs() < 1e-6);
+        assert_eq!(a.iou(&BBox::new(20.0, 20.0, 30.0, 30.0)), 0.0);
+        let half = BBox::new(5.0, 0.0, 15.0, 10.0);
+        assert!((a.iou(&half) - 1.0 / 3.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn roll_of_level_and_tilted_eyes() {
+        let mut pts = [Point::default(); 68];
+        for i in Landmarks68::RIGHT_EYE {
+            pts[i] = Point::new(10.0, 10.0);
+        }
+        for i in Landmarks68::LEFT_EYE {
+            pts[i] = Point::new(20.0, 10.0);
+        }
+        assert!(Landmarks68(pts).roll().abs() < 1e-6);
+        for i in Landmarks68::LEFT_EYE {
+            pts[i] = Point::new(20.0, 20.0);
+        }
+        assert!((Landmarks68(pts).roll() - std::f32::consts::FRAC_PI_4).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,59 @@
+//! Everything that touches image files on disk, shared by all stages:
+//!
+//! * [`load_rgb`]: decode any supported file into upright 8-bit RGB — format
+//!   sniffed from content, EXIF orientation applied, size limits checked
+//!   before any large allocation, a typed error naming the file otherwise;
+//! * [`walk_images`]: the sorted list of image files under a root;
+//! * [`atomic`]: write-to-temp-and-rename, so a killed run never leaves a
+//!   half-written image or CSV behind;
+//! * [`Failure`] and [`write_failures_csv`]: the skip report every stage writes.
+
+pub mod atomic;
+mod load;
+mod walk;
+
+pub use atomic::{write_atomic, AtomicFile};
+pub use load::{encode_image, load_rgb, load_rgb_from_bytes, save_rgb_atomic, LoadError, LoadLimits};
+pub use walk::{is_image_path, walk_images, WalkOutput, IMAGE_EXTENSIONS};
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// One input that a stage skipped, with a one-line reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Path relative to the input root (or as given, for single files).
+    pub path: String,
+    pub reason: String,
+}
+
+impl Failure {
+    pub fn new(path: impl Into<String>, reason: impl ToString) -> Self {
+        Failure { path: path.into(), reason: reason.to_string() }
+    }
+}
+
+/// Writes `failures.csv` (`path,reason`), sorted by path, atomically.
+pub fn write_failures_csv(path: &Path, failures: &[Failure]) -> std::io::Result<()> {
+    let mut sorted: Vec<&Failure> = failures.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path).then(a.reason.cmp(&b.reason)));
+    let mut file = AtomicFile::create(path)?;
+    {
+        let mut w = csv::Writer::from_writer(&mut file);
+        w.write_record(["path", "reason"])?;
+        for f in sorted {
+            w.write_record([&f.path, &f.reason])?;
+        }
+        w.flush()?;
+    }
+    file.commit()
+}
+
+/// Path relative to `root` with `/` separators, as written in every CSV.
+pub fn relative_string(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
