@@ -1,0 +1,2 @@
+#[cfg(feature = "dlib")]
+pub mod detect;

@@ -1,0 +1,53 @@
+//! Helpers shared by subcommands: thread pools, progress bars, locating models.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// A rayon pool with `jobs` threads (all cores when `None` or 0).
+pub fn thread_pool(jobs: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+    let mut b = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = jobs.filter(|&n| n > 0) {
+        b = b.num_threads(n);
+    }
+    Ok(b.build()?)
+}
+
+/// A progress bar on stderr when it is a terminal, hidden otherwise (logs, CI).
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    if std::io::stderr().is_terminal() {
+        pb.set_draw_target(ProgressDrawTarget::stderr());
+        pb.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {{per_sec}} eta {{eta}} {{msg}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+    } else {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    pb
+}
+
+/// Where the dlib model files are looked for, first match wins:
+/// `--models DIR`, `$MASKFORGE_MODELS`, `models/` of the project the binary
+/// was built in (`target/{debug,release}/maskforge` → `../../models`), `./models`.
+pub fn models_dir(flag: Option<PathBuf>) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir;
+    }
+    if let Some(dir) = std::env::var_os("MASKFORGE_MODELS") {
+        return PathBuf::from(dir);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        for up in exe.ancestors().skip(1).take(4) {
+            let candidate = up.join("models");
+            if candidate.join("shape_predictor_68_face_landmarks.dat").is_file() {
+                return candidate;
+            }
+        }
+    }
+    PathBuf::from("models")
+}

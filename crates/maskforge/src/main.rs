@@ -1,0 +1,34 @@
+//! `maskforge`: the thin command-line front end. Each subcommand lives in
+//! `cmd/<name>.rs`, parses its flags with clap and calls the library crates;
+//! errors are reported here, once, with anyhow.
+
+mod cmd;
+mod common;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "maskforge", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Detect faces and their 68 landmarks in a tree of photos.
+    #[cfg(feature = "dlib")]
+    Detect(cmd::detect::DetectArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        #[cfg(feature = "dlib")]
+        Command::Detect(args) => cmd::detect::run(args),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(1);
+    }
+}
