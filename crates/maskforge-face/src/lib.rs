@@ -9,6 +9,8 @@
 //! range names are the *subject's*, as in the iBUG annotation: the subject's
 //! right eye (36..42) appears on the image's left side.
 
+pub mod crop;
+
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 

@@ -1,0 +1,230 @@
+#![recursion_limit = "1024"] // cpp! expands its C++ text token by token.
+//! Face detection and 68-point landmarks with dlib: a thin adapter that turns
+//! an [`image::RgbImage`] into [`maskforge_face::Face`] values.
+//!
+//! * HOG frontal detector by default, the CNN (MMOD) detector as an option;
+//!   both report a score.
+//! * Detection can run on a downscaled copy (longest side capped) — HOG cost
+//!   grows with the pixel count, and faces in photos are large — and the boxes
+//!   are mapped back; the landmarks are always predicted on the full image.
+//! * The 68-point model (~100 MB) is loaded once and shared by all threads
+//!   (`Arc`); detectors are cheap to clone, one per worker thread.
+
+mod ffi;
+
+use dlib_face_recognition::{ImageMatrix, LandmarkPredictor, LandmarkPredictorTrait, Rectangle};
+use ffi::{CnnDetector, HogDetector, RawDetection};
+use image::RgbImage;
+use maskforge_face::{BBox, Face, Landmarks68, Point};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use ffi::RawDetection as DetectionBox;
+
+/// File name of the 68-point shape predictor inside the models folder.
+pub const LANDMARK_MODEL: &str = "shape_predictor_68_face_landmarks.dat";
+/// File name of the CNN (MMOD) face detector inside the models folder.
+pub const CNN_MODEL: &str = "mmod_human_face_detector.dat";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LandmarkError {
+    #[error("model file {} not found: run `cargo xtask setup`, or point --models / MASKFORGE_MODELS at a folder holding it", path.display())]
+    ModelMissing { path: PathBuf },
+    #[error("model file {} could not be loaded (corrupt or not a dlib model): {message}", path.display())]
+    ModelLoad { path: PathBuf, message: String },
+}
+
+/// Which dlib face detector to run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DetectorKind {
+    /// HOG + linear SVM: fast on CPU, frontal faces.
+    #[default]
+    Hog,
+    /// CNN (MMOD): finds turned and small faces too, ~10-50x slower on CPU.
+    Cnn,
+}
+
+#[derive(Clone, Debug)]
+pub struct DetectorConfig {
+    pub kind: DetectorKind,
+    /// Folder with [`LANDMARK_MODEL`] (and [`CNN_MODEL`] for the CNN detector).
+    pub models_dir: PathBuf,
+    /// Detect on a copy whose longest side is at most this many pixels
+    /// (`None`: full size). Boxes are mapped back to full size.
+    pub detect_max_side: Option<u32>,
+    /// Double the detection image this many times first (finds faces smaller
+    /// than HOG's 80 px window; each step costs ~4x).
+    pub upsample: u32,
+    /// Added to the HOG decision threshold (negative finds more, weaker faces).
+    pub hog_threshold: f64,
+}
+
+impl DetectorConfig {
+    pub fn new(models_dir: impl Into<PathBuf>) -> Self {
+        DetectorConfig {
+            kind: DetectorKind::Hog,
+            models_dir: models_dir.into(),
+            detect_max_side: Some(640),
+            upsample: 0,
+            hog_threshold: 0.0,
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Engine {
+    Hog(HogDetector),
+    Cnn(CnnDetector),
+}
+
+/// Detector plus landmark predictor. Detection takes `&mut self` (dlib's
+/// detectors keep scratch buffers), so each worker thread needs its own clone
+/// (e.g. rayon's `map_init(|| det.clone(), ..)`); clones share the landmark
+/// model, whose prediction is read-only.
+#[derive(Clone)]
+pub struct Detector {
+    engine: Engine,
+    predictor: Arc<LandmarkPredictor>,
+    config: DetectorConfig,
+}
+
+fn require(path: &Path) -> Result<(), LandmarkError> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(LandmarkError::ModelMissing { path: path.to_path_buf() })
+    }
+}
+
+impl Detector {
+    /// Loads the models named by `config`; fails with a message that says how
+    /// to get them when a file is missing.
+    pub fn new(config: &DetectorConfig) -> Result<Self, LandmarkError> {
+        let lm_path = config.models_dir.join(LANDMARK_MODEL);
+        require(&lm_path)?;
+        let engine = match config.kind {
+            DetectorKind::Hog => Engine::Hog(HogDetector::new()),
+            DetectorKind::Cnn => {
+                let path = config.models_dir.join(CNN_MODEL);
+                require(&path)?;
+                Engine::Cnn(CnnDetector::open(&path).ok_or_else(|| LandmarkError::ModelLoad {
+                    path: path.clone(),
+                    message: "dlib could not deserialise the MMOD network".into(),
+                })?)
+            }
+        };
+        let predictor = LandmarkPredictor::open(&lm_path)
+            .map_err(|message| LandmarkError::ModelLoad { path: lm_path.clone(), message })?;
+        Ok(Detector { engine, predictor: Arc::new(predictor), config: config.clone() })
+    }
+
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// The scale from full-size to detection-image pixels for a `w`×`h` image.
+    pub fn detection_scale(&self, w: u32, h: u32) -> f32 {
+        let long = w.max(h).max(1) as f32;
+        let mut s = match self.config.detect_max_side {
+            Some(max) if (max as f32) < long => max.max(1) as f32 / long,
+            _ => 1.0,
+        };
+        s *= 2f32.powi(self.config.upsample.min(4) as i32);
+        s
+    }
+
+    /// Face boxes (full-image coordinates) and scores, without landmarks.
+    pub fn detect_boxes(&mut self, img: &RgbImage) -> Vec<(BBox, f32)> {
+        let (w, h) = img.dimensions();
+        if w == 0 || h == 0 {
+            return Vec::new();
+        }
+        let s = self.detection_scale(w, h);
+        let dets: Vec<RawDetection> = if (s - 1.0).abs() < 1e-6 {
+            let m = to_matrix(img);
+            self.run_engine(&m)
+        } else {
+            let dw = ((w as f32 * s).round() as u32).max(1);
+            let dh = ((h as f32 * s).round() as u32).max(1);
+            let small = if s < 1.0 {
+                // Box-filtered, fast, and alias-free for large factors.
+                image::imageops::thumbnail(img, dw, dh)
+            } else {
+                image::imageops::resize(img, dw, dh, image::imageops::FilterType::Triangle)
+            };
+            let m = to_matrix(&small);
+            self.run_engine(&m)
+        };
+        let (sx, sy) = if (s - 1.0).abs() < 1e-6 {
+            (1.0, 1.0)
+        } else {
+            (w as f32 / (w as f32 * s).round().max(1.0), h as f32 / (h as f32 * s).round().max(1.0))
+        };
+        dets.into_iter()
+            .map(|d| {
+                // dlib rectangles are inclusive; ours are exclusive.
+                let b = BBox::new(
+                    d.left as f32 * sx,
+                    d.top as f32 * sy,
+                    (d.right + 1) as f32 * sx,
+                    (d.bottom + 1) as f32 * sy,
+                );
+                (b, d.score as f32)
+            })
+            .collect()
+    }
+
+    fn run_engine(&mut self, m: &ImageMatrix) -> Vec<RawDetection> {
+        match &mut self.engine {
+            Engine::Hog(d) => d.detect(m, self.config.hog_threshold),
+            Engine::Cnn(d) => d.detect(m),
+        }
+    }
+
+    /// The 68 landmarks inside `bbox`, predicted on the full-size image.
+    pub fn landmarks(&self, full: &ImageMatrix, bbox: &BBox) -> Landmarks68 {
+        let rect = Rectangle {
+            left: bbox.left.round() as _,
+            top: bbox.top.round() as _,
+            right: (bbox.right.round() as i64 - 1) as _,
+            bottom: (bbox.bottom.round() as i64 - 1) as _,
+        };
+        let parts = self.predictor.face_landmarks(full, &rect);
+        let mut pts = [Point::default(); 68];
+        for (dst, src) in pts.iter_mut().zip(parts.iter()) {
+            *dst = Point::new(src.x() as f32, src.y() as f32);
+        }
+        Landmarks68(pts)
+    }
+
+    /// Detects every face in `img` and predicts its landmarks. Faces come
+    /// sorted by box area, largest first (ties by position, so the order is
+    /// deterministic).
+    pub fn detect(&mut self, img: &RgbImage) -> Vec<Face> {
+        let boxes = self.detect_boxes(img);
+        if boxes.is_empty() {
+            return Vec::new();
+        }
+        let full = to_matrix(img);
+        let mut faces: Vec<Face> = boxes
+            .into_iter()
+            .map(|(bbox, score)| Face { bbox, score, landmarks: self.landmarks(&full, &bbox) })
+            .collect();
+        faces.sort_by(|a, b| {
+            b.bbox.area().total_cmp(&a.bbox.area())
+                .then(a.bbox.top.total_cmp(&b.bbox.top))
+                .then(a.bbox.left.total_cmp(&b.bbox.left))
+        });
+        faces
+    }
+}
+
+/// Copies an RGB image into dlib's matrix type. Goes through the raw buffer,
+/// so it works with any `image` version (the dlib crate pins image 0.24).
+pub fn to_matrix(img: &RgbImage) -> ImageMatrix {
+    let raw: &[u8] = img.as_raw();
+    debug_assert_eq!(raw.len(), img.width() as usize * img.height() as usize * 3);
+    // SAFETY: `raw` holds width*height packed RGB8 pixels, row-major, which is
+    // exactly what ImageMatrix::new reads; the buffer outlives the call.
+    unsafe { ImageMatrix::new(img.width() as usize, img.height() as usize, raw.as_ptr()) }
+}

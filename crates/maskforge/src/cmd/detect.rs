@@ -1,0 +1,223 @@
+//! `maskforge detect`: faces and 68 landmarks for every photo in a tree.
+
+use crate::common;
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use image::{Rgb, RgbImage};
+use maskforge_face::Face;
+use maskforge_imageio::{load_rgb, relative_string, walk_images, AtomicFile, Failure, LoadLimits};
+use maskforge_landmarks::{Detector, DetectorConfig, DetectorKind};
+use rayon::prelude::*;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DetectorArg {
+    /// dlib HOG + SVM (fast, frontal faces)
+    Hog,
+    /// dlib CNN / MMOD (turned and small faces; much slower on CPU)
+    Cnn,
+}
+
+impl From<DetectorArg> for DetectorKind {
+    fn from(d: DetectorArg) -> Self {
+        match d {
+            DetectorArg::Hog => DetectorKind::Hog,
+            DetectorArg::Cnn => DetectorKind::Cnn,
+        }
+    }
+}
+
+/// Options that pick and tune the face detector; shared by detect, mask and predict.
+#[derive(Args, Clone, Debug)]
+pub struct DetectorOpts {
+    /// Face detector.
+    #[arg(long, value_enum, default_value = "hog")]
+    pub detector: DetectorArg,
+    /// Detect on a copy whose longest side is at most this many pixels (0 = full size);
+    /// landmarks are still predicted on the full image.
+    #[arg(long, default_value_t = 640)]
+    pub detect_max_side: u32,
+    /// Upsample the detection image this many times (finds faces under ~80 px; 4x cost each).
+    #[arg(long, default_value_t = 0)]
+    pub upsample: u32,
+    /// Folder with the dlib models [default: $MASKFORGE_MODELS, else the project's models/].
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// Skip images with more pixels than this (checked from the header, before decoding).
+    #[arg(long, default_value_t = 100_000_000)]
+    pub max_pixels: u64,
+}
+
+impl DetectorOpts {
+    pub fn config(&self) -> DetectorConfig {
+        let mut cfg = DetectorConfig::new(common::models_dir(self.models.clone()));
+        cfg.kind = self.detector.into();
+        cfg.detect_max_side = (self.detect_max_side > 0).then_some(self.detect_max_side);
+        cfg.upsample = self.upsample;
+        cfg
+    }
+
+    pub fn limits(&self) -> LoadLimits {
+        LoadLimits { max_pixels: self.max_pixels }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct DetectArgs {
+    /// Folder of photos (searched recursively: jpg, jpeg, png, bmp, webp).
+    pub input: PathBuf,
+    /// Output folder for landmarks.csv, failures.csv and overlays.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Also write each photo with boxes and landmarks drawn, to OUT/overlays/.
+    #[arg(long)]
+    pub overlay: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub detector: DetectorOpts,
+}
+
+enum Outcome {
+    Faces(String, Vec<Face>),
+    Failed(Failure),
+}
+
+pub fn run(args: DetectArgs) -> Result<()> {
+    let root = &args.input;
+    if !root.is_dir() {
+        anyhow::bail!("{}: not a folder", root.display());
+    }
+    let detector = Detector::new(&args.detector.config())?;
+    let walk = walk_images(root);
+    let mut failures = walk.failures;
+    let pool = common::thread_pool(args.jobs)?;
+    let pb = common::progress_bar(walk.images.len() as u64, "detect");
+    let limits = args.detector.limits();
+    let overlay_dir = args.out.join("overlays");
+    let start = Instant::now();
+
+    let outcomes: Vec<Outcome> = pool.install(|| {
+        walk.images
+            .par_iter()
+            .map_init(
+                || detector.clone(),
+                |det, path| {
+                    let rel = relative_string(root, path);
+                    let out = match load_rgb(path, limits) {
+                        Err(e) => Outcome::Failed(Failure::new(rel, e.reason())),
+                        Ok(img) => {
+                            let faces = det.detect(&img);
+                            if args.overlay {
+                                let dst = overlay_dir.join(&rel).with_extension("jpg");
+                                if let Err(e) = maskforge_imageio::save_rgb_atomic(&draw_overlay(img, &faces), &dst, 90) {
+                                    eprintln!("warning: {}: cannot write overlay: {e}", dst.display());
+                                }
+                            }
+                            Outcome::Faces(rel, faces)
+                        }
+                    };
+                    pb.inc(1);
+                    out
+                },
+            )
+            .collect()
+    });
+    pb.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+
+    std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
+    let mut images = 0usize;
+    let mut faces_total = 0usize;
+    let mut without_face = 0usize;
+    let mut file = AtomicFile::create(&args.out.join("landmarks.csv"))?;
+    {
+        let mut w = csv::Writer::from_writer(&mut file);
+        w.write_record(landmarks_header())?;
+        for o in &outcomes {
+            match o {
+                Outcome::Failed(f) => failures.push(f.clone()),
+                Outcome::Faces(rel, faces) => {
+                    images += 1;
+                    faces_total += faces.len();
+                    if faces.is_empty() {
+                        without_face += 1;
+                    }
+                    for (i, face) in faces.iter().enumerate() {
+                        w.write_record(landmarks_record(rel, i, face))?;
+                    }
+                }
+            }
+        }
+        w.flush()?;
+    }
+    file.flush()?;
+    file.commit()?;
+    maskforge_imageio::write_failures_csv(&args.out.join("failures.csv"), &failures)?;
+    for f in &failures {
+        eprintln!("skipped: {}: {}", f.path, f.reason);
+    }
+    println!(
+        "detect: {images} images, {faces_total} faces, {without_face} images without a face, {} failures, {:.1} images/s -> {}",
+        failures.len(),
+        (images + failures.len()) as f64 / secs.max(1e-9),
+        args.out.join("landmarks.csv").display()
+    );
+    Ok(())
+}
+
+/// `path,face,left,top,right,bottom,score,x0,y0,...,x67,y67`.
+pub fn landmarks_header() -> Vec<String> {
+    let mut h: Vec<String> = ["path", "face", "left", "top", "right", "bottom", "score"].iter().map(|s| s.to_string()).collect();
+    for i in 0..68 {
+        h.push(format!("x{i}"));
+        h.push(format!("y{i}"));
+    }
+    h
+}
+
+pub fn landmarks_record(rel: &str, index: usize, face: &Face) -> Vec<String> {
+    let b = &face.bbox;
+    let mut r = vec![
+        rel.to_string(),
+        index.to_string(),
+        format!("{}", b.left),
+        format!("{}", b.top),
+        format!("{}", b.right),
+        format!("{}", b.bottom),
+        format!("{:.4}", face.score),
+    ];
+    for p in face.landmarks.points() {
+        r.push(format!("{}", p.x));
+        r.push(format!("{}", p.y));
+    }
+    r
+}
+
+/// Draws boxes and the 68 points; everything is clipped to the image.
+fn draw_overlay(mut img: RgbImage, faces: &[Face]) -> RgbImage {
+    let thick = ((img.width().max(img.height()) as f32) / 400.0).ceil().max(1.0) as i32;
+    for face in faces {
+        let b = face.bbox;
+        let rect_color = Rgb([0, 255, 0]);
+        for t in 0..thick {
+            let r = imageproc::rect::Rect::at(b.left as i32 - t, b.top as i32 - t)
+                .of_size((b.width() as u32 + 2 * t as u32).max(1), (b.height() as u32 + 2 * t as u32).max(1));
+            imageproc::drawing::draw_hollow_rect_mut(&mut img, r, rect_color);
+        }
+        for (i, p) in face.landmarks.points().iter().enumerate() {
+            let color = match i {
+                0..=16 => Rgb([255, 255, 0]),
+                27..=35 => Rgb([255, 0, 0]),
+                48..=67 => Rgb([255, 0, 255]),
+                _ => Rgb([0, 200, 255]),
+            };
+            imageproc::drawing::draw_filled_circle_mut(&mut img, (p.x as i32, p.y as i32), thick + 1, color);
+        }
+    }
+    img
+}
+

