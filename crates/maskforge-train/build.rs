@@ -1,0 +1,33 @@
+//! Same link fix-ups as the CLI crate's build.rs, so this crate's own tests
+//! and examples run without LD_LIBRARY_PATH:
+//!
+//! * torch-sys passes `-rpath` only to its own C++ compile; we add it for our
+//!   test and example binaries.
+//! * `--as-needed` would drop libtorch_cuda (nothing references it directly),
+//!   making `tch::Cuda::is_available()` false on a GPU machine; force it in.
+//! * The libtorch version (from the wheel's `torch/version.py`) is recorded in
+//!   each run's config.json.
+fn main() {
+    println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
+        println!("cargo:rustc-env=MASKFORGE_LIBTORCH_VERSION=unknown");
+        return;
+    };
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
+    let lib = std::path::Path::new(&lib);
+    if lib.join("libtorch_cuda.so").exists() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+        println!("cargo:rustc-link-arg=-Wl,--as-needed");
+    }
+    let version = lib
+        .parent()
+        .map(|torch| torch.join("version.py"))
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("__version__ = ").map(|v| v.trim_matches(['\'', '"', ' ']).to_string()))
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=MASKFORGE_LIBTORCH_VERSION={version}");
+}
