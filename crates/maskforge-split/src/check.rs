@@ -1,0 +1,303 @@
+//! Reading manifests back: `maskforge verify` and `maskforge stats MANIFEST`.
+
+use crate::assign::Split;
+use crate::manifest::{read_classes, read_manifest, ManifestRow};
+use crate::plan::{SplitRecord, CLASSES_CSV, SPLIT_JSON};
+use crate::scan::{hex, load_complete};
+use crate::stats::{stats_sums, ChannelSums, Stats};
+use crate::SplitError;
+use maskforge_imageio::{Failure, LoadLimits};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+/// Manifests with what is needed to read them: the dataset root and classes.
+#[derive(Clone, Debug)]
+pub struct ManifestSet {
+    pub root: PathBuf,
+    /// Class names by index.
+    pub classes: Vec<String>,
+    /// (file name, rows) in split order.
+    pub manifests: Vec<(String, Vec<ManifestRow>)>,
+    /// `split.json` of the folder, when there is one.
+    pub record: Option<SplitRecord>,
+    /// True when `target` was a folder (all its manifests are read).
+    pub whole_folder: bool,
+}
+
+/// Opens a manifest folder (as `maskforge split --out` writes it) or one
+/// manifest file. The dataset root is `root` if given, else the one recorded
+/// in `split.json` beside the manifests; classes come from `classes.csv`
+/// beside them, else `split.json`, else the rows themselves.
+pub fn open_manifests(target: &Path, root: Option<&Path>) -> Result<ManifestSet, SplitError> {
+    let meta = std::fs::metadata(target).map_err(SplitError::io(target))?;
+    let whole_folder = meta.is_dir();
+    let dir = if whole_folder {
+        target.to_path_buf()
+    } else {
+        target.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    };
+    let record_path = dir.join(SPLIT_JSON);
+    let record = if record_path.is_file() { Some(SplitRecord::read(&record_path)?) } else { None };
+
+    let files: Vec<PathBuf> = if !whole_folder {
+        vec![target.to_path_buf()]
+    } else if let Some(r) = &record {
+        r.manifests.iter().map(|m| dir.join(&m.file)).collect()
+    } else {
+        Split::ALL.iter().map(|s| dir.join(s.manifest_name())).filter(|p| p.is_file()).collect()
+    };
+    if files.is_empty() {
+        return Err(SplitError::Manifest {
+            path: dir,
+            message: "no split.json and no train.csv/val.csv/test.csv here".into(),
+        });
+    }
+    let mut manifests = Vec::new();
+    for f in &files {
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        manifests.push((name, read_manifest(f)?));
+    }
+
+    let root = match (root, &record) {
+        (Some(r), _) => r.to_path_buf(),
+        (None, Some(rec)) => PathBuf::from(&rec.dataset_root),
+        (None, None) => {
+            return Err(SplitError::Manifest {
+                path: record_path,
+                message: "missing, so the dataset root is unknown: pass --root".into(),
+            })
+        }
+    };
+    let classes_path = dir.join(CLASSES_CSV);
+    let classes = if classes_path.is_file() {
+        read_classes(&classes_path)?.into_iter().map(|c| c.name).collect()
+    } else if let Some(rec) = &record {
+        rec.classes.clone()
+    } else {
+        classes_from_rows(&manifests)
+    };
+    Ok(ManifestSet { root, classes, manifests, record, whole_folder })
+}
+
+fn classes_from_rows(manifests: &[(String, Vec<ManifestRow>)]) -> Vec<String> {
+    let mut by_index: BTreeMap<usize, &str> = BTreeMap::new();
+    for (_, rows) in manifests {
+        for r in rows {
+            by_index.entry(r.class_index).or_insert(&r.class);
+        }
+    }
+    let n = by_index.keys().next_back().map(|&i| i + 1).unwrap_or(0);
+    (0..n).map(|i| by_index.get(&i).map(|s| s.to_string()).unwrap_or_else(|| format!("class{i}"))).collect()
+}
+
+/// A manifest path that stays inside the root (no `..`, not absolute).
+fn is_safe_relative(rel: &str) -> bool {
+    !rel.is_empty() && Path::new(rel).components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// One problem `verify` found.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Mismatch {
+    /// The manifest file (or `split.json` for whole-set problems).
+    pub manifest: String,
+    pub path: String,
+    pub problem: String,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct VerifyOptions {
+    pub decode: bool,
+    pub limits: LoadLimits,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions { decode: true, limits: LoadLimits::default() }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct VerifyReport {
+    /// (manifest, rows checked, rows with a hash).
+    pub checked: Vec<(String, usize, usize)>,
+    /// Sorted by manifest and path.
+    pub mismatches: Vec<Mismatch>,
+}
+
+impl VerifyReport {
+    pub fn ok(&self) -> bool {
+        self.mismatches.is_empty()
+    }
+}
+
+/// Checks every listed file (exists, same size, decodes, hash matches, class
+/// consistent with the path and `classes.csv`), that no file or group is in
+/// two manifests, and that the set still matches `split.json`'s fingerprint.
+pub fn verify(set: &ManifestSet, options: &VerifyOptions, progress: &(dyn Fn() + Sync)) -> VerifyReport {
+    let mut report = VerifyReport::default();
+    let mut mismatches = Vec::new();
+    for (name, rows) in &set.manifests {
+        let hashed = rows.iter().filter(|r| r.sha256.is_some()).count();
+        report.checked.push((name.clone(), rows.len(), hashed));
+        let found: Vec<Vec<String>> = rows
+            .par_iter()
+            .map(|row| {
+                let problems = check_row(set, row, options);
+                progress();
+                problems
+            })
+            .collect();
+        for (row, problems) in rows.iter().zip(found) {
+            mismatches.extend(problems.into_iter().map(|problem| Mismatch { manifest: name.clone(), path: row.path.clone(), problem }));
+        }
+    }
+
+    // The same file or group on two sides is the leak a split must not have.
+    let mut first_path: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut first_group: BTreeMap<&str, &str> = BTreeMap::new();
+    for (name, rows) in &set.manifests {
+        for r in rows {
+            if let Some(other) = first_path.insert(&r.path, name) {
+                if other != name {
+                    mismatches.push(Mismatch { manifest: name.clone(), path: r.path.clone(), problem: format!("also listed in {other}") });
+                }
+            }
+            match first_group.get(r.group.as_str()) {
+                Some(&other) if other != name => mismatches.push(Mismatch {
+                    manifest: name.clone(),
+                    path: r.path.clone(),
+                    problem: format!("group {:?} also in {other}", r.group),
+                }),
+                Some(_) => {}
+                None => {
+                    first_group.insert(&r.group, name);
+                }
+            }
+        }
+    }
+
+    if let (Some(rec), true) = (&set.record, set.whole_folder) {
+        let mut all: Vec<&ManifestRow> = set.manifests.iter().flat_map(|(_, rows)| rows.iter()).collect();
+        all.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut h = Sha256::new();
+        for r in all {
+            h.update(format!("{}\t{}\n", r.path, r.bytes).as_bytes());
+        }
+        let fingerprint = format!("sha256:{}", hex(&h.finalize()));
+        if fingerprint != rec.input.fingerprint {
+            mismatches.push(Mismatch {
+                manifest: SPLIT_JSON.into(),
+                path: String::new(),
+                problem: format!(
+                    "manifests do not match the recorded input fingerprint {} (edited, or from another run): {fingerprint}",
+                    rec.input.fingerprint
+                ),
+            });
+        }
+    }
+    mismatches.sort();
+    report.mismatches = mismatches;
+    report
+}
+
+fn check_row(set: &ManifestSet, row: &ManifestRow, options: &VerifyOptions) -> Vec<String> {
+    let mut problems = Vec::new();
+    if set.classes.get(row.class_index) != Some(&row.class) {
+        problems.push(format!("class {:?} with index {} disagrees with classes.csv", row.class, row.class_index));
+    }
+    if row.path.split('/').next() != Some(row.class.as_str()) {
+        problems.push(format!("class {:?} but the file is not in that class folder", row.class));
+    }
+    if !is_safe_relative(&row.path) {
+        problems.push("path is not relative to the dataset root".into());
+        return problems;
+    }
+    let path = set.root.join(&row.path);
+    let need_bytes = options.decode || row.sha256.is_some();
+    if !need_bytes {
+        match std::fs::metadata(&path) {
+            Ok(m) if m.len() != row.bytes => problems.push(format!("size changed: listed {} bytes, file has {}", row.bytes, m.len())),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => problems.push("missing".into()),
+            Err(e) => problems.push(format!("cannot read: {e}")),
+        }
+        return problems;
+    }
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            problems.push("missing".into());
+            return problems;
+        }
+        Err(e) => {
+            problems.push(format!("cannot read: {e}"));
+            return problems;
+        }
+    };
+    if data.len() as u64 != row.bytes {
+        problems.push(format!("size changed: listed {} bytes, file has {}", row.bytes, data.len()));
+    }
+    if let Some(expected) = &row.sha256 {
+        let actual = hex(&Sha256::digest(&data));
+        if &actual != expected {
+            problems.push(format!("sha256 mismatch: listed {expected}, file has {actual}"));
+        }
+    }
+    if options.decode {
+        if let Err(reason) = load_complete(&path, &data, options.limits) {
+            problems.push(format!("does not decode: {reason}"));
+        }
+    }
+    problems
+}
+
+/// Statistics of the images one manifest lists (decoded, EXIF-upright,
+/// optionally resized). Files that fail to load are left out and returned.
+pub fn manifest_stats(
+    set: &ManifestSet,
+    manifest_index: usize,
+    stats_size: Option<u32>,
+    limits: LoadLimits,
+    progress: &(dyn Fn() + Sync),
+) -> (Stats, Vec<Failure>) {
+    let (name, rows) = &set.manifests[manifest_index];
+    let results: Vec<Result<ChannelSums, Failure>> = rows
+        .par_iter()
+        .map(|row| {
+            let result = if is_safe_relative(&row.path) {
+                let path = set.root.join(&row.path);
+                std::fs::read(&path)
+                    .map_err(|e| format!("cannot read file: {e}"))
+                    .and_then(|data| load_complete(&path, &data, limits))
+                    .map(|img| stats_sums(&img, stats_size))
+                    .map_err(|reason| Failure::new(row.path.clone(), reason))
+            } else {
+                Err(Failure::new(row.path.clone(), "path is not relative to the dataset root"))
+            };
+            progress();
+            result
+        })
+        .collect();
+    let mut total = ChannelSums::default();
+    let mut counts = vec![0u64; set.classes.len()];
+    let mut failures = Vec::new();
+    for (row, r) in rows.iter().zip(results) {
+        match r {
+            Ok(s) => {
+                total.add(&s);
+                if row.class_index >= counts.len() {
+                    counts.resize(row.class_index + 1, 0);
+                }
+                counts[row.class_index] += 1;
+            }
+            Err(f) => failures.push(f),
+        }
+    }
+    let mut names = set.classes.clone();
+    while names.len() < counts.len() {
+        names.push(format!("class{}", names.len()));
+    }
+    (Stats::new(name, &total, failures.len() as u64, stats_size, &names, &counts), failures)
+}

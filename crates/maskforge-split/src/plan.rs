@@ -1,0 +1,445 @@
+//! `maskforge split`: from a tree to manifests, in two steps. [`plan_split`]
+//! reads and decides everything and can fail without side effects;
+//! [`write_split`] only writes what the plan holds.
+
+use crate::assign::{assign_groups, GroupCounts, Method, Ratios, Split};
+use crate::classes::discover_classes;
+use crate::group::GroupBy;
+use crate::manifest::{write_classes, write_manifest, ClassInfo, ManifestRow};
+use crate::scan::{hex, scan_images, ScanOptions};
+use crate::stats::{ChannelSums, Stats};
+use crate::{EmptyClass, SplitError, TOOL_VERSION};
+use maskforge_imageio::{relative_string, walk_images, write_atomic, write_failures_csv, Failure};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+/// The seed used when none is given; printed and recorded in `split.json`.
+pub const DEFAULT_SEED: u64 = 20_240_601;
+
+pub const SPLIT_JSON: &str = "split.json";
+pub const CLASSES_CSV: &str = "classes.csv";
+pub const STATS_JSON: &str = "stats.json";
+pub const FAILURES_CSV: &str = "failures.csv";
+
+/// Everything that decides a split.
+#[derive(Clone, Debug)]
+pub struct SplitOptions {
+    pub ratios: Ratios,
+    pub seed: u64,
+    pub method: Method,
+    pub group_by: GroupBy,
+    pub scan: ScanOptions,
+}
+
+impl Default for SplitOptions {
+    fn default() -> Self {
+        SplitOptions {
+            ratios: Ratios { val: 0.2, test: 0.0 },
+            seed: DEFAULT_SEED,
+            method: Method::Exact,
+            group_by: GroupBy::Auto,
+            scan: ScanOptions::default(),
+        }
+    }
+}
+
+/// How the group keys were found (for the report).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GroupingSummary {
+    pub groups: usize,
+    pub annotated: usize,
+    pub originals_joined: usize,
+    pub unannotated: usize,
+}
+
+/// A decided split, not yet written.
+#[derive(Clone, Debug)]
+pub struct SplitPlan {
+    /// Canonical absolute dataset root.
+    pub root: PathBuf,
+    /// The options, with `group_by` resolved (never `Auto`).
+    pub options: SplitOptions,
+    pub classes: Vec<ClassInfo>,
+    /// Rows of train, val and test (indexed by [`Split::index`]), sorted by path.
+    pub rows: [Vec<ManifestRow>; 3],
+    /// Skipped files with reasons, sorted by path.
+    pub failures: Vec<Failure>,
+    pub grouping: GroupingSummary,
+    /// Image files directly in ROOT (not in a class folder), ignored as
+    /// ImageFolder ignores them.
+    pub outside_classes: usize,
+    /// Pixel sums of the train images (when decoding).
+    pub train_sums: Option<ChannelSums>,
+    /// SHA-256 over the sorted `path\tbytes` lines of all accepted images.
+    pub fingerprint: String,
+}
+
+/// Scans, groups and assigns. Nothing is written; every error about the
+/// input (ratios, no classes, empty class, missing annotations, a regex that
+/// matches nothing) comes from here. Runs on the current rayon pool.
+pub fn plan_split(root: &Path, options: &SplitOptions, progress: &(dyn Fn() + Sync)) -> Result<SplitPlan, SplitError> {
+    Ratios::new(options.ratios.val, options.ratios.test)?;
+    if !std::fs::metadata(root).map_err(SplitError::io(root))?.is_dir() {
+        return Err(SplitError::RootNotDir(root.to_path_buf()));
+    }
+    let root = std::fs::canonicalize(root).map_err(SplitError::io(root))?;
+    let group_by = options.group_by.resolve(&root);
+    group_by.precheck(&root)?;
+    let class_names = discover_classes(&root)?;
+    let class_index: BTreeMap<&str, usize> = class_names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+
+    let walk = walk_images(&root);
+    let mut failures = walk.failures;
+    let mut outside_classes = 0;
+    // (full path, relative path), class index — in walk order (sorted by relative path).
+    let mut files: Vec<(PathBuf, String)> = Vec::with_capacity(walk.images.len());
+    let mut file_class: Vec<usize> = Vec::with_capacity(walk.images.len());
+    for path in walk.images {
+        let rel = relative_string(&root, &path);
+        match rel.split_once('/').and_then(|(class, _)| class_index.get(class)) {
+            Some(&c) => {
+                files.push((path, rel));
+                file_class.push(c);
+            }
+            None => outside_classes += 1,
+        }
+    }
+    let rels: Vec<String> = files.iter().map(|(_, r)| r.clone()).collect();
+    let grouping = group_by.keys(&root, &rels)?;
+
+    let scanned = scan_images(&files, &options.scan, progress);
+
+    struct Accepted {
+        rel: String,
+        class: usize,
+        key: String,
+        bytes: u64,
+        sha256: Option<String>,
+        sums: Option<ChannelSums>,
+    }
+    let mut accepted: Vec<Accepted> = Vec::with_capacity(scanned.len());
+    let mut skipped_per_class = vec![0usize; class_names.len()];
+    for (((result, rel), class), key) in scanned.into_iter().zip(rels).zip(file_class).zip(grouping.keys) {
+        match result {
+            Ok(img) => accepted.push(Accepted { rel, class, key, bytes: img.bytes, sha256: img.sha256, sums: img.sums }),
+            Err(f) => {
+                skipped_per_class[class] += 1;
+                failures.push(f);
+            }
+        }
+    }
+    failures.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| a.reason.cmp(&b.reason)));
+
+    let mut count_per_class = vec![0u64; class_names.len()];
+    for a in &accepted {
+        count_per_class[a.class] += 1;
+    }
+    let empty: Vec<EmptyClass> = class_names
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| count_per_class[i] == 0)
+        .map(|(i, name)| EmptyClass { name: name.clone(), skipped: skipped_per_class[i] })
+        .collect();
+    if !empty.is_empty() {
+        return Err(SplitError::EmptyClasses(empty));
+    }
+
+    // Groups in key order, so the assignment sees the same sequence whatever
+    // the listing order or thread count.
+    let mut groups: BTreeMap<&str, BTreeMap<usize, u64>> = BTreeMap::new();
+    for a in &accepted {
+        *groups.entry(a.key.as_str()).or_default().entry(a.class).or_default() += 1;
+    }
+    let group_list: Vec<GroupCounts> = groups
+        .iter()
+        .map(|(k, per)| GroupCounts { key: k.to_string(), per_class: per.iter().map(|(&c, &n)| (c, n)).collect() })
+        .collect();
+    let assignment = assign_groups(&group_list, class_names.len(), options.ratios, options.method, options.seed);
+    let split_of: BTreeMap<&str, Split> = group_list.iter().map(|g| g.key.as_str()).zip(assignment).collect();
+
+    let mut rows: [Vec<ManifestRow>; 3] = Default::default();
+    let mut train_sums = options.scan.decode.then(ChannelSums::default);
+    let mut fingerprint = Sha256::new();
+    for a in accepted {
+        fingerprint.update(format!("{}\t{}\n", a.rel, a.bytes).as_bytes());
+        let split = split_of.get(a.key.as_str()).copied().unwrap_or(Split::Train);
+        if split == Split::Train {
+            if let (Some(total), Some(s)) = (train_sums.as_mut(), a.sums.as_ref()) {
+                total.add(s);
+            }
+        }
+        rows[split.index()].push(ManifestRow {
+            path: a.rel,
+            class_index: a.class,
+            class: class_names[a.class].clone(),
+            group: a.key,
+            bytes: a.bytes,
+            sha256: a.sha256,
+        });
+    }
+    for r in rows.iter_mut() {
+        r.sort();
+    }
+    let classes = class_names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| ClassInfo { index: i, name: name.clone(), count: count_per_class[i] })
+        .collect();
+    Ok(SplitPlan {
+        root,
+        options: SplitOptions { group_by, ..options.clone() },
+        classes,
+        rows,
+        failures,
+        grouping: GroupingSummary {
+            groups: split_of.len(),
+            annotated: grouping.annotated,
+            originals_joined: grouping.originals_joined,
+            unannotated: grouping.unannotated,
+        },
+        outside_classes,
+        train_sums,
+        fingerprint: format!("sha256:{}", hex(&fingerprint.finalize())),
+    })
+}
+
+impl SplitPlan {
+    /// The splits written (test only when a test ratio was given).
+    pub fn splits(&self) -> Vec<Split> {
+        self.options.ratios.splits()
+    }
+
+    /// Images per class (rows) and split (columns, by [`Split::index`]).
+    pub fn counts(&self) -> Vec<[u64; 3]> {
+        let mut counts = vec![[0u64; 3]; self.classes.len()];
+        for s in Split::ALL {
+            for r in &self.rows[s.index()] {
+                counts[r.class_index][s.index()] += 1;
+            }
+        }
+        counts
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.rows.iter().map(Vec::len).sum()
+    }
+
+    /// `stats.json` of the train split (when images were decoded).
+    pub fn train_stats(&self) -> Option<Stats> {
+        let sums = self.train_sums.as_ref()?;
+        let names: Vec<String> = self.classes.iter().map(|c| c.name.clone()).collect();
+        let counts: Vec<u64> = self.counts().iter().map(|c| c[Split::Train.index()]).collect();
+        Some(Stats::new(&Split::Train.manifest_name(), sums, 0, self.options.scan.stats_size, &names, &counts))
+    }
+
+    /// Problems worth a warning: splits without any image of some class.
+    pub fn warnings(&self) -> Vec<String> {
+        let counts = self.counts();
+        let mut out = Vec::new();
+        for s in self.splits() {
+            let missing: Vec<&str> = self
+                .classes
+                .iter()
+                .filter(|c| counts[c.index][s.index()] == 0)
+                .map(|c| c.name.as_str())
+                .collect();
+            if !missing.is_empty() {
+                out.push(format!(
+                    "{s} has no image of class(es) {} (too few groups); its ImageFolder needs allow_empty=True",
+                    missing.join(", ")
+                ));
+            }
+        }
+        out
+    }
+
+    /// The content of `split.json`.
+    pub fn record(&self, materialized: Option<MaterializedRecord>) -> SplitRecord {
+        let o = &self.options;
+        let splits = self.splits();
+        SplitRecord {
+            tool: "maskforge split".into(),
+            version: TOOL_VERSION.into(),
+            dataset_root: self.root.to_string_lossy().into_owned(),
+            seed: o.seed,
+            arguments: SplitArguments {
+                val: o.ratios.val,
+                test: o.ratios.test,
+                seed: o.seed,
+                method: o.method,
+                group_by: o.group_by.to_string(),
+                hash: o.scan.hash,
+                decode: o.scan.decode,
+                stats_size: o.scan.stats_size,
+                max_pixels: o.scan.limits.max_pixels,
+            },
+            input: InputRecord {
+                images: self.accepted() as u64,
+                skipped: self.failures.len() as u64,
+                outside_classes: self.outside_classes as u64,
+                groups: self.grouping.groups as u64,
+                fingerprint: self.fingerprint.clone(),
+            },
+            classes: self.classes.iter().map(|c| c.name.clone()).collect(),
+            manifests: splits
+                .iter()
+                .map(|s| ManifestRecord {
+                    split: *s,
+                    file: s.manifest_name(),
+                    images: self.rows[s.index()].len() as u64,
+                })
+                .collect(),
+            stats: self.train_sums.is_some().then(|| STATS_JSON.to_string()),
+            failures: FAILURES_CSV.into(),
+            materialized,
+        }
+    }
+}
+
+/// `split.json`: how a split was made, for humans and for `verify`/training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SplitRecord {
+    pub tool: String,
+    pub version: String,
+    /// Absolute dataset root; manifest paths are relative to it.
+    pub dataset_root: String,
+    pub seed: u64,
+    pub arguments: SplitArguments,
+    pub input: InputRecord,
+    /// Class names by index.
+    pub classes: Vec<String>,
+    pub manifests: Vec<ManifestRecord>,
+    pub stats: Option<String>,
+    pub failures: String,
+    pub materialized: Option<MaterializedRecord>,
+}
+
+/// The options that shaped the output (`--jobs` is left out: it never does).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SplitArguments {
+    pub val: f64,
+    pub test: f64,
+    pub seed: u64,
+    pub method: Method,
+    pub group_by: String,
+    pub hash: bool,
+    pub decode: bool,
+    pub stats_size: Option<u32>,
+    pub max_pixels: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputRecord {
+    pub images: u64,
+    pub skipped: u64,
+    pub outside_classes: u64,
+    pub groups: u64,
+    pub fingerprint: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManifestRecord {
+    pub split: Split,
+    pub file: String,
+    pub images: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MaterializedRecord {
+    pub dir: String,
+    pub mode: String,
+}
+
+impl SplitRecord {
+    pub fn read(path: &Path) -> Result<SplitRecord, SplitError> {
+        let text = std::fs::read_to_string(path).map_err(SplitError::io(path))?;
+        serde_json::from_str(&text).map_err(|e| SplitError::Manifest { path: path.to_path_buf(), message: e.to_string() })
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
+        s.push('\n');
+        s
+    }
+}
+
+/// Refuses an output folder inside the dataset root (it would become a class
+/// folder on the next run). Call before anything is written.
+pub fn check_output_dir(root: &Path, out: &Path) -> Result<(), SplitError> {
+    let root_abs = std::fs::canonicalize(root).map_err(SplitError::io(root))?;
+    let out_abs = resolve_existing_prefix(out).map_err(SplitError::io(out))?;
+    if out_abs.starts_with(&root_abs) {
+        return Err(SplitError::OutputInsideRoot { out: out.to_path_buf(), root: root.to_path_buf() });
+    }
+    Ok(())
+}
+
+/// Absolute form of a path that may not exist yet: its longest existing
+/// prefix canonicalised (symlinks resolved), the rest appended.
+pub(crate) fn resolve_existing_prefix(path: &Path) -> std::io::Result<PathBuf> {
+    let abs = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
+    let mut existing = abs.as_path();
+    let mut rest: Vec<Component> = Vec::new();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(existing) {
+            let mut out = c;
+            for comp in rest.iter().rev() {
+                match comp {
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    Component::CurDir => {}
+                    other => out.push(other.as_os_str()),
+                }
+            }
+            return Ok(out);
+        }
+        match (existing.parent(), existing.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last);
+                existing = parent;
+            }
+            _ => return Ok(abs),
+        }
+    }
+}
+
+/// Writes the manifests, `classes.csv`, `failures.csv`, `stats.json` and last
+/// `split.json`, each atomically. A `test.csv` left by an earlier three-way
+/// split in the same folder is removed so the folder never mixes two runs.
+pub fn write_split(plan: &SplitPlan, out: &Path, materialized: Option<MaterializedRecord>) -> Result<Vec<PathBuf>, SplitError> {
+    std::fs::create_dir_all(out).map_err(SplitError::io(out))?;
+    let mut written = Vec::new();
+    for s in plan.splits() {
+        let path = out.join(s.manifest_name());
+        write_manifest(&path, &plan.rows[s.index()], plan.options.scan.hash)?;
+        written.push(path);
+    }
+    for s in Split::ALL {
+        let stale = out.join(s.manifest_name());
+        if !plan.splits().contains(&s) && stale.is_file() {
+            std::fs::remove_file(&stale).map_err(SplitError::io(&stale))?;
+        }
+    }
+    let path = out.join(CLASSES_CSV);
+    write_classes(&path, &plan.classes)?;
+    written.push(path);
+    let path = out.join(FAILURES_CSV);
+    write_failures_csv(&path, &plan.failures).map_err(SplitError::io(&path))?;
+    written.push(path);
+    let stats_path = out.join(STATS_JSON);
+    match plan.train_stats() {
+        Some(stats) => {
+            write_atomic(&stats_path, stats.to_json().as_bytes()).map_err(SplitError::io(&stats_path))?;
+            written.push(stats_path);
+        }
+        None if stats_path.is_file() => std::fs::remove_file(&stats_path).map_err(SplitError::io(&stats_path))?,
+        None => {}
+    }
+    let path = out.join(SPLIT_JSON);
+    write_atomic(&path, plan.record(materialized).to_json().as_bytes()).map_err(SplitError::io(&path))?;
+    written.push(path);
+    Ok(written)
+}

@@ -1,0 +1,212 @@
+//! The per-image pass: size, optional SHA-256, and a full decode that both
+//! proves the file is usable and yields its pixel sums, so the statistics
+//! never decode an image a second time.
+
+use crate::stats::{stats_sums, ChannelSums};
+use image::RgbImage;
+use maskforge_imageio::{load_rgb_from_bytes, Failure, LoadLimits};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// What the pass does per image.
+#[derive(Clone, Copy, Debug)]
+pub struct ScanOptions {
+    /// Decode every image (and compute its pixel sums). Off only for
+    /// benchmarking the listing and splitting alone: corrupt files then go
+    /// undetected.
+    pub decode: bool,
+    /// Compute each file's SHA-256.
+    pub hash: bool,
+    /// Resize to this square size before summing pixels.
+    pub stats_size: Option<u32>,
+    pub limits: LoadLimits,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions { decode: true, hash: false, stats_size: None, limits: LoadLimits::default() }
+    }
+}
+
+/// A file that passed the scan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScannedImage {
+    pub bytes: u64,
+    pub sha256: Option<String>,
+    /// Present when decoded.
+    pub sums: Option<ChannelSums>,
+}
+
+/// Scans `files` (full path, path relative to the root used in reports) on
+/// the current rayon pool. Results keep the input order, so everything
+/// downstream is independent of the thread count. `progress` is called once
+/// per file, from any thread.
+pub fn scan_images(
+    files: &[(PathBuf, String)],
+    options: &ScanOptions,
+    progress: &(dyn Fn() + Sync),
+) -> Vec<Result<ScannedImage, Failure>> {
+    files
+        .par_iter()
+        .map(|(path, rel)| {
+            let result = scan_one(path, options).map_err(|reason| Failure::new(rel.clone(), reason));
+            progress();
+            result
+        })
+        .collect()
+}
+
+fn scan_one(path: &Path, options: &ScanOptions) -> Result<ScannedImage, String> {
+    if !options.decode && !options.hash {
+        let meta = std::fs::metadata(path).map_err(|e| format!("cannot read file: {e}"))?;
+        return Ok(ScannedImage { bytes: meta.len(), sha256: None, sums: None });
+    }
+    let data = std::fs::read(path).map_err(|e| format!("cannot read file: {e}"))?;
+    let sha256 = options.hash.then(|| hex(&Sha256::digest(&data)));
+    let sums = if options.decode {
+        let img = load_complete(path, &data, options.limits)?;
+        Some(stats_sums(&img, options.stats_size))
+    } else {
+        None
+    };
+    Ok(ScannedImage { bytes: data.len() as u64, sha256, sums })
+}
+
+/// Decodes like [`load_rgb_from_bytes`] but also refuses a JPEG whose data
+/// ends before its end-of-image marker. The JPEG decoder fills a cut-off
+/// image with grey and reports success; PIL (and so a PyTorch data loader)
+/// raises "image file is truncated" on the same file, so it must not reach a
+/// manifest. Errors are one-line reasons without the path.
+pub fn load_complete(path: &Path, data: &[u8], limits: LoadLimits) -> Result<RgbImage, String> {
+    if let Some(reason) = jpeg_truncation(data) {
+        return Err(reason);
+    }
+    load_rgb_from_bytes(path, data, limits).map_err(|e| e.reason())
+}
+
+/// Walks a JPEG's marker segments and entropy-coded scans; `Some(reason)`
+/// when the data runs out before the EOI marker. Anything it does not
+/// understand is left to the decoder (`None`), so it can only ever reject
+/// files that really are cut short.
+pub fn jpeg_truncation(data: &[u8]) -> Option<String> {
+    if !data.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return None;
+    }
+    let truncated = || Some("truncated JPEG: the data ends before the end-of-image marker".to_string());
+    let mut i = 2;
+    loop {
+        if i >= data.len() {
+            return truncated();
+        }
+        if data[i] != 0xFF {
+            return None;
+        }
+        // Fill bytes: any number of 0xFF may precede a marker code.
+        while i < data.len() && data[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&marker) = data.get(i) else { return truncated() };
+        i += 1;
+        match marker {
+            0xD9 => return None,
+            0x01 | 0xD0..=0xD7 => continue,
+            0x00 => return None,
+            _ => {}
+        }
+        let (Some(&hi), Some(&lo)) = (data.get(i), data.get(i + 1)) else { return truncated() };
+        let len = u16::from_be_bytes([hi, lo]) as usize;
+        if len < 2 {
+            return None;
+        }
+        i += len;
+        if marker != 0xDA {
+            continue;
+        }
+        // Entropy-coded data: 0xFF 0x00 is a stuffed byte and 0xFF 0xD0–D7 a
+        // restart marker; any other 0xFF pair starts the next marker.
+        loop {
+            let Some(off) = data.get(i..).and_then(|rest| rest.iter().position(|&b| b == 0xFF)) else {
+                return truncated();
+            };
+            i += off;
+            match data.get(i + 1) {
+                None => return truncated(),
+                Some(0x00) | Some(0xD0..=0xD7) => i += 2,
+                Some(_) => break,
+            }
+        }
+    }
+}
+
+/// Lower-case hexadecimal.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// SHA-256 of a file, in hex.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut file, &mut h)?;
+    Ok(hex(&h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_and_sha256() {
+        assert_eq!(hex(&[0, 15, 16, 255]), "000f10ff");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("abc");
+        std::fs::write(&p, b"abc").unwrap();
+        assert_eq!(sha256_file(&p).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn cut_jpegs_are_refused_whole_ones_and_trailing_data_accepted() {
+        let img = RgbImage::from_fn(40, 30, |x, y| image::Rgb([(x * 6) as u8, (y * 8) as u8, ((x ^ y) * 5) as u8]));
+        let full = maskforge_imageio::encode_image(&img, Path::new("a.jpg"), 90).unwrap();
+        assert_eq!(jpeg_truncation(&full), None);
+        let mut trailing = full.clone();
+        trailing.extend_from_slice(b"\xFF\xDAvendor junk after EOI");
+        assert_eq!(jpeg_truncation(&trailing), None);
+        for keep in [3, 20, full.len() / 3, full.len() / 2, full.len() - 2, full.len() - 1] {
+            assert!(jpeg_truncation(&full[..keep]).is_some(), "cut at {keep} of {}", full.len());
+            assert!(load_complete(Path::new("a.jpg"), &full[..keep], LoadLimits::default()).is_err());
+        }
+        assert_eq!(jpeg_truncation(b"\x89PNG"), None);
+    }
+
+    #[test]
+    fn failures_carry_the_relative_path_and_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("e.jpg");
+        std::fs::write(&empty, b"").unwrap();
+        let text = dir.path().join("t.png");
+        std::fs::write(&text, b"hello").unwrap();
+        let files = vec![
+            (empty, "c/e.jpg".to_string()),
+            (text, "c/t.png".to_string()),
+            (dir.path().join("gone.jpg"), "c/gone.jpg".to_string()),
+        ];
+        let out = scan_images(&files, &ScanOptions::default(), &|| {});
+        let reasons: Vec<Failure> = out.into_iter().map(|r| r.unwrap_err()).collect();
+        assert_eq!(reasons[0], Failure::new("c/e.jpg", "empty file (0 bytes)"));
+        assert_eq!(reasons[1], Failure::new("c/t.png", "not a recognised image format"));
+        assert!(reasons[2].reason.starts_with("cannot read file"), "{:?}", reasons[2]);
+        // Without decoding only existence is checked.
+        let fast = ScanOptions { decode: false, ..ScanOptions::default() };
+        let out = scan_images(&files, &fast, &|| {});
+        assert_eq!(out[0], Ok(ScannedImage { bytes: 0, sha256: None, sums: None }));
+        assert!(out[2].is_err());
+    }
+}
