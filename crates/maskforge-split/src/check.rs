@@ -5,7 +5,7 @@ use crate::manifest::{read_classes, read_manifest, ManifestRow};
 use crate::plan::{SplitRecord, CLASSES_CSV, SPLIT_JSON};
 use crate::scan::{hex, load_complete};
 use crate::stats::{stats_sums, ChannelSums, Stats};
-use crate::SplitError;
+use crate::{Progress, SplitError};
 use maskforge_imageio::{Failure, LoadLimits};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -135,9 +135,10 @@ impl VerifyReport {
 /// Checks every listed file (exists, same size, decodes, hash matches, class
 /// consistent with the path and `classes.csv`), that no file or group is in
 /// two manifests, and that the set still matches `split.json`'s fingerprint.
-pub fn verify(set: &ManifestSet, options: &VerifyOptions, progress: &(dyn Fn() + Sync)) -> VerifyReport {
+pub fn verify(set: &ManifestSet, options: &VerifyOptions, progress: &dyn Progress) -> VerifyReport {
     let mut report = VerifyReport::default();
     let mut mismatches = Vec::new();
+    progress.start(set.manifests.iter().map(|(_, rows)| rows.len() as u64).sum());
     for (name, rows) in &set.manifests {
         let hashed = rows.iter().filter(|r| r.sha256.is_some()).count();
         report.checked.push((name.clone(), rows.len(), hashed));
@@ -145,7 +146,7 @@ pub fn verify(set: &ManifestSet, options: &VerifyOptions, progress: &(dyn Fn() +
             .par_iter()
             .map(|row| {
                 let problems = check_row(set, row, options);
-                progress();
+                progress.advance();
                 problems
             })
             .collect();
@@ -260,9 +261,10 @@ pub fn manifest_stats(
     manifest_index: usize,
     stats_size: Option<u32>,
     limits: LoadLimits,
-    progress: &(dyn Fn() + Sync),
+    progress: &dyn Progress,
 ) -> (Stats, Vec<Failure>) {
     let (name, rows) = &set.manifests[manifest_index];
+    progress.start(rows.len() as u64);
     let results: Vec<Result<ChannelSums, Failure>> = rows
         .par_iter()
         .map(|row| {
@@ -276,7 +278,7 @@ pub fn manifest_stats(
             } else {
                 Err(Failure::new(row.path.clone(), "path is not relative to the dataset root"))
             };
-            progress();
+            progress.advance();
             result
         })
         .collect();

@@ -33,6 +33,17 @@ pub use plan::{check_output_dir, plan_split, write_split, MaterializedRecord, Sp
 pub use scan::ScanOptions;
 pub use stats::{ChannelSums, Stats};
 
+/// Progress reports from the slow, parallel passes (one call per file, from
+/// any thread). `()` reports nothing.
+pub trait Progress: Sync {
+    /// The number of files the pass is about to process.
+    fn start(&self, _total: u64) {}
+    /// One more file done.
+    fn advance(&self) {}
+}
+
+impl Progress for () {}
+
 /// Version recorded in `split.json`.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 

@@ -8,7 +8,7 @@ use crate::group::GroupBy;
 use crate::manifest::{write_classes, write_manifest, ClassInfo, ManifestRow};
 use crate::scan::{hex, scan_images, ScanOptions};
 use crate::stats::{ChannelSums, Stats};
-use crate::{EmptyClass, SplitError, TOOL_VERSION};
+use crate::{EmptyClass, Progress, SplitError, TOOL_VERSION};
 use maskforge_imageio::{relative_string, walk_images, write_atomic, write_failures_csv, Failure};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -79,7 +79,7 @@ pub struct SplitPlan {
 /// Scans, groups and assigns. Nothing is written; every error about the
 /// input (ratios, no classes, empty class, missing annotations, a regex that
 /// matches nothing) comes from here. Runs on the current rayon pool.
-pub fn plan_split(root: &Path, options: &SplitOptions, progress: &(dyn Fn() + Sync)) -> Result<SplitPlan, SplitError> {
+pub fn plan_split(root: &Path, options: &SplitOptions, progress: &dyn Progress) -> Result<SplitPlan, SplitError> {
     Ratios::new(options.ratios.val, options.ratios.test)?;
     if !std::fs::metadata(root).map_err(SplitError::io(root))?.is_dir() {
         return Err(SplitError::RootNotDir(root.to_path_buf()));

@@ -3,6 +3,7 @@
 //! never decode an image a second time.
 
 use crate::stats::{stats_sums, ChannelSums};
+use crate::Progress;
 use image::RgbImage;
 use maskforge_imageio::{load_rgb_from_bytes, Failure, LoadLimits};
 use rayon::prelude::*;
@@ -40,18 +41,18 @@ pub struct ScannedImage {
 
 /// Scans `files` (full path, path relative to the root used in reports) on
 /// the current rayon pool. Results keep the input order, so everything
-/// downstream is independent of the thread count. `progress` is called once
-/// per file, from any thread.
+/// downstream is independent of the thread count.
 pub fn scan_images(
     files: &[(PathBuf, String)],
     options: &ScanOptions,
-    progress: &(dyn Fn() + Sync),
+    progress: &dyn Progress,
 ) -> Vec<Result<ScannedImage, Failure>> {
+    progress.start(files.len() as u64);
     files
         .par_iter()
         .map(|(path, rel)| {
             let result = scan_one(path, options).map_err(|reason| Failure::new(rel.clone(), reason));
-            progress();
+            progress.advance();
             result
         })
         .collect()
@@ -198,14 +199,14 @@ mod tests {
             (text, "c/t.png".to_string()),
             (dir.path().join("gone.jpg"), "c/gone.jpg".to_string()),
         ];
-        let out = scan_images(&files, &ScanOptions::default(), &|| {});
+        let out = scan_images(&files, &ScanOptions::default(), &());
         let reasons: Vec<Failure> = out.into_iter().map(|r| r.unwrap_err()).collect();
         assert_eq!(reasons[0], Failure::new("c/e.jpg", "empty file (0 bytes)"));
         assert_eq!(reasons[1], Failure::new("c/t.png", "not a recognised image format"));
         assert!(reasons[2].reason.starts_with("cannot read file"), "{:?}", reasons[2]);
         // Without decoding only existence is checked.
         let fast = ScanOptions { decode: false, ..ScanOptions::default() };
-        let out = scan_images(&files, &fast, &|| {});
+        let out = scan_images(&files, &fast, &());
         assert_eq!(out[0], Ok(ScannedImage { bytes: 0, sha256: None, sums: None }));
         assert!(out[2].is_err());
     }

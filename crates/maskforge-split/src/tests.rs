@@ -62,7 +62,7 @@ fn opts(group_by: &str) -> SplitOptions {
 
 fn plan_with_jobs(root: &Path, options: &SplitOptions, jobs: usize) -> SplitPlan {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build().unwrap();
-    pool.install(|| plan_split(root, options, &|| {})).unwrap()
+    pool.install(|| plan_split(root, options, &())).unwrap()
 }
 
 fn read_dir_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -277,7 +277,7 @@ fn train_statistics_match_an_independent_f64_reference() {
         let out = dir.path().join("out");
         write_split(&plan, &out, None).unwrap();
         let set = open_manifests(&out.join("train.csv"), None).unwrap();
-        let (again, failures) = manifest_stats(&set, 0, size, Default::default(), &|| {});
+        let (again, failures) = manifest_stats(&set, 0, size, Default::default(), &());
         assert!(failures.is_empty());
         assert_eq!(again.to_json(), std::fs::read_to_string(out.join("stats.json")).unwrap());
     }
@@ -289,7 +289,7 @@ fn bad_input_is_an_error_before_anything_is_written() {
     let root = dir.path().join("data");
     write_spec(&root, &dataset_spec(3), None);
     let check = |root: &Path, options: &SplitOptions, expect: &str| {
-        let err = plan_split(root, options, &|| {}).unwrap_err().to_string();
+        let err = plan_split(root, options, &()).unwrap_err().to_string();
         assert!(err.contains(expect), "{err:?} should mention {expect:?}");
     };
     check(&root, &SplitOptions { ratios: Ratios { val: 0.6, test: 0.5 }, ..opts("none") }, "leaves nothing for train");
@@ -393,7 +393,7 @@ fn verify_names_every_mismatch() {
     let out = dir.path().join("manifests");
     write_split(&plan, &out, None).unwrap();
     let set = open_manifests(&out, None).unwrap();
-    let clean = verify(&set, &VerifyOptions::default(), &|| {});
+    let clean = verify(&set, &VerifyOptions::default(), &());
     assert!(clean.ok(), "{:?}", clean.mismatches);
     assert_eq!(clean.checked.iter().map(|c| c.1).sum::<usize>(), plan.accepted());
 
@@ -405,7 +405,7 @@ fn verify_names_every_mismatch() {
     bytes[last / 2] ^= 1; // same size, different content
     std::fs::write(root.join(changed), &bytes).unwrap();
     std::fs::write(root.join(broken), b"garbage").unwrap();
-    let report = verify(&set, &VerifyOptions::default(), &|| {});
+    let report = verify(&set, &VerifyOptions::default(), &());
     let found: Vec<(String, String)> = report.mismatches.iter().map(|m| (m.path.clone(), m.problem.clone())).collect();
     assert!(found.contains(&(gone.clone(), "missing".into())), "{found:?}");
     assert!(found.iter().any(|(p, e)| p == changed && e.starts_with("sha256 mismatch")), "{found:?}");
@@ -419,7 +419,7 @@ fn verify_names_every_mismatch() {
     let leaked = train_csv.lines().nth(4).unwrap();
     std::fs::write(out.join("val.csv"), format!("{val_csv}{leaked}\n")).unwrap();
     let set = open_manifests(&out, None).unwrap();
-    let report = verify(&set, &VerifyOptions::default(), &|| {});
+    let report = verify(&set, &VerifyOptions::default(), &());
     assert!(report.mismatches.iter().any(|m| m.problem == "also listed in train.csv"), "{:?}", report.mismatches);
     assert!(report.mismatches.iter().any(|m| m.manifest == "split.json"), "fingerprint must catch the edit");
 }

@@ -19,6 +19,13 @@ enum Command {
     /// Detect faces and their 68 landmarks in a tree of photos.
     #[cfg(feature = "dlib")]
     Detect(cmd::detect::DetectArgs),
+    /// Split an ImageFolder tree into grouped, stratified train/val[/test] manifests
+    /// with class list and train mean/std; byte-identical on every re-run.
+    Split(cmd::split::SplitArgs),
+    /// Check that every file a split lists exists, decodes and matches its hash.
+    Verify(cmd::split::VerifyArgs),
+    /// Per-channel mean/std and class weights of the images a manifest lists.
+    Stats(cmd::split::StatsArgs),
 }
 
 fn main() {
@@ -26,6 +33,9 @@ fn main() {
     let result = match cli.command {
         #[cfg(feature = "dlib")]
         Command::Detect(args) => cmd::detect::run(args),
+        Command::Split(args) => cmd::split::run_split(args),
+        Command::Verify(args) => cmd::split::run_verify(args),
+        Command::Stats(args) => cmd::split::run_stats(args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

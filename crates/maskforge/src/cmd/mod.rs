@@ -1,2 +1,3 @@
 #[cfg(feature = "dlib")]
 pub mod detect;
+pub mod split;
