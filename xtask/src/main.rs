@@ -6,6 +6,7 @@
 //!   cargo xtask setup                 apt packages, .venv with torch, models, sample photos
 //!   cargo xtask demo                  set-up, then the whole pipeline on the sample photos
 //!   cargo xtask test                  set-up, then every test of the workspace
+//!   cargo xtask build [ARGS]          set-up, then a release build of the binary
 //!   cargo xtask bench <stage>         detect | mask | split | train | all
 //!   cargo xtask convert-weights IN OUT   torchvision .pth state_dict -> .safetensors
 
@@ -30,6 +31,10 @@ fn run() -> Result<()> {
         Some("setup") => setup::setup(&root).map(|_| ()),
         Some("demo") => demo(&root),
         Some("test") => test(&root, &rest),
+        Some("build") => {
+            setup::setup(&root)?;
+            run_cmd(cargo(&root).args(["build", "--release", "-p", "maskforge"]).args(&rest))
+        }
         Some("bench") => bench(&root, &rest),
         Some("convert-weights") => convert_weights(&root, &rest),
         Some("-h" | "--help" | "help") | None => {
@@ -48,6 +53,8 @@ tasks:
                              torch 2.11.0, the dlib models (models/), the sample photos (data/samples/)
   demo                       setup, build, then run every pipeline stage on the sample photos
   test [ARGS...]             setup, then `cargo test --workspace` (ARGS are passed to cargo test)
+  build [ARGS...]            setup, then `cargo build --release -p maskforge ARGS` with the libtorch
+                             environment (e.g. `--no-default-features --features tch`: no dlib)
   bench <stage>              setup, then print images/s for a stage: detect | mask | split | train | all
   convert-weights IN OUT     torchvision state_dict (.pth) -> safetensors, for `maskforge train --weights`";
 
