@@ -1,0 +1,523 @@
+//! Mask templates: an image with alpha (SVG rendered with resvg, or PNG) and
+//! a TOML descriptor naming anchor points and the outline in template
+//! coordinates (the SVG's user units, or the PNG's pixels).
+//!
+//! Recolouring: SVG parts painted with `currentColor` take the mask colour.
+//! The SVG is rendered twice, with `currentColor` black and white. Every
+//! pixel is affine in that colour (`premultiplied = m·colour + a`), so the
+//! two renders give `m` and `a`, and any colour — or a per-pixel colour from
+//! a texture — is then applied exactly, without re-rendering.
+
+use crate::colour::Colour;
+use crate::raster::{Level, Pyramid};
+use maskforge_face::Point;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+/// Longest side, in pixels, that templates are rasterised at.
+pub const RENDER_SIZE: u32 = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: invalid template descriptor: {message}", path.display())]
+    Descriptor { path: PathBuf, message: String },
+    #[error("template {name:?}: {message}")]
+    Invalid { name: String, message: String },
+    #[error("template {name:?}: cannot render SVG: {message}")]
+    Svg { name: String, message: String },
+    #[error("template {name:?}: cannot read image {}: {message}", path.display())]
+    Image { name: String, path: PathBuf, message: String },
+    #[error("no template descriptors (*.toml) in {}", .0.display())]
+    EmptyDir(PathBuf),
+    #[error("unknown template {0:?} (known: {1})")]
+    Unknown(String, String),
+}
+
+/// Named anchor points, in template coordinates. "Right" and "left" are the
+/// wearer's, as in the 68-point layout: `right_*` is on the image's left.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Anchors {
+    /// Top centre, the point that sits on the nose bridge.
+    pub nose_top: [f32; 2],
+    /// Top corners, where the top edge meets the sides (on the cheeks).
+    pub right_cheek_top: [f32; 2],
+    pub left_cheek_top: [f32; 2],
+    /// Lower corners, where the sides meet the lower edge (along the jaw).
+    pub right_jaw: [f32; 2],
+    pub left_jaw: [f32; 2],
+    /// Bottom centre, under the chin.
+    pub chin_bottom: [f32; 2],
+}
+
+/// The outline as polylines; anchors are inserted where omitted.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutlineSpec {
+    /// `right_cheek_top` → `nose_top` → `left_cheek_top`.
+    #[serde(default)]
+    pub top: Vec<[f32; 2]>,
+    /// `right_jaw` → `chin_bottom` → `left_jaw`.
+    #[serde(default)]
+    pub bottom: Vec<[f32; 2]>,
+    /// `right_cheek_top` → `right_jaw` (default: straight).
+    #[serde(default)]
+    pub right_side: Vec<[f32; 2]>,
+    /// `left_cheek_top` → `left_jaw` (default: straight).
+    #[serde(default)]
+    pub left_side: Vec<[f32; 2]>,
+}
+
+/// How the mask sits on a face; all optional with sensible defaults.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fit {
+    /// How far the sides reach, as a fraction of the way from the face's
+    /// midline to its outline (1: to the outline; cup masks are narrower).
+    pub side_reach: f32,
+    /// Outward offset beyond the jaw outline at the sides, in face widths.
+    pub side_margin: f32,
+    /// Offset below the chin, in face heights (masks hang below the chin).
+    pub chin_drop: f32,
+    /// Width, in template units, of the strip beyond each side edge that
+    /// holds ear-loop stubs (0: none).
+    pub ear_loops: f32,
+}
+
+impl Default for Fit {
+    fn default() -> Self {
+        Fit { side_reach: 1.0, side_margin: 0.03, chin_drop: 0.05, ear_loops: 0.0 }
+    }
+}
+
+/// A template descriptor as written in TOML.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Descriptor {
+    pub name: String,
+    /// Free-form style label (surgical, n95, kn95, cloth, printed, ...).
+    pub style: String,
+    /// Image file beside the descriptor (`.svg` or `.png`).
+    pub image: String,
+    /// Colour used when `currentColor` parts are not recoloured.
+    #[serde(default)]
+    pub default_colour: Option<String>,
+    /// Colours to draw from when `--colour palette` (the default).
+    #[serde(default)]
+    pub palette: Vec<String>,
+    /// Built-in texture applied by default (`weave`, `knit`, `melange`) and its weight.
+    #[serde(default)]
+    pub texture: Option<String>,
+    #[serde(default)]
+    pub texture_weight: f32,
+    /// PNG templates only: recolour by luminance relative to `default_colour`.
+    #[serde(default)]
+    pub recolour: bool,
+    pub anchors: Anchors,
+    #[serde(default)]
+    pub outline: OutlineSpec,
+    #[serde(default)]
+    pub fit: Fit,
+}
+
+impl Descriptor {
+    pub fn parse(text: &str, path: &Path) -> Result<Descriptor, TemplateError> {
+        toml::from_str(text).map_err(|e| TemplateError::Descriptor {
+            path: path.to_path_buf(),
+            message: e.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
+        })
+    }
+}
+
+/// The checked outline of a template, in template coordinates.
+#[derive(Clone, Debug)]
+pub struct TemplateOutline {
+    /// Right cheek top → nose top → left cheek top.
+    pub top: Vec<Point>,
+    /// Index of `nose_top` in `top`.
+    pub nose_index: usize,
+    /// Right jaw → chin bottom → left jaw.
+    pub bottom: Vec<Point>,
+    /// Index of `chin_bottom` in `bottom`.
+    pub chin_index: usize,
+    pub right_side: Vec<Point>,
+    pub left_side: Vec<Point>,
+}
+
+fn pt(a: [f32; 2]) -> Point {
+    Point::new(a[0], a[1])
+}
+
+/// Builds a polyline from `start` through `mid` to `end` out of `given`
+/// points (which may or may not repeat the anchors); returns it and the
+/// index of `mid`.
+fn chain(
+    name: &str,
+    what: &str,
+    given: &[[f32; 2]],
+    start: Point,
+    mid: Option<Point>,
+    end: Point,
+    tol: f32,
+) -> Result<(Vec<Point>, usize), TemplateError> {
+    let bad = |message: String| TemplateError::Invalid { name: name.to_string(), message };
+    let mut pts: Vec<Point> = given.iter().map(|&a| pt(a)).collect();
+    if pts.iter().any(|p| !p.x.is_finite() || !p.y.is_finite()) {
+        return Err(bad(format!("outline.{what} has a non-finite coordinate")));
+    }
+    if pts.first().is_none_or(|p| p.distance(start) > tol) {
+        pts.insert(0, start);
+    }
+    if pts.last().is_none_or(|p| p.distance(end) > tol) {
+        pts.push(end);
+    }
+    let mid_index = match mid {
+        None => 0,
+        Some(m) => match pts.iter().position(|p| p.distance(m) <= tol) {
+            Some(i) => i,
+            None => {
+                // Insert the anchor where it fits best along x (the outline runs left to right).
+                let i = pts.iter().position(|p| p.x > m.x).unwrap_or(pts.len() - 1).max(1);
+                if given.len() > 2 {
+                    return Err(bad(format!(
+                        "outline.{what} must pass through its centre anchor ({}, {})",
+                        m.x, m.y
+                    )));
+                }
+                pts.insert(i, m);
+                i
+            }
+        },
+    };
+    if mid.is_some() && (mid_index == 0 || mid_index + 1 >= pts.len()) {
+        return Err(bad(format!("outline.{what}: the centre anchor must lie between the corners")));
+    }
+    Ok((pts, mid_index))
+}
+
+impl TemplateOutline {
+    pub fn from_descriptor(d: &Descriptor, size: (f32, f32)) -> Result<Self, TemplateError> {
+        let a = &d.anchors;
+        let tol = 0.01 * size.0.max(size.1).max(1.0);
+        let (top, nose_index) =
+            chain(&d.name, "top", &d.outline.top, pt(a.right_cheek_top), Some(pt(a.nose_top)), pt(a.left_cheek_top), tol)?;
+        let (bottom, chin_index) =
+            chain(&d.name, "bottom", &d.outline.bottom, pt(a.right_jaw), Some(pt(a.chin_bottom)), pt(a.left_jaw), tol)?;
+        let (right_side, _) = chain(&d.name, "right_side", &d.outline.right_side, pt(a.right_cheek_top), None, pt(a.right_jaw), tol)?;
+        let (left_side, _) = chain(&d.name, "left_side", &d.outline.left_side, pt(a.left_cheek_top), None, pt(a.left_jaw), tol)?;
+        let o = TemplateOutline { top, nose_index, bottom, chin_index, right_side, left_side };
+        let bad = |message: &str| TemplateError::Invalid { name: d.name.clone(), message: message.into() };
+        // Sanity: corners on the correct sides, top above bottom.
+        if !(a.right_cheek_top[0] < a.nose_top[0] && a.nose_top[0] < a.left_cheek_top[0]) {
+            return Err(bad("anchors: expected right_cheek_top.x < nose_top.x < left_cheek_top.x (right is the wearer's, on the image's left)"));
+        }
+        if !(a.right_jaw[0] < a.chin_bottom[0] && a.chin_bottom[0] < a.left_jaw[0]) {
+            return Err(bad("anchors: expected right_jaw.x < chin_bottom.x < left_jaw.x"));
+        }
+        if !(a.nose_top[1] < a.chin_bottom[1] && a.right_cheek_top[1] < a.right_jaw[1] && a.left_cheek_top[1] < a.left_jaw[1]) {
+            return Err(bad("anchors: the top (nose_top, cheek tops) must be above the bottom (jaw points, chin_bottom)"));
+        }
+        for p in o.top.iter().chain(&o.bottom).chain(&o.right_side).chain(&o.left_side) {
+            if p.x < -tol || p.y < -tol || p.x > size.0 + tol || p.y > size.1 + tol {
+                return Err(bad(&format!("outline point ({}, {}) lies outside the {}x{} image", p.x, p.y, size.0, size.1)));
+            }
+        }
+        Ok(o)
+    }
+
+    /// The closed outline polygon, clockwise on screen: top, left side, bottom reversed, right side reversed.
+    pub fn polygon(&self) -> Vec<Point> {
+        let mut poly = self.top.clone();
+        poly.extend(self.left_side.iter().skip(1));
+        poly.extend(self.bottom.iter().rev().skip(1));
+        poly.extend(self.right_side.iter().rev().skip(1).take(self.right_side.len().saturating_sub(2)));
+        poly
+    }
+}
+
+/// Template pixels: premultiplied `[m, a_r, a_g, a_b, alpha]` where a pixel
+/// of colour `c` is `m·c/255 + a` (see the module docs).
+pub type TemplatePixels = Pyramid<5>;
+
+enum Source {
+    Svg(String),
+    Png(PathBuf),
+}
+
+/// A loaded template; its raster is rendered on first use and shared.
+pub struct Template {
+    pub descriptor: Descriptor,
+    pub outline: TemplateOutline,
+    /// Template-coordinate size (SVG user units or PNG pixels).
+    pub size: (f32, f32),
+    pub palette: Vec<Colour>,
+    pub default_colour: Colour,
+    /// Stable hash of the descriptor and the artwork: output depends on both.
+    pub fingerprint: u64,
+    source: Source,
+    raster: OnceLock<Result<Arc<RenderedTemplate>, String>>,
+}
+
+/// The rasterised template.
+pub struct RenderedTemplate {
+    pub pixels: TemplatePixels,
+    /// Raster pixels per template unit.
+    pub scale: f32,
+    /// Whether any pixel takes the mask colour.
+    pub recolourable: bool,
+}
+
+impl std::fmt::Debug for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Template").field("name", &self.descriptor.name).field("size", &self.size).finish()
+    }
+}
+
+fn svg_tree(name: &str, text: &str, resources: Option<&Path>) -> Result<resvg::usvg::Tree, TemplateError> {
+    let opt = resvg::usvg::Options { resources_dir: resources.map(Path::to_path_buf), ..Default::default() };
+    resvg::usvg::Tree::from_str(text, &opt).map_err(|e| TemplateError::Svg { name: name.into(), message: e.to_string() })
+}
+
+impl Template {
+    fn new(descriptor: Descriptor, source: Source, size: (f32, f32), art: &[u8]) -> Result<Template, TemplateError> {
+        let name = descriptor.name.clone();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(TemplateError::Invalid { name, message: "name must be non-empty ASCII letters, digits, '_' or '-'".into() });
+        }
+        let outline = TemplateOutline::from_descriptor(&descriptor, size)?;
+        let parse = |s: &str| {
+            Colour::parse(s).map_err(|e| TemplateError::Invalid { name: descriptor.name.clone(), message: e.to_string() })
+        };
+        let palette = descriptor.palette.iter().map(|s| parse(s)).collect::<Result<Vec<_>, _>>()?;
+        let default_colour = match &descriptor.default_colour {
+            Some(s) => parse(s)?,
+            None => palette.first().copied().unwrap_or(Colour([240, 240, 240])),
+        };
+        if !(0.0..=1.0).contains(&descriptor.texture_weight) {
+            return Err(TemplateError::Invalid { name, message: "texture_weight must be within 0..1".into() });
+        }
+        let f = &descriptor.fit;
+        if !(f.side_reach > 0.2 && f.side_reach <= 1.5 && f.side_margin.abs() <= 0.3 && f.chin_drop.abs() <= 0.3 && f.ear_loops >= 0.0) {
+            return Err(TemplateError::Invalid { name, message: "fit values out of range (side_reach 0.2..1.5, |side_margin|, |chin_drop| <= 0.3, ear_loops >= 0)".into() });
+        }
+        let mut key = format!("{descriptor:?}").into_bytes();
+        key.extend_from_slice(art);
+        let fingerprint = crate::rng::stable_hash(&key);
+        Ok(Template { descriptor, outline, size, palette, default_colour, fingerprint, source, raster: OnceLock::new() })
+    }
+
+    /// Builds a template from an SVG document and its descriptor.
+    pub fn from_svg(descriptor: Descriptor, svg: String, resources: Option<&Path>) -> Result<Template, TemplateError> {
+        let tree = svg_tree(&descriptor.name, &svg, resources)?;
+        let size = (tree.size().width(), tree.size().height());
+        let art = svg.as_bytes().to_vec();
+        Template::new(descriptor, Source::Svg(svg), size, &art)
+    }
+
+    /// Builds a template from a PNG file (with alpha) and its descriptor.
+    pub fn from_png(descriptor: Descriptor, path: &Path) -> Result<Template, TemplateError> {
+        let err = |message: String| TemplateError::Image { name: descriptor.name.clone(), path: path.to_path_buf(), message };
+        let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+        let (w, h) = image::ImageReader::new(std::io::Cursor::new(&bytes))
+            .with_guessed_format()
+            .map_err(|e| err(e.to_string()))?
+            .into_dimensions()
+            .map_err(|e| err(e.to_string()))?;
+        Template::new(descriptor, Source::Png(path.to_path_buf()), (w as f32, h as f32), &bytes)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.descriptor.name
+    }
+
+    /// The raster, rendered on first call (thread-safe, deterministic).
+    pub fn rendered(&self) -> Result<Arc<RenderedTemplate>, TemplateError> {
+        self.raster
+            .get_or_init(|| self.render().map(Arc::new).map_err(|e| e.to_string()))
+            .clone()
+            .map_err(|message| TemplateError::Invalid { name: self.name().to_string(), message })
+    }
+
+    fn render(&self) -> Result<RenderedTemplate, TemplateError> {
+        let name = self.name();
+        let long = self.size.0.max(self.size.1).max(1.0);
+        let scale = RENDER_SIZE as f32 / long;
+        match &self.source {
+            Source::Svg(text) => {
+                let w = (self.size.0 * scale).round().max(1.0) as u32;
+                let h = (self.size.1 * scale).round().max(1.0) as u32;
+                let render = |colour: &str| -> Result<Vec<u8>, TemplateError> {
+                    let text = text.replace("currentColor", colour).replace("currentcolor", colour);
+                    let tree = svg_tree(name, &text, None)?;
+                    let mut pixmap = resvg::tiny_skia::Pixmap::new(w, h)
+                        .ok_or_else(|| TemplateError::Svg { name: name.into(), message: "empty size".into() })?;
+                    resvg::render(&tree, resvg::tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
+                    Ok(pixmap.take())
+                };
+                let black = render("#000000")?;
+                let white = render("#ffffff")?;
+                let mut data = Vec::with_capacity((w * h) as usize);
+                let mut recolourable = false;
+                for (b, wh) in black.chunks_exact(4).zip(white.chunks_exact(4)) {
+                    // Channel-averaged m; the two renders differ only where currentColor shows.
+                    let m = ((wh[0] as i32 - b[0] as i32) + (wh[1] as i32 - b[1] as i32) + (wh[2] as i32 - b[2] as i32)) / 3;
+                    let m = m.clamp(0, 255) as u8;
+                    recolourable |= m > 8;
+                    data.push([m, b[0], b[1], b[2], b[3].max(wh[3])]);
+                }
+                Ok(RenderedTemplate { pixels: Pyramid::build(Level::new(w, h, data)), scale, recolourable })
+            }
+            Source::Png(path) => {
+                let img = image::open(path).map_err(|e| TemplateError::Image {
+                    name: name.into(),
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+                let mut rgba = img.to_rgba8();
+                // Keep big PNGs to the same working size as SVGs.
+                let mut scale = 1.0;
+                if rgba.width().max(rgba.height()) > RENDER_SIZE * 2 {
+                    scale = RENDER_SIZE as f32 / rgba.width().max(rgba.height()) as f32;
+                    let w = ((rgba.width() as f32 * scale).round() as u32).max(1);
+                    let h = ((rgba.height() as f32 * scale).round() as u32).max(1);
+                    rgba = image::imageops::resize(&rgba, w, h, image::imageops::FilterType::Triangle);
+                }
+                let base = self.default_colour.0;
+                let base_lum = (0.299 * base[0] as f32 + 0.587 * base[1] as f32 + 0.114 * base[2] as f32).max(1.0);
+                let recolour = self.descriptor.recolour;
+                let data = rgba
+                    .pixels()
+                    .map(|p| {
+                        let [r, g, b, a] = p.0;
+                        let af = a as f32 / 255.0;
+                        if recolour {
+                            let lum = 0.299 * r as f32 + 0.587 * g as f32 + 0.114 * b as f32;
+                            let m = (lum / base_lum).min(1.0) * af * 255.0;
+                            // Highlights brighter than the base colour go to the additive part.
+                            let extra = ((lum - base_lum).max(0.0) * af).min(255.0) as u8;
+                            [m.round() as u8, extra, extra, extra, a]
+                        } else {
+                            let pm = |c: u8| (c as f32 * af).round() as u8;
+                            [0, pm(r), pm(g), pm(b), a]
+                        }
+                    })
+                    .collect();
+                let level = Level::new(rgba.width(), rgba.height(), data);
+                Ok(RenderedTemplate { pixels: Pyramid::build(level), scale, recolourable: recolour })
+            }
+        }
+    }
+}
+
+/// The templates drawn for this project, embedded in the binary.
+const BUILTIN: &[(&str, &str, &str)] = &[
+    ("surgical.toml", include_str!("../../../mask_templates/surgical.toml"), include_str!("../../../mask_templates/surgical.svg")),
+    ("n95.toml", include_str!("../../../mask_templates/n95.toml"), include_str!("../../../mask_templates/n95.svg")),
+    ("kn95.toml", include_str!("../../../mask_templates/kn95.toml"), include_str!("../../../mask_templates/kn95.svg")),
+    ("cloth.toml", include_str!("../../../mask_templates/cloth.toml"), include_str!("../../../mask_templates/cloth.svg")),
+    ("printed.toml", include_str!("../../../mask_templates/printed.toml"), include_str!("../../../mask_templates/printed.svg")),
+];
+
+/// A set of templates, looked up by name.
+#[derive(Debug, Clone, Default)]
+pub struct TemplateSet {
+    templates: Vec<Arc<Template>>,
+}
+
+impl TemplateSet {
+    /// The templates shipped in `mask_templates/`.
+    pub fn builtin() -> Result<TemplateSet, TemplateError> {
+        let mut set = TemplateSet::default();
+        for (file, toml_text, svg) in BUILTIN {
+            let d = Descriptor::parse(toml_text, Path::new(file))?;
+            set.insert(Template::from_svg(d, svg.to_string(), None)?);
+        }
+        Ok(set)
+    }
+
+    /// Loads every `*.toml` descriptor in `dir` (not recursive), sorted by file name.
+    pub fn load_dir(dir: &Path) -> Result<TemplateSet, TemplateError> {
+        let io = |source| TemplateError::Io { path: dir.to_path_buf(), source };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) && p.is_file())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(TemplateError::EmptyDir(dir.to_path_buf()));
+        }
+        let mut set = TemplateSet::default();
+        for file in files {
+            set.insert(Self::load_file(&file)?);
+        }
+        Ok(set)
+    }
+
+    /// Loads one descriptor and the image it names (relative to the descriptor).
+    pub fn load_file(file: &Path) -> Result<Template, TemplateError> {
+        let text = std::fs::read_to_string(file).map_err(|source| TemplateError::Io { path: file.to_path_buf(), source })?;
+        let d = Descriptor::parse(&text, file)?;
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let image = dir.join(&d.image);
+        let is_svg = image.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+        if is_svg {
+            let svg = std::fs::read_to_string(&image).map_err(|source| TemplateError::Io { path: image.clone(), source })?;
+            Template::from_svg(d, svg, Some(dir))
+        } else {
+            Template::from_png(d, &image)
+        }
+    }
+
+    /// Adds a template, replacing one of the same name.
+    pub fn insert(&mut self, t: Template) {
+        let t = Arc::new(t);
+        match self.templates.iter_mut().find(|x| x.name() == t.name()) {
+            Some(slot) => *slot = t,
+            None => self.templates.push(t),
+        }
+    }
+
+    /// Adds all templates of `other`, replacing same-named ones.
+    pub fn extend(&mut self, other: TemplateSet) {
+        for t in other.templates {
+            match self.templates.iter_mut().find(|x| x.name() == t.name()) {
+                Some(slot) => *slot = t,
+                None => self.templates.push(t),
+            }
+        }
+    }
+
+    /// Keeps only the named templates, in the order given.
+    pub fn select(&self, names: &[String]) -> Result<TemplateSet, TemplateError> {
+        let mut out = TemplateSet::default();
+        for n in names {
+            let t = self.get(n).ok_or_else(|| TemplateError::Unknown(n.clone(), self.names().join(", ")))?;
+            out.templates.push(t.clone());
+        }
+        Ok(out)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Template>> {
+        self.templates.iter().find(|t| t.name() == name)
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.templates.iter().map(|t| t.name().to_string()).collect()
+    }
+
+    pub fn templates(&self) -> &[Arc<Template>] {
+        &self.templates
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.templates.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.templates.len()
+    }
+}
