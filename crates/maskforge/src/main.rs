@@ -26,6 +26,15 @@ enum Command {
     Verify(cmd::split::VerifyArgs),
     /// Per-channel mean/std and class weights of the images a manifest lists.
     Stats(cmd::split::StatsArgs),
+    /// Fine-tune a classifier (ResNet50/18, MobileNetV2) on split manifests.
+    #[cfg(feature = "tch")]
+    Train(cmd::train::TrainArgs),
+    /// Evaluate a trained checkpoint on a manifest: report and predictions.
+    #[cfg(feature = "tch")]
+    Eval(cmd::train::EvalArgs),
+    /// Detect, crop and classify faces in photos; annotated images and a CSV.
+    #[cfg(all(feature = "tch", feature = "dlib"))]
+    Predict(cmd::train::PredictArgs),
 }
 
 fn main() {
@@ -36,6 +45,12 @@ fn main() {
         Command::Split(args) => cmd::split::run_split(args),
         Command::Verify(args) => cmd::split::run_verify(args),
         Command::Stats(args) => cmd::split::run_stats(args),
+        #[cfg(feature = "tch")]
+        Command::Train(args) => cmd::train::run_train(args),
+        #[cfg(feature = "tch")]
+        Command::Eval(args) => cmd::train::run_eval(args),
+        #[cfg(all(feature = "tch", feature = "dlib"))]
+        Command::Predict(args) => cmd::train::run_predict(args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

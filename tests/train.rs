@@ -1,0 +1,242 @@
+//! End to end on the CPU: `maskforge train`, `--resume` and `eval` on a tiny
+//! masked/unmasked dataset made from the sample photos.
+//!
+//! The dataset: face crops of four sample photos (boxes found once with
+//! `maskforge detect`, written below so this test needs no dlib), jittered
+//! in position and scale; the "masked" copy of each crop has a synthetic
+//! mask drawn over the lower face. Manifests are written directly in the
+//! format `maskforge split` writes (plus a missing file and a corrupt image,
+//! which must be skipped and counted, not abort the run).
+
+use image::{Rgb, RgbImage};
+use imageproc::drawing::draw_polygon_mut;
+use imageproc::point::Point;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// (file, left, top, right, bottom) from `maskforge detect data/samples`.
+const FACES: [(&str, f32, f32, f32, f32); 4] = [
+    ("biden.jpg", 450.6, 254.8, 753.3, 554.4),
+    ("obama.jpg", 344.8, 138.6, 613.2, 406.8),
+    ("obama2.jpg", 138.7, 288.8, 477.9, 626.3),
+    ("obama3.jpg", 660.4, 309.9, 926.8, 576.0),
+];
+const CROP: u32 = 64;
+const VARIANTS: usize = 12;
+const VAL_FROM: usize = 10;
+
+fn samples_dir() -> PathBuf {
+    std::env::var_os("MASKFORGE_SAMPLES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/samples"))
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_maskforge")
+}
+
+/// Small deterministic generator for the jitter (no test dependency).
+struct Lcg(u64);
+impl Lcg {
+    fn unit(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32) / (1u64 << 24) as f32
+    }
+}
+
+fn crop(img: &RgbImage, cx: f32, cy: f32, side: f32) -> RgbImage {
+    let x0 = (cx - side / 2.0).max(0.0) as u32;
+    let y0 = (cy - side / 2.0).max(0.0) as u32;
+    let s = (side as u32).min(img.width() - x0).min(img.height() - y0);
+    let sub = image::imageops::crop_imm(img, x0, y0, s, s).to_image();
+    image::imageops::resize(&sub, CROP, CROP, image::imageops::FilterType::Triangle)
+}
+
+/// A surgical-mask-like polygon over nose, mouth and chin.
+fn draw_mask(img: &mut RgbImage, rng: &mut Lcg) {
+    const COLORS: [Rgb<u8>; 4] = [Rgb([140, 190, 230]), Rgb([240, 240, 240]), Rgb([25, 25, 30]), Rgb([230, 160, 190])];
+    let c = COLORS[(rng.unit() * 4.0) as usize % 4];
+    let s = CROP as f32;
+    let p = |x: f32, y: f32| Point::new((x * s) as i32, (y * s) as i32);
+    let poly = [p(0.22, 0.55), p(0.5, 0.5), p(0.78, 0.55), p(0.8, 0.75), p(0.65, 0.9), p(0.5, 0.93), p(0.35, 0.9), p(0.2, 0.75)];
+    draw_polygon_mut(img, &poly, c);
+}
+
+struct Dataset {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    manifests: PathBuf,
+    runs: PathBuf,
+}
+
+fn build_dataset() -> Dataset {
+    let samples = samples_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    let manifests = dir.path().join("manifests");
+    for c in ["masked", "unmasked"] {
+        std::fs::create_dir_all(root.join(c)).unwrap();
+    }
+    std::fs::create_dir_all(&manifests).unwrap();
+    let mut rng = Lcg(7);
+    let mut train = String::from("path,class_index,class,group,bytes\n");
+    let mut val = train.clone();
+    let (mut sum, mut sum_sq, mut n) = ([0f64; 3], [0f64; 3], 0f64);
+    for (file, l, t, r, b) in FACES {
+        let path = samples.join(file);
+        let img = maskforge_imageio::load_rgb(&path, Default::default())
+            .unwrap_or_else(|e| panic!("{e}: the sample photos come with the project set-up (cargo xtask setup)"));
+        let stem = file.trim_end_matches(".jpg");
+        for v in 0..VARIANTS {
+            let (w, h) = (r - l, b - t);
+            let cx = (l + r) / 2.0 + (rng.unit() - 0.5) * 0.16 * w;
+            let cy = (t + b) / 2.0 + (rng.unit() - 0.5) * 0.16 * h;
+            let side = w.max(h) * (1.3 + rng.unit() * 0.3);
+            let face = crop(&img, cx, cy, side);
+            let mut masked = face.clone();
+            draw_mask(&mut masked, &mut rng);
+            for (class_index, class, im) in [(0, "masked", &masked), (1, "unmasked", &face)] {
+                let rel = format!("{class}/{stem}_{v:02}.png");
+                im.save(root.join(&rel)).unwrap();
+                let bytes = std::fs::metadata(root.join(&rel)).unwrap().len();
+                let line = format!("{rel},{class_index},{class},{stem},{bytes}\n");
+                if v >= VAL_FROM {
+                    val.push_str(&line);
+                } else {
+                    train.push_str(&line);
+                    for p in im.pixels() {
+                        for c in 0..3 {
+                            let x = p.0[c] as f64 / 255.0;
+                            sum[c] += x;
+                            sum_sq[c] += x * x;
+                        }
+                        n += 1.0;
+                    }
+                }
+            }
+        }
+    }
+    // Rows that must be skipped and counted: a missing file and a corrupt image.
+    std::fs::write(root.join("masked/corrupt.png"), b"\x89PNG\r\n\x1a\n not really").unwrap();
+    train.push_str("masked/missing.png,0,masked,x,10\nmasked/corrupt.png,0,masked,y,10\n");
+    std::fs::write(manifests.join("train.csv"), train).unwrap();
+    std::fs::write(manifests.join("val.csv"), val).unwrap();
+    std::fs::write(manifests.join("classes.csv"), "index,name,count\n0,masked,48\n1,unmasked,48\n").unwrap();
+    let mean: Vec<f64> = (0..3).map(|c| sum[c] / n).collect();
+    let std: Vec<f64> = (0..3).map(|c| (sum_sq[c] / n - (sum[c] / n).powi(2)).sqrt()).collect();
+    std::fs::write(
+        manifests.join("stats.json"),
+        format!(r#"{{"manifest":"train.csv","mean":{mean:?},"std":{std:?},"class_names":["masked","unmasked"],"class_counts":[40,40],"class_weights":[1.0,1.0]}}"#),
+    )
+    .unwrap();
+    std::fs::write(manifests.join("split.json"), format!(r#"{{"dataset_root":{:?}}}"#, root.display().to_string())).unwrap();
+    let runs = dir.path().join("runs");
+    Dataset { _dir: dir, root, manifests, runs }
+}
+
+fn maskforge(args: &[&str]) -> (String, String) {
+    let out = Command::new(bin()).args(args).output().expect("maskforge runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "maskforge {args:?} failed:\n{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+fn metrics(run: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn train_resume_and_eval() {
+    let ds = build_dataset();
+    let run = ds.runs.join("r18");
+    let (m, r) = (ds.manifests.to_str().unwrap(), run.to_str().unwrap());
+    let common = [
+        "--arch", "resnet18", "--img-size", "48", "--batch-size", "16", "--optimizer", "adam", "--lr", "0.002",
+        "--warmup-epochs", "0", "--patience", "0", "--device", "cpu", "--workers", "2", "--seed", "3",
+    ];
+    let mut args = vec!["train", "--manifests", m, "--out", r, "--epochs", "4"];
+    args.extend(common);
+    let (stdout, stderr) = maskforge(&args);
+    assert!(stderr.contains("skipped masked/missing.png"), "{stderr}");
+    assert!(stderr.contains("skipped masked/corrupt.png"), "{stderr}");
+    assert!(stderr.contains("from scratch"), "{stderr}");
+    assert!(stdout.contains("precision    recall  f1-score   support"), "{stdout}");
+    for f in ["best.safetensors", "last.safetensors", "metrics.csv", "curves.png", "report.json", "report.txt", "config.json"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let rows = metrics(&run);
+    assert_eq!(rows.len(), 4);
+    let loss = |row: &Vec<String>| row[2].parse::<f64>().unwrap();
+    assert!(loss(&rows[3]) < loss(&rows[0]) * 0.8, "training loss does not fall: {rows:?}");
+    assert_eq!(rows[0][6], "80", "80 usable training images of 82 rows");
+    let report = json(&run.join("report.json"));
+    assert_eq!(report["skipped"], 2, "{report}");
+    assert_eq!(report["images"], 16);
+    let config = json(&run.join("config.json"));
+    assert_eq!(config["config"]["arch"], "resnet18");
+    assert_eq!(config["manifests"][0]["sha256"].as_str().unwrap().len(), 64);
+    assert!(config["environment"]["libtorch_version"].as_str().unwrap().starts_with("2."), "{config}");
+    let curves = image::open(run.join("curves.png")).unwrap();
+    assert_eq!((curves.width(), curves.height()), (1000, 420));
+
+    // Resume: two more epochs continue after epoch 4; history is kept.
+    let (_, stderr) = maskforge(&["train", "--resume", r, "--epochs", "6"]);
+    assert!(stderr.contains("resuming") && stderr.contains("after epoch 4"), "{stderr}");
+    let resumed = metrics(&run);
+    assert_eq!(resumed.len(), 6);
+    assert_eq!(resumed[..4], rows[..], "earlier epochs unchanged");
+    assert_eq!(json(&run.join("config.json"))["resumed_at"], serde_json::json!([4]));
+    // Flags that would change the run are refused with --resume.
+    let out = Command::new(bin()).args(["train", "--resume", r, "--lr", "0.1"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--lr"));
+    // Nothing left to do once --epochs is reached.
+    let out = Command::new(bin()).args(["train", "--resume", r, "--epochs", "6"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pass a larger --epochs"));
+
+    // eval on val reproduces the run's final report (the best checkpoint on val).
+    let report = json(&run.join("report.json"));
+    let eval_dir = ds.runs.join("eval-val");
+    let (stdout, _) = maskforge(&[
+        "eval", "--model", run.join("best.safetensors").to_str().unwrap(), "--manifest",
+        ds.manifests.join("val.csv").to_str().unwrap(), "--out", eval_dir.to_str().unwrap(), "--device", "cpu",
+    ]);
+    assert!(stdout.contains("weighted avg"), "{stdout}");
+    let eval = json(&eval_dir.join("report.json"));
+    let (a, b) = (eval["loss"].as_f64().unwrap(), report["loss"].as_f64().unwrap());
+    assert!((a - b).abs() < 1e-6, "eval loss {a} vs run {b}");
+    assert_eq!(eval["accuracy"], report["accuracy"]);
+    assert_eq!(eval["classification"]["confusion_matrix"], report["classification"]["confusion_matrix"]);
+    assert_eq!(eval["epoch"], report["epoch"]);
+    // The best epoch's row in metrics.csv holds the same val loss.
+    let best_row = resumed.iter().find(|row| row[0] == report["epoch"].to_string()).unwrap();
+    assert!((best_row[4].parse::<f64>().unwrap() - b).abs() < 1e-5, "{best_row:?} vs {b}");
+    let preds = std::fs::read_to_string(eval_dir.join("predictions.csv")).unwrap();
+    assert_eq!(preds.lines().count(), 17);
+    assert!(preds.starts_with("path,class,predicted,confidence,correct,p_masked,p_unmasked"));
+    let _ = &ds.root;
+}
+
+/// Seed 004's frozen-backbone recipe with seed 000's BCE head and class
+/// weights, on MobileNetV2: one short epoch, only the head trains.
+#[test]
+fn frozen_mobilenet_with_bce() {
+    let ds = build_dataset();
+    let run = ds.runs.join("mb");
+    let (m, r) = (ds.manifests.to_str().unwrap(), run.to_str().unwrap());
+    let (_, stderr) = maskforge(&[
+        "train", "--manifests", m, "--out", r, "--arch", "mobilenet_v2", "--freeze-backbone", "--loss", "bce",
+        "--class-weights", "--img-size", "32", "--epochs", "1", "--batch-size", "32", "--device", "cpu",
+        "--norm", "imagenet", "--schedule", "step", "--vflip", "0.5", "--rotate", "135",
+    ]);
+    assert!(stderr.contains("1281 trainable"), "head only: 1280 weights + 1 bias\n{stderr}");
+    let report = json(&run.join("report.json"));
+    assert_eq!(report["classification"]["classes"].as_array().unwrap().len(), 2);
+    assert_eq!(json(&run.join("config.json"))["class_weights"], serde_json::json!([1.0, 1.0]));
+}
