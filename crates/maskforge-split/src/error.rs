@@ -19,6 +19,8 @@ pub enum SplitError {
     GroupBySyntax(String),
     #[error("--group-by source needs {0} (written by `maskforge mask`); for other trees use --group-by parent, regex:PATTERN or none")]
     MissingAnnotations(PathBuf),
+    #[error("{0} holds annotations.shard-*.csv of a sharded `maskforge mask` run but no annotations.csv: run `maskforge merge {0}` first")]
+    UnmergedShards(PathBuf),
     #[error("{path}: {message}")]
     Annotations { path: PathBuf, message: String },
     #[error("invalid group regex {pattern:?}: {message}")]

@@ -86,10 +86,12 @@ pub struct Grouping {
 }
 
 impl GroupBy {
-    /// Replaces `Auto` by what it means for this root.
+    /// Replaces `Auto` by what it means for this root: `Source` when the
+    /// mask stage's annotations are there (merged or still in shards, which
+    /// [`GroupBy::precheck`] then refuses), else `None`.
     pub fn resolve(&self, root: &Path) -> GroupBy {
         match self {
-            GroupBy::Auto if root.join(ANNOTATIONS_FILE).is_file() => GroupBy::Source,
+            GroupBy::Auto if root.join(ANNOTATIONS_FILE).is_file() || has_shard_annotations(root) => GroupBy::Source,
             GroupBy::Auto => GroupBy::None,
             other => other.clone(),
         }
@@ -103,6 +105,8 @@ impl GroupBy {
                 let path = root.join(ANNOTATIONS_FILE);
                 if path.is_file() {
                     Ok(())
+                } else if has_shard_annotations(root) {
+                    Err(SplitError::UnmergedShards(root.to_path_buf()))
                 } else {
                     Err(SplitError::MissingAnnotations(path))
                 }
@@ -128,6 +132,19 @@ impl GroupBy {
             }
         }
     }
+}
+
+/// `annotations.shard-I-of-N.csv` files of `maskforge mask --shard` runs
+/// that were not merged yet.
+fn has_shard_annotations(root: &Path) -> bool {
+    std::fs::read_dir(root)
+        .map(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with("annotations.shard-") && name.ends_with(".csv")
+            })
+        })
+        .unwrap_or(false)
 }
 
 fn compile(pattern: &str) -> Result<regex::Regex, SplitError> {
@@ -292,6 +309,11 @@ mod tests {
         assert_eq!((g.annotated, g.originals_joined, g.unannotated), (3, 1, 1));
 
         std::fs::remove_file(root.join(ANNOTATIONS_FILE)).unwrap();
+        std::fs::write(root.join("annotations.shard-1-of-2.csv"), "source,output\n").unwrap();
+        assert_eq!(GroupBy::Auto.resolve(root), GroupBy::Source, "shards mean source grouping was intended");
+        let err = GroupBy::Auto.precheck(root).unwrap_err();
+        assert!(err.to_string().contains("maskforge merge"), "{err}");
+        std::fs::remove_file(root.join("annotations.shard-1-of-2.csv")).unwrap();
         assert_eq!(GroupBy::Auto.resolve(root), GroupBy::None);
         assert!(matches!(GroupBy::Source.precheck(root), Err(SplitError::MissingAnnotations(_))));
         std::fs::write(root.join(ANNOTATIONS_FILE), "src,out\na,b\n").unwrap();

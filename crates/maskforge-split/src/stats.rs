@@ -20,30 +20,36 @@ pub struct ChannelSums {
 impl ChannelSums {
     /// Sums of one image's pixels.
     pub fn of_image(img: &RgbImage) -> ChannelSums {
+        // The interleaved RGB bytes are summed in 48 lanes (a multiple of 3
+        // channels and of SIMD widths) so the loop vectorises; lane j holds
+        // channel j % 3. Lanes are u32 over blocks of 65 536 steps
+        // (65 536 × 255² < 2³²), then folded into u64.
+        const LANES: usize = 48;
+        const BLOCK: usize = LANES * 65_536;
+        let len = img.width() as usize * img.height() as usize * 3;
+        let raw = &img.as_raw()[..len];
         let mut sum = [0u64; 3];
         let mut sum_sq = [0u64; 3];
-        // Partial sums in u32 over at most 16 384 pixels (16 384 × 255² < 2³²)
-        // so the inner loop vectorises; whole images (≤ 10⁸ px × 255²) fit u64.
-        let row_len = img.width() as usize * 3;
-        if row_len == 0 {
-            return ChannelSums::default();
-        }
-        let rows = img.as_raw().chunks_exact(row_len);
-        for row in rows {
-            for chunk in row.chunks(3 * 16_384) {
-                let mut s = [0u32; 3];
-                let mut q = [0u32; 3];
-                for px in chunk.chunks_exact(3) {
-                    for c in 0..3 {
-                        let v = px[c] as u32;
-                        s[c] += v;
-                        q[c] += v * v;
-                    }
+        for block in raw.chunks(BLOCK) {
+            let mut s = [0u32; LANES];
+            let mut q = [0u32; LANES];
+            let mut steps = block.chunks_exact(LANES);
+            for step in &mut steps {
+                for j in 0..LANES {
+                    let v = step[j] as u32;
+                    s[j] += v;
+                    q[j] += v * v;
                 }
-                for c in 0..3 {
-                    sum[c] += s[c] as u64;
-                    sum_sq[c] += q[c] as u64;
-                }
+            }
+            // Blocks start at multiples of 48, so the tail keeps lane = channel order.
+            for (j, &b) in steps.remainder().iter().enumerate() {
+                let v = b as u32;
+                s[j] += v;
+                q[j] += v * v;
+            }
+            for j in 0..LANES {
+                sum[j % 3] += s[j] as u64;
+                sum_sq[j % 3] += q[j] as u64;
             }
         }
         ChannelSums {
@@ -228,6 +234,31 @@ mod tests {
             assert!((m[c] - rm[c]).abs() < 1e-9, "mean {c}: {} vs {}", m[c], rm[c]);
             assert!((s[c] - rs[c]).abs() < 1e-9, "std {c}: {} vs {}", s[c], rs[c]);
         }
+    }
+
+    #[test]
+    fn lane_sums_equal_per_pixel_sums_for_any_size() {
+        for (w, h) in [(1, 1), (5, 3), (16, 1), (17, 3), (33, 7), (100, 41)] {
+            let img = generated(w * h, w, h);
+            let mut sum = [0u64; 3];
+            let mut sum_sq = [0u128; 3];
+            for p in img.pixels() {
+                for c in 0..3 {
+                    sum[c] += p[c] as u64;
+                    sum_sq[c] += (p[c] as u128).pow(2);
+                }
+            }
+            assert_eq!(ChannelSums::of_image(&img), ChannelSums { pixels: (w * h) as u64, sum, sum_sq }, "{w}x{h}");
+        }
+    }
+
+    #[test]
+    fn large_images_do_not_overflow() {
+        // More than one block of 48 × 65 536 bytes, all at the maximum value.
+        let img = RgbImage::from_pixel(2100, 1100, Rgb([255, 255, 255]));
+        let s = ChannelSums::of_image(&img);
+        assert_eq!(s.sum, [255 * 2100 * 1100; 3]);
+        assert_eq!(s.sum_sq, [65025 * 2100 * 1100; 3]);
     }
 
     #[test]
