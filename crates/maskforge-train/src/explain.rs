@@ -67,18 +67,22 @@ pub fn occlusion_map(p: &Predictor, crop: &RgbImage, class: usize, patch: u32, s
     heat.iter().zip(&cover).map(|(h, &n)| if n > 0 { (h / n as f32).max(0.0) } else { 0.0 }).collect()
 }
 
-/// The heat map blended over the crop (resized to the map's size), with a
-/// blue → red colour scale normalised to the map's maximum.
-pub fn render_heatmap(crop: &RgbImage, heat: &[f32], size: u32) -> RgbImage {
-    let view = crate::augment::eval_view(crop, size);
+/// The crop and, beside it, the heat map (`size × size`, as from
+/// [`occlusion_map`]) blended over it, both `display` pixels high; the
+/// colour scale runs blue → red up to the map's maximum.
+pub fn render_heatmap(crop: &RgbImage, heat: &[f32], size: u32, display: u32) -> RgbImage {
+    let display = display.max(1);
+    let view = crate::augment::eval_view(crop, display);
     let max = heat.iter().copied().fold(0.0f32, f32::max).max(1e-6);
-    let mut out = view.clone();
-    for (i, px) in out.pixels_mut().enumerate() {
-        let t = heat.get(i).copied().unwrap_or(0.0) / max;
-        let c = colormap(t);
-        for k in 0..3 {
-            px.0[k] = (px.0[k] as f32 * 0.5 + c.0[k] as f32 * 0.5).round() as u8;
-        }
+    let map: image::ImageBuffer<image::Luma<f32>, Vec<f32>> =
+        image::ImageBuffer::from_fn(size, size, |x, y| image::Luma([heat.get((y * size + x) as usize).copied().unwrap_or(0.0) / max]));
+    let map = image::imageops::resize(&map, display, display, image::imageops::FilterType::Triangle);
+    let mut out = RgbImage::new(display * 2, display);
+    for (x, y, px) in view.enumerate_pixels() {
+        out.put_pixel(x, y, *px);
+        let c = colormap(map.get_pixel(x, y).0[0]);
+        let blended = Rgb(std::array::from_fn(|k| (px.0[k] as f32 * 0.5 + c.0[k] as f32 * 0.5).round() as u8));
+        out.put_pixel(x + display, y, blended);
     }
     out
 }
@@ -102,7 +106,9 @@ mod tests {
         assert_eq!(colormap(1.0), Rgb([127, 0, 0]));
         let crop = RgbImage::from_pixel(8, 8, Rgb([100, 100, 100]));
         let heat: Vec<f32> = (0..64).map(|i| i as f32).collect();
-        let img = render_heatmap(&crop, &heat, 8);
-        assert_ne!(img.get_pixel(0, 0), img.get_pixel(7, 7));
+        let img = render_heatmap(&crop, &heat, 8, 16);
+        assert_eq!(img.dimensions(), (32, 16));
+        assert_eq!(img.get_pixel(0, 0), &Rgb([100, 100, 100]));
+        assert_ne!(img.get_pixel(16, 0), img.get_pixel(31, 15));
     }
 }

@@ -270,8 +270,11 @@ pub struct Schedule {
 impl Schedule {
     /// The rate at `epoch` (0-based) after `done` of its `steps` batches.
     pub fn lr(&self, epoch: usize, done: usize, steps: usize) -> f64 {
-        let t = epoch as f64 + (done as f64 + 1.0) / steps.max(1) as f64;
-        let warm = if self.warmup_epochs > 0.0 && t < self.warmup_epochs { t / self.warmup_epochs } else { 1.0 };
+        // Position at the start of this step; warm-up counts the step itself
+        // so that its first step is not taken at a zero rate.
+        let t = epoch as f64 + done as f64 / steps.max(1) as f64;
+        let t_end = t + 1.0 / steps.max(1) as f64;
+        let warm = if self.warmup_epochs > 0.0 && t < self.warmup_epochs { (t_end / self.warmup_epochs).min(1.0) } else { 1.0 };
         let rate = match self.kind {
             ScheduleKind::Constant => self.base_lr,
             ScheduleKind::Step => self.base_lr * self.gamma.powi((epoch / self.step_size.max(1)) as i32),
@@ -405,8 +408,10 @@ mod tests {
         let s = Schedule { kind: ScheduleKind::Cosine, base_lr: 1.0, warmup_epochs: 1.0, epochs: 11, step_size: 1, gamma: 0.1, min_lr: 0.0 };
         assert!((s.lr(0, 0, 4) - 0.25).abs() < 1e-12);
         assert!((s.lr(0, 3, 4) - 1.0).abs() < 1e-12);
-        assert!((s.lr(5, 3, 4) - 0.5).abs() < 1e-12);
-        assert!(s.lr(10, 3, 4).abs() < 1e-12);
+        assert!((s.lr(6, 0, 4) - 0.5).abs() < 1e-12);
+        // The last step still learns; the rate approaches min_lr.
+        let last = s.lr(10, 3, 4);
+        assert!(last > 0.0 && last < 0.01, "{last}");
         let st = Schedule { kind: ScheduleKind::Step, warmup_epochs: 0.0, step_size: 3, ..s };
         assert_eq!(st.lr(2, 0, 4), 1.0);
         assert!((st.lr(3, 0, 4) - 0.1).abs() < 1e-12);

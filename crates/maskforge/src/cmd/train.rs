@@ -560,14 +560,8 @@ mod predict {
                             let patch = args.explain_patch.unwrap_or((s / 7).max(1));
                             let stride = args.explain_stride.unwrap_or((patch / 2).max(1));
                             let heat = maskforge_train::explain::occlusion_map(&predictor, crop, class, patch, stride);
-                            let map = maskforge_train::explain::render_heatmap(crop, &heat, s);
-                            let side = RgbImage::from_fn(s * 2, s, |x, y| {
-                                if x < s {
-                                    *maskforge_train::augment::eval_view(crop, s).get_pixel(x, y)
-                                } else {
-                                    *map.get_pixel(x - s, y)
-                                }
-                            });
+                            let display = crop.width().max(s);
+                            let side = maskforge_train::explain::render_heatmap(crop, &heat, s, display);
                             let name = format!("{}_face{i}.png", strip_ext(&rel));
                             let p = args.out.join("explain").join(name);
                             save_rgb_atomic(&side, &p, 95).with_context(|| format!("cannot write {}", p.display()))?;
