@@ -30,13 +30,21 @@ fn main() {
         eprintln!("no sample photos in {}: run `cargo xtask setup`", samples.display());
         std::process::exit(1);
     }
+    // FFHQ-like framing: a square of 2.2x the face box around the face, at 1024x1024.
+    let mut finder = Detector::new(&DetectorConfig::new(&models)).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1)
+    });
     let ffhq: Vec<image::RgbImage> = originals
         .iter()
-        .map(|im| {
-            // Centre square crop, then resize: FFHQ-like framing without squashing faces.
-            let side = im.width().min(im.height());
-            let sq = image::imageops::crop_imm(im, (im.width() - side) / 2, (im.height() - side) / 2, side, side).to_image();
-            image::imageops::resize(&sq, 1024, 1024, image::imageops::FilterType::Triangle)
+        .filter_map(|im| {
+            let face = finder.detect(im).into_iter().next()?;
+            let c = face.bbox.center();
+            let side = (face.bbox.width().max(face.bbox.height()) * 2.2).min(im.width().min(im.height()) as f32) as u32;
+            let x = (c.x - side as f32 / 2.0).clamp(0.0, (im.width() - side) as f32) as u32;
+            let y = (c.y - side as f32 / 2.0).clamp(0.0, (im.height() - side) as f32) as u32;
+            let sq = image::imageops::crop_imm(im, x, y, side, side).to_image();
+            Some(image::imageops::resize(&sq, 1024, 1024, image::imageops::FilterType::Triangle))
         })
         .collect();
     let mean_mp = originals.iter().map(|i| (i.width() * i.height()) as f64).sum::<f64>()
