@@ -76,12 +76,19 @@ pub fn open_manifests(target: &Path, root: Option<&Path>) -> Result<ManifestSet,
     } else if let Some(rec) = &record {
         rec.classes.clone()
     } else {
-        classes_from_rows(&manifests)
+        classes_from_rows(&manifests).ok_or_else(|| SplitError::Manifest {
+            path: files[0].clone(),
+            message: format!("class_index values above {MAX_CLASSES} are not plausible; pass a classes.csv beside it"),
+        })?
     };
     Ok(ManifestSet { root, classes, manifests, record, whole_folder })
 }
 
-fn classes_from_rows(manifests: &[(String, Vec<ManifestRow>)]) -> Vec<String> {
+/// Without classes.csv, class indices above this are taken as a broken
+/// manifest rather than allocated for.
+const MAX_CLASSES: usize = 100_000;
+
+fn classes_from_rows(manifests: &[(String, Vec<ManifestRow>)]) -> Option<Vec<String>> {
     let mut by_index: BTreeMap<usize, &str> = BTreeMap::new();
     for (_, rows) in manifests {
         for r in rows {
@@ -89,7 +96,10 @@ fn classes_from_rows(manifests: &[(String, Vec<ManifestRow>)]) -> Vec<String> {
         }
     }
     let n = by_index.keys().next_back().map(|&i| i + 1).unwrap_or(0);
-    (0..n).map(|i| by_index.get(&i).map(|s| s.to_string()).unwrap_or_else(|| format!("class{i}"))).collect()
+    if n > MAX_CLASSES {
+        return None;
+    }
+    Some((0..n).map(|i| by_index.get(&i).map(|s| s.to_string()).unwrap_or_else(|| format!("class{i}"))).collect())
 }
 
 /// A manifest path that stays inside the root (no `..`, not absolute).
@@ -268,7 +278,9 @@ pub fn manifest_stats(
     let results: Vec<Result<ChannelSums, Failure>> = rows
         .par_iter()
         .map(|row| {
-            let result = if is_safe_relative(&row.path) {
+            let result = if row.class_index >= set.classes.len() {
+                Err(Failure::new(row.path.clone(), format!("class index {} out of range ({} classes)", row.class_index, set.classes.len())))
+            } else if is_safe_relative(&row.path) {
                 let path = set.root.join(&row.path);
                 std::fs::read(&path)
                     .map_err(|e| format!("cannot read file: {e}"))
@@ -289,17 +301,10 @@ pub fn manifest_stats(
         match r {
             Ok(s) => {
                 total.add(&s);
-                if row.class_index >= counts.len() {
-                    counts.resize(row.class_index + 1, 0);
-                }
                 counts[row.class_index] += 1;
             }
             Err(f) => failures.push(f),
         }
     }
-    let mut names = set.classes.clone();
-    while names.len() < counts.len() {
-        names.push(format!("class{}", names.len()));
-    }
-    (Stats::new(name, &total, failures.len() as u64, stats_size, &names, &counts), failures)
+    (Stats::new(name, &total, failures.len() as u64, stats_size, &set.classes, &counts), failures)
 }

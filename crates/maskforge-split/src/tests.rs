@@ -139,6 +139,20 @@ fn bad_files_are_left_out_and_listed_with_reasons() {
         assert!(!listed.contains_key(*bad));
     }
     assert_eq!(plan.outside_classes, 1, "preview.png at the top is not in a class");
+
+    // A symlink loop is reported, not followed forever; a symlinked class folder is followed.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&root, root.join("masked/p001/loop")).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        write_spec(&elsewhere, &vec![("x.png".to_string(), encoded(&noise_image(8, 4, 4), "png"))], None);
+        std::os::unix::fs::symlink(&elsewhere, root.join("linked")).unwrap();
+        let plan = plan_with_jobs(&root, &opts("parent"), 2);
+        assert!(plan.failures.iter().any(|f| f.path == "masked/p001/loop" && f.reason.contains("loop")), "{:?}", plan.failures);
+        assert!(plan.rows.iter().flatten().any(|r| r.path == "linked/x.png" && r.class == "linked"));
+        std::fs::remove_file(root.join("masked/p001/loop")).unwrap();
+        std::fs::remove_file(root.join("linked")).unwrap();
+    }
     let out = dir.path().join("out");
     write_split(&plan, &out, None).unwrap();
     let csv = std::fs::read_to_string(out.join("failures.csv")).unwrap();
