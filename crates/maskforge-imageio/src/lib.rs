@@ -13,7 +13,7 @@ mod load;
 mod walk;
 
 pub use atomic::{write_atomic, AtomicFile};
-pub use load::{encode_image, load_rgb, load_rgb_from_bytes, save_rgb_atomic, LoadError, LoadLimits};
+pub use load::{encode_image, jpeg_truncation, load_rgb, load_rgb_from_bytes, save_rgb_atomic, LoadError, LoadLimits};
 pub use walk::{is_image_path, walk_images, WalkOutput, IMAGE_EXTENSIONS};
 
 use serde::{Deserialize, Serialize};

@@ -14,6 +14,8 @@ pub enum LoadError {
     UnknownFormat { path: PathBuf },
     #[error("{path}: image is {width}x{height}, over the limit of {max_pixels} pixels (raise --max-pixels)")]
     TooLarge { path: PathBuf, width: u32, height: u32, max_pixels: u64 },
+    #[error("{path}: truncated JPEG: the data ends before the end-of-image marker")]
+    Truncated { path: PathBuf },
     #[error("{path}: cannot decode {format}: {message}")]
     Decode { path: PathBuf, format: String, message: String },
 }
@@ -24,6 +26,7 @@ impl LoadError {
             LoadError::Io { path, .. }
             | LoadError::Empty { path }
             | LoadError::UnknownFormat { path }
+            | LoadError::Truncated { path }
             | LoadError::TooLarge { path, .. }
             | LoadError::Decode { path, .. } => path,
         }
@@ -67,6 +70,12 @@ pub fn load_rgb_from_bytes(path: &Path, bytes: &[u8], limits: LoadLimits) -> Res
         return Err(LoadError::Empty { path: path.into() });
     }
     let format = image::guess_format(bytes).map_err(|_| LoadError::UnknownFormat { path: path.into() })?;
+    // The JPEG decoder fills a cut-off image with grey and reports success;
+    // PIL (and so a PyTorch data loader) raises "image file is truncated".
+    // Such a file must not pass as a photo.
+    if format == ImageFormat::Jpeg && jpeg_truncation(bytes).is_some() {
+        return Err(LoadError::Truncated { path: path.into() });
+    }
     let fmt_name = format!("{format:?}").to_uppercase();
     let decode_err = |e: image::ImageError| LoadError::Decode {
         path: path.into(),
@@ -128,6 +137,60 @@ pub fn save_rgb_atomic(img: &RgbImage, path: &Path, jpeg_quality: u8) -> std::io
     crate::write_atomic(path, &bytes)
 }
 
+/// Walks a JPEG's marker segments and entropy-coded scans; `Some(reason)`
+/// when the data runs out before the EOI marker. Anything it does not
+/// understand is left to the decoder (`None`), so it can only ever reject
+/// files that really are cut short.
+pub fn jpeg_truncation(data: &[u8]) -> Option<String> {
+    if !data.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return None;
+    }
+    let truncated = || Some("truncated JPEG: the data ends before the end-of-image marker".to_string());
+    let mut i = 2;
+    loop {
+        if i >= data.len() {
+            return truncated();
+        }
+        if data[i] != 0xFF {
+            return None;
+        }
+        // Fill bytes: any number of 0xFF may precede a marker code.
+        while i < data.len() && data[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&marker) = data.get(i) else { return truncated() };
+        i += 1;
+        match marker {
+            0xD9 => return None,
+            0x01 | 0xD0..=0xD7 => continue,
+            0x00 => return None,
+            _ => {}
+        }
+        let (Some(&hi), Some(&lo)) = (data.get(i), data.get(i + 1)) else { return truncated() };
+        let len = u16::from_be_bytes([hi, lo]) as usize;
+        if len < 2 {
+            return None;
+        }
+        i += len;
+        if marker != 0xDA {
+            continue;
+        }
+        // Entropy-coded data: 0xFF 0x00 is a stuffed byte and 0xFF 0xD0–D7 a
+        // restart marker; any other 0xFF pair starts the next marker.
+        loop {
+            let Some(off) = data.get(i..).and_then(|rest| rest.iter().position(|&b| b == 0xFF)) else {
+                return truncated();
+            };
+            i += off;
+            match data.get(i + 1) {
+                None => return truncated(),
+                Some(0x00) | Some(0xD0..=0xD7) => i += 2,
+                Some(_) => break,
+            }
+        }
+    }
+}
+
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -173,6 +236,11 @@ mod tests {
         let e = load_rgb_from_bytes(p, &full[..full.len() / 2], LoadLimits::default()).unwrap_err();
         assert!(matches!(e, LoadError::Decode { .. }), "{e}");
         assert!(!e.to_string().contains('\n'));
+
+        let jpeg = encode_image(&img, Path::new("a.jpg"), 90).unwrap();
+        assert!(load_rgb_from_bytes(p, &jpeg, LoadLimits::default()).is_ok());
+        let e = load_rgb_from_bytes(p, &jpeg[..jpeg.len() * 9 / 10], LoadLimits::default()).unwrap_err();
+        assert!(matches!(e, LoadError::Truncated { .. }), "{e}");
 
         let e = load_rgb_from_bytes(p, &full, LoadLimits { max_pixels: 1000 }).unwrap_err();
         assert!(matches!(e, LoadError::TooLarge { width: 64, height: 64, .. }), "{e}");

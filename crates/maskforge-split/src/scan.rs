@@ -6,6 +6,8 @@ use crate::stats::{stats_sums, ChannelSums};
 use crate::Progress;
 use image::RgbImage;
 use maskforge_imageio::{load_rgb_from_bytes, Failure, LoadLimits};
+#[cfg(test)]
+use maskforge_imageio::jpeg_truncation;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -74,70 +76,11 @@ fn scan_one(path: &Path, options: &ScanOptions) -> Result<ScannedImage, String> 
     Ok(ScannedImage { bytes: data.len() as u64, sha256, sums })
 }
 
-/// Decodes like [`load_rgb_from_bytes`] but also refuses a JPEG whose data
-/// ends before its end-of-image marker. The JPEG decoder fills a cut-off
-/// image with grey and reports success; PIL (and so a PyTorch data loader)
-/// raises "image file is truncated" on the same file, so it must not reach a
-/// manifest. Errors are one-line reasons without the path.
+/// Decodes with [`load_rgb_from_bytes`], which also refuses truncated JPEGs
+/// (see `maskforge_imageio::jpeg_truncation`). Errors are one-line reasons
+/// without the path.
 pub fn load_complete(path: &Path, data: &[u8], limits: LoadLimits) -> Result<RgbImage, String> {
-    if let Some(reason) = jpeg_truncation(data) {
-        return Err(reason);
-    }
     load_rgb_from_bytes(path, data, limits).map_err(|e| e.reason())
-}
-
-/// Walks a JPEG's marker segments and entropy-coded scans; `Some(reason)`
-/// when the data runs out before the EOI marker. Anything it does not
-/// understand is left to the decoder (`None`), so it can only ever reject
-/// files that really are cut short.
-pub fn jpeg_truncation(data: &[u8]) -> Option<String> {
-    if !data.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        return None;
-    }
-    let truncated = || Some("truncated JPEG: the data ends before the end-of-image marker".to_string());
-    let mut i = 2;
-    loop {
-        if i >= data.len() {
-            return truncated();
-        }
-        if data[i] != 0xFF {
-            return None;
-        }
-        // Fill bytes: any number of 0xFF may precede a marker code.
-        while i < data.len() && data[i] == 0xFF {
-            i += 1;
-        }
-        let Some(&marker) = data.get(i) else { return truncated() };
-        i += 1;
-        match marker {
-            0xD9 => return None,
-            0x01 | 0xD0..=0xD7 => continue,
-            0x00 => return None,
-            _ => {}
-        }
-        let (Some(&hi), Some(&lo)) = (data.get(i), data.get(i + 1)) else { return truncated() };
-        let len = u16::from_be_bytes([hi, lo]) as usize;
-        if len < 2 {
-            return None;
-        }
-        i += len;
-        if marker != 0xDA {
-            continue;
-        }
-        // Entropy-coded data: 0xFF 0x00 is a stuffed byte and 0xFF 0xD0–D7 a
-        // restart marker; any other 0xFF pair starts the next marker.
-        loop {
-            let Some(off) = data.get(i..).and_then(|rest| rest.iter().position(|&b| b == 0xFF)) else {
-                return truncated();
-            };
-            i += off;
-            match data.get(i + 1) {
-                None => return truncated(),
-                Some(0x00) | Some(0xD0..=0xD7) => i += 2,
-                Some(_) => break,
-            }
-        }
-    }
 }
 
 /// Lower-case hexadecimal.
