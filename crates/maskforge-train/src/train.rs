@@ -643,27 +643,12 @@ pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -
             lr = schedule.lr(epoch, step, steps_per_epoch);
             let xs = batch.tensor().to_device(device);
             let ys = batch.label_tensor().to_device(device);
-            let logits = tch::autocast(amp, || model.forward_t(&xs, true));
-            let (per_sample, weights) = criterion.per_sample(&logits, &ys);
-            let weighted = (&per_sample * &weights).sum(Kind::Float);
-            let wsum = weights.sum(Kind::Float);
-            let loss = &weighted / &wsum;
-            opt.zero_grad();
-            if amp {
-                (&loss * state.scaler.scale).backward();
-                let finite = opt.unscale_grads(1.0 / state.scaler.scale);
-                if finite {
-                    opt.step(lr);
-                }
-                state.scaler.update(finite);
-            } else {
-                loss.backward();
-                opt.step(lr);
-            }
+            let StepOutput { weighted, weight_sum: wsum, logits } =
+                train_step(&model, &criterion, &mut opt, &mut state.scaler, &xs, &ys, lr, amp);
             tch::no_grad(|| {
-                loss_sum += weighted.detach().to_kind(Kind::Double);
-                weight_sum += wsum.detach().to_kind(Kind::Double);
-                correct += criterion.predict(&logits.detach()).eq_tensor(&ys).sum(Kind::Int64);
+                loss_sum += weighted.to_kind(Kind::Double);
+                weight_sum += wsum.to_kind(Kind::Double);
+                correct += criterion.predict(&logits).eq_tensor(&ys).sum(Kind::Int64);
             });
             seen += batch.len();
             on_event(Event::Progress { images: seen + batch.failures.len() });
@@ -754,6 +739,50 @@ pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -
         stopped_early: state.stopped_early,
         report,
     })
+}
+
+/// What one optimisation step leaves for the statistics.
+pub struct StepOutput {
+    /// Σ wᵢ·lossᵢ over the batch (graph detached).
+    pub weighted: Tensor,
+    /// Σ wᵢ.
+    pub weight_sum: Tensor,
+    pub logits: Tensor,
+}
+
+/// One training step on a batch already on the model's device: forward
+/// (under autocast when `amp`), loss, backward, optimiser update; with
+/// `amp` the loss is scaled and a step whose gradients overflowed is
+/// skipped, as PyTorch's `GradScaler` does.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step(
+    model: &Classifier,
+    criterion: &Criterion,
+    opt: &mut Optimizer,
+    scaler: &mut LossScaler,
+    xs: &Tensor,
+    ys: &Tensor,
+    lr: f64,
+    amp: bool,
+) -> StepOutput {
+    let logits = tch::autocast(amp, || model.forward_t(xs, true));
+    let (per_sample, weights) = criterion.per_sample(&logits, ys);
+    let weighted = (&per_sample * &weights).sum(Kind::Float);
+    let weight_sum = weights.sum(Kind::Float);
+    let loss = &weighted / &weight_sum;
+    opt.zero_grad();
+    if amp {
+        (&loss * scaler.scale).backward();
+        let finite = opt.unscale_grads(1.0 / scaler.scale);
+        if finite {
+            opt.step(lr);
+        }
+        scaler.update(finite);
+    } else {
+        loss.backward();
+        opt.step(lr);
+    }
+    StepOutput { weighted: weighted.detach(), weight_sum: weight_sum.detach(), logits: logits.detach() }
 }
 
 /// A model for inference, rebuilt from a checkpoint.
