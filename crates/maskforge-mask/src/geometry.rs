@@ -538,9 +538,11 @@ pub fn place(
     let (beside_r, beside_l) = match top.beside {
         Some(b) => b,
         None => {
-            // Halfway to the corner, but kept below the lower eyelids.
-            let mut br = lerp(r_top, top.nose, 0.5);
-            let mut bl = lerp(l_top, top.nose, 0.5);
+            // Halfway across, and nearer the corners' height than the nose's:
+            // the edge drops steeply beside the nose, then runs flatter over
+            // the cheeks. Always below the lower eyelids.
+            let mut br = Point::new(lerp(r_top, top.nose, 0.5).x, r_top.y + (top.nose.y - r_top.y) * 0.35);
+            let mut bl = Point::new(lerp(l_top, top.nose, 0.5).x, l_top.y + (top.nose.y - l_top.y) * 0.35);
             if top.under_eyes {
                 br.y = br.y.max(lid_r + 0.10 * h);
                 bl.y = bl.y.max(lid_l + 0.10 * h);

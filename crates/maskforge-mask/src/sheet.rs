@@ -1,7 +1,7 @@
 //! Contact sheets: a grid of labelled thumbnails, so a user can look at a
 //! sample of outputs before generating a whole dataset.
 
-use crate::font::glyph;
+use crate::font::{glyph, has_descender};
 use image::{imageops, Rgb, RgbImage};
 use maskforge_face::BBox;
 
@@ -13,13 +13,14 @@ pub struct SheetItem {
 }
 
 const GLYPH_W: u32 = 6;
-const LINE_H: u32 = 9;
+const LINE_H: u32 = 11;
 
 /// Draws `text` with its top-left corner at `(x, y)`, clipped to the image.
 pub fn draw_text(img: &mut RgbImage, x: u32, y: u32, text: &str, colour: Rgb<u8>) {
     for (i, ch) in text.chars().enumerate() {
         let g = glyph(ch);
         let gx = x + i as u32 * GLYPH_W;
+        let y = if has_descender(ch) { y + 2 } else { y };
         for (row, bits) in g.iter().enumerate() {
             for col in 0..5 {
                 if bits & (1 << (4 - col)) != 0 {
@@ -99,7 +100,7 @@ mod tests {
             .collect();
         let s = contact_sheet(&items, 3, 64);
         assert_eq!(s.width(), 3 * 70 + 6);
-        assert_eq!(s.height(), 2 * (64 + 22 + 6) + 6);
+        assert_eq!(s.height(), 2 * (64 + 26 + 6) + 6);
         // Label ink below the first cell.
         let ink = (6..70).any(|x| (6 + 64 + 3..6 + 64 + 12).any(|y| s.get_pixel(x, y)[0] < 100));
         assert!(ink);
