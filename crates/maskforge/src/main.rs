@@ -19,6 +19,12 @@ enum Command {
     /// Detect faces and their 68 landmarks in a tree of photos.
     #[cfg(feature = "dlib")]
     Detect(cmd::detect::DetectArgs),
+    /// Put masks on every face in a tree of photos (correct and wrongly worn variants):
+    /// a labelled ImageFolder dataset with annotations.csv.
+    #[cfg(feature = "dlib")]
+    Mask(cmd::mask::MaskArgs),
+    /// Join the outputs and CSVs of `maskforge mask --shard I/N` runs.
+    Merge(cmd::merge::MergeArgs),
     /// Split an ImageFolder tree into grouped, stratified train/val[/test] manifests
     /// with class list and train mean/std; byte-identical on every re-run.
     Split(cmd::split::SplitArgs),
@@ -42,6 +48,9 @@ fn main() {
     let result = match cli.command {
         #[cfg(feature = "dlib")]
         Command::Detect(args) => cmd::detect::run(args),
+        #[cfg(feature = "dlib")]
+        Command::Mask(args) => cmd::mask::run(args),
+        Command::Merge(args) => cmd::merge::run(args),
         Command::Split(args) => cmd::split::run_split(args),
         Command::Verify(args) => cmd::split::run_verify(args),
         Command::Stats(args) => cmd::split::run_stats(args),
