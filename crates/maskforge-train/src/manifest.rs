@@ -143,7 +143,7 @@ pub fn read_stats(path: &Path) -> Result<Stats> {
     let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
     let stats: Stats = serde_json::from_str(&text).map_err(|e| TrainError::manifest(path, e.to_string()))?;
     if let Some(std) = stats.std {
-        if std.iter().any(|s| !(*s > 0.0)) {
+        if std.iter().any(|s| s.is_nan() || *s <= 0.0) {
             return Err(TrainError::manifest(path, format!("std {std:?} has a channel <= 0: cannot normalise")));
         }
     }

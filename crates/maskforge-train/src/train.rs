@@ -438,6 +438,8 @@ pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -
     std::fs::create_dir_all(&cfg.out).map_err(TrainError::io(&cfg.out))?;
 
     let num_outputs = if cfg.loss == LossKind::Bce { 1 } else { n_classes as i64 };
+    // Seeded initialisation: the same --seed gives the same starting weights.
+    tch::manual_seed(cfg.seed as i64);
     let mut model = Classifier::new(cfg.arch, num_outputs, cfg.dropout, device);
     let last_path = cfg.out.join("last.safetensors");
     let best_path = cfg.out.join("best.safetensors");

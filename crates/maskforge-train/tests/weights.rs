@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tch::{Device, Kind, Tensor};
 
+type Named = Vec<(String, Tensor)>;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -95,8 +97,8 @@ fn torchvision_weights_load_and_match_logits() {
     let path = d.join("resnet50.safetensors");
     let file = read_safetensors(&path).unwrap();
     let model = Classifier::new(Arch::Resnet50, 1000, 0.0, Device::Cpu);
-    let broken = |edit: &dyn Fn(&mut Vec<(String, Tensor)>)| -> String {
-        let mut tensors: Vec<(String, Tensor)> = file.tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+    let broken = |edit: &dyn Fn(&mut Named)| -> String {
+        let mut tensors: Named = file.tensors.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
         edit(&mut tensors);
         let p = d.join("broken.safetensors");
         write_safetensors(&p, &tensors, HashMap::new()).unwrap();

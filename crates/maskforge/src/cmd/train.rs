@@ -425,6 +425,9 @@ mod predict {
         pub detector: DetectorOpts,
     }
 
+    /// A photo with its faces and their crops, or why it could not be read.
+    type Detected = (PathBuf, Result<(RgbImage, Vec<Face>, Vec<RgbImage>), String>);
+
     /// One face found and classified.
     struct FaceResult {
         face: Face,
@@ -503,7 +506,7 @@ mod predict {
         // Detection in parallel per chunk of photos, then one classification
         // batch per chunk on this thread (the model stays on one thread).
         for chunk in photos.chunks(16) {
-            let detected: Vec<(PathBuf, Result<(RgbImage, Vec<Face>, Vec<RgbImage>), String>)> = pool.install(|| {
+            let detected: Vec<Detected> = pool.install(|| {
                 chunk
                     .par_iter()
                     .map_init(
