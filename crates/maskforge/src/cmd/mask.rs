@@ -927,6 +927,10 @@ pub fn run(args: MaskArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
     maskforge_imageio::write_atomic(&settings_path, settings_json.as_bytes())?;
+    remove_stale_temp_files(&out);
+    if let Some(seg) = &args.seg_dir {
+        remove_stale_temp_files(seg);
+    }
 
     // Resume state.
     let ann_path = out.join(merge::csv_name(ANNOTATIONS, shard));
@@ -1033,6 +1037,27 @@ pub fn run(args: MaskArgs) -> Result<()> {
         ann_path.display()
     );
     Ok(())
+}
+
+/// Removes temporary files (`.NAME.PID.N.tmp`, `.NAME.PID.link.tmp`) left by
+/// killed runs. Files of processes still alive (other shards writing into the
+/// same folder) are kept; where liveness cannot be checked, nothing is removed.
+fn remove_stale_temp_files(dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    for e in walkdir::WalkDir::new(dir).into_iter().filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy();
+        if !(e.file_type().is_file() || e.file_type().is_symlink()) || !name.starts_with('.') || !name.ends_with(".tmp") {
+            continue;
+        }
+        let parts: Vec<&str> = name.rsplit('.').collect();
+        // parts: ["tmp", N or "link", PID, ...]
+        let Some(pid) = parts.get(2).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 fn settings_diff(old: &str, new: &str) -> String {
