@@ -279,9 +279,32 @@ pub fn load_checkpoint(path: &Path, device: Device) -> Result<(Classifier, Model
     if meta.format != FORMAT {
         return Err(TrainError::weights(path, format!("checkpoint format {:?}, this build reads {FORMAT:?}", meta.format)));
     }
+    validate_meta(&meta).map_err(|m| TrainError::weights(path, format!("bad {META_KEY} metadata: {m}")))?;
     let model = Classifier::new(meta.arch, meta.num_outputs, meta.dropout, device);
     load_into(&model, &file, path, LoadMode::Exact)?;
     Ok((model, meta, file))
+}
+
+/// Checks the description before a model is built from it (a damaged or
+/// hand-edited file must give an error, not a libtorch abort).
+fn validate_meta(m: &ModelMeta) -> Result<(), String> {
+    let expected = match m.loss {
+        LossKind::Bce => 1,
+        LossKind::Ce => m.classes.len() as i64,
+    };
+    if m.classes.len() < 2 || m.num_outputs != expected {
+        return Err(format!("{} classes with {} outputs for loss {}", m.classes.len(), m.num_outputs, m.loss));
+    }
+    if !(16..=1024).contains(&m.img_size) {
+        return Err(format!("img_size {}", m.img_size));
+    }
+    if m.std.iter().any(|s| s.is_nan() || *s <= 0.0) || !(0.0..1.0).contains(&m.dropout) {
+        return Err(format!("std {:?}, dropout {}", m.std, m.dropout));
+    }
+    if m.class_weights.as_ref().is_some_and(|w| w.len() != m.classes.len()) {
+        return Err("class_weights do not match the classes".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -328,6 +351,11 @@ mod tests {
         assert_eq!(s.head_not_loaded.len(), 2, "{s:?}");
         let e = load_into(&m, &file, &pb, LoadMode::Exact).unwrap_err().to_string();
         assert!(e.contains("fc.weight is [1000, 512] in the file, [2, 512]"), "{e}");
+        // A damaged description is an error, not an abort.
+        let bad = ModelMeta { num_outputs: 0, ..meta.clone() };
+        let pbad = dir.path().join("bad.safetensors");
+        save_checkpoint(&pbad, &m, &bad, Vec::new(), HashMap::new()).unwrap();
+        assert!(load_checkpoint(&pbad, Device::Cpu).unwrap_err().to_string().contains("bad maskforge metadata"));
         // A plain weights file is not a checkpoint.
         assert!(load_checkpoint(&pb, Device::Cpu).unwrap_err().to_string().contains("not a maskforge checkpoint"));
     }
