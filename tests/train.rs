@@ -253,4 +253,28 @@ fn frozen_mobilenet_with_bce() {
     let report = json(&run.join("report.json"));
     assert_eq!(report["classification"]["classes"].as_array().unwrap().len(), 2);
     assert_eq!(json(&run.join("config.json"))["class_weights"], serde_json::json!([1.0, 1.0]));
+
+    // predict (needs dlib for the faces): one photo, one face, with a heat-map.
+    #[cfg(feature = "dlib")]
+    {
+        let out = ds.runs.join("predict");
+        let photo = samples_dir().join("obama.jpg");
+        let (stdout, _) = maskforge(&[
+            "predict", photo.to_str().unwrap(), "--model", run.join("best.safetensors").to_str().unwrap(), "--out",
+            out.to_str().unwrap(), "--explain", "--device", "cpu",
+        ]);
+        assert!(stdout.contains("1 face(s) classified"), "{stdout}");
+        let csv = std::fs::read_to_string(out.join("predictions.csv")).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 2, "{csv}");
+        assert!(lines[0].starts_with("path,face,left,top,right,bottom,detector_score,class,confidence,p_masked,p_unmasked"));
+        let f: Vec<&str> = lines[1].split(',').collect();
+        assert_eq!(f[0], "obama.jpg");
+        let left: f32 = f[2].parse().unwrap();
+        assert!((left - FACES[1].1).abs() < 20.0, "{csv}");
+        let annotated = image::open(out.join("annotated/obama.jpg")).unwrap();
+        assert_eq!((annotated.width(), annotated.height()), (910, 1137));
+        let heat = image::open(out.join("explain/obama_face0.png")).unwrap();
+        assert_eq!(heat.width(), 2 * heat.height());
+    }
 }
