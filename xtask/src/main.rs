@@ -117,6 +117,59 @@ fn demo(root: &Path) -> Result<()> {
     run_cmd(Command::new(&bin).arg("detect").arg(&samples).arg("--out").arg(&detect_out).arg("--overlay"))?;
     results.push(("landmarks.csv, failures.csv, overlays/".into(), detect_out));
 
+    println!("==> maskforge mask (correct, nose_exposed, chin, chin_exposed; 112 px face crops)");
+    let masked = out.join("masked");
+    let preview = out.join("preview.png");
+    run_cmd(
+        Command::new(&bin)
+            .arg("mask")
+            .arg(&samples)
+            .arg("--out")
+            .arg(&masked)
+            .args(["--crop-size", "112", "--unmasked", "copy"])
+            .args(["--class-map", "correct=mask_correct,nose_exposed=mask_incorrect,chin=mask_incorrect,chin_exposed=mask_incorrect"])
+            .arg("--preview")
+            .arg(&preview),
+    )?;
+    results.push(("masked dataset (ImageFolder), annotations.csv".into(), masked.clone()));
+    results.push(("contact sheet of masked outputs".into(), preview));
+
+    println!("==> maskforge split (grouped by source photo) + verify");
+    let manifests = root.join("manifests/demo");
+    run_cmd(Command::new(&bin).arg("split").arg(&masked).arg("--out").arg(&manifests).arg("--hash"))?;
+    run_cmd(Command::new(&bin).arg("verify").arg(&manifests))?;
+    results.push(("manifests, split.json, stats.json (mean/std)".into(), manifests.clone()));
+
+    println!("==> maskforge train (resnet18, 64 px, 3 epochs: a smoke run on 7 photos, not a model)");
+    let run_dir = out.join("runs/resnet18");
+    // `train` refuses to overwrite a run (that is what --resume is for): start the demo run afresh.
+    if run_dir.exists() {
+        std::fs::remove_dir_all(&run_dir)?;
+    }
+    run_cmd(
+        Command::new(&bin)
+            .arg("train")
+            .arg("--manifests")
+            .arg(&manifests)
+            .arg("--out")
+            .arg(&run_dir)
+            .args(["--arch", "resnet18", "--img-size", "64", "--epochs", "3", "--batch-size", "8", "--patience", "0"]),
+    )?;
+    results.push(("checkpoints, metrics.csv, curves.png, report.txt".into(), run_dir.clone()));
+
+    println!("==> maskforge predict (detect, crop, classify the sample photos)");
+    let predicted = out.join("predict");
+    run_cmd(
+        Command::new(&bin)
+            .arg("predict")
+            .arg(&samples)
+            .arg("--model")
+            .arg(run_dir.join("best.safetensors"))
+            .arg("--out")
+            .arg(&predicted),
+    )?;
+    results.push(("annotated photos + predictions.csv".into(), predicted));
+
     println!();
     println!("demo results:");
     for (what, path) in &results {

