@@ -12,7 +12,8 @@ use image::{Rgb, RgbImage};
 
 /// Crops `face` from `img` into a `size`×`size` image: a square of side
 /// `max(box w, h) · (1 + 2·margin)` centred on the box, rotated by the face's
-/// roll. Pixels outside the source image are filled by clamping to the border.
+/// roll. Pixels outside the source image are black (as torchvision pads):
+/// smearing the border pixel across them would invent streaky texture.
 pub fn crop_face(img: &RgbImage, face: &Face, size: u32, margin: f32) -> RgbImage {
     crop_box(img, &face.bbox, face.landmarks.roll(), size, margin)
 }
@@ -37,7 +38,10 @@ pub fn crop_box(img: &RgbImage, bbox: &BBox, roll: f32, size: u32, margin: f32) 
             let dy = (oy as f32 + 0.5 - half) * scale;
             let sx = c.x + dx * cos - dy * sin;
             let sy = c.y + dx * sin + dy * cos;
-            out.put_pixel(ox, oy, sample_bilinear(img, sx - 0.5, sy - 0.5));
+            let inside = sx >= 0.0 && sy >= 0.0 && sx <= img.width() as f32 && sy <= img.height() as f32;
+            if inside {
+                out.put_pixel(ox, oy, sample_bilinear(img, sx - 0.5, sy - 0.5));
+            }
         }
     }
     out
@@ -85,10 +89,12 @@ mod tests {
     }
 
     #[test]
-    fn box_outside_the_image_clamps_and_never_panics() {
+    fn box_outside_the_image_is_black_there_and_never_panics() {
         let img = RgbImage::from_pixel(10, 10, Rgb([9, 9, 9]));
         let crop = crop_box(&img, &BBox::new(-54.0, -20.0, 5.0, 30.0), 0.3, 16, 0.2);
-        assert!(crop.pixels().all(|p| *p == Rgb([9, 9, 9])));
+        assert!(crop.pixels().all(|p| *p == Rgb([9, 9, 9]) || *p == Rgb([0, 0, 0])));
+        assert!(crop.pixels().any(|p| *p == Rgb([9, 9, 9])));
+        assert_eq!(crop.get_pixel(0, 0), &Rgb([0, 0, 0]));
         let crop = crop_box(&img, &BBox::new(f32::NAN, 0.0, 5.0, 5.0), f32::NAN, 4, 0.0);
         assert_eq!(crop.dimensions(), (4, 4));
     }
