@@ -13,6 +13,9 @@
 //! * [`rng`]: the `(seed, path, face)`-keyed random streams;
 //! * [`sheet`]: contact sheets for previews.
 
+// Channel loops (`for k in 0..3`) index several arrays at once; iterators would hide that.
+#![allow(clippy::needless_range_loop)]
+
 pub mod colour;
 mod font;
 pub mod geometry;

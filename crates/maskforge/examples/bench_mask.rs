@@ -25,6 +25,9 @@ use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Named sets of `(file name, encoded bytes)`.
+type Sets<'a> = Vec<(&'a str, Vec<(String, Vec<u8>)>)>;
+
 #[derive(Default, Clone, Copy)]
 struct Times {
     decode: Duration,
@@ -123,7 +126,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     originals.sort();
-    let mut sets: Vec<(&str, Vec<(String, Vec<u8>)>)> = vec![("photos", vec![]), ("1024x1024", vec![]), ("250px crops", vec![])];
+    let mut sets: Sets = vec![("photos", vec![]), ("1024x1024", vec![]), ("250px crops", vec![])];
     for p in &originals {
         let bytes = std::fs::read(p)?;
         let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();

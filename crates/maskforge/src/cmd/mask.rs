@@ -408,6 +408,9 @@ impl CropMap {
     }
 }
 
+/// A face, the map from image to output coordinates, and its box there.
+type FaceGeometry<'a> = (&'a Face, &'a dyn Fn(Point) -> Point, BBox);
+
 /// One annotation row.
 #[allow(clippy::too_many_arguments)]
 fn annotation_row(
@@ -418,7 +421,7 @@ fn annotation_row(
     class: &str,
     style: Option<&MaskStyle>,
     seed: u64,
-    face: Option<(&Face, &dyn Fn(Point) -> Point, BBox)>,
+    face: Option<FaceGeometry>,
     polygon: Option<&[Point]>,
 ) -> Vec<String> {
     let mut r = vec![
@@ -1194,12 +1197,8 @@ mod tests {
     fn crop_map_inverts_and_matches_crop_face() {
         use maskforge_face::Landmarks68;
         let mut pts = [Point::new(50.0, 50.0); 68];
-        for i in 36..42 {
-            pts[i] = Point::new(40.0, 40.0);
-        }
-        for i in 42..48 {
-            pts[i] = Point::new(60.0, 50.0);
-        }
+        pts[36..42].fill(Point::new(40.0, 40.0));
+        pts[42..48].fill(Point::new(60.0, 50.0));
         let face = Face { bbox: BBox::new(30.0, 30.0, 70.0, 80.0), score: 1.0, landmarks: Landmarks68(pts) };
         let map = CropMap::new(&face, 64, 0.2);
         let p = Point::new(47.0, 61.0);

@@ -20,6 +20,11 @@ pub const ANNOTATIONS: &str = "annotations";
 pub const FAILURES: &str = "failures";
 pub const SETTINGS: &str = "mask_settings.json";
 
+/// A CSV file and the shard `(I, N)` it belongs to (`None`: a merged file).
+type ShardFile = (PathBuf, Option<(usize, usize)>);
+/// A row and its sort key.
+type KeyedRow<'a> = (&'a Vec<String>, (String, i64, String));
+
 #[derive(Args, Debug)]
 pub struct MergeArgs {
     /// Destination output folder (it may already hold some shards' outputs).
@@ -59,7 +64,7 @@ pub fn row_key(row: &[String]) -> (String, i64, String) {
 
 /// Writes annotation rows (sorted, duplicates dropped) atomically.
 pub fn write_annotations(path: &Path, rows: &[Vec<String>]) -> Result<()> {
-    let mut sorted: Vec<(&Vec<String>, (String, i64, String))> = rows.iter().map(|r| (r, row_key(r))).collect();
+    let mut sorted: Vec<KeyedRow> = rows.iter().map(|r| (r, row_key(r))).collect();
     sorted.sort_by(|a, b| a.1.cmp(&b.1));
     sorted.dedup_by(|a, b| a.1 == b.1);
     let mut file = AtomicFile::create(path).with_context(|| format!("create {}", path.display()))?;
@@ -92,7 +97,7 @@ fn shard_of(file_name: &str, base: &str) -> Option<(usize, usize)> {
 }
 
 /// The annotation / failure CSVs in `dir`: the merged one and every shard's.
-fn csv_files(dir: &Path, base: &str) -> Result<Vec<(PathBuf, Option<(usize, usize)>)>> {
+fn csv_files(dir: &Path, base: &str) -> Result<Vec<ShardFile>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))? {
         let e = e?;
@@ -274,7 +279,7 @@ pub fn run(args: MergeArgs) -> Result<()> {
     Ok(())
 }
 
-fn from_files(dir: &Path, base: &str) -> Result<Vec<(PathBuf, Option<(usize, usize)>)>> {
+fn from_files(dir: &Path, base: &str) -> Result<Vec<ShardFile>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let e = e?;
