@@ -7,7 +7,7 @@
 //! are level. It uses the box and the eyes only: on a masked face the
 //! detector box and the eyes stay reliable while mouth and jaw landmarks do not.
 
-use crate::{BBox, Face};
+use crate::{BBox, Face, Point};
 use image::{Rgb, RgbImage};
 
 /// Crops `face` from `img` into a `size`×`size` image: a square of side
@@ -18,33 +18,89 @@ pub fn crop_face(img: &RgbImage, face: &Face, size: u32, margin: f32) -> RgbImag
     crop_box(img, &face.bbox, face.landmarks.roll(), size, margin)
 }
 
-/// As [`crop_face`], from a box and a roll angle in radians.
-pub fn crop_box(img: &RgbImage, bbox: &BBox, roll: f32, size: u32, margin: f32) -> RgbImage {
-    let size = size.max(1);
-    let mut out = RgbImage::new(size, size);
-    if img.width() == 0 || img.height() == 0 {
-        return out;
+/// The geometry of a face crop: maps points between the source image and
+/// the `size`×`size` crop, so annotations (landmarks, boxes, polygons) can be
+/// carried into crop coordinates with exactly the formula the pixels used.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CropTransform {
+    center: Point,
+    /// Source pixels per crop pixel.
+    scale: f32,
+    sin: f32,
+    cos: f32,
+    half: f32,
+    size: u32,
+}
+
+impl CropTransform {
+    pub fn for_face(face: &Face, size: u32, margin: f32) -> Self {
+        Self::for_box(&face.bbox, face.landmarks.roll(), size, margin)
     }
-    let c = bbox.center();
-    let side = bbox.width().max(bbox.height()).max(1.0) * (1.0 + 2.0 * margin.max(0.0));
-    let scale = side / size as f32; // source pixels per output pixel
-    let (sin, cos) = if roll.is_finite() { roll.sin_cos() } else { (0.0, 1.0) };
-    let half = size as f32 / 2.0;
-    for oy in 0..size {
-        for ox in 0..size {
-            // Output pixel centre relative to the crop centre, in source units,
-            // rotated by the roll so an upright crop comes out of a tilted face.
-            let dx = (ox as f32 + 0.5 - half) * scale;
-            let dy = (oy as f32 + 0.5 - half) * scale;
-            let sx = c.x + dx * cos - dy * sin;
-            let sy = c.y + dx * sin + dy * cos;
-            let inside = sx >= 0.0 && sy >= 0.0 && sx <= img.width() as f32 && sy <= img.height() as f32;
-            if inside {
-                out.put_pixel(ox, oy, sample_bilinear(img, sx - 0.5, sy - 0.5));
+
+    /// A square of side `max(w, h) · (1 + 2·margin)` around the box centre,
+    /// rotated by `roll` (radians; non-finite counts as 0).
+    pub fn for_box(bbox: &BBox, roll: f32, size: u32, margin: f32) -> Self {
+        let size = size.max(1);
+        let side = bbox.width().max(bbox.height()).max(1.0) * (1.0 + 2.0 * margin.max(0.0));
+        let (sin, cos) = if roll.is_finite() { roll.sin_cos() } else { (0.0, 1.0) };
+        CropTransform { center: bbox.center(), scale: side / size as f32, sin, cos, half: size as f32 / 2.0, size }
+    }
+
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// Crop coordinates → source coordinates: `c + R(roll)·d`.
+    pub fn to_source(&self, o: Point) -> Point {
+        let (dx, dy) = ((o.x - self.half) * self.scale, (o.y - self.half) * self.scale);
+        Point::new(self.center.x + dx * self.cos - dy * self.sin, self.center.y + dx * self.sin + dy * self.cos)
+    }
+
+    /// Source coordinates → crop coordinates (the inverse of [`Self::to_source`]).
+    pub fn to_crop(&self, p: Point) -> Point {
+        let (dx, dy) = (p.x - self.center.x, p.y - self.center.y);
+        Point::new(
+            (dx * self.cos + dy * self.sin) / self.scale + self.half,
+            (-dx * self.sin + dy * self.cos) / self.scale + self.half,
+        )
+    }
+
+    /// The axis-aligned box (in crop coordinates) around a mapped source box.
+    pub fn box_to_crop(&self, b: &BBox) -> BBox {
+        let corners = [
+            Point::new(b.left, b.top),
+            Point::new(b.right, b.top),
+            Point::new(b.left, b.bottom),
+            Point::new(b.right, b.bottom),
+        ]
+        .map(|p| self.to_crop(p));
+        corners.iter().fold(BBox::new(f32::MAX, f32::MAX, f32::MIN, f32::MIN), |acc, p| {
+            BBox::new(acc.left.min(p.x), acc.top.min(p.y), acc.right.max(p.x), acc.bottom.max(p.y))
+        })
+    }
+
+    /// Cuts the crop out of `img`: bilinear inside the photo, black outside.
+    pub fn apply(&self, img: &RgbImage) -> RgbImage {
+        let mut out = RgbImage::new(self.size, self.size);
+        if img.width() == 0 || img.height() == 0 {
+            return out;
+        }
+        let (w, h) = (img.width() as f32, img.height() as f32);
+        for oy in 0..self.size {
+            for ox in 0..self.size {
+                let s = self.to_source(Point::new(ox as f32 + 0.5, oy as f32 + 0.5));
+                if s.x >= 0.0 && s.y >= 0.0 && s.x <= w && s.y <= h {
+                    out.put_pixel(ox, oy, sample_bilinear(img, s.x - 0.5, s.y - 0.5));
+                }
             }
         }
+        out
     }
-    out
+}
+
+/// As [`crop_face`], from a box and a roll angle in radians.
+pub fn crop_box(img: &RgbImage, bbox: &BBox, roll: f32, size: u32, margin: f32) -> RgbImage {
+    CropTransform::for_box(bbox, roll, size, margin).apply(img)
 }
 
 /// Bilinear sample at continuous pixel coordinates, clamped to the border.
@@ -97,6 +153,20 @@ mod tests {
         assert_eq!(crop.get_pixel(0, 0), &Rgb([0, 0, 0]));
         let crop = crop_box(&img, &BBox::new(f32::NAN, 0.0, 5.0, 5.0), f32::NAN, 4, 0.0);
         assert_eq!(crop.dimensions(), (4, 4));
+    }
+
+    #[test]
+    fn transform_round_trips_and_matches_the_pixels() {
+        let t = CropTransform::for_box(&BBox::new(10.0, 20.0, 50.0, 70.0), 0.4, 64, 0.2);
+        let p = Point::new(33.0, 41.5);
+        let q = t.to_source(t.to_crop(p));
+        assert!((p.x - q.x).abs() < 1e-3 && (p.y - q.y).abs() < 1e-3);
+        // A single bright source pixel lands where to_crop says.
+        let mut img = RgbImage::from_pixel(80, 90, Rgb([0, 0, 0]));
+        img.put_pixel(33, 41, Rgb([255, 255, 255]));
+        let crop = t.apply(&img);
+        let c = t.to_crop(Point::new(33.5, 41.5));
+        assert!(crop.get_pixel(c.x as u32, c.y as u32)[0] > 60, "{:?}", crop.get_pixel(c.x as u32, c.y as u32));
     }
 
     #[test]

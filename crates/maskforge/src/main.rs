@@ -44,6 +44,13 @@ enum Command {
 }
 
 fn main() {
+    // Like every Unix tool: `maskforge ... | head` ends quietly instead of
+    // panicking on a closed pipe (Rust ignores SIGPIPE by default).
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of a signal at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         #[cfg(feature = "dlib")]

@@ -351,61 +351,21 @@ fn fmt2(v: f32) -> String {
     format!("{v:.2}")
 }
 
-/// Maps full-image coordinates into a crop made by `crop_face` (same formula).
-struct CropMap {
-    c: Point,
-    scale: f32,
-    sin: f32,
-    cos: f32,
-    half: f32,
-}
+/// Crop geometry shared with `predict` (one formula for pixels and annotations).
+type CropMap = maskforge_face::crop::CropTransform;
 
-impl CropMap {
-    fn new(face: &Face, size: u32, margin: f32) -> CropMap {
-        let size = size.max(1);
-        let b = face.bbox;
-        let side = b.width().max(b.height()).max(1.0) * (1.0 + 2.0 * margin.max(0.0));
-        let roll = face.landmarks.roll();
-        let (sin, cos) = if roll.is_finite() { roll.sin_cos() } else { (0.0, 1.0) };
-        CropMap { c: b.center(), scale: side / size as f32, sin, cos, half: size as f32 / 2.0 }
-    }
-
-    fn map(&self, p: Point) -> Point {
-        let (dx, dy) = (p.x - self.c.x, p.y - self.c.y);
-        // Inverse rotation of crop_face's source = c + R(roll)·d.
-        Point::new((dx * self.cos + dy * self.sin) / self.scale + self.half, (-dx * self.sin + dy * self.cos) / self.scale + self.half)
-    }
-
-    fn unmap(&self, o: Point) -> Point {
-        let (dx, dy) = ((o.x - self.half) * self.scale, (o.y - self.half) * self.scale);
-        Point::new(self.c.x + dx * self.cos - dy * self.sin, self.c.y + dx * self.sin + dy * self.cos)
-    }
-
-    fn map_box(&self, b: &BBox) -> BBox {
-        let corners = [
-            Point::new(b.left, b.top),
-            Point::new(b.right, b.top),
-            Point::new(b.left, b.bottom),
-            Point::new(b.right, b.bottom),
-        ]
-        .map(|p| self.map(p));
-        corners.iter().fold(BBox::new(f32::MAX, f32::MAX, f32::MIN, f32::MIN), |acc, p| {
-            BBox::new(acc.left.min(p.x), acc.top.min(p.y), acc.right.max(p.x), acc.bottom.max(p.y))
-        })
-    }
-
-    /// Nearest-neighbour crop of a segmentation mask.
-    fn crop_gray(&self, seg: &GrayImage, size: u32) -> GrayImage {
-        GrayImage::from_fn(size, size, |x, y| {
-            let s = self.unmap(Point::new(x as f32 + 0.5, y as f32 + 0.5));
-            let (sx, sy) = (s.x.floor(), s.y.floor());
-            if sx >= 0.0 && sy >= 0.0 && (sx as u32) < seg.width() && (sy as u32) < seg.height() {
-                *seg.get_pixel(sx as u32, sy as u32)
-            } else {
-                image::Luma([0])
-            }
-        })
-    }
+/// Nearest-neighbour crop of a segmentation mask.
+fn crop_gray(map: &CropMap, seg: &GrayImage) -> GrayImage {
+    let size = map.size();
+    GrayImage::from_fn(size, size, |x, y| {
+        let s = map.to_source(Point::new(x as f32 + 0.5, y as f32 + 0.5));
+        let (sx, sy) = (s.x.floor(), s.y.floor());
+        if sx >= 0.0 && sy >= 0.0 && (sx as u32) < seg.width() && (sy as u32) < seg.height() {
+            *seg.get_pixel(sx as u32, sy as u32)
+        } else {
+            image::Luma([0])
+        }
+    })
 }
 
 /// A face, the map from image to output coordinates, and its box there.
@@ -610,20 +570,20 @@ fn process(ctx: &Ctx, det: &mut Detector, path: &Path, rel: &str, preview: &mut 
         } else {
             for (i, (face, p)) in faces.iter().zip(&placements).enumerate() {
                 let crop = maskforge_face::crop::crop_face(&out, face, ctx.crop_size, ctx.crop_margin);
-                let map = CropMap::new(face, ctx.crop_size, ctx.crop_margin);
+                let map = CropMap::for_face(face, ctx.crop_size, ctx.crop_margin);
                 let out_rel = ctx.output_rel(rel, &class, v.as_str(), Some(i), false);
                 if ctx.write {
                     write_image(ctx, &crop, &out_rel)?;
                     if let Some(seg) = &seg {
-                        write_seg(ctx, &map.crop_gray(seg, ctx.crop_size), &out_rel)?;
+                        write_seg(ctx, &crop_gray(&map, seg), &out_rel)?;
                     }
                 } else {
                     preview.push(SheetItem { thumbnail: thumbnail(&crop, None, 160), label: label(&class, v.as_str(), Some(&styles[i])) });
                 }
                 rec.outputs.push(out_rel.clone());
-                let poly: Vec<Point> = p.polygon.iter().map(|&q| map.map(q)).collect();
-                let f = |q: Point| map.map(q);
-                rec.rows.push(annotation_row(rel, &out_rel, Some(i), v.as_str(), &class, Some(&styles[i]), ctx.seed, Some((face, &f, map.map_box(&face.bbox))), Some(&poly)));
+                let poly: Vec<Point> = p.polygon.iter().map(|&q| map.to_crop(q)).collect();
+                let f = |q: Point| map.to_crop(q);
+                rec.rows.push(annotation_row(rel, &out_rel, Some(i), v.as_str(), &class, Some(&styles[i]), ctx.seed, Some((face, &f, map.box_to_crop(&face.bbox))), Some(&poly)));
             }
         }
     }
@@ -640,12 +600,12 @@ fn process(ctx: &Ctx, det: &mut Detector, path: &Path, rel: &str, preview: &mut 
         } else {
             for (i, face) in faces.iter().enumerate() {
                 let crop = maskforge_face::crop::crop_face(&img, face, ctx.crop_size, ctx.crop_margin);
-                let map = CropMap::new(face, ctx.crop_size, ctx.crop_margin);
+                let map = CropMap::for_face(face, ctx.crop_size, ctx.crop_margin);
                 let out_rel = ctx.output_rel(rel, &class, "unmasked", Some(i), false);
                 write_image(ctx, &crop, &out_rel)?;
                 rec.outputs.push(out_rel.clone());
-                let f = |q: Point| map.map(q);
-                rec.rows.push(annotation_row(rel, &out_rel, Some(i), "none", &class, None, ctx.seed, Some((face, &f, map.map_box(&face.bbox))), None));
+                let f = |q: Point| map.to_crop(q);
+                rec.rows.push(annotation_row(rel, &out_rel, Some(i), "none", &class, None, ctx.seed, Some((face, &f, map.box_to_crop(&face.bbox))), None));
             }
         }
     }
@@ -1200,15 +1160,15 @@ mod tests {
         pts[36..42].fill(Point::new(40.0, 40.0));
         pts[42..48].fill(Point::new(60.0, 50.0));
         let face = Face { bbox: BBox::new(30.0, 30.0, 70.0, 80.0), score: 1.0, landmarks: Landmarks68(pts) };
-        let map = CropMap::new(&face, 64, 0.2);
+        let map = CropMap::for_face(&face, 64, 0.2);
         let p = Point::new(47.0, 61.0);
-        let back = map.unmap(map.map(p));
+        let back = map.to_source(map.to_crop(p));
         assert!((back.x - p.x).abs() < 1e-3 && (back.y - p.y).abs() < 1e-3);
         // A bright pixel lands where the map says in the real crop.
         let mut img = RgbImage::new(100, 100);
         img.put_pixel(47, 61, image::Rgb([255, 255, 255]));
         let crop = maskforge_face::crop::crop_face(&img, &face, 64, 0.2);
-        let q = map.map(Point::new(47.5, 61.5));
+        let q = map.to_crop(Point::new(47.5, 61.5));
         let (x, y) = (q.x.floor() as u32, q.y.floor() as u32);
         let best = (x.saturating_sub(1)..=x + 1)
             .flat_map(|xx| (y.saturating_sub(1)..=y + 1).map(move |yy| (xx, yy)))
