@@ -2,34 +2,11 @@
 //! (PyPI face_recognition 1.3.0's test images, installed by `cargo xtask setup`).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn samples() -> PathBuf {
-    let dir = std::env::var_os("MASKFORGE_SAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/samples"));
-    assert!(
-        dir.join("obama.jpg").is_file(),
-        "sample photos missing in {}: run `cargo xtask setup` (or `cargo xtask test`)",
-        dir.display()
-    );
-    dir
-}
-
-fn models() -> PathBuf {
-    let dir = std::env::var_os("MASKFORGE_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
-    assert!(dir.join("shape_predictor_68_face_landmarks.dat").is_file(), "models missing: run `cargo xtask setup`");
-    dir
-}
-
-fn maskforge() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_maskforge"));
-    c.env("MASKFORGE_MODELS", models());
-    c
-}
+mod common;
+use common::{maskforge, samples};
 
 #[derive(Debug, Clone)]
 struct Row {

@@ -4,33 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-fn samples() -> PathBuf {
-    let dir = std::env::var_os("MASKFORGE_SAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/samples"));
-    assert!(
-        dir.join("obama.jpg").is_file() && dir.join("biden.jpg").is_file(),
-        "sample photos missing in {}: run `cargo xtask setup` (or `cargo xtask test`)",
-        dir.display()
-    );
-    dir
-}
-
-fn models() -> PathBuf {
-    let dir = std::env::var_os("MASKFORGE_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
-    assert!(dir.join("shape_predictor_68_face_landmarks.dat").is_file(), "dlib models missing: run `cargo xtask setup`");
-    dir
-}
-
-fn maskforge() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_maskforge"));
-    c.env("MASKFORGE_MODELS", models());
-    c
-}
+mod common;
+use common::{maskforge, samples};
 
 /// A small input tree: two single-face photos, one in a subfolder.
 fn input_tree(dir: &Path) -> PathBuf {
