@@ -233,7 +233,18 @@ fn resume_after_a_partial_or_killed_run_gives_the_same_result() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Kill once the first image is journalled (model loading takes seconds on a
+    // loaded machine), so the kill lands mid-run, never before the run starts.
+    let journalled = || {
+        std::fs::read_dir(&killed).map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(".mask-journal"))).unwrap_or(false)
+    };
+    let started = std::time::Instant::now();
+    while !journalled() && started.elapsed().as_secs() < 120 {
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let _ = child.kill();
     let _ = child.wait();
     // As if the kill had hit mid-write: a temporary file of a dead process.
