@@ -208,6 +208,10 @@ fn bench(root: &Path, args: &[&str]) -> Result<()> {
                 .arg(&work)
                 .args(&args[1..]),
         )?;
+        if stage == "train" {
+            println!("==> bench train: the same work in PyTorch + torchvision DataLoader, for comparison");
+            run_cmd(Command::new(setup::venv_python(root)).arg(root.join("xtask/bench_train_pytorch.py")).arg("--work").arg(&work))?;
+        }
     }
     Ok(())
 }
