@@ -17,6 +17,10 @@ fn temp_path_for(target: &Path) -> PathBuf {
     target.with_file_name(tmp)
 }
 
+fn already_committed() -> io::Error {
+    io::Error::other("atomic file already committed")
+}
+
 /// A file being written; it appears under its final name only on [`commit`].
 /// Dropped without commit, the temporary file is removed.
 ///
@@ -40,9 +44,17 @@ impl AtomicFile {
         Ok(AtomicFile { target: target.to_path_buf(), temp, writer: Some(BufWriter::new(file)) })
     }
 
+    /// The open writer. It is only ever `None` after [`commit`](AtomicFile::commit)
+    /// (which consumes `self`) or inside `Drop`, so this error is defensive.
+    fn writer(&mut self) -> io::Result<&mut BufWriter<File>> {
+        self.writer.as_mut().ok_or_else(already_committed)
+    }
+
     /// Flushes, syncs and renames the temporary file onto the target.
     pub fn commit(mut self) -> io::Result<()> {
-        let writer = self.writer.take().expect("writer present until commit");
+        let Some(writer) = self.writer.take() else {
+            return Err(already_committed());
+        };
         let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
@@ -52,11 +64,11 @@ impl AtomicFile {
 
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.writer.as_mut().expect("writer present until commit").write(buf)
+        self.writer()?.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.writer.as_mut().expect("writer present until commit").flush()
+        self.writer()?.flush()
     }
 }
 
