@@ -55,10 +55,17 @@ impl AtomicFile {
         let Some(writer) = self.writer.take() else {
             return Err(already_committed());
         };
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&self.temp, &self.target)
+        let result = writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|file| file.sync_all())
+            .and_then(|()| fs::rename(&self.temp, &self.target));
+        // A failed commit (disk full, target folder gone) must not leave the
+        // temporary file behind: Drop no longer sees the writer.
+        if result.is_err() {
+            let _ = fs::remove_file(&self.temp);
+        }
+        result
     }
 }
 
