@@ -14,6 +14,9 @@ use imageproc::point::Point;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+use common::samples;
+
 /// (file, left, top, right, bottom) from `maskforge detect data/samples`.
 const FACES: [(&str, f32, f32, f32, f32); 4] = [
     ("biden.jpg", 450.6, 254.8, 753.3, 554.4),
@@ -24,12 +27,6 @@ const FACES: [(&str, f32, f32, f32, f32); 4] = [
 const CROP: u32 = 64;
 const VARIANTS: usize = 12;
 const VAL_FROM: usize = 10;
-
-fn samples_dir() -> PathBuf {
-    std::env::var_os("MASKFORGE_SAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/samples"))
-}
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_maskforge")
@@ -70,7 +67,7 @@ struct Dataset {
 }
 
 fn build_dataset() -> Dataset {
-    let samples = samples_dir();
+    let samples = samples();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("data");
     let manifests = dir.path().join("manifests");
@@ -258,7 +255,7 @@ fn frozen_mobilenet_with_bce() {
     #[cfg(feature = "dlib")]
     {
         let out = ds.runs.join("predict");
-        let photo = samples_dir().join("obama.jpg");
+        let photo = samples().join("obama.jpg");
         let (stdout, _) = maskforge(&[
             "predict", photo.to_str().unwrap(), "--model", run.join("best.safetensors").to_str().unwrap(), "--out",
             out.to_str().unwrap(), "--explain", "--device", "cpu",
