@@ -6,15 +6,18 @@
 //! * [`walk_images`]: the sorted list of image files under a root;
 //! * [`atomic`]: write-to-temp-and-rename, so a killed run never leaves a
 //!   half-written image or CSV behind;
+//! * [`guard`]: the check that no stage writes inside what it reads;
 //! * [`Failure`] and [`write_failures_csv`]: the skip report every stage writes.
 
 pub mod atomic;
+pub mod guard;
 mod load;
 mod walk;
 
 pub use atomic::{write_atomic, AtomicFile};
+pub use guard::{check_disjoint, resolve_existing_prefix, GuardError, Output};
 pub use load::{encode_image, jpeg_truncation, load_rgb, load_rgb_from_bytes, save_rgb_atomic, LoadError, LoadLimits};
-pub use walk::{is_image_path, walk_images, WalkOutput, IMAGE_EXTENSIONS};
+pub use walk::{is_image_path, walk_images, WalkOutput, IMAGE_EXTENSIONS, NON_UTF8_REASON};
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;

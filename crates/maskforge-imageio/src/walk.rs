@@ -12,6 +12,16 @@ pub fn is_image_path(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Why a file with a non-UTF-8 name is skipped.
+pub const NON_UTF8_REASON: &str = "file name is not valid UTF-8: rename it (outputs and CSVs name files by UTF-8 path)";
+
+/// A path that is not valid UTF-8, with its invalid bytes as `\xNN` escapes,
+/// so two such names never print the same.
+fn escaped(rel: &Path) -> String {
+    let debug = format!("{:?}", rel.as_os_str());
+    debug.trim_matches('"').to_string()
+}
+
 /// The result of walking an image tree.
 #[derive(Debug, Default)]
 pub struct WalkOutput {
@@ -33,9 +43,17 @@ pub fn walk_images(root: &Path) -> WalkOutput {
     for entry in walker {
         match entry {
             Ok(e) => {
-                if e.file_type().is_file() && is_image_path(e.path()) {
-                    out.images.push(e.into_path());
+                if !(e.file_type().is_file() && is_image_path(e.path())) {
+                    continue;
                 }
+                let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+                if rel.to_str().is_none() {
+                    // Every CSV names files by UTF-8 relative path: a lossy name
+                    // could merge two inputs or point to a file that does not exist.
+                    out.failures.push(Failure::new(escaped(rel), NON_UTF8_REASON));
+                    continue;
+                }
+                out.images.push(e.into_path());
             }
             Err(err) => {
                 let path = err.path().map(|p| relative_string(root, p)).unwrap_or_else(|| root.display().to_string());
@@ -73,5 +91,22 @@ mod tests {
         assert_eq!(rel, ["a.png", "b/c/z.JPG", "b/x.Jpeg", "b/y.webp"]);
         #[cfg(unix)]
         assert_eq!(out.failures.len(), 1, "{:?}", out.failures);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_names_are_reported_each_under_its_own_name() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for name in [&b"\xffa.jpg"[..], b"\xfea.jpg", b"ok.jpg"] {
+            fs::write(root.join(std::ffi::OsStr::from_bytes(name)), b"x").unwrap();
+        }
+        let out = walk_images(root);
+        assert_eq!(out.images, [root.join("ok.jpg")]);
+        let mut names: Vec<&str> = out.failures.iter().map(|f| f.path.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["\\xFEa.jpg", "\\xFFa.jpg"]);
+        assert!(out.failures.iter().all(|f| f.reason == NON_UTF8_REASON));
     }
 }

@@ -267,6 +267,13 @@ mod tests {
         assert_eq!(r.next_u64(), 0xE220_A839_7B1D_CDAF);
         assert_eq!(r.next_u64(), 0x6E78_9E6A_A1B9_65F4);
         assert_eq!(r.next_u64(), 0x06C4_5D18_8009_454F);
+        // This version's `below` (Lemire) and shuffle: every split depends on them.
+        let mut r = SplitMix64::new(0);
+        let below: Vec<u64> = (0..8).map(|_| r.below(10)).collect();
+        assert_eq!(below, [8, 4, 0, 9, 1, 3, 1, 7]);
+        let mut v: Vec<u32> = (0..10).collect();
+        SplitMix64::new(42).shuffle(&mut v);
+        assert_eq!(v, [8, 3, 6, 5, 4, 0, 9, 2, 1, 7]);
     }
 
     #[test]

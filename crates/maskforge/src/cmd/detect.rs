@@ -5,10 +5,9 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use image::{Rgb, RgbImage};
 use maskforge_face::Face;
-use maskforge_imageio::{load_rgb, relative_string, walk_images, AtomicFile, Failure, LoadLimits};
+use maskforge_imageio::{check_disjoint, load_rgb, relative_string, walk_images, AtomicFile, Failure, LoadLimits, Output};
 use maskforge_landmarks::{Detector, DetectorConfig, DetectorKind};
 use rayon::prelude::*;
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -91,13 +90,18 @@ pub fn run(args: DetectArgs) -> Result<()> {
     if !root.is_dir() {
         anyhow::bail!("{}: not a folder", root.display());
     }
+    let mut outputs = vec![Output::new(&args.out, "output folder")];
+    let overlay_dir = args.out.join("overlays");
+    if args.overlay {
+        outputs.push(Output::new(&overlay_dir, "overlay folder"));
+    }
+    check_disjoint(&[root], &outputs)?;
     let detector = Detector::new(&args.detector.config())?;
     let walk = walk_images(root);
     let mut failures = walk.failures;
     let pool = common::thread_pool(args.jobs)?;
     let pb = common::progress_bar(walk.images.len() as u64, "detect");
     let limits = args.detector.limits();
-    let overlay_dir = args.out.join("overlays");
     let start = Instant::now();
 
     let outcomes: Vec<Outcome> = pool.install(|| {
@@ -133,7 +137,8 @@ pub fn run(args: DetectArgs) -> Result<()> {
     let mut images = 0usize;
     let mut faces_total = 0usize;
     let mut without_face = 0usize;
-    let mut file = AtomicFile::create(&args.out.join("landmarks.csv"))?;
+    let csv_path = args.out.join("landmarks.csv");
+    let mut file = AtomicFile::create(&csv_path).with_context(|| format!("cannot write {}", csv_path.display()))?;
     {
         let mut w = csv::Writer::from_writer(&mut file);
         w.write_record(landmarks_header())?;
@@ -147,16 +152,17 @@ pub fn run(args: DetectArgs) -> Result<()> {
                         without_face += 1;
                     }
                     for (i, face) in faces.iter().enumerate() {
-                        w.write_record(landmarks_record(rel, i, face))?;
+                        w.write_record(landmarks_record(rel, i, face)).with_context(|| format!("cannot write {}", csv_path.display()))?;
                     }
                 }
             }
         }
-        w.flush()?;
+        w.flush().with_context(|| format!("cannot write {}", csv_path.display()))?;
     }
-    file.flush()?;
-    file.commit()?;
-    maskforge_imageio::write_failures_csv(&args.out.join("failures.csv"), &failures)?;
+    file.commit().with_context(|| format!("cannot write {}", csv_path.display()))?;
+    let failures_path = args.out.join("failures.csv");
+    maskforge_imageio::write_failures_csv(&failures_path, &failures)
+        .with_context(|| format!("cannot write {}", failures_path.display()))?;
     for f in &failures {
         eprintln!("skipped: {}: {}", f.path, f.reason);
     }

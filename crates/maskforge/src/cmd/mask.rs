@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use image::{GrayImage, RgbImage};
 use maskforge_face::{BBox, Face, Point};
-use maskforge_imageio::{load_rgb, relative_string, walk_images, Failure, LoadLimits};
+use maskforge_imageio::{check_disjoint, load_rgb, relative_string, resolve_existing_prefix, walk_images, Failure, LoadLimits, Output};
 use maskforge_landmarks::Detector;
 use maskforge_mask::sheet::{contact_sheet, thumbnail, SheetItem};
 use maskforge_mask::{
@@ -197,6 +197,65 @@ struct Record {
     faces: usize,
     #[serde(default)]
     small_faces: usize,
+    /// The source file as it was when processed; a changed file is redone.
+    #[serde(default)]
+    stamp: Option<SourceStamp>,
+}
+
+/// Size and modification time of a source file: cheap to read, and either
+/// changes when a photo is replaced by another under the same name.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SourceStamp {
+    bytes: u64,
+    mtime_ns: u64,
+}
+
+impl SourceStamp {
+    fn of(path: &Path) -> Option<SourceStamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+        Some(SourceStamp { bytes: meta.len(), mtime_ns: u64::try_from(mtime.as_nanos()).ok()? })
+    }
+}
+
+/// `OUT/.mask-sources[.shard-I-of-N].csv`: the stamp of every finished
+/// source, so a re-run can tell a replaced input from a finished one.
+fn stamps_path(out: &Path, shard: Option<(usize, usize)>) -> PathBuf {
+    out.join(format!(".{}", merge::csv_name("mask-sources", shard)))
+}
+
+fn write_stamps(path: &Path, records: &HashMap<String, Record>) -> Result<()> {
+    let mut list: Vec<(&String, SourceStamp)> = records.iter().filter_map(|(k, r)| Some((k, r.stamp?))).collect();
+    list.sort();
+    let mut text = String::from("source,bytes,mtime_ns\n");
+    for (source, st) in list {
+        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+        w.write_record([source.as_str(), &st.bytes.to_string(), &st.mtime_ns.to_string()])?;
+        text.push_str(&String::from_utf8_lossy(&w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?));
+    }
+    maskforge_imageio::write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Adds the stamps of an earlier run to the records read from its CSVs.
+fn read_stamps(path: &Path, records: &mut HashMap<String, Record>) {
+    let Ok(mut r) = csv::Reader::from_path(path) else { return };
+    for row in r.records().map_while(Result::ok) {
+        let (Some(source), Some(bytes), Some(mtime)) = (row.get(0), row.get(1), row.get(2)) else { continue };
+        if let (Some(rec), Ok(bytes), Ok(mtime_ns)) = (records.get_mut(source), bytes.parse(), mtime.parse()) {
+            rec.stamp.get_or_insert(SourceStamp { bytes, mtime_ns });
+        }
+    }
+}
+
+/// Removes the outputs an earlier run made for a source that the new run
+/// of the (changed) source no longer makes, so no stale image stays filed.
+fn remove_replaced_outputs(ctx: &Ctx, old: &Record, new: &Record) {
+    for o in old.outputs.iter().filter(|o| !new.outputs.contains(o)) {
+        let _ = std::fs::remove_file(ctx.out.join(o));
+        if let Some(seg) = &ctx.seg_dir {
+            let _ = std::fs::remove_file(seg.join(o).with_extension("png"));
+        }
+    }
 }
 
 struct Ctx {
@@ -326,26 +385,31 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
     Ok((i, n))
 }
 
-/// Absolute, symlink-resolved form of a path that may not exist yet.
-fn resolve(p: &Path) -> Result<PathBuf> {
-    let abs = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) };
-    let mut existing = abs.clone();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.file_name(), existing.parent()) {
-            (Some(name), Some(parent)) => {
-                rest.push(name.to_os_string());
-                existing = parent.to_path_buf();
-            }
-            _ => break,
+/// Refuses numbers that would make nonsense outputs (NaN or negative
+/// strengths) or unbounded allocations, before anything is written.
+fn check_numbers(args: &MaskArgs) -> Result<()> {
+    if !(args.lighting.is_finite() && (0.0..=4.0).contains(&args.lighting)) {
+        bail!("--lighting {}: must be a number from 0 (flat) to 4", args.lighting);
+    }
+    if !(args.crop_margin.is_finite() && (0.0..=2.0).contains(&args.crop_margin)) {
+        bail!("--crop-margin {}: must be a number from 0 to 2 (fraction of the face box per side)", args.crop_margin);
+    }
+    if let Some(w) = args.texture_weight {
+        if !(w.is_finite() && (0.0..=1.0).contains(&w)) {
+            bail!("--texture-weight {w}: must be a number from 0 to 1");
         }
     }
-    let mut r = existing.canonicalize().unwrap_or(existing);
-    for c in rest.iter().rev() {
-        r.push(c);
+    if args.crop_size > MAX_CROP_SIZE {
+        bail!("--crop-size {}: must be at most {MAX_CROP_SIZE}", args.crop_size);
     }
-    Ok(r)
+    if args.preview_count > 1000 {
+        bail!("--preview-count {}: must be at most 1000", args.preview_count);
+    }
+    Ok(())
 }
+
+/// Largest `--crop-size` (a 8192² RGB crop is 200 MB).
+const MAX_CROP_SIZE: u32 = 8192;
 
 fn fmt2(v: f32) -> String {
     format!("{v:.2}")
@@ -495,7 +559,7 @@ fn detect_faces(det: &mut Detector, img: &RgbImage, min_face: u32, largest_only:
 
 /// Everything for one source image.
 fn process(ctx: &Ctx, det: &mut Detector, path: &Path, rel: &str, preview: &mut Vec<SheetItem>) -> Result<Record> {
-    let mut rec = Record { source: rel.to_string(), ..Default::default() };
+    let mut rec = Record { source: rel.to_string(), stamp: SourceStamp::of(path), ..Default::default() };
     let img = match load_rgb(path, ctx.limits) {
         Ok(img) => img,
         Err(e) => {
@@ -722,39 +786,32 @@ pub fn run(args: MaskArgs) -> Result<()> {
     if !root.is_dir() {
         bail!("{}: not a folder", root.display());
     }
-    let root_abs = root.canonicalize().with_context(|| format!("resolve {}", root.display()))?;
     let variants = parse_variants(&args.variants)?;
     let class_map = parse_class_map(args.class_map.as_deref())?;
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
     let synth = build_synth(&args)?;
-    if args.crop_size > 8192 {
-        bail!("--crop-size {} is too large", args.crop_size);
-    }
+    check_numbers(&args)?;
 
     // Where things go, and the never-write-into-the-input rule.
     let out = match (&args.out, args.preview_only) {
         (Some(o), _) => o.clone(),
         (None, _) => std::env::temp_dir().join("maskforge-preview-unused"),
     };
-    let check_outside = |p: &Path, what: &str| -> Result<PathBuf> {
-        let abs = resolve(p)?;
-        if abs.starts_with(&root_abs) {
-            bail!("refusing to write {what} {} inside the input folder {}", p.display(), root.display());
-        }
-        Ok(abs)
-    };
-    let out_abs = if args.preview_only { out.clone() } else { check_outside(&out, "output folder")? };
-    if !args.preview_only && root_abs.starts_with(&out_abs) {
-        bail!("the input folder {} lies inside the output folder {}: choose an output folder outside it", root.display(), out.display());
+    let mut outputs = Vec::new();
+    if !args.preview_only {
+        outputs.push(Output::new(&out, "output folder"));
     }
     if let Some(seg) = &args.seg_dir {
-        let seg_abs = check_outside(seg, "segmentation folder")?;
-        if seg_abs.starts_with(&out_abs) {
-            bail!("--seg-dir must not be inside the output folder (ImageFolder readers would take it for a class)");
-        }
+        outputs.push(Output::new(seg, "segmentation folder"));
     }
     if let Some(p) = &args.preview {
-        check_outside(p, "preview")?;
+        outputs.push(Output::new(p, "preview"));
+    }
+    check_disjoint(&[&root], &outputs)?;
+    if let Some(seg) = &args.seg_dir {
+        if !args.preview_only && resolve_existing_prefix(seg)?.starts_with(resolve_existing_prefix(&out)?) {
+            bail!("--seg-dir must not be inside the output folder (ImageFolder readers would take it for a class)");
+        }
     }
 
     // Classes and file-name suffixes.
@@ -889,7 +946,8 @@ pub fn run(args: MaskArgs) -> Result<()> {
         }
     }
     std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
-    maskforge_imageio::write_atomic(&settings_path, settings_json.as_bytes())?;
+    maskforge_imageio::write_atomic(&settings_path, settings_json.as_bytes())
+        .with_context(|| format!("cannot write {}", settings_path.display()))?;
     remove_stale_temp_files(&out);
     if let Some(seg) = &args.seg_dir {
         remove_stale_temp_files(seg);
@@ -902,8 +960,12 @@ pub fn run(args: MaskArgs) -> Result<()> {
         Some((i, n)) => format!(".mask-journal.shard-{i}-of-{n}.jsonl"),
         None => ".mask-journal.jsonl".to_string(),
     });
+    let stamps_file = stamps_path(&out, shard);
     let mut records = read_finished(&ann_path, &fail_path)?;
+    read_stamps(&stamps_file, &mut records);
     records.extend(Journal::read(&journal_path));
+    // Folders of older versions have no stamps: their records count as current.
+    let is_current = |rec: &Record, path: &Path| rec.stamp.is_none() || rec.stamp == SourceStamp::of(path);
     let is_done = |rec: &Record| {
         !rec.retry
             && rec.outputs.iter().all(|o| {
@@ -915,7 +977,7 @@ pub fn run(args: MaskArgs) -> Result<()> {
             })
     };
     let todo: Vec<&(PathBuf, String)> =
-        images.iter().filter(|(_, rel)| records.get(rel).is_none_or(|r| !is_done(r))).collect();
+        images.iter().filter(|(path, rel)| records.get(rel).is_none_or(|r| !is_done(r) || !is_current(r, path))).collect();
     let skipped = images.len() - todo.len();
 
     let journal = Journal::open(&journal_path)?;
@@ -943,6 +1005,9 @@ pub fn run(args: MaskArgs) -> Result<()> {
     pb.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     for r in new_records {
+        if let Some(old) = records.get(&r.source) {
+            remove_replaced_outputs(&ctx, old, &r);
+        }
         records.insert(r.source.clone(), r);
     }
     // Keep records of this shard's inputs (a --limit run keeps earlier results).
@@ -955,7 +1020,9 @@ pub fn run(args: MaskArgs) -> Result<()> {
         failures.extend(rec.failures.iter().map(|(p, r)| Failure::new(p.clone(), r.clone())));
     }
     merge::write_annotations(&ann_path, &rows)?;
-    maskforge_imageio::write_failures_csv(&fail_path, &failures)?;
+    maskforge_imageio::write_failures_csv(&fail_path, &failures)
+        .with_context(|| format!("cannot write {}", fail_path.display()))?;
+    write_stamps(&stamps_file, &records)?;
     drop(journal);
     let _ = std::fs::remove_file(&journal_path);
 

@@ -11,7 +11,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use maskforge_imageio::AtomicFile;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use walkdir::WalkDir;
 
@@ -67,18 +66,20 @@ pub fn write_annotations(path: &Path, rows: &[Vec<String>]) -> Result<()> {
     let mut sorted: Vec<KeyedRow> = rows.iter().map(|r| (r, row_key(r))).collect();
     sorted.sort_by(|a, b| a.1.cmp(&b.1));
     sorted.dedup_by(|a, b| a.1 == b.1);
-    let mut file = AtomicFile::create(path).with_context(|| format!("create {}", path.display()))?;
-    {
-        let mut w = csv::Writer::from_writer(&mut file);
-        w.write_record(annotations_header())?;
-        for (r, _) in sorted {
-            w.write_record(r)?;
+    let write = || -> Result<()> {
+        let mut file = AtomicFile::create(path)?;
+        {
+            let mut w = csv::Writer::from_writer(&mut file);
+            w.write_record(annotations_header())?;
+            for (r, _) in sorted {
+                w.write_record(r)?;
+            }
+            w.flush()?;
         }
-        w.flush()?;
-    }
-    file.flush()?;
-    file.commit().with_context(|| format!("write {}", path.display()))?;
-    Ok(())
+        file.commit()?;
+        Ok(())
+    };
+    write().with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// `NAME.csv` or `NAME.shard-I-of-N.csv` for a shard.
@@ -185,6 +186,8 @@ fn bring_files(src: &Path, dst: &Path) -> Result<usize> {
 
 pub fn run(args: MergeArgs) -> Result<()> {
     let out = &args.out;
+    let inputs: Vec<&Path> = args.from.iter().map(PathBuf::as_path).collect();
+    maskforge_imageio::check_disjoint(&inputs, &[maskforge_imageio::Output::new(out, "output folder")])?;
     std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
     let own_settings = std::fs::read_to_string(out.join(SETTINGS)).ok();
     let mut brought = 0;

@@ -381,7 +381,12 @@ mod predict {
     use imageproc::rect::Rect;
     use maskforge_face::crop::crop_face;
     use maskforge_face::Face;
-    use maskforge_imageio::{load_rgb, relative_string, save_rgb_atomic, walk_images, write_failures_csv, AtomicFile, Failure};
+    use maskforge_imageio::{
+        check_disjoint, load_rgb, relative_string, save_rgb_atomic, walk_images, write_failures_csv, AtomicFile, Failure, Output,
+    };
+
+    /// The failures.csv reason of a photo in which no face was found.
+    pub const NO_FACE_REASON: &str = "no face detected";
     use maskforge_landmarks::Detector;
     use maskforge_train::font::{draw_text, text_height, text_width};
     use maskforge_train::Predictor;
@@ -401,9 +406,9 @@ mod predict {
         pub out: PathBuf,
         /// Side of the face crop cut from the photo (as the mask stage's --crop-size);
         /// it is then resized to the model's input size.
-        #[arg(long, default_value_t = 224)]
+        #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(8..=4096))]
         pub crop_size: u32,
-        /// Margin around the detector box, as a fraction of its size per side (as the mask stage's).
+        /// Margin around the detector box, as a fraction of its size per side (as the mask stage's), 0 to 2.
         #[arg(long, default_value_t = 0.2)]
         pub crop_margin: f32,
         /// Also write an occlusion-sensitivity heat-map per face to OUT/explain/.
@@ -431,7 +436,8 @@ mod predict {
     /// One face found and classified.
     struct FaceResult {
         face: Face,
-        probs: Vec<f32>,
+        class: usize,
+        confidence: f32,
     }
 
     fn class_color(name: &str, index: usize) -> Rgb<u8> {
@@ -453,7 +459,7 @@ mod predict {
         let scale = (img.width().max(img.height()) / 500).clamp(1, 6);
         let thickness = scale as i32 + 1;
         for f in faces {
-            let (class, conf) = best(&f.probs);
+            let (class, conf) = (f.class, f.confidence);
             let name = classes.get(class).map(String::as_str).unwrap_or("?");
             let color = class_color(name, class);
             let b = f.face.bbox;
@@ -471,13 +477,33 @@ mod predict {
         }
     }
 
-    fn best(probs: &[f32]) -> (usize, f32) {
-        probs.iter().copied().enumerate().fold((0, f32::MIN), |a, (i, p)| if p > a.1 { (i, p) } else { a })
+    /// The most probable class and its probability; an error (never a silent
+    /// class 0) when the model gave no usable probabilities.
+    fn best(probs: &[f32], n_classes: usize) -> Result<(usize, f32)> {
+        if probs.len() != n_classes || probs.iter().any(|p| !p.is_finite()) {
+            anyhow::bail!("the model gave {} probabilities for {n_classes} classes: {probs:?}", probs.len());
+        }
+        Ok(probs.iter().copied().enumerate().fold((0, f32::NEG_INFINITY), |a, (i, p)| if p > a.1 { (i, p) } else { a }))
+    }
+
+    /// Refuses unusable numbers before anything is loaded or written.
+    fn check_predict_numbers(args: &PredictArgs, img_size: u32) -> Result<()> {
+        if !(args.crop_margin.is_finite() && (0.0..=2.0).contains(&args.crop_margin)) {
+            anyhow::bail!("--crop-margin {}: must be a number from 0 to 2", args.crop_margin);
+        }
+        for (flag, v) in [("--explain-patch", args.explain_patch), ("--explain-stride", args.explain_stride)] {
+            if let Some(v) = v.filter(|&v| v == 0 || v > img_size) {
+                anyhow::bail!("{flag} {v}: must be from 1 to the model's input size {img_size}");
+            }
+        }
+        Ok(())
     }
 
     pub fn run_predict(args: PredictArgs) -> Result<()> {
         let device = maskforge_train::device::parse_device(&args.device)?;
+        check_disjoint(&[&args.input], &[Output::new(&args.out, "output folder")])?;
         let predictor = Predictor::load(&args.model, device)?;
+        check_predict_numbers(&args, predictor.meta.img_size)?;
         let classes = predictor.meta.classes.clone();
         let detector = Detector::new(&args.detector.config())?;
         let limits = args.detector.limits();
@@ -524,7 +550,11 @@ mod predict {
             });
             let all_crops: Vec<RgbImage> =
                 detected.iter().filter_map(|(_, r)| r.as_ref().ok()).flat_map(|(_, _, c)| c.iter().cloned()).collect();
-            let mut probs = predictor.classify(&all_crops).into_iter();
+            let probs = predictor.classify(&all_crops);
+            if probs.len() != all_crops.len() {
+                anyhow::bail!("{}: the model classified {} of {} face crops", args.model.display(), probs.len(), all_crops.len());
+            }
+            let mut probs = probs.into_iter();
             let mut crop_iter = all_crops.iter();
             for (path, r) in detected {
                 pb.inc(1);
@@ -541,7 +571,7 @@ mod predict {
                 for (i, face) in faces.iter().enumerate() {
                     let p = probs.next().unwrap_or_default();
                     let crop = crop_iter.next();
-                    let (class, conf) = best(&p);
+                    let (class, conf) = best(&p, classes.len()).with_context(|| format!("{rel}: face {i}"))?;
                     let b = face.bbox;
                     let mut row = format!(
                         "{},{i},{:.1},{:.1},{:.1},{:.1},{:.3},{},{conf:.6}",
@@ -570,11 +600,13 @@ mod predict {
                             save_rgb_atomic(&side, &p, 95).with_context(|| format!("cannot write {}", p.display()))?;
                         }
                     }
-                    results.push(FaceResult { face: *face, probs: p });
+                    results.push(FaceResult { face: *face, class, confidence: conf });
                 }
                 n_faces += results.len();
                 if results.is_empty() {
+                    // Listed, so every photo is in predictions.csv or failures.csv.
                     no_face += 1;
+                    failures.push(Failure::new(rel.clone(), NO_FACE_REASON));
                 }
                 annotate(&mut img, &results, &classes);
                 let ext = Path::new(&rel).extension().and_then(|e| e.to_str()).unwrap_or("jpg").to_ascii_lowercase();
@@ -585,13 +617,13 @@ mod predict {
         }
         pb.finish_and_clear();
         csv_file.commit().with_context(|| format!("cannot write {}", csv_path.display()))?;
-        if !failures.is_empty() {
-            write_failures_csv(&args.out.join("failures.csv"), &failures)?;
-        }
+        // Always written, so a failures.csv of an earlier run never lingers.
+        let failures_path = args.out.join("failures.csv");
+        write_failures_csv(&failures_path, &failures).with_context(|| format!("cannot write {}", failures_path.display()))?;
         println!(
-            "{} photo(s), {n_faces} face(s) classified, {no_face} photo(s) without a detected face, {} skipped; wrote {}/predictions.csv and annotated/{}",
+            "{} photo(s), {n_faces} face(s) classified, {no_face} photo(s) without a detected face and {} unreadable (both in failures.csv); wrote {}/predictions.csv and annotated/{}",
             photos.len(),
-            failures.len(),
+            failures.len() - no_face,
             args.out.display(),
             if args.explain { ", explain/" } else { "" }
         );

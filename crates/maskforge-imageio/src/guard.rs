@@ -1,0 +1,126 @@
+//! The one rule every writing subcommand obeys: never write where it reads.
+//!
+//! [`check_disjoint`] refuses an output (folder or file) that lies inside an
+//! input, and an input that lies inside an output, after resolving symlinks
+//! (also of paths that do not exist yet: their longest existing prefix is
+//! resolved). Without it a run can overwrite the photos it reads, or read its
+//! own earlier outputs back in as inputs.
+
+use std::path::{Component, Path, PathBuf};
+
+/// Why a set of paths was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    #[error("refusing to write {what} {output} inside the input {input}: choose a {what} outside it")]
+    OutputInsideInput { what: String, output: PathBuf, input: PathBuf },
+    #[error("the input {input} lies inside the {what} {output}: choose a {what} outside it")]
+    InputInsideOutput { what: String, output: PathBuf, input: PathBuf },
+    #[error("{path}: cannot resolve: {source}")]
+    Resolve { path: PathBuf, source: std::io::Error },
+}
+
+/// A path a stage writes to, with what it is called in messages
+/// ("output folder", "--preview file", ...).
+#[derive(Clone, Copy, Debug)]
+pub struct Output<'a> {
+    pub path: &'a Path,
+    pub what: &'a str,
+}
+
+impl<'a> Output<'a> {
+    pub fn new(path: &'a Path, what: &'a str) -> Self {
+        Output { path, what }
+    }
+}
+
+/// Refuses any output inside any input and any input inside any output.
+/// Inputs are files or folders that are read; equal paths count as inside.
+pub fn check_disjoint(inputs: &[&Path], outputs: &[Output<'_>]) -> Result<(), GuardError> {
+    let resolve = |p: &Path| resolve_existing_prefix(p).map_err(|source| GuardError::Resolve { path: p.to_path_buf(), source });
+    let inputs: Vec<(&Path, PathBuf)> = inputs.iter().map(|p| Ok((*p, resolve(p)?))).collect::<Result<_, GuardError>>()?;
+    for out in outputs {
+        let out_abs = resolve(out.path)?;
+        for (input, input_abs) in &inputs {
+            if out_abs.starts_with(input_abs) {
+                return Err(GuardError::OutputInsideInput {
+                    what: out.what.to_string(),
+                    output: out.path.to_path_buf(),
+                    input: input.to_path_buf(),
+                });
+            }
+            if input_abs.starts_with(&out_abs) {
+                return Err(GuardError::InputInsideOutput {
+                    what: out.what.to_string(),
+                    output: out.path.to_path_buf(),
+                    input: input.to_path_buf(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Absolute form of a path that may not exist yet: its longest existing
+/// prefix canonicalised (symlinks resolved), the rest appended with `..`
+/// and `.` applied.
+pub fn resolve_existing_prefix(path: &Path) -> std::io::Result<PathBuf> {
+    let abs = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
+    let mut existing = abs.as_path();
+    let mut rest: Vec<Component> = Vec::new();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(existing) {
+            let mut out = c;
+            for comp in rest.iter().rev() {
+                match comp {
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    Component::CurDir => {}
+                    other => out.push(other.as_os_str()),
+                }
+            }
+            return Ok(out);
+        }
+        match (existing.parent(), existing.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last);
+                existing = parent;
+            }
+            _ => return Ok(abs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_nesting_both_ways_and_through_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let input = d.join("in");
+        std::fs::create_dir_all(input.join("sub")).unwrap();
+        let out = |p: &Path| check_disjoint(&[&input], &[Output::new(p, "output folder")]);
+
+        assert!(out(&d.join("out")).is_ok());
+        assert!(out(&d.join("in2")).is_ok(), "a sibling sharing a name prefix is outside");
+        for inside in [input.clone(), input.join("sub"), input.join("new/deeper"), d.join("in/sub/../x")] {
+            let err = out(&inside).unwrap_err();
+            assert!(matches!(err, GuardError::OutputInsideInput { .. }), "{inside:?}: {err}");
+        }
+        assert!(matches!(out(d).unwrap_err(), GuardError::InputInsideOutput { .. }));
+
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&input, d.join("link")).unwrap();
+            let err = out(&d.join("link/out")).unwrap_err();
+            assert!(err.to_string().contains("inside the input"), "{err}");
+        }
+        // A file input: an output folder that contains it is refused.
+        let photo = input.join("sub/a.jpg");
+        std::fs::write(&photo, b"x").unwrap();
+        let err = check_disjoint(&[&photo], &[Output::new(&input, "output folder")]).unwrap_err();
+        assert!(err.to_string().starts_with("the input"), "{err}");
+    }
+}
