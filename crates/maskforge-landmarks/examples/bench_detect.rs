@@ -38,7 +38,7 @@ fn main() {
     let ffhq: Vec<image::RgbImage> = originals
         .iter()
         .filter_map(|im| {
-            let face = finder.detect(im).into_iter().next()?;
+            let face = finder.detect(im).ok()?.into_iter().next()?;
             let c = face.bbox.center();
             let side = (face.bbox.width().max(face.bbox.height()) * 2.2).min(im.width().min(im.height()) as f32) as u32;
             let x = (c.x - side as f32 / 2.0).clamp(0.0, (im.width() - side) as f32) as u32;
@@ -75,7 +75,7 @@ fn main() {
                 let work: Vec<&image::RgbImage> = (0..rounds).flat_map(|_| set.iter()).collect();
                 let t = Instant::now();
                 let faces: usize = pool.install(|| {
-                    work.par_iter().map_init(|| det.clone(), |d, img| d.detect(img).len()).sum()
+                    work.par_iter().map_init(|| det.clone(), |d, img| d.detect(img).map_or(0, |f| f.len())).sum()
                 });
                 let secs = t.elapsed().as_secs_f64();
                 println!(

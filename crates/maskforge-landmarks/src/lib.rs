@@ -12,8 +12,8 @@
 
 mod ffi;
 
-use dlib_face_recognition::{ImageMatrix, LandmarkPredictor, LandmarkPredictorTrait, Rectangle};
-use ffi::{CnnDetector, HogDetector, RawDetection};
+use dlib_face_recognition::ImageMatrix;
+use ffi::{CnnDetector, HogDetector, RawDetection, ShapePredictor};
 use image::RgbImage;
 use maskforge_face::{BBox, Face, Landmarks68, Point};
 use std::path::{Path, PathBuf};
@@ -32,6 +32,13 @@ pub enum LandmarkError {
     ModelMissing { path: PathBuf },
     #[error("model file {} could not be loaded (corrupt or not a dlib model): {message}", path.display())]
     ModelLoad { path: PathBuf, message: String },
+    /// dlib threw a C++ exception while detecting or predicting.
+    #[error("dlib failed: {message}")]
+    Dlib { message: String },
+}
+
+fn dlib_error(message: String) -> LandmarkError {
+    LandmarkError::Dlib { message }
 }
 
 /// Which dlib face detector to run.
@@ -84,7 +91,7 @@ enum Engine {
 #[derive(Clone)]
 pub struct Detector {
     engine: Engine,
-    predictor: Arc<LandmarkPredictor>,
+    predictor: Arc<ShapePredictor>,
     config: DetectorConfig,
 }
 
@@ -113,8 +120,8 @@ impl Detector {
                 })?)
             }
         };
-        let predictor = LandmarkPredictor::open(&lm_path)
-            .map_err(|message| LandmarkError::ModelLoad { path: lm_path.clone(), message })?;
+        let predictor =
+            ShapePredictor::open(&lm_path).map_err(|message| LandmarkError::ModelLoad { path: lm_path.clone(), message })?;
         Ok(Detector { engine, predictor: Arc::new(predictor), config: config.clone() })
     }
 
@@ -134,15 +141,15 @@ impl Detector {
     }
 
     /// Face boxes (full-image coordinates) and scores, without landmarks.
-    pub fn detect_boxes(&mut self, img: &RgbImage) -> Vec<(BBox, f32)> {
+    pub fn detect_boxes(&mut self, img: &RgbImage) -> Result<Vec<(BBox, f32)>, LandmarkError> {
         let (w, h) = img.dimensions();
         if w == 0 || h == 0 {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let s = self.detection_scale(w, h);
         let dets: Vec<RawDetection> = if (s - 1.0).abs() < 1e-6 {
             let m = to_matrix(img);
-            self.run_engine(&m)
+            self.run_engine(&m)?
         } else {
             let dw = ((w as f32 * s).round() as u32).max(1);
             let dh = ((h as f32 * s).round() as u32).max(1);
@@ -153,14 +160,15 @@ impl Detector {
                 image::imageops::resize(img, dw, dh, image::imageops::FilterType::Triangle)
             };
             let m = to_matrix(&small);
-            self.run_engine(&m)
+            self.run_engine(&m)?
         };
         let (sx, sy) = if (s - 1.0).abs() < 1e-6 {
             (1.0, 1.0)
         } else {
             (w as f32 / (w as f32 * s).round().max(1.0), h as f32 / (h as f32 * s).round().max(1.0))
         };
-        dets.into_iter()
+        Ok(dets
+            .into_iter()
             .map(|d| {
                 // dlib rectangles are inclusive; ours are exclusive.
                 let b = BBox::new(
@@ -171,51 +179,53 @@ impl Detector {
                 );
                 (b, d.score as f32)
             })
-            .collect()
+            .collect())
     }
 
-    fn run_engine(&mut self, m: &ImageMatrix) -> Vec<RawDetection> {
+    fn run_engine(&mut self, m: &ImageMatrix) -> Result<Vec<RawDetection>, LandmarkError> {
         match &mut self.engine {
             Engine::Hog(d) => d.detect(m, self.config.hog_threshold),
             Engine::Cnn(d) => d.detect(m),
         }
+        .map_err(dlib_error)
     }
 
     /// The 68 landmarks inside `bbox`, predicted on the full-size image.
-    pub fn landmarks(&self, full: &ImageMatrix, bbox: &BBox) -> Landmarks68 {
-        let rect = Rectangle {
-            left: bbox.left.round() as _,
-            top: bbox.top.round() as _,
-            right: (bbox.right.round() as i64 - 1) as _,
-            bottom: (bbox.bottom.round() as i64 - 1) as _,
-        };
-        let parts = self.predictor.face_landmarks(full, &rect);
+    pub fn landmarks(&self, full: &ImageMatrix, bbox: &BBox) -> Result<Landmarks68, LandmarkError> {
+        // dlib rectangles are inclusive.
+        let rect = [
+            bbox.left.round() as _,
+            bbox.top.round() as _,
+            (bbox.right.round() as i64 - 1) as _,
+            (bbox.bottom.round() as i64 - 1) as _,
+        ];
+        let parts = self.predictor.predict(full, rect).map_err(dlib_error)?;
         let mut pts = [Point::default(); 68];
-        for (dst, src) in pts.iter_mut().zip(parts.iter()) {
-            *dst = Point::new(src.x() as f32, src.y() as f32);
+        for (dst, [x, y]) in pts.iter_mut().zip(parts) {
+            *dst = Point::new(x as f32, y as f32);
         }
-        Landmarks68(pts)
+        Ok(Landmarks68(pts))
     }
 
     /// Detects every face in `img` and predicts its landmarks. Faces come
     /// sorted by box area, largest first (ties by position, so the order is
     /// deterministic).
-    pub fn detect(&mut self, img: &RgbImage) -> Vec<Face> {
-        let boxes = self.detect_boxes(img);
+    pub fn detect(&mut self, img: &RgbImage) -> Result<Vec<Face>, LandmarkError> {
+        let boxes = self.detect_boxes(img)?;
         if boxes.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let full = to_matrix(img);
         let mut faces: Vec<Face> = boxes
             .into_iter()
-            .map(|(bbox, score)| Face { bbox, score, landmarks: self.landmarks(&full, &bbox) })
-            .collect();
+            .map(|(bbox, score)| Ok(Face { bbox, score, landmarks: self.landmarks(&full, &bbox)? }))
+            .collect::<Result<_, LandmarkError>>()?;
         faces.sort_by(|a, b| {
             b.bbox.area().total_cmp(&a.bbox.area())
                 .then(a.bbox.top.total_cmp(&b.bbox.top))
                 .then(a.bbox.left.total_cmp(&b.bbox.left))
         });
-        faces
+        Ok(faces)
     }
 }
 

@@ -58,12 +58,12 @@ fn one_image(det: &mut Detector, synth: &Synthesizer, name: &str, bytes: &[u8]) 
     let Ok(img) = load_rgb_from_bytes(Path::new(name), bytes, LoadLimits::default()) else { return t };
     t.decode = s.elapsed();
     let s = Instant::now();
-    let boxes = det.detect_boxes(&img);
+    let boxes = det.detect_boxes(&img).unwrap_or_default();
     t.detect = s.elapsed();
     let s = Instant::now();
     let full = to_matrix(&img);
     let faces: Vec<Face> =
-        boxes.iter().map(|(b, sc)| Face { bbox: *b, score: *sc, landmarks: det.landmarks(&full, b) }).collect();
+        boxes.iter().filter_map(|(b, sc)| Some(Face { bbox: *b, score: *sc, landmarks: det.landmarks(&full, b).ok()? })).collect();
     t.landmarks = s.elapsed();
     t.faces = faces.len();
     let s = Instant::now();
@@ -83,7 +83,7 @@ fn one_image(det: &mut Detector, synth: &Synthesizer, name: &str, bytes: &[u8]) 
 }
 
 fn face_square(img: &RgbImage, det: &mut Detector, grow: f32, size: u32) -> Option<RgbImage> {
-    let faces = det.detect(img);
+    let faces = det.detect(img).ok()?;
     let f = faces.first()?;
     let c = f.bbox.center();
     let side = f.bbox.width().max(f.bbox.height()) * grow;
@@ -185,7 +185,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let start = Instant::now();
         for (n, b) in set.iter().take(4) {
             if let Ok(img) = load_rgb_from_bytes(Path::new(n), b, LoadLimits::default()) {
-                std::hint::black_box(base.detect_boxes(&img));
+                let _ = std::hint::black_box(base.detect_boxes(&img));
             }
         }
         let baseline = set.len().min(4) as f64 / start.elapsed().as_secs_f64();

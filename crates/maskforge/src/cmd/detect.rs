@@ -113,8 +113,9 @@ pub fn run(args: DetectArgs) -> Result<()> {
                     let rel = relative_string(root, path);
                     let out = match load_rgb(path, limits) {
                         Err(e) => Outcome::Failed(Failure::new(rel, e.reason())),
-                        Ok(img) => {
-                            let faces = det.detect(&img);
+                        Ok(img) => match det.detect(&img) {
+                            Err(e) => Outcome::Failed(Failure::new(rel, e.to_string())),
+                            Ok(faces) => {
                             if args.overlay {
                                 let dst = overlay_dir.join(&rel).with_extension("jpg");
                                 if let Err(e) = maskforge_imageio::save_rgb_atomic(&draw_overlay(img, &faces), &dst, 90) {
@@ -123,6 +124,7 @@ pub fn run(args: DetectArgs) -> Result<()> {
                             }
                             Outcome::Faces(rel, faces)
                         }
+                        },
                     };
                     pb.inc(1);
                     out

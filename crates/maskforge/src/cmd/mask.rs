@@ -22,7 +22,7 @@ use clap::{Args, ValueEnum};
 use image::{GrayImage, RgbImage};
 use maskforge_face::{BBox, Face, Point};
 use maskforge_imageio::{check_disjoint, load_rgb, relative_string, resolve_existing_prefix, walk_images, Failure, LoadLimits, Output};
-use maskforge_landmarks::Detector;
+use maskforge_landmarks::{Detector, LandmarkError};
 use maskforge_mask::sheet::{contact_sheet, thumbnail, SheetItem};
 use maskforge_mask::{
     ColourChoice, MaskStyle, MaskVariant, SplitMix64, Synthesizer, TemplateSet, Texture, TextureChoice,
@@ -539,8 +539,13 @@ fn label(class: &str, variant: &str, style: Option<&MaskStyle>) -> String {
 
 /// Detects the faces to mask: boxes on the downscaled copy, the size filter,
 /// then landmarks on the full image. Returns faces and the number too small.
-fn detect_faces(det: &mut Detector, img: &RgbImage, min_face: u32, largest_only: bool) -> (Vec<Face>, usize, usize) {
-    let mut boxes = det.detect_boxes(img);
+fn detect_faces(
+    det: &mut Detector,
+    img: &RgbImage,
+    min_face: u32,
+    largest_only: bool,
+) -> Result<(Vec<Face>, usize, usize), LandmarkError> {
+    let mut boxes = det.detect_boxes(img)?;
     boxes.sort_by(|a, b| {
         b.0.area().total_cmp(&a.0.area()).then(a.0.top.total_cmp(&b.0.top)).then(a.0.left.total_cmp(&b.0.left))
     });
@@ -550,11 +555,14 @@ fn detect_faces(det: &mut Detector, img: &RgbImage, min_face: u32, largest_only:
         kept.truncate(1);
     }
     if kept.is_empty() {
-        return (Vec::new(), small.len(), found);
+        return Ok((Vec::new(), small.len(), found));
     }
     let full = maskforge_landmarks::to_matrix(img);
-    let faces = kept.into_iter().map(|(bbox, score)| Face { bbox, score, landmarks: det.landmarks(&full, &bbox) }).collect();
-    (faces, small.len(), found)
+    let faces = kept
+        .into_iter()
+        .map(|(bbox, score)| Ok(Face { bbox, score, landmarks: det.landmarks(&full, &bbox)? }))
+        .collect::<Result<_, LandmarkError>>()?;
+    Ok((faces, small.len(), found))
 }
 
 /// Everything for one source image.
@@ -568,7 +576,13 @@ fn process(ctx: &Ctx, det: &mut Detector, path: &Path, rel: &str, preview: &mut 
             return Ok(rec);
         }
     };
-    let (faces, small, found) = detect_faces(det, &img, ctx.min_face, ctx.largest_only);
+    let (faces, small, found) = match detect_faces(det, &img, ctx.min_face, ctx.largest_only) {
+        Ok(v) => v,
+        Err(e) => {
+            rec.failures.push((rel.to_string(), e.to_string()));
+            return Ok(rec);
+        }
+    };
     rec.faces = faces.len();
     rec.small_faces = small;
     if faces.is_empty() {

@@ -538,10 +538,10 @@ mod predict {
                     .map_init(
                         || detector.clone(),
                         |det, path| {
-                            let r = load_rgb(path, limits).map_err(|e| e.reason()).map(|img| {
-                                let faces = det.detect(&img);
+                            let r = load_rgb(path, limits).map_err(|e| e.reason()).and_then(|img| {
+                                let faces = det.detect(&img).map_err(|e| e.to_string())?;
                                 let crops = faces.iter().map(|f| crop_face(&img, f, args.crop_size, args.crop_margin)).collect();
-                                (img, faces, crops)
+                                Ok((img, faces, crops))
                             });
                             (path.clone(), r)
                         },
