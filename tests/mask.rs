@@ -225,40 +225,67 @@ fn resume_after_a_partial_or_killed_run_gives_the_same_result() {
     assert!(stdout.contains("2 processed now, 2 already done"), "{stdout}");
     assert_eq!(tree(&fresh), tree(&partial));
 
-    // A run killed with SIGKILL part-way, then resumed.
-    let killed = tmp.path().join("killed");
-    let mut child = maskforge()
-        .args(["mask", input.to_str().unwrap(), "--out", killed.to_str().unwrap(), "--jobs", "1"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Kill once the first image is journalled (model loading takes seconds on a
-    // loaded machine), so the kill lands mid-run, never before the run starts.
-    let journalled = || {
-        std::fs::read_dir(&killed).map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(".mask-journal"))).unwrap_or(false)
-    };
-    let started = std::time::Instant::now();
-    while !journalled() && started.elapsed().as_secs() < 120 {
-        if child.try_wait().ok().flatten().is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    // As if the kill had hit mid-write: a temporary file of a dead process.
-    std::fs::create_dir_all(killed.join("correct")).unwrap();
-    std::fs::write(killed.join("correct/.obama.jpg.999999999.0.tmp"), b"half").unwrap();
-    mask(&input, &killed, &[]);
-    let t = tree(&killed);
-    assert!(t.keys().all(|k| !k.ends_with(".tmp") && !k.contains("journal")), "leftovers: {:?}", t.keys());
-    assert_eq!(tree(&fresh), t);
-
     // A finished folder re-run with other settings is refused.
     let o = maskforge().args(["mask", input.to_str().unwrap(), "--out", fresh.to_str().unwrap(), "--seed", "5"]).output().unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("seed"), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Journal lines written so far (complete lines only).
+fn journal_lines(out: &Path) -> usize {
+    std::fs::read(out.join(".mask-journal.jsonl")).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0)
+}
+
+#[test]
+fn kill_mid_run_then_resume_recovers_a_torn_journal_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let s = samples();
+    const IMAGES: usize = 16;
+    for i in 0..IMAGES {
+        let name = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"][i % 4];
+        std::fs::copy(s.join(name), input.join(format!("p{i:02}.jpg"))).unwrap();
+    }
+    let fresh = tmp.path().join("fresh");
+    mask(&input, &fresh, &["--variants", "correct"]);
+
+    let killed = tmp.path().join("killed");
+    let mut child = maskforge()
+        .args(["mask", input.to_str().unwrap(), "--out", killed.to_str().unwrap(), "--jobs", "1", "--variants", "correct"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill after two journalled images: mid-run by construction, whatever
+    // the machine's speed (model loading alone can take seconds).
+    let started = std::time::Instant::now();
+    while journal_lines(&killed) < 2 && started.elapsed().as_secs() < 300 {
+        assert!(child.try_wait().unwrap().is_none(), "mask ended before it could be killed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done = journal_lines(&killed);
+    assert!((2..IMAGES).contains(&done), "kill did not land mid-run: {done} of {IMAGES} journalled");
+    assert!(!killed.join("annotations.csv").exists(), "the killed run finished");
+
+    // As if the kill had hit mid-write: a torn journal line, and a temporary
+    // file of a dead process on this host.
+    let mut journal = std::fs::OpenOptions::new().append(true).open(killed.join(".mask-journal.jsonl")).unwrap();
+    std::io::Write::write_all(&mut journal, b"{\"source\":\"p15.jpg\",\"outp").unwrap();
+    drop(journal);
+    let live = maskforge_imageio::temp_path_for(&killed.join("correct/p00.jpg"), "0");
+    let dead = live.to_string_lossy().replace(&format!("~{}.", std::process::id()), "~4194303.");
+    std::fs::create_dir_all(killed.join("correct")).unwrap();
+    std::fs::write(&dead, b"half").unwrap();
+
+    let o = mask(&input, &killed, &["--variants", "correct"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains(&format!("({} processed now, {done} already done)", IMAGES - done)), "{stdout}");
+    let t = tree(&killed);
+    assert!(t.keys().all(|k| !k.ends_with(".tmp") && !k.contains("journal")), "leftovers: {:?}", t.keys());
+    assert_eq!(tree(&fresh), t);
 }
 
 #[test]

@@ -14,7 +14,7 @@ pub mod guard;
 mod load;
 mod walk;
 
-pub use atomic::{write_atomic, AtomicFile};
+pub use atomic::{remove_stale_temp_files, temp_path_for, write_atomic, AtomicFile};
 pub use guard::{check_disjoint, resolve_existing_prefix, GuardError, Output};
 pub use load::{encode_image, jpeg_truncation, load_rgb, load_rgb_from_bytes, save_rgb_atomic, LoadError, LoadLimits};
 pub use walk::{is_image_path, walk_images, WalkOutput, IMAGE_EXTENSIONS, NON_UTF8_REASON};

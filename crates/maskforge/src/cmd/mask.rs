@@ -204,7 +204,7 @@ struct Record {
 
 /// Size and modification time of a source file: cheap to read, and either
 /// changes when a photo is replaced by another under the same name.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 struct SourceStamp {
     bytes: u64,
     mtime_ns: u64,
@@ -221,19 +221,18 @@ impl SourceStamp {
 /// `OUT/.mask-sources[.shard-I-of-N].csv`: the stamp of every finished
 /// source, so a re-run can tell a replaced input from a finished one.
 fn stamps_path(out: &Path, shard: Option<(usize, usize)>) -> PathBuf {
-    out.join(format!(".{}", merge::csv_name("mask-sources", shard)))
+    out.join(merge::csv_name(merge::SOURCES, shard))
 }
 
 fn write_stamps(path: &Path, records: &HashMap<String, Record>) -> Result<()> {
-    let mut list: Vec<(&String, SourceStamp)> = records.iter().filter_map(|(k, r)| Some((k, r.stamp?))).collect();
-    list.sort();
-    let mut text = String::from("source,bytes,mtime_ns\n");
-    for (source, st) in list {
-        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
-        w.write_record([source.as_str(), &st.bytes.to_string(), &st.mtime_ns.to_string()])?;
-        text.push_str(&String::from_utf8_lossy(&w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?));
-    }
-    maskforge_imageio::write_atomic(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .filter_map(|(source, r)| {
+            let st = r.stamp?;
+            Some(vec![source.clone(), st.bytes.to_string(), st.mtime_ns.to_string()])
+        })
+        .collect();
+    merge::write_sources(path, &rows)
 }
 
 /// Adds the stamps of an earlier run to the records read from its CSVs.
@@ -496,11 +495,7 @@ fn link_original(ctx: &Ctx, src: &Path, rel: &str) -> Result<()> {
     if let Some(parent) = target.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let tmp = target.with_file_name(format!(
-        ".{}.{}.link.tmp",
-        target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        std::process::id()
-    ));
+    let tmp = maskforge_imageio::temp_path_for(&target, "link");
     let _ = std::fs::remove_file(&tmp);
     match ctx.unmasked {
         UnmaskedMode::None => return Ok(()),
@@ -962,9 +957,9 @@ pub fn run(args: MaskArgs) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("create {}", out.display()))?;
     maskforge_imageio::write_atomic(&settings_path, settings_json.as_bytes())
         .with_context(|| format!("cannot write {}", settings_path.display()))?;
-    remove_stale_temp_files(&out);
+    maskforge_imageio::remove_stale_temp_files(&out);
     if let Some(seg) = &args.seg_dir {
-        remove_stale_temp_files(seg);
+        maskforge_imageio::remove_stale_temp_files(seg);
     }
 
     // Resume state.
@@ -1081,27 +1076,6 @@ pub fn run(args: MaskArgs) -> Result<()> {
         ann_path.display()
     );
     Ok(())
-}
-
-/// Removes temporary files (`.NAME.PID.N.tmp`, `.NAME.PID.link.tmp`) left by
-/// killed runs. Files of processes still alive (other shards writing into the
-/// same folder) are kept; where liveness cannot be checked, nothing is removed.
-fn remove_stale_temp_files(dir: &Path) {
-    if !Path::new("/proc/self").exists() {
-        return;
-    }
-    for e in walkdir::WalkDir::new(dir).into_iter().filter_map(Result::ok) {
-        let name = e.file_name().to_string_lossy();
-        if !(e.file_type().is_file() || e.file_type().is_symlink()) || !name.starts_with('.') || !name.ends_with(".tmp") {
-            continue;
-        }
-        let parts: Vec<&str> = name.rsplit('.').collect();
-        // parts: ["tmp", N or "link", PID, ...]
-        let Some(pid) = parts.get(2).and_then(|p| p.parse::<u32>().ok()) else { continue };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
 }
 
 fn settings_diff(old: &str, new: &str) -> String {

@@ -18,6 +18,8 @@ use walkdir::WalkDir;
 pub const ANNOTATIONS: &str = "annotations";
 pub const FAILURES: &str = "failures";
 pub const SETTINGS: &str = "mask_settings.json";
+/// Hidden: what a re-run needs, not part of the dataset.
+pub const SOURCES: &str = ".mask-sources";
 
 /// A CSV file and the shard `(I, N)` it belongs to (`None`: a merged file).
 type ShardFile = (PathBuf, Option<(usize, usize)>);
@@ -72,6 +74,28 @@ pub fn write_annotations(path: &Path, rows: &[Vec<String>]) -> Result<()> {
             let mut w = csv::Writer::from_writer(&mut file);
             w.write_record(annotations_header())?;
             for (r, _) in sorted {
+                w.write_record(r)?;
+            }
+            w.flush()?;
+        }
+        file.commit()?;
+        Ok(())
+    };
+    write().with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Writes `.mask-sources*.csv` (`source,bytes,mtime_ns`: each finished
+/// source file's size and modification time), sorted by source.
+pub fn write_sources(path: &Path, rows: &[Vec<String>]) -> Result<()> {
+    let mut sorted: Vec<&Vec<String>> = rows.iter().collect();
+    sorted.sort();
+    sorted.dedup_by(|a, b| a.first() == b.first());
+    let write = || -> Result<()> {
+        let mut file = AtomicFile::create(path)?;
+        {
+            let mut w = csv::Writer::from_writer(&mut file);
+            w.write_record(["source", "bytes", "mtime_ns"])?;
+            for r in sorted {
                 w.write_record(r)?;
             }
             w.flush()?;
@@ -175,7 +199,7 @@ fn bring_files(src: &Path, dst: &Path) -> Result<usize> {
             #[cfg(not(unix))]
             std::fs::copy(entry.path(), &target).with_context(|| format!("copy {}", target.display()))?;
         } else if std::fs::hard_link(entry.path(), &target).is_err() {
-            let tmp = target.with_file_name(format!(".{}.merge.tmp", name));
+            let tmp = maskforge_imageio::temp_path_for(&target, "merge");
             std::fs::copy(entry.path(), &tmp).with_context(|| format!("copy to {}", tmp.display()))?;
             std::fs::rename(&tmp, &target)?;
         }
@@ -205,7 +229,7 @@ pub fn run(args: MergeArgs) -> Result<()> {
         }
         brought += bring_files(src, out)?;
         // Their CSVs join ours under their shard names.
-        for base in [ANNOTATIONS, FAILURES] {
+        for base in [ANNOTATIONS, FAILURES, SOURCES] {
             for (path, shard) in csv_files(src, base)? {
                 let name = csv_name(base, shard);
                 let target = out.join(&name);
@@ -266,9 +290,21 @@ pub fn run(args: MergeArgs) -> Result<()> {
     failures.sort_by(|a, b| a.path.cmp(&b.path).then(a.reason.cmp(&b.reason)));
     failures.dedup();
     maskforge_imageio::write_failures_csv(&out.join(csv_name(FAILURES, None)), &failures)?;
+    // Join the source stamps, so the merged folder resumes like a single run's.
+    let mut stamps = Vec::new();
+    let mut sfiles = csv_files(out, SOURCES)?;
+    sfiles.extend(from_files(out, SOURCES)?);
+    for (path, _) in &sfiles {
+        stamps.extend(read_rows(path, None)?.into_iter().filter(|r| r.len() == 3));
+    }
+    if !sfiles.is_empty() {
+        write_sources(&out.join(csv_name(SOURCES, None)), &stamps)?;
+    }
     // The `from-*` copies were only staging for this join.
-    for (path, _) in from_files(out, ANNOTATIONS)?.into_iter().chain(from_files(out, FAILURES)?) {
-        let _ = std::fs::remove_file(path);
+    for base in [ANNOTATIONS, FAILURES, SOURCES] {
+        for (path, _) in from_files(out, base)? {
+            let _ = std::fs::remove_file(path);
+        }
     }
     let n_sources: BTreeSet<&String> = rows.iter().filter_map(|r| r.first()).collect();
     println!(
