@@ -81,7 +81,8 @@ impl DetectorConfig {
 #[derive(Clone)]
 enum Engine {
     Hog(HogDetector),
-    Cnn(CnnDetector),
+    // Boxed: the network is over 1 KB, and Detector is cloned per thread.
+    Cnn(Box<CnnDetector>),
 }
 
 /// Detector plus landmark predictor. Detection takes `&mut self` (dlib's
@@ -114,10 +115,10 @@ impl Detector {
             DetectorKind::Cnn => {
                 let path = config.models_dir.join(CNN_MODEL);
                 require(&path)?;
-                Engine::Cnn(CnnDetector::open(&path).ok_or_else(|| LandmarkError::ModelLoad {
+                Engine::Cnn(Box::new(CnnDetector::open(&path).ok_or_else(|| LandmarkError::ModelLoad {
                     path: path.clone(),
                     message: "dlib could not deserialise the MMOD network".into(),
-                })?)
+                })?))
             }
         };
         let predictor =

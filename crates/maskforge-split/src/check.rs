@@ -1,27 +1,36 @@
 //! Reading manifests back: `maskforge verify` and `maskforge stats MANIFEST`.
 
 use crate::assign::Split;
-use crate::manifest::{read_classes, read_manifest, ManifestRow};
+use crate::manifest::read_classes;
 use crate::plan::{SplitRecord, CLASSES_CSV, SPLIT_JSON};
 use crate::scan::{hex, load_complete};
 use crate::stats::{stats_sums, ChannelSums, Stats};
 use crate::{Progress, SplitError};
+use maskforge_contracts::{read_manifest, Entry, ReadOptions, SetRecord};
 use maskforge_imageio::{Failure, LoadLimits};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// Manifests with what is needed to read them: the dataset root and classes.
 #[derive(Clone, Debug)]
 pub struct ManifestSet {
     pub root: PathBuf,
+    /// The folder of the manifests (and of `split.json`, `classes.csv`).
+    pub dir: PathBuf,
     /// Class names by index.
     pub classes: Vec<String>,
-    /// (file name, rows) in split order.
-    pub manifests: Vec<(String, Vec<ManifestRow>)>,
+    /// (file name, usable rows) in split order. Every path is checked to
+    /// stay under the root; open it with `entry.path.under(&set.root)`.
+    pub manifests: Vec<(String, Vec<Entry>)>,
+    /// Rows the reader refused, per manifest (same order as `manifests`),
+    /// keyed `file:line`.
+    pub skipped: Vec<Vec<Failure>>,
     /// `split.json` of the folder, when there is one.
     pub record: Option<SplitRecord>,
+    /// The fingerprint part of `split.json`, read tolerantly.
+    pub set: SetRecord,
     /// True when `target` was a folder (all its manifests are read).
     pub whole_folder: bool,
 }
@@ -29,7 +38,8 @@ pub struct ManifestSet {
 /// Opens a manifest folder (as `maskforge split --out` writes it) or one
 /// manifest file. The dataset root is `root` if given, else the one recorded
 /// in `split.json` beside the manifests; classes come from `classes.csv`
-/// beside them, else `split.json`, else the rows themselves.
+/// beside them, else `split.json`, else the rows themselves. Rows the reader
+/// refuses (a path outside the root, a bad field) are kept in `skipped`.
 pub fn open_manifests(target: &Path, root: Option<&Path>) -> Result<ManifestSet, SplitError> {
     let meta = std::fs::metadata(target).map_err(SplitError::io(target))?;
     let whole_folder = meta.is_dir();
@@ -40,6 +50,7 @@ pub fn open_manifests(target: &Path, root: Option<&Path>) -> Result<ManifestSet,
     };
     let record_path = dir.join(SPLIT_JSON);
     let record = if record_path.is_file() { Some(SplitRecord::read(&record_path)?) } else { None };
+    let set = SetRecord::read(&dir)?;
 
     let files: Vec<PathBuf> = if !whole_folder {
         vec![target.to_path_buf()]
@@ -54,10 +65,18 @@ pub fn open_manifests(target: &Path, root: Option<&Path>) -> Result<ManifestSet,
             message: "no split.json and no train.csv/val.csv/test.csv here".into(),
         });
     }
+    let classes_path = dir.join(CLASSES_CSV);
+    let known_classes: Option<Vec<String>> = if classes_path.is_file() {
+        Some(read_classes(&classes_path)?.into_iter().map(|c| c.name).collect())
+    } else {
+        record.as_ref().map(|rec| rec.classes.clone())
+    };
     let mut manifests = Vec::new();
+    let mut skipped = Vec::new();
     for f in &files {
-        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        manifests.push((name, read_manifest(f)?));
+        let m = read_manifest(f, ReadOptions { classes: known_classes.as_deref() })?;
+        manifests.push((m.name, m.entries));
+        skipped.push(m.skipped);
     }
 
     let root = match (root, &record) {
@@ -70,25 +89,21 @@ pub fn open_manifests(target: &Path, root: Option<&Path>) -> Result<ManifestSet,
             })
         }
     };
-    let classes_path = dir.join(CLASSES_CSV);
-    let classes = if classes_path.is_file() {
-        read_classes(&classes_path)?.into_iter().map(|c| c.name).collect()
-    } else if let Some(rec) = &record {
-        rec.classes.clone()
-    } else {
-        classes_from_rows(&manifests).ok_or_else(|| SplitError::Manifest {
+    let classes = match known_classes {
+        Some(c) => c,
+        None => classes_from_rows(&manifests).ok_or_else(|| SplitError::Manifest {
             path: files[0].clone(),
             message: format!("class_index values above {MAX_CLASSES} are not plausible; pass a classes.csv beside it"),
-        })?
+        })?,
     };
-    Ok(ManifestSet { root, classes, manifests, record, whole_folder })
+    Ok(ManifestSet { root, dir, classes, manifests, skipped, record, set, whole_folder })
 }
 
 /// Without classes.csv, class indices above this are taken as a broken
 /// manifest rather than allocated for.
 const MAX_CLASSES: usize = 100_000;
 
-fn classes_from_rows(manifests: &[(String, Vec<ManifestRow>)]) -> Option<Vec<String>> {
+fn classes_from_rows(manifests: &[(String, Vec<Entry>)]) -> Option<Vec<String>> {
     let mut by_index: BTreeMap<usize, &str> = BTreeMap::new();
     for (_, rows) in manifests {
         for r in rows {
@@ -100,11 +115,6 @@ fn classes_from_rows(manifests: &[(String, Vec<ManifestRow>)]) -> Option<Vec<Str
         return None;
     }
     Some((0..n).map(|i| by_index.get(&i).map(|s| s.to_string()).unwrap_or_else(|| format!("class{i}"))).collect())
-}
-
-/// A manifest path that stays inside the root (no `..`, not absolute).
-fn is_safe_relative(rel: &str) -> bool {
-    !rel.is_empty() && Path::new(rel).components().all(|c| matches!(c, Component::Normal(_)))
 }
 
 /// One problem `verify` found.
@@ -149,9 +159,14 @@ pub fn verify(set: &ManifestSet, options: &VerifyOptions, progress: &dyn Progres
     let mut report = VerifyReport::default();
     let mut mismatches = Vec::new();
     progress.start(set.manifests.iter().map(|(_, rows)| rows.len() as u64).sum());
-    for (name, rows) in &set.manifests {
+    for ((name, rows), skipped) in set.manifests.iter().zip(&set.skipped) {
         let hashed = rows.iter().filter(|r| r.sha256.is_some()).count();
-        report.checked.push((name.clone(), rows.len(), hashed));
+        report.checked.push((name.clone(), rows.len() + skipped.len(), hashed));
+        // Rows the reader refused (a path outside the root, say) were not opened.
+        for f in skipped {
+            let line = f.path.strip_prefix(&format!("{name}:")).map(|l| format!("line {l}")).unwrap_or_else(|| f.path.clone());
+            mismatches.push(Mismatch { manifest: name.clone(), path: line, problem: f.reason.clone() });
+        }
         let found: Vec<Vec<String>> = rows
             .par_iter()
             .map(|row| {
@@ -161,7 +176,11 @@ pub fn verify(set: &ManifestSet, options: &VerifyOptions, progress: &dyn Progres
             })
             .collect();
         for (row, problems) in rows.iter().zip(found) {
-            mismatches.extend(problems.into_iter().map(|problem| Mismatch { manifest: name.clone(), path: row.path.clone(), problem }));
+            mismatches.extend(problems.into_iter().map(|problem| Mismatch {
+                manifest: name.clone(),
+                path: row.path.to_string(),
+                problem,
+            }));
         }
     }
 
@@ -170,15 +189,18 @@ pub fn verify(set: &ManifestSet, options: &VerifyOptions, progress: &dyn Progres
     let mut first_group: BTreeMap<&str, &str> = BTreeMap::new();
     for (name, rows) in &set.manifests {
         for r in rows {
-            if let Some(other) = first_path.insert(&r.path, name) {
+            if let Some(other) = first_path.insert(r.path.as_str(), name) {
                 if other != name {
-                    mismatches.push(Mismatch { manifest: name.clone(), path: r.path.clone(), problem: format!("also listed in {other}") });
+                    mismatches.push(Mismatch { manifest: name.clone(), path: r.path.to_string(), problem: format!("also listed in {other}") });
                 }
+            }
+            if r.group.is_empty() {
+                continue;
             }
             match first_group.get(r.group.as_str()) {
                 Some(&other) if other != name => mismatches.push(Mismatch {
                     manifest: name.clone(),
-                    path: r.path.clone(),
+                    path: r.path.to_string(),
                     problem: format!("group {:?} also in {other}", r.group),
                 }),
                 Some(_) => {}
@@ -190,11 +212,11 @@ pub fn verify(set: &ManifestSet, options: &VerifyOptions, progress: &dyn Progres
     }
 
     if let (Some(rec), true) = (&set.record, set.whole_folder) {
-        let mut all: Vec<&ManifestRow> = set.manifests.iter().flat_map(|(_, rows)| rows.iter()).collect();
+        let mut all: Vec<&Entry> = set.manifests.iter().flat_map(|(_, rows)| rows.iter()).collect();
         all.sort_by(|a, b| a.path.cmp(&b.path));
         let mut h = Sha256::new();
         for r in all {
-            h.update(format!("{}\t{}\n", r.path, r.bytes).as_bytes());
+            h.update(format!("{}\t{}\n", r.path, r.bytes.unwrap_or(0)).as_bytes());
         }
         let fingerprint = format!("sha256:{}", hex(&h.finalize()));
         if fingerprint != rec.input.fingerprint {
@@ -208,28 +230,29 @@ pub fn verify(set: &ManifestSet, options: &VerifyOptions, progress: &dyn Progres
             });
         }
     }
+    // Each file of the set must be the one split.json records: a killed
+    // split leaves some files of the new run beside some of the old one.
+    for problem in set.set.problems(&set.dir) {
+        mismatches.push(Mismatch { manifest: SPLIT_JSON.into(), path: String::new(), problem: problem.to_string() });
+    }
     mismatches.sort();
     report.mismatches = mismatches;
     report
 }
 
-fn check_row(set: &ManifestSet, row: &ManifestRow, options: &VerifyOptions) -> Vec<String> {
+fn check_row(set: &ManifestSet, row: &Entry, options: &VerifyOptions) -> Vec<String> {
     let mut problems = Vec::new();
     if set.classes.get(row.class_index) != Some(&row.class) {
         problems.push(format!("class {:?} with index {} disagrees with classes.csv", row.class, row.class_index));
     }
-    if row.path.split('/').next() != Some(row.class.as_str()) {
+    if row.path.as_str().split('/').next() != Some(row.class.as_str()) {
         problems.push(format!("class {:?} but the file is not in that class folder", row.class));
     }
-    if !is_safe_relative(&row.path) {
-        problems.push("path is not relative to the dataset root".into());
-        return problems;
-    }
-    let path = set.root.join(&row.path);
+    let path = row.path.under(&set.root);
     let need_bytes = options.decode || row.sha256.is_some();
     if !need_bytes {
         match std::fs::metadata(&path) {
-            Ok(m) if m.len() != row.bytes => problems.push(format!("size changed: listed {} bytes, file has {}", row.bytes, m.len())),
+            Ok(m) if row.bytes != Some(m.len()) => problems.push(size_problem(row.bytes, m.len())),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => problems.push("missing".into()),
             Err(e) => problems.push(format!("cannot read: {e}")),
@@ -247,8 +270,8 @@ fn check_row(set: &ManifestSet, row: &ManifestRow, options: &VerifyOptions) -> V
             return problems;
         }
     };
-    if data.len() as u64 != row.bytes {
-        problems.push(format!("size changed: listed {} bytes, file has {}", row.bytes, data.len()));
+    if row.bytes != Some(data.len() as u64) {
+        problems.push(size_problem(row.bytes, data.len() as u64));
     }
     if let Some(expected) = &row.sha256 {
         let actual = hex(&Sha256::digest(&data));
@@ -262,6 +285,13 @@ fn check_row(set: &ManifestSet, row: &ManifestRow, options: &VerifyOptions) -> V
         }
     }
     problems
+}
+
+fn size_problem(listed: Option<u64>, actual: u64) -> String {
+    match listed {
+        Some(listed) => format!("size changed: listed {listed} bytes, file has {actual}"),
+        None => format!("no size listed (bytes column missing or not a number); file has {actual} bytes"),
+    }
 }
 
 /// Statistics of the images one manifest lists (decoded, EXIF-upright,
@@ -279,16 +309,14 @@ pub fn manifest_stats(
         .par_iter()
         .map(|row| {
             let result = if row.class_index >= set.classes.len() {
-                Err(Failure::new(row.path.clone(), format!("class index {} out of range ({} classes)", row.class_index, set.classes.len())))
-            } else if is_safe_relative(&row.path) {
-                let path = set.root.join(&row.path);
+                Err(Failure::new(row.path.to_string(), format!("class index {} out of range ({} classes)", row.class_index, set.classes.len())))
+            } else {
+                let path = row.path.under(&set.root);
                 std::fs::read(&path)
                     .map_err(|e| format!("cannot read file: {e}"))
                     .and_then(|data| load_complete(&path, &data, limits))
                     .map(|img| stats_sums(&img, stats_size))
-                    .map_err(|reason| Failure::new(row.path.clone(), reason))
-            } else {
-                Err(Failure::new(row.path.clone(), "path is not relative to the dataset root"))
+                    .map_err(|reason| Failure::new(row.path.to_string(), reason))
             };
             progress.advance();
             result
@@ -296,7 +324,8 @@ pub fn manifest_stats(
         .collect();
     let mut total = ChannelSums::default();
     let mut counts = vec![0u64; set.classes.len()];
-    let mut failures = Vec::new();
+    // Rows the reader refused count as skipped too.
+    let mut failures: Vec<Failure> = set.skipped.get(manifest_index).cloned().unwrap_or_default();
     for (row, r) in rows.iter().zip(results) {
         match r {
             Ok(s) => {

@@ -29,8 +29,17 @@ pub enum SplitError {
     RegexNoMatch { pattern: String, unmatched: usize, total: usize, examples: String },
     #[error("--out {out} is inside the dataset root {root}: it would be read as a class folder; write the manifests elsewhere")]
     OutputInsideRoot { out: PathBuf, root: PathBuf },
+    #[error(transparent)]
+    Guard(#[from] maskforge_imageio::GuardError),
     #[error("{path}: {message}")]
     Manifest { path: PathBuf, message: String },
+    /// A manifest set that is mixed or incomplete (see `maskforge_contracts::set`).
+    #[error("{0}")]
+    Set(String),
+    #[error("{root}: only one class folder ({class:?}): a classifier needs at least two; add the other class folders, or pass --allow-single-class to split it anyway")]
+    SingleClass { root: PathBuf, class: String },
+    #[error("{split} would be empty: {reason}; pass --allow-empty-split to write it anyway")]
+    EmptySplit { split: String, reason: String },
     #[error("{0}")]
     Materialize(String),
     #[error("{path}: {source}")]

@@ -1,132 +1,50 @@
 //! The CSV files: `train.csv`/`val.csv`/`test.csv` and `classes.csv`.
 //!
+//! Their layout lives in `maskforge-contracts`, the one writer and reader of
+//! both; these are the same functions with this crate's error type.
 //! Manifest columns: `path,class_index,class,group,bytes` and, with
 //! `--hash`, `sha256`. Paths are relative to the dataset root with `/`.
 
 use crate::SplitError;
-use maskforge_imageio::AtomicFile;
+use maskforge_contracts::{ContractError, ReadOptions};
 use std::path::Path;
 
-pub const MANIFEST_HEADER: [&str; 5] = ["path", "class_index", "class", "group", "bytes"];
+pub use maskforge_contracts::{ClassInfo, ManifestRow, MANIFEST_HEADER};
 
-/// One image in a manifest.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ManifestRow {
-    pub path: String,
-    pub class_index: usize,
-    pub class: String,
-    pub group: String,
-    pub bytes: u64,
-    pub sha256: Option<String>,
-}
-
-/// One line of `classes.csv`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClassInfo {
-    pub index: usize,
-    pub name: String,
-    /// Usable images of the class (all splits).
-    pub count: u64,
-}
-
-fn csv_err(path: &Path) -> impl Fn(csv::Error) -> SplitError + '_ {
-    move |e| SplitError::Manifest { path: path.to_path_buf(), message: e.to_string() }
-}
-
-/// Writes a manifest atomically; rows are sorted by path here so the file
-/// never depends on the order they were produced in.
-pub fn write_manifest(path: &Path, rows: &[ManifestRow], with_hash: bool) -> Result<(), SplitError> {
-    let mut sorted: Vec<&ManifestRow> = rows.iter().collect();
-    sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut file = AtomicFile::create(path).map_err(SplitError::io(path))?;
-    {
-        let mut w = csv::Writer::from_writer(&mut file);
-        let mut header: Vec<&str> = MANIFEST_HEADER.to_vec();
-        if with_hash {
-            header.push("sha256");
+impl From<ContractError> for SplitError {
+    fn from(e: ContractError) -> SplitError {
+        match e {
+            ContractError::Io { path, source } => SplitError::Io { path, source },
+            ContractError::Format { path, message } => SplitError::Manifest { path, message },
+            other => SplitError::Set(other.to_string()),
         }
-        w.write_record(&header).map_err(csv_err(path))?;
-        for r in sorted {
-            let (index, bytes) = (r.class_index.to_string(), r.bytes.to_string());
-            let mut record = vec![r.path.as_str(), &index, &r.class, &r.group, &bytes];
-            if with_hash {
-                record.push(r.sha256.as_deref().unwrap_or(""));
-            }
-            w.write_record(&record).map_err(csv_err(path))?;
-        }
-        w.flush().map_err(SplitError::io(path))?;
     }
-    file.commit().map_err(SplitError::io(path))
 }
 
-/// Reads a manifest; the `sha256` column is optional.
+/// Writes a manifest atomically, rows sorted by path; returns the SHA-256
+/// (hex) of the file.
+pub fn write_manifest(path: &Path, rows: &[ManifestRow], with_hash: bool) -> Result<String, SplitError> {
+    Ok(maskforge_contracts::write_manifest(path, rows, with_hash)?)
+}
+
+/// Reads a manifest strictly: a row the reader would skip (a path outside
+/// the root, an unparsable field) is an error naming its line.
 pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>, SplitError> {
-    let bad = |message: String| SplitError::Manifest { path: path.to_path_buf(), message };
-    let mut reader = csv::Reader::from_path(path).map_err(|e| match e.into_kind() {
-        csv::ErrorKind::Io(source) => SplitError::Io { path: path.to_path_buf(), source },
-        other => bad(format!("{other:?}")),
-    })?;
-    let headers = reader.headers().map_err(csv_err(path))?.clone();
-    let col = |name: &str| headers.iter().position(|h| h == name);
-    let mut cols = [0usize; 5];
-    for (slot, name) in cols.iter_mut().zip(MANIFEST_HEADER) {
-        *slot = col(name).ok_or_else(|| bad(format!("not a manifest: no {name:?} column")))?;
+    let m = maskforge_contracts::read_manifest(path, ReadOptions::default())?;
+    if let Some(f) = m.skipped.first() {
+        return Err(SplitError::Manifest { path: path.to_path_buf(), message: format!("{}: {}", f.path, f.reason) });
     }
-    let hash_col = col("sha256");
-    let mut rows = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(csv_err(path))?;
-        let line = i + 2;
-        let field = |c: usize| record.get(c).unwrap_or("");
-        let class_index = field(cols[1])
-            .parse()
-            .map_err(|_| bad(format!("line {line}: class_index {:?} is not a number", field(cols[1]))))?;
-        let bytes =
-            field(cols[4]).parse().map_err(|_| bad(format!("line {line}: bytes {:?} is not a number", field(cols[4]))))?;
-        rows.push(ManifestRow {
-            path: field(cols[0]).to_string(),
-            class_index,
-            class: field(cols[2]).to_string(),
-            group: field(cols[3]).to_string(),
-            bytes,
-            sha256: hash_col.map(|c| field(c).to_string()).filter(|h| !h.is_empty()),
-        });
-    }
-    Ok(rows)
+    Ok(m.entries.iter().map(|e| e.to_row()).collect())
 }
 
-/// Writes `classes.csv` (`index,name,count`) atomically.
-pub fn write_classes(path: &Path, classes: &[ClassInfo]) -> Result<(), SplitError> {
-    let mut file = AtomicFile::create(path).map_err(SplitError::io(path))?;
-    {
-        let mut w = csv::Writer::from_writer(&mut file);
-        w.write_record(["index", "name", "count"]).map_err(csv_err(path))?;
-        for c in classes {
-            w.write_record([c.index.to_string(), c.name.clone(), c.count.to_string()]).map_err(csv_err(path))?;
-        }
-        w.flush().map_err(SplitError::io(path))?;
-    }
-    file.commit().map_err(SplitError::io(path))
+/// Writes `classes.csv` (`index,name,count`) atomically; returns its SHA-256.
+pub fn write_classes(path: &Path, classes: &[ClassInfo]) -> Result<String, SplitError> {
+    Ok(maskforge_contracts::write_classes(path, classes)?)
 }
 
-/// Reads `classes.csv`; indices must be 0, 1, 2, ... in order.
+/// Reads `classes.csv`; indices must be 0, 1, 2, ...
 pub fn read_classes(path: &Path) -> Result<Vec<ClassInfo>, SplitError> {
-    let bad = |message: String| SplitError::Manifest { path: path.to_path_buf(), message };
-    let mut reader = csv::Reader::from_path(path).map_err(csv_err(path))?;
-    let mut classes = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(csv_err(path))?;
-        let index: usize = record.get(0).unwrap_or("").parse().map_err(|_| bad(format!("line {}: bad index", i + 2)))?;
-        if index != i {
-            return Err(bad(format!("line {}: index {index}, expected {i}", i + 2)));
-        }
-        classes.push(ClassInfo {
-            index,
-            name: record.get(1).unwrap_or("").to_string(),
-            count: record.get(2).unwrap_or("0").parse().unwrap_or(0),
-        });
-    }
-    Ok(classes)
+    Ok(maskforge_contracts::read_classes(path)?)
 }
 
 #[cfg(test)]
@@ -162,5 +80,9 @@ mod tests {
         assert_eq!(read_classes(&c).unwrap(), classes);
         std::fs::write(&c, "index,name,count\n1,b,0\n").unwrap();
         assert!(read_classes(&c).is_err());
+
+        std::fs::write(&p, "path,class_index,class,group,bytes\n../x.jpg,0,a,g,3\n").unwrap();
+        let err = read_manifest(&p).unwrap_err().to_string();
+        assert!(err.ends_with("m.csv:2: path \"../x.jpg\" is not relative to the dataset root"), "{err}");
     }
 }

@@ -3,7 +3,8 @@
 //! temporary name and swapped in whole, so DIR never mixes two splits.
 
 use crate::assign::Split;
-use crate::plan::{resolve_existing_prefix, SplitPlan};
+use crate::plan::SplitPlan;
+use maskforge_imageio::resolve_existing_prefix;
 use crate::SplitError;
 use rayon::prelude::*;
 use std::fmt;

@@ -9,19 +9,19 @@ use crate::manifest::{write_classes, write_manifest, ClassInfo, ManifestRow};
 use crate::scan::{hex, scan_images, ScanOptions};
 use crate::stats::{ChannelSums, Stats};
 use crate::{EmptyClass, Progress, SplitError, TOOL_VERSION};
-use maskforge_imageio::{relative_string, walk_images, write_atomic, write_failures_csv, Failure};
+use maskforge_contracts::{sha256_hex, RelPath};
+use maskforge_imageio::{
+    check_disjoint, relative_string, walk_images, write_atomic, write_failures_csv, Failure, GuardError, Output,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// The seed used when none is given; printed and recorded in `split.json`.
 pub const DEFAULT_SEED: u64 = 20_240_601;
 
-pub const SPLIT_JSON: &str = "split.json";
-pub const CLASSES_CSV: &str = "classes.csv";
-pub const STATS_JSON: &str = "stats.json";
-pub const FAILURES_CSV: &str = "failures.csv";
+pub use maskforge_contracts::{CLASSES_CSV, FAILURES_CSV, SPLIT_JSON, STATS_JSON};
 
 /// Everything that decides a split.
 #[derive(Clone, Debug)]
@@ -99,6 +99,12 @@ pub fn plan_split(root: &Path, options: &SplitOptions, progress: &dyn Progress) 
     for path in walk.images {
         let rel = relative_string(&root, &path);
         match rel.split_once('/').and_then(|(class, _)| class_index.get(class)) {
+            // A name a manifest reader would refuse (a backslash, say) is
+            // reported now rather than written and then skipped by train.
+            Some(_) if RelPath::new(&rel).is_err() => {
+                let reason = format!("cannot be listed in a manifest: {}", RelPath::new(&rel).unwrap_err());
+                failures.push(Failure::new(rel, reason));
+            }
             Some(&c) => {
                 files.push((path, rel));
                 file_class.push(c);
@@ -234,6 +240,41 @@ impl SplitPlan {
         Some(Stats::new(&Split::Train.manifest_name(), sums, 0, self.options.scan.stats_size, &names, &counts))
     }
 
+    /// Refuses a split that cannot train a classifier: a single class
+    /// (unless `allow.single_class`), or a requested split (val, test) left
+    /// without any image (unless `allow.empty_split`), which happens when the
+    /// groups are too coarse, e.g. a `--group-by regex:` without a capture
+    /// group that keys whole class folders. Call before anything is written.
+    pub fn check_usable(&self, allow: Allow) -> Result<(), SplitError> {
+        if self.classes.len() == 1 && !allow.single_class {
+            return Err(SplitError::SingleClass { root: self.root.clone(), class: self.classes[0].name.clone() });
+        }
+        if allow.empty_split {
+            return Ok(());
+        }
+        for s in self.splits() {
+            if !self.rows[s.index()].is_empty() {
+                continue;
+            }
+            let others: Vec<&str> =
+                self.splits().into_iter().filter(|o| !self.rows[o.index()].is_empty()).map(|o| o.name()).collect();
+            let hint = match &self.options.group_by {
+                GroupBy::Regex(p) if regex_has_no_group(p) => format!(
+                    "; --group-by regex:{p} has no capture group, so whole matches (e.g. class folders) are the groups: put the part that names a person or photo in ( )"
+                ),
+                _ => String::new(),
+            };
+            let reason = format!(
+                "the {} images form only {} group(s), and all went to {}{hint}",
+                self.accepted(),
+                self.grouping.groups,
+                others.join(" and "),
+            );
+            return Err(SplitError::EmptySplit { split: s.manifest_name(), reason });
+        }
+        Ok(())
+    }
+
     /// Problems worth a warning: splits without any image of some class.
     pub fn warnings(&self) -> Vec<String> {
         let counts = self.counts();
@@ -294,8 +335,23 @@ impl SplitPlan {
             stats: self.train_sums.is_some().then(|| STATS_JSON.to_string()),
             failures: FAILURES_CSV.into(),
             materialized,
+            complete: true,
+            files: BTreeMap::new(),
         }
     }
+}
+
+/// What [`SplitPlan::check_usable`] lets through.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Allow {
+    /// `--allow-single-class`: a tree with one class folder.
+    pub single_class: bool,
+    /// `--allow-empty-split`: val (or test) without any image.
+    pub empty_split: bool,
+}
+
+fn regex_has_no_group(pattern: &str) -> bool {
+    regex::Regex::new(pattern).map(|re| re.captures_len() == 1).unwrap_or(false)
 }
 
 /// `split.json`: how a split was made, for humans and for `verify`/training.
@@ -314,6 +370,19 @@ pub struct SplitRecord {
     pub stats: Option<String>,
     pub failures: String,
     pub materialized: Option<MaterializedRecord>,
+    /// False while `maskforge split` is writing the set (the first
+    /// `split.json` it writes); true once every file is in place.
+    #[serde(default = "complete_default")]
+    pub complete: bool,
+    /// SHA-256 (hex) of every other file of the set, by name: a reader that
+    /// finds a file with other bytes knows the set is mixed (a killed split).
+    /// Empty in `split.json` written before the fingerprint existed.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+}
+
+fn complete_default() -> bool {
+    true
 }
 
 /// The options that shaped the output (`--jobs` is left out: it never does).
@@ -366,55 +435,40 @@ impl SplitRecord {
 }
 
 /// Refuses an output folder inside the dataset root (it would become a class
-/// folder on the next run). Call before anything is written.
+/// folder on the next run), or one that holds the root. Call before anything
+/// is written.
 pub fn check_output_dir(root: &Path, out: &Path) -> Result<(), SplitError> {
-    let root_abs = std::fs::canonicalize(root).map_err(SplitError::io(root))?;
-    let out_abs = resolve_existing_prefix(out).map_err(SplitError::io(out))?;
-    if out_abs.starts_with(&root_abs) {
-        return Err(SplitError::OutputInsideRoot { out: out.to_path_buf(), root: root.to_path_buf() });
-    }
-    Ok(())
-}
-
-/// Absolute form of a path that may not exist yet: its longest existing
-/// prefix canonicalised (symlinks resolved), the rest appended.
-pub(crate) fn resolve_existing_prefix(path: &Path) -> std::io::Result<PathBuf> {
-    let abs = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
-    let mut existing = abs.as_path();
-    let mut rest: Vec<Component> = Vec::new();
-    loop {
-        if let Ok(c) = std::fs::canonicalize(existing) {
-            let mut out = c;
-            for comp in rest.iter().rev() {
-                match comp {
-                    Component::ParentDir => {
-                        out.pop();
-                    }
-                    Component::CurDir => {}
-                    other => out.push(other.as_os_str()),
-                }
-            }
-            return Ok(out);
+    std::fs::canonicalize(root).map_err(SplitError::io(root))?;
+    match check_disjoint(&[root], &[Output::new(out, "output folder")]) {
+        Err(GuardError::OutputInsideInput { .. }) => {
+            Err(SplitError::OutputInsideRoot { out: out.to_path_buf(), root: root.to_path_buf() })
         }
-        match (existing.parent(), existing.components().next_back()) {
-            (Some(parent), Some(last)) => {
-                rest.push(last);
-                existing = parent;
-            }
-            _ => return Ok(abs),
-        }
+        other => other.map_err(SplitError::from),
     }
 }
 
-/// Writes the manifests, `classes.csv`, `failures.csv`, `stats.json` and last
-/// `split.json`, each atomically. A `test.csv` left by an earlier three-way
-/// split in the same folder is removed so the folder never mixes two runs.
+/// Writes the manifests, `classes.csv`, `failures.csv`, `stats.json` and
+/// `split.json`, each atomically. A `test.csv` or `stats.json` left by an
+/// earlier split in the same folder is removed so the folder never mixes two
+/// runs.
+///
+/// The files are renamed into place one by one, so a killed split could
+/// leave some new and some old. `split.json` is therefore written first
+/// marked incomplete (`"complete": false`) and last with the SHA-256 of every
+/// other file (`"files"`): `train`, `eval` and `verify` refuse a set whose
+/// files do not match it, and a re-run of split repairs the set.
 pub fn write_split(plan: &SplitPlan, out: &Path, materialized: Option<MaterializedRecord>) -> Result<Vec<PathBuf>, SplitError> {
     std::fs::create_dir_all(out).map_err(SplitError::io(out))?;
+    let mut record = plan.record(materialized);
+    let record_path = out.join(SPLIT_JSON);
+    record.complete = false;
+    write_atomic(&record_path, record.to_json().as_bytes()).map_err(SplitError::io(&record_path))?;
+
     let mut written = Vec::new();
+    let mut files = BTreeMap::new();
     for s in plan.splits() {
         let path = out.join(s.manifest_name());
-        write_manifest(&path, &plan.rows[s.index()], plan.options.scan.hash)?;
+        files.insert(s.manifest_name(), write_manifest(&path, &plan.rows[s.index()], plan.options.scan.hash)?);
         written.push(path);
     }
     for s in Split::ALL {
@@ -424,22 +478,26 @@ pub fn write_split(plan: &SplitPlan, out: &Path, materialized: Option<Materializ
         }
     }
     let path = out.join(CLASSES_CSV);
-    write_classes(&path, &plan.classes)?;
+    files.insert(CLASSES_CSV.to_string(), write_classes(&path, &plan.classes)?);
     written.push(path);
     let path = out.join(FAILURES_CSV);
     write_failures_csv(&path, &plan.failures).map_err(SplitError::io(&path))?;
+    files.insert(FAILURES_CSV.to_string(), sha256_hex(&std::fs::read(&path).map_err(SplitError::io(&path))?));
     written.push(path);
     let stats_path = out.join(STATS_JSON);
     match plan.train_stats() {
         Some(stats) => {
-            write_atomic(&stats_path, stats.to_json().as_bytes()).map_err(SplitError::io(&stats_path))?;
+            let json = stats.to_json();
+            write_atomic(&stats_path, json.as_bytes()).map_err(SplitError::io(&stats_path))?;
+            files.insert(STATS_JSON.to_string(), sha256_hex(json.as_bytes()));
             written.push(stats_path);
         }
         None if stats_path.is_file() => std::fs::remove_file(&stats_path).map_err(SplitError::io(&stats_path))?,
         None => {}
     }
-    let path = out.join(SPLIT_JSON);
-    write_atomic(&path, plan.record(materialized).to_json().as_bytes()).map_err(SplitError::io(&path))?;
-    written.push(path);
+    record.complete = true;
+    record.files = files;
+    write_atomic(&record_path, record.to_json().as_bytes()).map_err(SplitError::io(&record_path))?;
+    written.push(record_path);
     Ok(written)
 }

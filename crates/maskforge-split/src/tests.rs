@@ -437,3 +437,45 @@ fn verify_names_every_mismatch() {
     assert!(report.mismatches.iter().any(|m| m.problem == "also listed in train.csv"), "{:?}", report.mismatches);
     assert!(report.mismatches.iter().any(|m| m.manifest == "split.json"), "fingerprint must catch the edit");
 }
+
+#[test]
+fn unusable_splits_are_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    write_spec(&root, &dataset_spec(4), None);
+    // No capture group: the class folder is the whole match, so each class is one group.
+    let plan = plan_with_jobs(&root, &opts("regex:^[^/]+"), 2);
+    let err = plan.check_usable(Allow::default()).unwrap_err().to_string();
+    assert!(err.starts_with("val.csv would be empty: ") && err.contains("has no capture group"), "{err}");
+    assert!(plan.check_usable(Allow { empty_split: true, ..Allow::default() }).is_ok());
+    assert!(plan_with_jobs(&root, &opts("parent"), 2).check_usable(Allow::default()).is_ok());
+
+    let one = dir.path().join("one");
+    let spec: Spec = dataset_spec(4).into_iter().filter(|(p, _)| p.starts_with("masked/")).collect();
+    write_spec(&one, &spec, None);
+    let plan = plan_with_jobs(&one, &opts("parent"), 2);
+    assert!(matches!(plan.check_usable(Allow::default()), Err(SplitError::SingleClass { .. })));
+    assert!(plan.check_usable(Allow { single_class: true, ..Allow::default() }).is_ok());
+}
+
+#[test]
+fn split_json_fingerprints_every_file_of_the_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    write_spec(&root, &dataset_spec(4), None);
+    let out = dir.path().join("m");
+    write_split(&plan_with_jobs(&root, &opts("parent"), 2), &out, None).unwrap();
+    let record = SplitRecord::read(&out.join("split.json")).unwrap();
+    assert!(record.complete);
+    let names: Vec<&str> = record.files.keys().map(String::as_str).collect();
+    assert_eq!(names, ["classes.csv", "failures.csv", "stats.json", "train.csv", "val.csv"]);
+    for (name, hash) in &record.files {
+        assert_eq!(&contracts::sha256_hex(&std::fs::read(out.join(name)).unwrap()), hash, "{name}");
+    }
+    assert!(contracts::SetRecord::read(&out).unwrap().problems(&out).is_empty());
+    // A set mixed by hand is named by the reader of the file.
+    std::fs::write(out.join("val.csv"), "path,class_index,class,group,bytes\n").unwrap();
+    let err = contracts::read_checked(&out.join("val.csv")).unwrap_err().to_string();
+    assert!(err.starts_with("val.csv does not match split.json"), "{err}");
+    assert!(contracts::read_checked(&out.join("train.csv")).is_ok());
+}

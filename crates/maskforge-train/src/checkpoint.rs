@@ -21,6 +21,7 @@ use safetensors::tensor::{Dtype, View};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
@@ -67,13 +68,42 @@ pub struct TensorFile {
 impl TensorFile {
     /// The model description, if the file is one of our checkpoints.
     pub fn model_meta(&self, path: &Path) -> Result<Option<ModelMeta>> {
-        match self.metadata.get(META_KEY) {
-            None => Ok(None),
-            Some(json) => serde_json::from_str(json)
-                .map(Some)
-                .map_err(|e| TrainError::weights(path, format!("bad {META_KEY} metadata: {e}"))),
-        }
+        parse_model_meta(&self.metadata, path)
     }
+}
+
+fn parse_model_meta(metadata: &HashMap<String, String>, path: &Path) -> Result<Option<ModelMeta>> {
+    match metadata.get(META_KEY) {
+        None => Ok(None),
+        Some(json) => serde_json::from_str(json)
+            .map(Some)
+            .map_err(|e| TrainError::weights(path, format!("bad {META_KEY} metadata: {e}"))),
+    }
+}
+
+/// Largest safetensors header read (the format's own limit).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// The model description of a checkpoint, from its header alone (a
+/// checkpoint's tensors are tens of megabytes).
+pub fn read_model_meta(path: &Path) -> Result<Option<ModelMeta>> {
+    let mut file = std::fs::File::open(path).map_err(TrainError::io(path))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(TrainError::io(path))?;
+    let len = u64::from_le_bytes(len);
+    if len > MAX_HEADER_BYTES {
+        return Err(TrainError::weights(path, format!("not a safetensors file: header of {len} bytes")));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header).map_err(TrainError::io(path))?;
+    #[derive(Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__", default)]
+        metadata: HashMap<String, String>,
+    }
+    let header: Header = serde_json::from_slice(&header)
+        .map_err(|e| TrainError::weights(path, format!("not a safetensors file: header: {e}")))?;
+    parse_model_meta(&header.metadata, path)
 }
 
 /// Reads every tensor of a safetensors file; f16, bf16 and f64 tensors are
@@ -335,6 +365,7 @@ mod tests {
         save_checkpoint(&p, &m, &meta, extra, HashMap::new()).unwrap();
         let (m2, meta2, file) = load_checkpoint(&p, Device::Cpu).unwrap();
         assert_eq!(meta2, meta);
+        assert_eq!(read_model_meta(&p).unwrap(), Some(meta.clone()));
         assert!(file.tensors.contains_key("optimizer.momentum_buffer.fc.bias"));
         let a = m.vs.variables()["layer2.0.bn1.running_var"].shallow_clone();
         let b = m2.vs.variables()["layer2.0.bn1.running_var"].shallow_clone();

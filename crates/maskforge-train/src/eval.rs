@@ -6,7 +6,7 @@ use crate::checkpoint;
 use crate::data::{Item, Loader};
 use crate::device::{configure, device_name, parse_device};
 use crate::error::{Result, TrainError};
-use crate::manifest::{read_manifest, resolve_root};
+use crate::manifest::{read_manifest_for, resolve_root};
 use crate::model::Classifier;
 use crate::report::EvalReport;
 use crate::train::{items, Event, LossKind, Phase};
@@ -168,10 +168,12 @@ pub fn eval_manifest(opts: &EvalOptions, on_event: &mut dyn FnMut(Event)) -> Res
     configure(device);
     let amp = device.is_cuda();
     let (model, meta, _) = checkpoint::load_checkpoint(&opts.model, device)?;
-    let manifest = read_manifest(&opts.manifest, &meta.classes)?;
     let dir = opts.manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let root = resolve_root(dir, opts.root.as_deref())?;
     check_class_names(&opts.manifest, &meta.classes, dir)?;
+    // Rows whose `class` names another class than the model has at their
+    // index refuse the manifest: the label spaces do not match.
+    let manifest = read_manifest_for(&opts.manifest, &meta.classes, "the model's classes")?;
     for f in &manifest.skipped {
         on_event(Event::Skipped { path: &f.path, reason: &f.reason });
     }

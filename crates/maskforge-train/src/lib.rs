@@ -7,7 +7,8 @@
 //! * [`model`]: ResNet50/ResNet18/MobileNetV2 backbones in torchvision's
 //!   names with a replaced head; [`checkpoint`]: safetensors in and out;
 //! * [`optim`]: SGD/Adam/AdamW with saveable state, schedules, loss scaling;
-//! * [`train`]: the loop; [`eval`]: losses and evaluation; [`report`]: the
+//! * [`train`]: the loop; [`resume`]: what `--resume` reads back and
+//!   completes; [`eval`]: losses and evaluation; [`report`]: the
 //!   classification report; [`plot`]: `curves.png`; [`explain`]: occlusion
 //!   maps; [`font`]: the built-in bitmap font used for labels.
 
@@ -24,6 +25,7 @@ pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod report;
+pub mod resume;
 pub mod rng;
 pub mod train;
 

@@ -1,22 +1,29 @@
 //! Reading what `maskforge split` writes: `classes.csv`, `train.csv` /
 //! `val.csv` / `test.csv`, `stats.json` and `split.json`.
 //!
-//! The readers are tolerant: columns are found by name, unknown columns and
-//! JSON fields are ignored, and a manifest row that cannot be used (bad
-//! class index, empty path) is skipped with a one-line message rather than
-//! failing the run. Missing or unreadable files are errors.
+//! Manifests and `classes.csv` are read by `maskforge-contracts`, the one
+//! reader shared with `split`/`verify`/`stats`. It is tolerant (columns by
+//! name, unknown columns ignored; a row that cannot be used, such as a bad
+//! class index or a path that would leave the dataset root, is skipped with
+//! a one-line message keyed `file:line` rather than failing the run).
+//! Missing or unreadable files are errors, and so is a file of a manifest
+//! set that `split.json` beside it does not vouch for (a killed split).
 
 use crate::error::{Result, TrainError};
+use maskforge_contracts::{parse_classes, parse_manifest, read_checked, ContractError, ReadOptions};
 use maskforge_imageio::Failure;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+pub use maskforge_contracts::RelPath;
+
 /// One usable manifest row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sample {
-    /// As written in the manifest: relative to the dataset root, `/`-separated.
-    pub path: String,
+    /// As written in the manifest: relative to the dataset root,
+    /// `/`-separated, checked to stay under it; open it with `path.under(root)`.
+    pub path: RelPath,
     pub class_index: usize,
 }
 
@@ -31,100 +38,62 @@ pub struct Manifest {
     pub sha256: String,
 }
 
-/// `classes.csv` (`index,name,count`): the class names by index.
-pub fn read_classes(path: &Path) -> Result<Vec<String>> {
-    let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
-    let mut reader = csv::Reader::from_reader(bytes.as_slice());
-    let headers = reader.headers().map_err(|e| TrainError::manifest(path, e.to_string()))?.clone();
-    let col = |names: &[&str]| headers.iter().position(|h| names.contains(&h.trim()));
-    let index_col = col(&["index", "class_index"]).unwrap_or(0);
-    let name_col = col(&["name", "class"]).unwrap_or(1);
-    let mut named: Vec<(usize, String)> = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| TrainError::manifest(path, e.to_string()))?;
-        let line = i + 2;
-        let index: usize = record
-            .get(index_col)
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| TrainError::manifest(path, format!("line {line}: class index is not a number")))?;
-        let name = record.get(name_col).unwrap_or("").trim().to_string();
-        if name.is_empty() {
-            return Err(TrainError::manifest(path, format!("line {line}: empty class name")));
-        }
-        named.push((index, name));
-    }
-    named.sort();
-    for (i, (index, _)) in named.iter().enumerate() {
-        if *index != i {
-            return Err(TrainError::manifest(path, format!("class indices must be 0..{}, found {index}", named.len())));
+impl From<ContractError> for TrainError {
+    fn from(e: ContractError) -> TrainError {
+        match e {
+            ContractError::Io { path, source } => TrainError::Io { path, source },
+            ContractError::Format { path, message } => TrainError::Manifest { path, message },
+            // A mixed or incomplete manifest set: the message names the file.
+            other => TrainError::Config(other.to_string()),
         }
     }
-    if named.len() < 2 {
-        return Err(TrainError::manifest(path, format!("{} class(es): a classifier needs at least 2", named.len())));
-    }
-    Ok(named.into_iter().map(|(_, n)| n).collect())
 }
 
-/// Reads a manifest (`path,class_index,class,...`). Rows whose class index
-/// is missing, unparsable or out of range for `classes` are skipped; when
-/// the index column is absent the `class` name is looked up instead.
+/// `classes.csv` (`index,name,count`): the class names by index. Refused
+/// when `split.json` beside it records other bytes (a mixed manifest set).
+pub fn read_classes(path: &Path) -> Result<Vec<String>> {
+    let bytes = read_checked(path)?;
+    let classes = parse_classes(path, &bytes)?;
+    if classes.len() < 2 {
+        return Err(TrainError::manifest(path, format!("{} class(es): a classifier needs at least 2", classes.len())));
+    }
+    Ok(classes.into_iter().map(|c| c.name).collect())
+}
+
+/// Reads a manifest (`path,class_index,class,...`) against the class names
+/// of `classes.csv`. See [`read_manifest_for`].
 pub fn read_manifest(path: &Path, classes: &[String]) -> Result<Manifest> {
-    let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
-    let sha256 = hex(&Sha256::digest(&bytes));
-    let mut reader = csv::Reader::from_reader(bytes.as_slice());
-    let headers = reader.headers().map_err(|e| TrainError::manifest(path, e.to_string()))?.clone();
-    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
-    let path_col = col("path").ok_or_else(|| TrainError::manifest(path, "not a manifest: no \"path\" column"))?;
-    let index_col = col("class_index").or_else(|| col("label"));
-    let class_col = col("class");
-    if index_col.is_none() && class_col.is_none() {
-        return Err(TrainError::manifest(path, "not a manifest: neither a \"class_index\" nor a \"class\" column"));
+    read_manifest_for(path, classes, "classes.csv")
+}
+
+/// Reads a manifest against `classes`, which come from `classes_from` (for
+/// messages). Rows whose class index is missing, unparsable or out of range,
+/// or whose path is not relative to the dataset root, are skipped; when the
+/// index column is absent the `class` name is looked up instead. A row whose
+/// `class` column names another class than `classes` has at its index makes
+/// the whole manifest an error: the label spaces do not match, and every
+/// number computed from it would compare different classes. So does a file
+/// that `split.json` beside it does not vouch for (a mixed manifest set).
+pub fn read_manifest_for(path: &Path, classes: &[String], classes_from: &str) -> Result<Manifest> {
+    let bytes = read_checked(path)?;
+    let m = parse_manifest(path, &bytes, ReadOptions { classes: Some(classes) })?;
+    let disagree: Vec<&maskforge_contracts::Entry> =
+        m.entries.iter().filter(|e| !e.class.trim().is_empty() && e.class.trim() != classes[e.class_index]).collect();
+    if let Some(first) = disagree.first() {
+        return Err(TrainError::manifest(
+            path,
+            format!(
+                "line {}: class {:?} has class_index {}, which is {:?} in {classes_from} ({} row(s) disagree): the label spaces do not match",
+                first.line,
+                first.class.trim(),
+                first.class_index,
+                classes[first.class_index],
+                disagree.len()
+            ),
+        ));
     }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut samples = Vec::new();
-    let mut skipped = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let line = i + 2;
-        let key = format!("{name}:{line}");
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                skipped.push(Failure::new(key, format!("unreadable row: {e}")));
-                continue;
-            }
-        };
-        let rel = record.get(path_col).unwrap_or("").trim();
-        if rel.is_empty() {
-            skipped.push(Failure::new(key, "empty path"));
-            continue;
-        }
-        let by_index = index_col.and_then(|c| record.get(c)).map(str::trim).filter(|s| !s.is_empty());
-        let class_index = match by_index {
-            Some(s) => match s.parse::<usize>() {
-                Ok(i) if i < classes.len() => i,
-                Ok(i) => {
-                    skipped.push(Failure::new(rel, format!("class index {i} out of range ({} classes)", classes.len())));
-                    continue;
-                }
-                Err(_) => {
-                    skipped.push(Failure::new(rel, format!("class index {s:?} is not a number")));
-                    continue;
-                }
-            },
-            None => {
-                let class = class_col.and_then(|c| record.get(c)).unwrap_or("").trim();
-                match classes.iter().position(|c| c == class) {
-                    Some(i) => i,
-                    None => {
-                        skipped.push(Failure::new(rel, format!("unknown class {class:?}")));
-                        continue;
-                    }
-                }
-            }
-        };
-        samples.push(Sample { path: rel.to_string(), class_index });
-    }
-    Ok(Manifest { file: path.to_path_buf(), samples, skipped, sha256 })
+    let samples = m.entries.into_iter().map(|e| Sample { path: e.path, class_index: e.class_index }).collect();
+    Ok(Manifest { file: path.to_path_buf(), samples, skipped: m.skipped, sha256: m.sha256 })
 }
 
 /// The parts of `stats.json` training uses; other fields are ignored.
@@ -139,9 +108,11 @@ pub struct Stats {
     pub class_weights: Option<Vec<Option<f64>>>,
 }
 
+/// Reads `stats.json`; refused when `split.json` beside it records other
+/// bytes (a mixed manifest set).
 pub fn read_stats(path: &Path) -> Result<Stats> {
-    let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
-    let stats: Stats = serde_json::from_str(&text).map_err(|e| TrainError::manifest(path, e.to_string()))?;
+    let bytes = read_checked(path)?;
+    let stats: Stats = serde_json::from_slice(&bytes).map_err(|e| TrainError::manifest(path, e.to_string()))?;
     if let Some(std) = stats.std {
         if std.iter().any(|s| s.is_nan() || *s <= 0.0) {
             return Err(TrainError::manifest(path, format!("std {std:?} has a channel <= 0: cannot normalise")));
@@ -215,7 +186,7 @@ mod tests {
         .unwrap();
         let m = read_manifest(&d.join("train.csv"), &classes).unwrap();
         assert_eq!(m.samples.len(), 2);
-        assert_eq!(m.samples[1], Sample { path: "unmasked/b.jpg".into(), class_index: 1 });
+        assert_eq!(m.samples[1], Sample { path: RelPath::new("unmasked/b.jpg").unwrap(), class_index: 1 });
         assert_eq!(m.skipped.len(), 3, "{:?}", m.skipped);
         assert!(m.skipped[0].reason.contains("out of range"));
         assert_eq!(m.sha256.len(), 64);
@@ -223,13 +194,67 @@ mod tests {
         // Class names only.
         std::fs::write(d.join("names.csv"), "path,class\nx.jpg,unmasked\ny.jpg,other\n").unwrap();
         let m = read_manifest(&d.join("names.csv"), &classes).unwrap();
-        assert_eq!(m.samples, [Sample { path: "x.jpg".into(), class_index: 1 }]);
+        assert_eq!(m.samples, [Sample { path: RelPath::new("x.jpg").unwrap(), class_index: 1 }]);
 
         std::fs::write(d.join("one.csv"), "index,name,count\n0,a,1\n").unwrap();
         assert!(read_classes(&d.join("one.csv")).unwrap_err().to_string().contains("at least 2"));
         std::fs::write(d.join("gap.csv"), "index,name,count\n0,a,1\n2,b,1\n").unwrap();
         assert!(read_classes(&d.join("gap.csv")).is_err());
         assert!(matches!(read_manifest(&d.join("missing.csv"), &classes), Err(TrainError::Io { .. })));
+
+        // Paths that would leave the root are skipped, keyed file:line.
+        std::fs::write(
+            d.join("escape.csv"),
+            "path,class_index,class
+../outside/x.jpg,0,masked
+/etc/passwd,1,unmasked
+../../../etc/passwd,0,masked
+masked/ok.jpg,0,masked
+",
+        )
+        .unwrap();
+        let m = read_manifest(&d.join("escape.csv"), &classes).unwrap();
+        assert_eq!(m.samples.len(), 1);
+        let keys: Vec<&str> = m.skipped.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(keys, ["escape.csv:2", "escape.csv:3", "escape.csv:4"]);
+        assert!(m.skipped.iter().all(|f| f.reason.ends_with("is not relative to the dataset root")));
+        assert_eq!(m.samples[0].path.under(Path::new("/data")), Path::new("/data/masked/ok.jpg"));
+
+        // A class column that names another class than the index: refused.
+        std::fs::write(d.join("swapped.csv"), "path,class_index,class
+a.jpg,0,masked
+b.jpg,0,unmasked
+").unwrap();
+        let err = read_manifest_for(&d.join("swapped.csv"), &classes, "the model's classes").unwrap_err().to_string();
+        assert!(err.contains("line 3: class \"unmasked\" has class_index 0, which is \"masked\" in the model's classes"), "{err}");
+    }
+
+    #[test]
+    fn files_of_a_mixed_manifest_set_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let train = "path,class_index,class,group,bytes
+masked/a.jpg,0,masked,a,1
+";
+        let classes_csv = "index,name,count
+0,masked,1
+1,unmasked,1
+";
+        std::fs::write(d.join("train.csv"), train).unwrap();
+        std::fs::write(d.join("classes.csv"), classes_csv).unwrap();
+        let hex = |s: &str| maskforge_contracts::sha256_hex(s.as_bytes());
+        std::fs::write(
+            d.join("split.json"),
+            format!(r#"{{"dataset_root":"/x","complete":true,"files":{{"train.csv":"{}","classes.csv":"{}"}}}}"#, hex(train), hex(classes_csv)),
+        )
+        .unwrap();
+        let classes = read_classes(&d.join("classes.csv")).unwrap();
+        assert_eq!(read_manifest(&d.join("train.csv"), &classes).unwrap().samples.len(), 1);
+        std::fs::write(d.join("train.csv"), format!("{train}masked/b.jpg,0,masked,b,1
+")).unwrap();
+        let err = read_manifest(&d.join("train.csv"), &classes).unwrap_err().to_string();
+        assert!(err.starts_with("train.csv does not match split.json in "), "{err}");
+        assert!(err.ends_with("the manifest set is mixed (a killed split?); run split again"), "{err}");
     }
 
     #[test]

@@ -18,9 +18,10 @@ use crate::manifest::{read_classes, read_manifest, read_stats, resolve_root, Man
 use crate::model::{Arch, Classifier};
 use crate::optim::{LossScaler, OptimConfig, Optimizer, OptimizerKind, Schedule, ScheduleKind};
 use crate::report::EvalReport;
+use crate::resume;
 use maskforge_imageio::{write_atomic, Failure, LoadLimits};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -162,34 +163,58 @@ impl TrainConfig {
         }
     }
 
+    /// Checks every numeric setting, so that a bad flag (or a hand-edited
+    /// `config.json` under `--resume`) stops the run before anything is
+    /// written, with the flag and its range named.
     pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(TrainError::Config(m));
-        if self.epochs == 0 {
-            return bad("--epochs must be at least 1".into());
+        let (lr, min_lr) = (self.lr, self.min_lr);
+        let unit_open = |v: f64| (0.0..1.0).contains(&v);
+        let non_negative = |v: f64| v >= 0.0 && v.is_finite();
+        let checks: [(&'static str, String, bool, &'static str); 11] = [
+            ("--epochs", self.epochs.to_string(), self.epochs >= 1, "at least 1"),
+            ("--img-size", self.img_size.to_string(), (16..=1024).contains(&self.img_size), "from 16 to 1024"),
+            ("--dropout", self.dropout.to_string(), unit_open(self.dropout), "in [0, 1)"),
+            ("--lr", lr.to_string(), lr > 0.0 && lr.is_finite(), "a finite number above 0"),
+            ("--min-lr", min_lr.to_string(), non_negative(min_lr) && min_lr <= lr, "from 0 to --lr"),
+            ("--momentum", self.momentum.to_string(), unit_open(self.momentum), "in [0, 1)"),
+            ("--weight-decay", self.weight_decay.to_string(), non_negative(self.weight_decay), "a finite number >= 0"),
+            ("--warmup-epochs", self.warmup_epochs.to_string(), non_negative(self.warmup_epochs), "a finite number >= 0"),
+            ("--step-size", self.step_size.to_string(), self.step_size >= 1, "at least 1"),
+            ("--gamma", self.gamma.to_string(), self.gamma > 0.0 && self.gamma <= 1.0, "in (0, 1]"),
+            ("--prefetch", self.prefetch.to_string(), (1..=MAX_PREFETCH).contains(&self.prefetch), "from 1 to 64"),
+        ];
+        for (flag, value, ok, allowed) in checks {
+            if !ok {
+                return Err(TrainError::OutOfRange { flag, allowed, value });
+            }
         }
-        if self.batch_size == 0 {
-            return bad("--batch-size must be at least 1".into());
-        }
-        if !(16..=1024).contains(&self.img_size) {
-            return bad(format!("--img-size {} out of range 16..=1024", self.img_size));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return bad(format!("--dropout must be in [0, 1), got {}", self.dropout));
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad(format!("--lr must be positive, got {}", self.lr));
-        }
-        if self.weight_decay < 0.0 || !(0.0..1.0).contains(&self.momentum) {
-            return bad("--weight-decay must be >= 0 and --momentum in [0, 1)".into());
-        }
-        if self.schedule == ScheduleKind::Step && self.step_size == 0 {
-            return bad("--step-size must be at least 1".into());
-        }
-        if self.warmup_epochs < 0.0 {
-            return bad("--warmup-epochs must be >= 0".into());
-        }
+        check_loader_flags(self.batch_size, self.workers, self.max_pixels)?;
         self.augment.validate().map_err(TrainError::Config)
     }
+}
+
+/// Largest `--batch-size`: beyond it one batch alone outgrows any memory.
+pub const MAX_BATCH_SIZE: usize = 65536;
+/// Largest `--workers` (decoding threads; 0 means all cores).
+pub const MAX_WORKERS: usize = 1024;
+/// Largest `--prefetch` (batches queued ahead of the model, each in memory).
+pub const MAX_PREFETCH: usize = 64;
+/// Largest `--max-pixels`: one decoded image of that size is already 3 GB.
+pub const MAX_PIXELS: u64 = 1_000_000_000;
+
+/// The input-pipeline settings `train` and `eval` share.
+pub fn check_loader_flags(batch_size: usize, workers: usize, max_pixels: u64) -> Result<()> {
+    let out_of_range = |flag, allowed, value: String| Err(TrainError::OutOfRange { flag, allowed, value });
+    if !(1..=MAX_BATCH_SIZE).contains(&batch_size) {
+        return out_of_range("--batch-size", "from 1 to 65536", batch_size.to_string());
+    }
+    if workers > MAX_WORKERS {
+        return out_of_range("--workers", "from 0 (all cores) to 1024", workers.to_string());
+    }
+    if !(1..=MAX_PIXELS).contains(&max_pixels) {
+        return out_of_range("--max-pixels", "from 1 to 1000000000", max_pixels.to_string());
+    }
+    Ok(())
 }
 
 /// One row of `metrics.csv`.
@@ -222,6 +247,27 @@ pub struct TrainState {
     pub scaler: LossScaler,
     pub stopped_early: bool,
     pub history: Vec<EpochRow>,
+    /// Training images that could not be read, for the final report: kept
+    /// here so that a run finished by `--resume` reports them too.
+    #[serde(default)]
+    pub skipped_train: Vec<Failure>,
+}
+
+impl TrainState {
+    /// The state before the first epoch.
+    pub fn fresh() -> Self {
+        TrainState {
+            epoch: 0,
+            best_val_loss: f64::INFINITY,
+            best_epoch: 0,
+            bad_epochs: 0,
+            optimizer_steps: 0,
+            scaler: LossScaler::default(),
+            stopped_early: false,
+            history: Vec::new(),
+            skipped_train: Vec::new(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -277,7 +323,8 @@ pub fn items(manifest: &Manifest, root: &Path) -> Vec<Item> {
     manifest
         .samples
         .iter()
-        .map(|s| Item { path: root.join(&s.path), rel: s.path.clone(), label: s.class_index })
+        // `under` is the only way from a checked manifest path to a file.
+        .map(|s| Item { path: s.path.under(root), rel: s.path.to_string(), label: s.class_index })
         .collect()
 }
 
@@ -411,8 +458,18 @@ fn fingerprint(m: &Manifest) -> ManifestFingerprint {
 }
 
 /// Trains (or, with `resume`, continues) the run described by `cfg`.
+///
+/// An epoch is committed by writing `last.safetensors`; what follows it
+/// (`best.safetensors`, `metrics.csv`, `curves.png` and, after the last
+/// epoch, the report) is derived from that file alone, so `--resume` redoes
+/// whatever a killed run left undone.
 pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -> Result<TrainSummary> {
     cfg.validate()?;
+    let last_path = cfg.out.join("last.safetensors");
+    let best_path = cfg.out.join("best.safetensors");
+    if resume && !last_path.is_file() {
+        return Err(TrainError::NothingToResume { run: cfg.out.clone() });
+    }
     let data = load_datasets(cfg)?;
     let n_classes = data.classes.len();
     if cfg.loss == LossKind::Bce && n_classes != 2 {
@@ -436,55 +493,17 @@ pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -
     configure(device);
     let amp = cfg.amp && device.is_cuda();
     std::fs::create_dir_all(&cfg.out).map_err(TrainError::io(&cfg.out))?;
+    resume::remove_stale_temp_files(&cfg.out, on_event);
 
     let num_outputs = if cfg.loss == LossKind::Bce { 1 } else { n_classes as i64 };
     // Seeded initialisation: the same --seed gives the same starting weights.
     tch::manual_seed(cfg.seed as i64);
     let mut model = Classifier::new(cfg.arch, num_outputs, cfg.dropout, device);
-    let last_path = cfg.out.join("last.safetensors");
-    let best_path = cfg.out.join("best.safetensors");
 
     // Weights: a resumed run's own, else --weights, else from scratch.
-    let mut resumed: Option<(TrainState, checkpoint::TensorFile)> = None;
-    if resume {
-        let file = checkpoint::read_safetensors(&last_path)?;
-        let state_json = file.metadata.get(TRAIN_STATE_KEY).ok_or_else(|| {
-            TrainError::weights(&last_path, format!("no {TRAIN_STATE_KEY} metadata: not a last.safetensors of a run"))
-        })?;
-        let state: TrainState = serde_json::from_str(state_json)
-            .map_err(|e| TrainError::weights(&last_path, format!("bad {TRAIN_STATE_KEY}: {e}")))?;
-        checkpoint::load_into(&model, &file, &last_path, LoadMode::Exact)?;
-        if state.epoch >= cfg.epochs {
-            return Err(TrainError::Config(format!(
-                "{} already has {} epoch(s) of --epochs {}; pass a larger --epochs to continue",
-                cfg.out.display(),
-                state.epoch,
-                cfg.epochs
-            )));
-        }
-        if state.stopped_early && cfg.patience != 0 && state.bad_epochs >= cfg.patience {
-            return Err(TrainError::Config(format!(
-                "{} stopped early at epoch {} ({} epochs without a better val loss); pass a larger --patience (or 0) to continue",
-                cfg.out.display(),
-                state.epoch,
-                state.bad_epochs
-            )));
-        }
-        on_event(Event::Info(format!("resuming {} after epoch {}", cfg.out.display(), state.epoch)));
-        resumed = Some((state, file));
-    } else if let Some(w) = &cfg.weights {
-        let file = checkpoint::read_safetensors(w)?;
-        let s = checkpoint::load_into(&model, &file, w, LoadMode::Pretrained)?;
-        let mut note = format!("loaded {} tensors from {}", s.loaded, w.display());
-        if s.skipped_buffers > 0 {
-            note.push_str(&format!(" ({} num_batches_tracked buffers skipped)", s.skipped_buffers));
-        }
-        if !s.head_not_loaded.is_empty() {
-            note.push_str(&format!("; head replaced for {num_outputs} output(s), not loaded: {}", s.head_not_loaded.join(", ")));
-        }
-        on_event(Event::Info(note));
-    } else {
-        on_event(Event::Info(format!("no --weights: training {} from scratch (random initialisation)", cfg.arch)));
+    let resumed = if resume { Some(resume::read_last_checkpoint(&model, &last_path)?) } else { None };
+    if resumed.is_none() {
+        load_initial_weights(cfg, &model, num_outputs, on_event)?;
     }
     if cfg.freeze_backbone {
         model.freeze_backbone();
@@ -521,72 +540,40 @@ pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -
         gamma: cfg.gamma,
         min_lr: cfg.min_lr,
     };
-    let mut state = TrainState {
-        epoch: 0,
-        best_val_loss: f64::INFINITY,
-        best_epoch: 0,
-        bad_epochs: 0,
-        optimizer_steps: 0,
-        scaler: LossScaler::default(),
-        stopped_early: false,
-        history: Vec::new(),
-    };
-    let mut resumed_at = Vec::new();
-    if let Some((saved, file)) = resumed.take() {
-        opt.load_state(&file.tensors, saved.optimizer_steps)?;
-        resumed_at.push(saved.epoch);
-        state = saved;
-        state.stopped_early = false;
+    let mut state = TrainState::fresh();
+    let mut finished = false;
+    if let Some(last) = resumed {
+        opt.load_state(&last.file.tensors, last.state.optimizer_steps)?;
+        finished = resume::announce(cfg, &last.state, on_event);
+        let best_behind = resume::best_is_behind(&best_path, &last.state);
+        write_after_commit(&cfg.out, &model, &last.meta, &last.state, best_behind)?;
+        state = last.state;
+        if !finished {
+            state.stopped_early = false;
+        }
     }
 
     let loader = Loader::new(cfg.workers, cfg.img_size, norm, LoadLimits { max_pixels: cfg.max_pixels }, cfg.prefetch)
         .map_err(TrainError::io(&cfg.out))?;
-    let config_path = cfg.out.join("config.json");
-    if resume {
-        if let Ok(text) = std::fs::read_to_string(&config_path) {
-            if let Ok(old) = serde_json::from_str::<RunConfigFile>(&text) {
-                resumed_at = old.resumed_at.into_iter().chain(resumed_at).collect();
-                let now = [fingerprint(&data.train), fingerprint(&data.val)];
-                for f in &now {
-                    if old.manifests.iter().any(|o| o.file == f.file && o.sha256 != f.sha256) {
-                        on_event(Event::Info(format!("warning: {} changed since the run started", f.file.display())));
-                    }
-                }
-            }
-        }
-    }
-    let env = Environment {
-        maskforge_train_version: env!("CARGO_PKG_VERSION").into(),
-        libtorch_version: crate::LIBTORCH_VERSION.into(),
-        device: device_name(device),
-        cuda_devices: tch::Cuda::device_count(),
-        cudnn_version: tch::Cuda::cudnn_is_available().then(tch::utils::version_cudnn),
-        amp,
-        torch_threads: tch::get_num_threads(),
-        loader_threads: loader.threads(),
-        started_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    };
-    write_json(
-        &config_path,
-        &RunConfigFile {
+    if !finished {
+        let resumed_at = if resume { vec![state.epoch] } else { Vec::new() };
+        let run_config = RunConfigFile {
             config: cfg.clone(),
             dataset_root: data.root.clone(),
             classes: data.classes.clone(),
             manifests: vec![fingerprint(&data.train), fingerprint(&data.val)],
             normalization: norm,
             class_weights: class_weights.clone(),
-            environment: env,
+            environment: environment(device, amp, loader.threads()),
             resumed_at,
-        },
-    )?;
+        };
+        write_run_config(&cfg.out.join("config.json"), run_config, resume, on_event)?;
+    }
 
     let criterion = Criterion::new(cfg.loss, class_weights.as_deref(), device);
     let train_items = Arc::new(items(&data.train, &data.root));
     let val_items = Arc::new(items(&data.val, &data.root));
-    let meta_for = |epoch: usize, val: Option<&EvalOutcome>| ModelMeta {
+    let meta_for = |epoch: usize, val: &EvalOutcome| ModelMeta {
         format: FORMAT.into(),
         arch: cfg.arch,
         classes: data.classes.clone(),
@@ -598,18 +585,19 @@ pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -
         dropout: cfg.dropout,
         class_weights: class_weights.clone(),
         epoch,
-        val_loss: val.map(|v| v.loss),
-        val_accuracy: val.map(|v| v.confusion.accuracy()),
+        val_loss: Some(val.loss),
+        val_accuracy: Some(val.confusion.accuracy()),
     };
 
-    // Each bad image is reported once per run, not once per epoch.
-    let mut reported_train: BTreeSet<usize> = BTreeSet::new();
+    // Each bad image is reported once per run (resumes included), not once
+    // per epoch.
+    let mut reported_train: HashSet<String> = state.skipped_train.iter().map(|f| f.path.clone()).collect();
     let mut reported_val: BTreeSet<usize> = BTreeSet::new();
-    let mut train_failures: Vec<Failure> = Vec::new();
     let steps_per_epoch = train_items.len().div_ceil(cfg.batch_size);
     let mut warned_tiny_batch = false;
 
-    for epoch in state.epoch..cfg.epochs {
+    let epochs = if finished { 0..0 } else { state.epoch..cfg.epochs };
+    for epoch in epochs {
         let started = Instant::now();
         // Dropout draws and shuffles depend on (seed, epoch) only, so a
         // resumed run continues exactly as the uninterrupted one would.
@@ -624,13 +612,15 @@ pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -
         let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
         let mut weight_sum = Tensor::zeros([], (Kind::Double, device));
         let mut correct = Tensor::zeros([], (Kind::Int64, device));
+        let mut divergence = DivergenceWatch::new(device);
         let mut seen = 0usize;
         let mut lr = schedule.lr(epoch, 0, steps_per_epoch);
         for (step, batch) in loader.batches(Arc::clone(&train_items), order, cfg.batch_size, transform).enumerate() {
             for (i, reason) in &batch.failures {
-                if reported_train.insert(*i) {
-                    on_event(Event::Skipped { path: &train_items[*i].rel, reason });
-                    train_failures.push(Failure::new(train_items[*i].rel.clone(), reason.clone()));
+                let rel = &train_items[*i].rel;
+                if reported_train.insert(rel.clone()) {
+                    on_event(Event::Skipped { path: rel, reason });
+                    state.skipped_train.push(Failure::new(rel.clone(), reason.clone()));
                 }
             }
             // Batch norm cannot train on a single image (one value per
@@ -647,6 +637,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -
             let ys = batch.label_tensor().to_device(device);
             let StepOutput { weighted, weight_sum: wsum, logits } =
                 train_step(&model, &criterion, &mut opt, &mut state.scaler, &xs, &ys, lr, amp);
+            divergence.observe(step, &weighted);
             tch::no_grad(|| {
                 loss_sum += weighted.to_kind(Kind::Double);
                 weight_sum += wsum.to_kind(Kind::Double);
@@ -656,6 +647,9 @@ pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -
             on_event(Event::Progress { images: seen + batch.failures.len() });
         }
         on_event(Event::PhaseEnd);
+        if let Some((step, value)) = divergence.first_non_finite() {
+            return Err(TrainError::Diverged { what: "loss", epoch: epoch + 1, step: Some(step + 1), value, lr: cfg.lr });
+        }
         let train_seconds = started.elapsed().as_secs_f64();
         let wsum = weight_sum.double_value(&[]);
         let train_loss = if wsum > 0.0 { loss_sum.double_value(&[]) / wsum } else { f64::NAN };
@@ -672,13 +666,15 @@ pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -
         if val.images == 0 {
             return Err(TrainError::NoImages { what: data.val.file.display().to_string(), skipped: val.failures.len() });
         }
+        if !val.loss.is_finite() {
+            return Err(TrainError::Diverged { what: "val loss", epoch: epoch + 1, step: None, value: val.loss, lr: cfg.lr });
+        }
 
         let improved = val.loss < state.best_val_loss;
         if improved {
             state.best_val_loss = val.loss;
             state.best_epoch = epoch + 1;
             state.bad_epochs = 0;
-            checkpoint::save_checkpoint(&best_path, &model, &meta_for(epoch + 1, Some(&val)), Vec::new(), HashMap::new())?;
         } else {
             state.bad_epochs += 1;
         }
@@ -701,11 +697,9 @@ pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -
         let stop = cfg.patience > 0 && state.bad_epochs >= cfg.patience;
         state.stopped_early = stop && epoch + 1 < cfg.epochs;
 
-        let mut meta = HashMap::new();
-        meta.insert(TRAIN_STATE_KEY.to_string(), serde_json::to_string(&state).map_err(|e| TrainError::Config(e.to_string()))?);
-        checkpoint::save_checkpoint(&last_path, &model, &meta_for(epoch + 1, Some(&val)), opt.state_tensors(), meta)?;
-        write_metrics_csv(&cfg.out.join("metrics.csv"), &state.history)?;
-        write_curves(&cfg.out.join("curves.png"), &state.history)?;
+        let meta = meta_for(epoch + 1, &val);
+        save_last(&last_path, &model, &meta, &opt, &state)?;
+        write_after_commit(&cfg.out, &model, &meta, &state, improved)?;
         on_event(Event::EpochEnd(&row));
         if state.stopped_early {
             on_event(Event::Info(format!(
@@ -721,7 +715,7 @@ pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -
     let (best, best_meta, _) = checkpoint::load_checkpoint(&best_path, device)?;
     let val = evaluate(&best, &criterion, &loader, Arc::clone(&val_items), cfg.batch_size, amp, n_classes, &mut |_| {})?;
     let mut skipped: Vec<Failure> = data.train.skipped.iter().chain(&data.val.skipped).cloned().collect();
-    skipped.extend(train_failures);
+    skipped.extend(state.skipped_train.iter().cloned());
     skipped.extend(val.failures.iter().map(|(i, r)| Failure::new(val_items[*i].rel.clone(), r.clone())));
     let report = EvalReport::new(
         &best_path,
@@ -741,6 +735,108 @@ pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -
         stopped_early: state.stopped_early,
         report,
     })
+}
+
+/// Starting weights of a new run: `--weights`, else a seeded random
+/// initialisation (already in `model`).
+fn load_initial_weights(cfg: &TrainConfig, model: &Classifier, num_outputs: i64, on_event: &mut dyn FnMut(Event)) -> Result<()> {
+    let Some(w) = &cfg.weights else {
+        on_event(Event::Info(format!("no --weights: training {} from scratch (random initialisation)", cfg.arch)));
+        return Ok(());
+    };
+    let file = checkpoint::read_safetensors(w)?;
+    let s = checkpoint::load_into(model, &file, w, LoadMode::Pretrained)?;
+    let mut note = format!("loaded {} tensors from {}", s.loaded, w.display());
+    if s.skipped_buffers > 0 {
+        note.push_str(&format!(" ({} num_batches_tracked buffers skipped)", s.skipped_buffers));
+    }
+    if !s.head_not_loaded.is_empty() {
+        note.push_str(&format!("; head replaced for {num_outputs} output(s), not loaded: {}", s.head_not_loaded.join(", ")));
+    }
+    on_event(Event::Info(note));
+    Ok(())
+}
+
+fn environment(device: Device, amp: bool, loader_threads: usize) -> Environment {
+    Environment {
+        maskforge_train_version: env!("CARGO_PKG_VERSION").into(),
+        libtorch_version: crate::LIBTORCH_VERSION.into(),
+        device: device_name(device),
+        cuda_devices: tch::Cuda::device_count(),
+        cudnn_version: tch::Cuda::cudnn_is_available().then(tch::utils::version_cudnn),
+        amp,
+        torch_threads: tch::get_num_threads(),
+        loader_threads,
+        started_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    }
+}
+
+/// Writes `config.json`; a resumed run keeps the epochs of earlier resumes
+/// and warns when a manifest changed since the run started.
+fn write_run_config(path: &Path, mut file: RunConfigFile, resume: bool, on_event: &mut dyn FnMut(Event)) -> Result<()> {
+    let old = std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str::<RunConfigFile>(&t).ok());
+    if let (true, Some(old)) = (resume, old) {
+        file.resumed_at = old.resumed_at.into_iter().chain(file.resumed_at).collect();
+        for f in &file.manifests {
+            if old.manifests.iter().any(|o| o.file == f.file && o.sha256 != f.sha256) {
+                on_event(Event::Info(format!("warning: {} changed since the run started", f.file.display())));
+            }
+        }
+    }
+    write_json(path, &file)
+}
+
+/// Writes `last.safetensors`: weights, optimiser state and training state.
+/// It commits the epoch: everything else the epoch writes follows from it.
+fn save_last(path: &Path, model: &Classifier, meta: &ModelMeta, opt: &Optimizer, state: &TrainState) -> Result<()> {
+    let state_json = serde_json::to_string(state).map_err(|e| TrainError::Config(e.to_string()))?;
+    let metadata = HashMap::from([(TRAIN_STATE_KEY.to_string(), state_json)]);
+    checkpoint::save_checkpoint(path, model, meta, opt.state_tensors(), metadata)
+}
+
+/// What an epoch writes after `last.safetensors`, from the weights and state
+/// that file holds (`meta` is its model description): the best checkpoint
+/// when `write_best`, `metrics.csv` and `curves.png`. Run again by
+/// `--resume`, it completes an epoch whose process was killed.
+fn write_after_commit(out: &Path, model: &Classifier, meta: &ModelMeta, state: &TrainState, write_best: bool) -> Result<()> {
+    if write_best {
+        checkpoint::save_checkpoint(&out.join("best.safetensors"), model, meta, Vec::new(), HashMap::new())?;
+    }
+    write_metrics_csv(&out.join("metrics.csv"), &state.history)?;
+    write_curves(&out.join("curves.png"), &state.history)
+}
+
+/// The first training step whose loss was not finite. Tracked on the
+/// model's device, so that watching costs no synchronisation per step; it
+/// is read once, at the end of the epoch.
+struct DivergenceWatch {
+    /// -1 while every loss has been finite.
+    step: Tensor,
+    loss: Tensor,
+}
+
+impl DivergenceWatch {
+    fn new(device: Device) -> Self {
+        DivergenceWatch { step: Tensor::full([], -1i64, (Kind::Int64, device)), loss: Tensor::zeros([], (Kind::Double, device)) }
+    }
+
+    fn observe(&mut self, step: usize, loss: &Tensor) {
+        tch::no_grad(|| {
+            let first = loss.isfinite().logical_not().logical_and(&self.step.lt(0));
+            let step = Tensor::scalar_tensor(step as i64, (Kind::Int64, self.step.device()));
+            self.step = step.where_self(&first, &self.step);
+            self.loss = loss.to_kind(Kind::Double).where_self(&first, &self.loss);
+        })
+    }
+
+    /// (0-based step, its loss) of the first non-finite loss.
+    fn first_non_finite(&self) -> Option<(usize, f64)> {
+        let step = self.step.int64_value(&[]);
+        (step >= 0).then(|| (step as usize, self.loss.double_value(&[])))
+    }
 }
 
 /// What one optimisation step leaves for the statistics.

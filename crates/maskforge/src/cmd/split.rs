@@ -9,8 +9,8 @@ use indicatif::ProgressBar;
 use maskforge_imageio::{write_atomic, LoadLimits};
 use maskforge_split::{
     check_materialize_dir, check_output_dir, manifest_stats, materialize, open_manifests, plan_split, verify, write_split,
-    GroupBy, MaterializeMode, MaterializedRecord, Method, Progress, Ratios, ScanOptions, Split, SplitOptions, SplitPlan,
-    Stats, VerifyOptions, DEFAULT_SEED,
+    Allow, GroupBy, MaterializeMode, MaterializedRecord, Method, Progress, Ratios, ScanOptions, Split, SplitOptions,
+    SplitPlan, Stats, VerifyOptions, DEFAULT_SEED,
 };
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -66,8 +66,8 @@ pub struct SplitArgs {
     #[arg(long)]
     pub hash: bool,
     /// Resize every image to N×N before the statistics (as a training
-    /// Resize((N, N)) would); default: statistics at the decoded size.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Resize((N, N)) would), N at most 4096; default: statistics at the decoded size.
+    #[arg(long, value_name = "N", value_parser = parse_stats_size)]
     pub stats_size: Option<u32>,
     /// Also write DIR/train/<class>/..., DIR/val/<class>/... for tools that want folders.
     #[arg(long, value_name = "DIR")]
@@ -75,12 +75,51 @@ pub struct SplitArgs {
     /// How --materialize places files.
     #[arg(long, value_enum, default_value = "symlink", requires = "materialize")]
     pub mode: ModeArg,
-    /// Skip images with more pixels than this (checked from the header, before decoding).
-    #[arg(long, default_value_t = 100_000_000)]
+    /// Skip images with more pixels than this (checked from the header, before
+    /// decoding); at most 1000000000.
+    #[arg(long, default_value_t = 100_000_000, value_parser = parse_max_pixels)]
     pub max_pixels: u64,
-    /// Worker threads (default: all cores). The output does not depend on it.
-    #[arg(long, short)]
+    /// Worker threads (default: all cores), at most 1024. The output does not depend on it.
+    #[arg(long, short, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
+    /// Write the split even when ROOT has a single class folder (a classifier
+    /// needs two; by default this is an error).
+    #[arg(long)]
+    pub allow_single_class: bool,
+    /// Write the split even when val (or test) gets no image at all, e.g. because
+    /// a --group-by regex without a capture group makes whole class folders
+    /// the groups (by default this is an error).
+    #[arg(long)]
+    pub allow_empty_split: bool,
+}
+
+/// The largest `--stats-size`: every image is resized to N×N (3·N² bytes per
+/// worker thread), so an unbounded N is an unbounded allocation.
+pub const MAX_STATS_SIZE: u32 = 4096;
+/// The largest `--max-pixels`: images up to this many pixels are decoded
+/// (about 3 bytes each per worker thread).
+pub const MAX_PIXELS_LIMIT: u64 = 1_000_000_000;
+/// The largest `--jobs`.
+pub const MAX_JOBS: usize = 1024;
+
+fn parse_bounded(s: &str, min: u64, max: u64, what: &str) -> Result<u64, String> {
+    let n: u64 = s.trim().parse().map_err(|_| format!("{s:?} is not a whole number"))?;
+    if n < min || n > max {
+        return Err(format!("{n} is out of range: {what} must be {min}..={max}"));
+    }
+    Ok(n)
+}
+
+fn parse_stats_size(s: &str) -> Result<u32, String> {
+    parse_bounded(s, 1, MAX_STATS_SIZE as u64, "N (images are resized to N×N)").map(|n| n as u32)
+}
+
+fn parse_max_pixels(s: &str) -> Result<u64, String> {
+    parse_bounded(s, 1, MAX_PIXELS_LIMIT, "the pixel limit")
+}
+
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    parse_bounded(s, 0, MAX_JOBS as u64, "the thread count (0: all cores)").map(|n| n as usize)
 }
 
 fn parse_group_by(s: &str) -> Result<GroupBy, String> {
@@ -97,11 +136,11 @@ pub struct VerifyArgs {
     /// Only check existence, size and hashes; do not decode.
     #[arg(long)]
     pub no_decode: bool,
-    /// Images with more pixels than this count as not decodable.
-    #[arg(long, default_value_t = 100_000_000)]
+    /// Images with more pixels than this count as not decodable (at most 1000000000).
+    #[arg(long, default_value_t = 100_000_000, value_parser = parse_max_pixels)]
     pub max_pixels: u64,
-    /// Worker threads (default: all cores).
-    #[arg(long, short)]
+    /// Worker threads (default: all cores), at most 1024.
+    #[arg(long, short, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -112,17 +151,17 @@ pub struct StatsArgs {
     /// Dataset root [default: the one recorded in split.json beside the manifest].
     #[arg(long)]
     pub root: Option<PathBuf>,
-    /// Resize every image to N×N before the statistics.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Resize every image to N×N before the statistics (N at most 4096).
+    #[arg(long, value_name = "N", value_parser = parse_stats_size)]
     pub stats_size: Option<u32>,
     /// Also write the JSON to this file (atomically).
     #[arg(long, short)]
     pub out: Option<PathBuf>,
-    /// Skip images with more pixels than this.
-    #[arg(long, default_value_t = 100_000_000)]
+    /// Skip images with more pixels than this (at most 1000000000).
+    #[arg(long, default_value_t = 100_000_000, value_parser = parse_max_pixels)]
     pub max_pixels: u64,
-    /// Worker threads (default: all cores). The result does not depend on it.
-    #[arg(long, short)]
+    /// Worker threads (default: all cores), at most 1024. The result does not depend on it.
+    #[arg(long, short, value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -172,6 +211,9 @@ pub fn run_split(args: SplitArgs) -> Result<()> {
         .with_context(|| format!("cannot split {}", args.root.display()))?;
     bar.0.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
+    // A split that cannot train a classifier is refused before anything is written.
+    plan.check_usable(Allow { single_class: args.allow_single_class, empty_split: args.allow_empty_split })
+        .with_context(|| format!("cannot split {}", args.root.display()))?;
 
     let materialized = match &args.materialize {
         Some(dir) => {

@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
 use maskforge_train::optim::{OptimizerKind, ScheduleKind};
-use maskforge_train::train::{read_run_config, EpochRow};
+use maskforge_train::train::{check_loader_flags, read_run_config, EpochRow};
 use maskforge_train::{Arch, Event, LossKind, NormKind, Phase, TrainConfig};
 use std::path::PathBuf;
 
@@ -19,6 +19,8 @@ pub struct TrainArgs {
     pub out: Option<PathBuf>,
     /// Continue the run in RUN_DIR from its last.safetensors, with its saved config.json;
     /// only --epochs, --patience, --device, --workers, --prefetch and --no-amp may be changed.
+    /// A run with all its epochs done gets whatever its last epoch left unwritten
+    /// (best checkpoint, metrics row, curves, report) and ends.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["manifests", "out"])]
     pub resume: Option<PathBuf>,
     /// Dataset root the manifest paths are relative to [default: from split.json].
@@ -34,7 +36,7 @@ pub struct TrainArgs {
     /// Train the classifier head only (the backbone is a fixed feature extractor).
     #[arg(long)]
     pub freeze_backbone: bool,
-    /// Dropout before the head [default: 0, 0.2 for mobilenet_v2 as in torchvision].
+    /// Dropout before the head, in [0, 1) [default: 0, 0.2 for mobilenet_v2 as in torchvision].
     #[arg(long)]
     pub dropout: Option<f64>,
     /// Loss: ce (cross-entropy, N logits) or bce (2 classes, one logit, BCEWithLogits) [default: ce].
@@ -46,55 +48,55 @@ pub struct TrainArgs {
     /// Optimiser: sgd, adam or adamw [default: sgd].
     #[arg(long)]
     pub optimizer: Option<OptimizerKind>,
-    /// Learning rate [default: 0.01 for sgd, 0.001 for adam/adamw].
+    /// Learning rate, above 0 [default: 0.01 for sgd, 0.001 for adam/adamw].
     #[arg(long)]
     pub lr: Option<f64>,
-    /// SGD momentum [default: 0.9].
+    /// SGD momentum, in [0, 1) [default: 0.9].
     #[arg(long)]
     pub momentum: Option<f64>,
-    /// Weight decay [default: 5e-4 for sgd, 0 for adam, 0.01 for adamw].
+    /// Weight decay, >= 0 [default: 5e-4 for sgd, 0 for adam, 0.01 for adamw].
     #[arg(long)]
     pub weight_decay: Option<f64>,
     /// Learning-rate schedule: cosine, step or constant [default: cosine].
     #[arg(long)]
     pub schedule: Option<ScheduleKind>,
-    /// Linear warm-up length in epochs [default: 1].
+    /// Linear warm-up length in epochs, >= 0 [default: 1].
     #[arg(long)]
     pub warmup_epochs: Option<f64>,
-    /// Step schedule: epochs between decays [default: 10].
+    /// Step schedule: epochs between decays, at least 1 [default: 10].
     #[arg(long)]
     pub step_size: Option<usize>,
-    /// Step schedule: decay factor [default: 0.1].
+    /// Step schedule: decay factor, in (0, 1] [default: 0.1].
     #[arg(long)]
     pub gamma: Option<f64>,
-    /// Cosine schedule: final learning rate [default: 0].
+    /// Cosine schedule: final learning rate, from 0 to --lr [default: 0].
     #[arg(long)]
     pub min_lr: Option<f64>,
-    /// Epochs [default: 20].
+    /// Epochs, at least 1 [default: 20].
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Images per batch [default: 32].
+    /// Images per batch, 1 to 65536 [default: 32].
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Input size in pixels (square) [default: 224; seed 000 used 112].
+    /// Input size in pixels (square), 16 to 1024 [default: 224; seed 000 used 112].
     #[arg(long)]
     pub img_size: Option<u32>,
     /// Stop after this many epochs without a better val loss; 0 never stops [default: 5].
     #[arg(long)]
     pub patience: Option<usize>,
-    /// Horizontal flip probability [default: 0.5].
+    /// Horizontal flip probability, in [0, 1] [default: 0.5].
     #[arg(long)]
     pub hflip: Option<f64>,
-    /// Vertical flip probability [default: 0; seed 000 used 0.5].
+    /// Vertical flip probability, in [0, 1] [default: 0; seed 000 used 0.5].
     #[arg(long)]
     pub vflip: Option<f64>,
-    /// Random rotation range in degrees, ± [default: 10; seed 000 used 135].
+    /// Random rotation range in degrees, ±, at most 180 [default: 10; seed 000 used 135].
     #[arg(long)]
     pub rotate: Option<f64>,
-    /// Random resized crop: smallest kept area fraction, 1 disables [default: 0.85].
+    /// Random resized crop: smallest kept area fraction, in (0, 1], 1 disables [default: 0.85].
     #[arg(long)]
     pub crop_scale: Option<f64>,
-    /// Colour jitter strength for brightness, contrast and saturation [default: 0.1].
+    /// Colour jitter strength for brightness, contrast and saturation, in [0, 1] [default: 0.1].
     #[arg(long)]
     pub jitter: Option<f64>,
     /// No augmentation at all.
@@ -106,10 +108,10 @@ pub struct TrainArgs {
     /// Seed for shuffling, augmentation, dropout and initialisation [default: 42].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Image decoding threads [default: all cores].
+    /// Image decoding threads, up to 1024 [default: all cores].
     #[arg(long, short = 'j', alias = "jobs")]
     pub workers: Option<usize>,
-    /// Batches prepared ahead of the model [default: 4].
+    /// Batches prepared ahead of the model, 1 to 64 [default: 4].
     #[arg(long)]
     pub prefetch: Option<usize>,
     /// auto, cpu, cuda or cuda:N [default: auto].
@@ -118,7 +120,7 @@ pub struct TrainArgs {
     /// Disable mixed precision on CUDA.
     #[arg(long)]
     pub no_amp: bool,
-    /// Skip images with more pixels than this [default: 100000000].
+    /// Skip images with more pixels than this, at most 1000000000 [default: 100000000].
     #[arg(long)]
     pub max_pixels: Option<u64>,
 }
@@ -188,6 +190,9 @@ impl TrainArgs {
             if self.no_amp {
                 cfg.amp = false;
             }
+            // Also checked by the library; here the message names the run,
+            // since most of the numbers come from its config.json.
+            cfg.validate().with_context(|| format!("cannot resume {}", run.display()))?;
             return Ok((cfg, true));
         }
         let (Some(manifests), Some(out)) = (&self.manifests, &self.out) else {
@@ -329,21 +334,23 @@ pub struct EvalArgs {
     /// Folder for report.txt, report.json and predictions.csv [default: MODEL_DIR/eval-MANIFEST].
     #[arg(long, short, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Images per batch.
+    /// Images per batch, 1 to 65536.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
-    /// Image decoding threads [default: all cores].
+    /// Image decoding threads, up to 1024 [default: all cores].
     #[arg(long, short = 'j', alias = "jobs")]
     pub workers: Option<usize>,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Skip images with more pixels than this.
+    /// Skip images with more pixels than this, at most 1000000000.
     #[arg(long, default_value_t = 100_000_000)]
     pub max_pixels: u64,
 }
 
 pub fn run_eval(args: EvalArgs) -> Result<()> {
+    // Before the model is loaded or anything is written.
+    check_loader_flags(args.batch_size, args.workers.unwrap_or(0), args.max_pixels)?;
     let opts = maskforge_train::EvalOptions {
         model: args.model.clone(),
         manifest: args.manifest.clone(),

@@ -1,0 +1,35 @@
+use std::path::PathBuf;
+
+/// Why a manifest set cannot be read or used. Bad *rows* are not errors:
+/// they are skipped and reported (see [`crate::Manifest::skipped`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// The file is not what it should be (no `path` column, bad classes.csv...).
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    /// A file of a manifest set is not the one `split.json` records.
+    #[error("{file} does not match split.json in {dir}: the manifest set is mixed (a killed split?); run split again")]
+    Mixed { dir: PathBuf, file: String },
+    /// `split.json` records a file that is not there.
+    #[error("{file} is listed in split.json in {dir} but missing: the manifest set is incomplete (a killed split?); run split again")]
+    Missing { dir: PathBuf, file: String },
+    /// A file beside `split.json` that it does not list.
+    #[error("{file} is not part of the manifest set recorded in split.json in {dir} (left from an earlier split, or copied in?); run split again or move it elsewhere")]
+    NotInSet { dir: PathBuf, file: String },
+    /// `split.json` says a split was still writing the set.
+    #[error("the manifest set in {dir} is incomplete: split.json says a split was still writing it (a killed split?); run split again")]
+    Incomplete { dir: PathBuf },
+}
+
+impl ContractError {
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ContractError {
+        let path = path.into();
+        move |source| ContractError::Io { path, source }
+    }
+
+    pub fn format(path: impl Into<PathBuf>, message: impl Into<String>) -> ContractError {
+        ContractError::Format { path: path.into(), message: message.into() }
+    }
+}

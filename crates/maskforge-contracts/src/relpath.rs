@@ -1,0 +1,128 @@
+//! Paths read from a CSV, checked to stay under the root they are relative to.
+//!
+//! A manifest is data, and data can be wrong or hostile: `../outside/x.jpg`,
+//! `/etc/passwd` or `C:\x` must never be opened. [`RelPath`] can only be made
+//! by [`RelPath::new`], which accepts plain relative paths and nothing else,
+//! and a file is only reached through [`RelPath::under`], so code that opens
+//! a manifest's files cannot open an unchecked one.
+
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+/// A relative path of `/`-separated plain names: no empty, `.` or `..`
+/// component, not absolute, no backslash, no drive (`C:`), no NUL.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RelPath(String);
+
+/// Why a path was refused, as a one-line reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("empty path")]
+    Empty,
+    #[error("path {0:?} is not relative to the dataset root")]
+    NotRelative(String),
+}
+
+impl RelPath {
+    /// Checks `s`. The checks are lexical (nothing is looked up on disk), and
+    /// stricter than any one platform needs so that a manifest means the same
+    /// on all of them: `\` is refused because Windows reads it as a separator
+    /// (`a\..\..\x`), a leading `X:` because it names a drive there.
+    pub fn new(s: &str) -> Result<RelPath, PathError> {
+        if s.is_empty() {
+            return Err(PathError::Empty);
+        }
+        let refuse = || PathError::NotRelative(s.to_string());
+        if s.contains('\0') || s.contains('\\') || s.starts_with('/') {
+            return Err(refuse());
+        }
+        let first = s.split('/').next().unwrap_or("");
+        let bytes = first.as_bytes();
+        if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
+            return Err(refuse());
+        }
+        if s.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
+            return Err(refuse());
+        }
+        // The same question asked of the platform's own parser, so that no
+        // form it knows (prefixes, root) slips past the checks above.
+        let parts = s.split('/').count();
+        let mut normal = 0;
+        for c in Path::new(s).components() {
+            match c {
+                Component::Normal(_) => normal += 1,
+                _ => return Err(refuse()),
+            }
+        }
+        if normal != parts {
+            return Err(refuse());
+        }
+        Ok(RelPath(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The file under `root`: the only way to turn a manifest path into
+    /// something to open. Lexically it always lies under `root`.
+    pub fn under(&self, root: &Path) -> PathBuf {
+        let mut p = root.to_path_buf();
+        for part in self.0.split('/') {
+            p.push(part);
+        }
+        p
+    }
+}
+
+impl fmt::Display for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for RelPath {
+    type Err = PathError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RelPath::new(s)
+    }
+}
+
+/// True when `path` lies lexically under `root`: `root` is a prefix of its
+/// components and nothing after it is `..`, `.`, a root or a prefix.
+pub fn is_lexically_under(path: &Path, root: &Path) -> bool {
+    match path.strip_prefix(root) {
+        Ok(rest) => {
+            rest.components().next().is_some() && rest.components().all(|c| matches!(c, Component::Normal(_)))
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_relative_paths_only() {
+        for ok in ["a.jpg", "masked/p1/x.png", "with space/ü.jpg", "a..b/c", ".hidden/x", "é:/x", "a/b:c"] {
+            let p = RelPath::new(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(p.as_str(), ok);
+            assert!(is_lexically_under(&p.under(Path::new("/data/root")), Path::new("/data/root")), "{ok}");
+        }
+        for bad in [
+            "", "/etc/passwd", "../outside/x.jpg", "../../../etc/passwd", "a/../../b", "a/./b", "./a", "a/", "a//b",
+            "..", ".", "C:\\x.jpg", "C:x.jpg", "c:/x", "\\\\server\\share\\x", "a\\..\\..\\x", "a\0b", "//x", "x:y/z",
+        ] {
+            assert!(RelPath::new(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(RelPath::new("").unwrap_err().to_string(), "empty path");
+        assert_eq!(
+            RelPath::new("../x").unwrap_err().to_string(),
+            "path \"../x\" is not relative to the dataset root"
+        );
+        assert!(!is_lexically_under(Path::new("/data/root/../x"), Path::new("/data/root")));
+        assert!(!is_lexically_under(Path::new("/data/root"), Path::new("/data/root")));
+        assert!(!is_lexically_under(Path::new("/data/rooty/x"), Path::new("/data/root")));
+    }
+}

@@ -1,0 +1,134 @@
+//! `train --resume`: reading `last.safetensors` back, deciding what is left
+//! to do, and clearing what a killed process left behind.
+
+use crate::checkpoint::{self, LoadMode, ModelMeta, TensorFile, META_KEY, TRAIN_STATE_KEY};
+use crate::error::{Result, TrainError};
+use crate::model::Classifier;
+use crate::train::{Event, TrainConfig, TrainState};
+use std::path::Path;
+
+/// What `last.safetensors` holds besides the weights (loaded into the model).
+pub struct LastCheckpoint {
+    pub state: TrainState,
+    /// The model description of the last epoch, which `best.safetensors`
+    /// shares when that epoch was the best.
+    pub meta: ModelMeta,
+    /// The tensors, for the optimiser state.
+    pub file: TensorFile,
+}
+
+/// Reads a run's `last.safetensors` and loads its weights into `model`.
+pub fn read_last_checkpoint(model: &Classifier, path: &Path) -> Result<LastCheckpoint> {
+    let file = checkpoint::read_safetensors(path)?;
+    let not_last = |what: &str| TrainError::weights(path, format!("no {what} metadata: not a last.safetensors of a run"));
+    let state_json = file.metadata.get(TRAIN_STATE_KEY).ok_or_else(|| not_last(TRAIN_STATE_KEY))?;
+    let state: TrainState =
+        serde_json::from_str(state_json).map_err(|e| TrainError::weights(path, format!("bad {TRAIN_STATE_KEY}: {e}")))?;
+    let meta = file.model_meta(path)?.ok_or_else(|| not_last(META_KEY))?;
+    checkpoint::load_into(model, &file, path, LoadMode::Exact)?;
+    Ok(LastCheckpoint { state, meta, file })
+}
+
+/// Says what the resumed run will do; true when it has no epoch left to
+/// train (all of `--epochs` done, or stopped early with that patience) and
+/// only its outputs are to be completed.
+pub fn announce(cfg: &TrainConfig, state: &TrainState, on_event: &mut dyn FnMut(Event)) -> bool {
+    let run = cfg.out.display();
+    let message = if state.epoch >= cfg.epochs {
+        format!(
+            "{run} already has {} epoch(s) of --epochs {}: completing its outputs; pass a larger --epochs to train further",
+            state.epoch, cfg.epochs
+        )
+    } else if state.stopped_early && cfg.patience != 0 && state.bad_epochs >= cfg.patience {
+        format!(
+            "{run} stopped early at epoch {} ({} epochs without a better val loss): completing its outputs; pass a larger --patience (or 0) to continue",
+            state.epoch, state.bad_epochs
+        )
+    } else {
+        on_event(Event::Info(format!("resuming {run} after epoch {}", state.epoch)));
+        return false;
+    };
+    on_event(Event::Info(message));
+    true
+}
+
+/// True when the last epoch was the best but `best.safetensors` does not
+/// hold it (missing, unreadable or older): the process was killed between
+/// writing `last.safetensors` and `best.safetensors`.
+pub fn best_is_behind(best_path: &Path, state: &TrainState) -> bool {
+    if state.epoch == 0 || state.best_epoch != state.epoch {
+        return false;
+    }
+    let best_epoch = checkpoint::read_model_meta(best_path).ok().flatten().map(|m| m.epoch);
+    best_epoch != Some(state.epoch)
+}
+
+/// Removes the hidden temporary files (`.NAME.PID.N.tmp`, as
+/// `maskforge_imageio::AtomicFile` names them) that killed processes left
+/// in `dir`; those of a process still running are left alone.
+pub fn remove_stale_temp_files(dir: &Path, on_event: &mut dyn FnMut(Event)) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(temp_file_pid) else { continue };
+        if !entry.file_type().is_ok_and(|t| t.is_file()) || process_alive(pid) {
+            continue;
+        }
+        let path = entry.path();
+        let note = match std::fs::remove_file(&path) {
+            Ok(()) => format!("removed {}, left by a killed run", path.display()),
+            Err(e) => format!("warning: cannot remove {}, left by a killed run: {e}", path.display()),
+        };
+        on_event(Event::Info(note));
+    }
+}
+
+/// The writer's process id when `name` is an atomic-write temporary file.
+fn temp_file_pid(name: &str) -> Option<u32> {
+    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = inner.rsplitn(3, '.');
+    let (counter, pid, target) = (parts.next()?, parts.next()?, parts.next()?);
+    let is_number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if target.is_empty() || !is_number(counter) || !is_number(pid) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+fn process_alive(pid: u32) -> bool {
+    // Without /proc (not Linux) liveness is unknown: only our own files are kept.
+    pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_atomic_temp_names_only() {
+        assert_eq!(temp_file_pid(".metrics.csv.1234.0.tmp"), Some(1234));
+        assert_eq!(temp_file_pid(".best.safetensors.77.12.tmp"), Some(77));
+        for name in ["metrics.csv.1234.0.tmp", ".metrics.csv.12x4.0.tmp", "..1.2.tmp", ".a.1.2", ".a.1.tmp", "report.json"] {
+            assert_eq!(temp_file_pid(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn removes_temp_files_of_dead_processes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        // Above Linux's largest process id (2^22): never a live process.
+        let dead = dir.path().join(".metrics.csv.4194304.0.tmp");
+        let mine = dir.path().join(format!(".report.json.{}.3.tmp", std::process::id()));
+        let other = dir.path().join("notes.tmp");
+        for p in [&dead, &mine, &other] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let mut notes = Vec::new();
+        remove_stale_temp_files(dir.path(), &mut |e| {
+            if let Event::Info(m) = e {
+                notes.push(m)
+            }
+        });
+        assert!(!dead.exists() && mine.exists() && other.exists());
+        assert_eq!(notes.len(), 1, "{notes:?}");
+    }
+}
