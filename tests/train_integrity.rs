@@ -199,14 +199,20 @@ fn resume_finishes_a_run_killed_after_its_final_checkpoint() {
     }
     assert_eq!(last_epoch(&run), Some(2), "the final epoch is committed");
     assert!(!run.join("report.json").exists(), "the run is torn: no report yet");
-    // Temporary files of dead writers ("4194304": above Linux's largest pid).
-    for name in [".metrics.csv.4194304.0.tmp", ".best.safetensors.4194304.1.tmp"] {
+    // Temporary files of dead writers on this host ("4194304": above Linux's largest pid).
+    let dead_temp = |target: &str, tag: &str| -> String {
+        let live = maskforge_imageio::temp_path_for(&run.join(target), tag);
+        let name = live.file_name().unwrap().to_string_lossy().into_owned();
+        name.replace(&format!("~{}.", std::process::id()), "~4194304.")
+    };
+    let dead_metrics = dead_temp("metrics.csv", "0");
+    for name in [dead_metrics.clone(), dead_temp("best.safetensors", "1")] {
         std::fs::write(run.join(name), b"half-written").unwrap();
     }
 
     let stderr = succeed(Command::new(bin()).args(["train", "--resume", run.to_str().unwrap()]));
     assert!(stderr.contains("already has 2 epoch(s) of --epochs 2: completing its outputs"), "{stderr}");
-    assert!(stderr.contains(".metrics.csv.4194304.0.tmp, left by a killed run"), "{stderr}");
+    assert!(stderr.contains(&format!("{dead_metrics}, left by a killed run")), "{stderr}");
     assert_eq!(temp_files(&run), Vec::<String>::new(), "stale temporary files removed");
     assert_eq!(metrics_without_timings(&run), metrics_without_timings(&twin));
     assert_eq!(metrics_without_timings(&run).len(), 3, "header and two epochs");

@@ -54,9 +54,14 @@ fn copy_sample(name: &str, to: &Path) {
 
 /// A resnet18 trained for one epoch on `split`'s output of `mask` crops of
 /// the sample photos: the whole chain, once per test process.
-fn model() -> &'static Path {
-    static MODEL: OnceLock<PathBuf> = OnceLock::new();
-    MODEL.get_or_init(|| {
+fn model() -> PathBuf {
+    chain().join("run/best.safetensors")
+}
+
+/// The folder of that chain: photos/, masked/, manifests/, run/.
+fn chain() -> &'static Path {
+    static CHAIN: OnceLock<PathBuf> = OnceLock::new();
+    CHAIN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
         let (photos, masked, manifests, run_dir) =
             (dir.join("photos"), dir.join("masked"), dir.join("manifests"), dir.join("run"));
@@ -70,7 +75,7 @@ fn model() -> &'static Path {
             "train", "--manifests", manifests, "--out", run_dir, "--arch", "resnet18", "--epochs", "1", "--img-size", "32",
             "--batch-size", "4", "--workers", "1"
         ]));
-        run_dir.join("best.safetensors")
+        dir
     })
 }
 
@@ -82,7 +87,7 @@ fn predict_never_writes_into_its_input() {
     copy_sample("biden.jpg", &input.join("biden.jpg"));
     std::fs::write(input.join("predictions.csv"), "the user's own file\n").unwrap();
     let before = tree(&input);
-    let model = model();
+    let model = &model();
     for out in [input.clone(), input.join("out"), input.join("annotated")] {
         let o = run(args!["predict", input, "--model", model, "--out", out]);
         refused(&o, "inside the input");
@@ -253,5 +258,25 @@ fn a_failed_write_names_its_file() {
     refused(&o, "mask_settings.json");
     let o = run_without_file_space(args!["detect", input, "--out", dir.path().join("det")]);
     refused(&o, "landmarks.csv");
+}
+
+#[test]
+fn split_train_and_eval_never_write_into_what_they_read() {
+    let c = chain();
+    let (masked, manifests) = (c.join("masked"), c.join("manifests"));
+    let before = (tree(&masked), tree(&manifests));
+    // split: output inside the dataset, or holding it.
+    refused(&run(args!["split", masked, "--out", masked.join("m")]), "inside the dataset root");
+    refused(&run(args!["split", masked, "--out", c]), "lies inside the output folder");
+    // train: the run folder inside the dataset root or the manifests folder.
+    let train = |out: &Path| {
+        run(args!["train", "--manifests", manifests, "--out", out, "--arch", "resnet18", "--epochs", "1", "--img-size", "32"])
+    };
+    refused(&train(&masked.join("run")), "inside the input");
+    refused(&train(&manifests.join("run")), "inside the input");
+    // eval: its report folder inside the dataset root.
+    let o = run(args!["eval", "--model", model(), "--manifest", manifests.join("val.csv"), "--out", masked.join("eval")]);
+    refused(&o, "inside the input");
+    assert_eq!((tree(&masked), tree(&manifests)), before, "a refused run changed its input");
 }
 

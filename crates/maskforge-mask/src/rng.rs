@@ -2,34 +2,18 @@
 //! stream keyed by `(seed, relative path, face index)`, so results never
 //! depend on thread scheduling, `--jobs`, or the order files are processed.
 //!
-//! The hash is our own FNV-1a + SplitMix64 finaliser rather than std's
-//! `DefaultHasher`, whose output may change between Rust releases.
+//! The streams are the project's one generator (`maskforge_rng`); this module
+//! only says how they are keyed and adds the draws mask synthesis needs.
 
-/// SplitMix64: tiny, fast, and good enough for picking styles and jitter.
+pub use maskforge_rng::{mix64, stable_hash};
+
+/// A seeded stream for mask synthesis (SplitMix64 underneath).
 #[derive(Clone, Debug)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A stable 64-bit hash of a byte string (FNV-1a, then mixed).
-pub fn stable_hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    mix64(h)
-}
+pub struct SplitMix64(maskforge_rng::SplitMix64);
 
 impl SplitMix64 {
     pub fn new(seed: u64) -> Self {
-        SplitMix64 { state: seed }
+        SplitMix64(maskforge_rng::SplitMix64::new(seed))
     }
 
     /// The stream for one face: `(seed, relative path, face index)`. The path
@@ -48,17 +32,16 @@ impl SplitMix64 {
     /// An independent sub-stream, e.g. one per wear variant, so adding a
     /// variant does not shift the draws of the others.
     pub fn fork(&self, tag: &str) -> Self {
-        SplitMix64::new(mix64(self.state ^ stable_hash(tag.as_bytes())))
+        SplitMix64::new(mix64(self.0.state() ^ stable_hash(tag.as_bytes())))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        mix64(self.state)
+        self.0.next_u64()
     }
 
     /// Uniform in `[0, 1)`.
     pub fn next_f32(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+        self.0.next_f32()
     }
 
     /// Uniform in `[lo, hi)`.
@@ -68,11 +51,7 @@ impl SplitMix64 {
 
     /// Uniform index below `n` (`n` > 0; returns 0 for `n == 0`).
     pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            return 0;
-        }
-        // 128-bit multiply: unbiased enough for tiny n, no modulo bias worth noting.
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+        self.0.below_fast(n as u64) as usize
     }
 
     /// Index drawn with probability proportional to `weights` (non-negative).

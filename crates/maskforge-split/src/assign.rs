@@ -128,46 +128,9 @@ impl fmt::Display for Method {
     }
 }
 
-/// SplitMix64 (Steele, Lea & Flood 2014): tiny, fast, good enough to shuffle,
-/// and fixed forever because it is ours.
-#[derive(Clone, Debug)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        SplitMix64 { state: seed }
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0), without modulo bias (Lemire's method).
-    pub fn below(&mut self, n: u64) -> u64 {
-        debug_assert!(n > 0);
-        let threshold = n.wrapping_neg() % n;
-        loop {
-            let m = (self.next_u64() as u128) * (n as u128);
-            if (m as u64) >= threshold {
-                return (m >> 64) as u64;
-            }
-        }
-    }
-
-    /// Fisher–Yates shuffle.
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            items.swap(i, j);
-        }
-    }
-}
+/// The project's one seeded generator; the split draws with its unbiased
+/// (rejection) variant, as it always has.
+pub use maskforge_rng::SplitMix64;
 
 /// One group to place: its images per class, as `(class_index, count)` pairs
 /// (sparse, because most groups hold one or a few classes).
@@ -221,7 +184,7 @@ fn exact_assign(groups: &[GroupCounts], num_classes: usize, ratios: Ratios, seed
     // assigned[c][s]: images of class c already in split s.
     let mut assigned = vec![[0u64; 3]; num_classes];
     let mut order: Vec<usize> = (0..groups.len()).collect();
-    SplitMix64::new(seed).shuffle(&mut order);
+    SplitMix64::new(seed).shuffle_unbiased(&mut order);
 
     let mut result = vec![Split::Train; groups.len()];
     for gi in order {
@@ -269,10 +232,10 @@ mod tests {
         assert_eq!(r.next_u64(), 0x06C4_5D18_8009_454F);
         // This version's `below` (Lemire) and shuffle: every split depends on them.
         let mut r = SplitMix64::new(0);
-        let below: Vec<u64> = (0..8).map(|_| r.below(10)).collect();
+        let below: Vec<u64> = (0..8).map(|_| r.below_unbiased(10)).collect();
         assert_eq!(below, [8, 4, 0, 9, 1, 3, 1, 7]);
         let mut v: Vec<u32> = (0..10).collect();
-        SplitMix64::new(42).shuffle(&mut v);
+        SplitMix64::new(42).shuffle_unbiased(&mut v);
         assert_eq!(v, [8, 3, 6, 5, 4, 0, 9, 2, 1, 7]);
     }
 
@@ -281,11 +244,11 @@ mod tests {
         let mut r = SplitMix64::new(7);
         for n in [1u64, 2, 3, 10, 1 << 40] {
             for _ in 0..1000 {
-                assert!(r.below(n) < n);
+                assert!(r.below_unbiased(n) < n);
             }
         }
         let mut v: Vec<u32> = (0..100).collect();
-        r.shuffle(&mut v);
+        r.shuffle_unbiased(&mut v);
         assert_ne!(v, (0..100).collect::<Vec<_>>());
         v.sort();
         assert_eq!(v, (0..100).collect::<Vec<_>>());
@@ -306,13 +269,13 @@ mod tests {
     fn greedy_stays_within_one_group() {
         let mut rng = SplitMix64::new(99);
         for trial in 0..200u64 {
-            let num_classes = 1 + rng.below(4) as usize;
+            let num_classes = 1 + rng.below_unbiased(4) as usize;
             let ratios = if trial % 2 == 0 { Ratios::new(0.2, 0.0).unwrap() } else { Ratios::new(0.2, 0.2).unwrap() };
-            let max_size = 1 + rng.below(6);
-            let groups: Vec<GroupCounts> = (0..(5 + rng.below(300)))
+            let max_size = 1 + rng.below_unbiased(6);
+            let groups: Vec<GroupCounts> = (0..(5 + rng.below_unbiased(300)))
                 .map(|i| GroupCounts {
                     key: format!("g{i:05}"),
-                    per_class: vec![(rng.below(num_classes as u64) as usize, 1 + rng.below(max_size))],
+                    per_class: vec![(rng.below_unbiased(num_classes as u64) as usize, 1 + rng.below_unbiased(max_size))],
                 })
                 .collect();
             let splits = assign_groups(&groups, num_classes, ratios, Method::Exact, trial);

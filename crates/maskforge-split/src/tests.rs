@@ -28,9 +28,9 @@ fn dataset_spec(people_per_class: usize) -> Spec {
     let mut rng = SplitMix64::new(1234);
     for class in ["masked", "unmasked", "incorrect"] {
         for p in 0..people_per_class {
-            for i in 0..(1 + rng.below(4)) {
+            for i in 0..(1 + rng.below_unbiased(4)) {
                 let ext = if i % 2 == 0 { "png" } else { "jpg" };
-                let img = noise_image(rng.next_u64(), 6 + rng.below(6) as u32, 5 + rng.below(6) as u32);
+                let img = noise_image(rng.next_u64(), 6 + rng.below_unbiased(6) as u32, 5 + rng.below_unbiased(6) as u32);
                 spec.push((format!("{class}/p{p:03}/img{i}.{ext}"), encoded(&img, ext)));
             }
         }
@@ -46,7 +46,7 @@ fn dataset_spec(people_per_class: usize) -> Spec {
 fn write_spec(root: &Path, spec: &Spec, shuffle_seed: Option<u64>) {
     let mut order: Vec<usize> = (0..spec.len()).collect();
     if let Some(seed) = shuffle_seed {
-        SplitMix64::new(seed).shuffle(&mut order);
+        SplitMix64::new(seed).shuffle_unbiased(&mut order);
     }
     for i in order {
         let (rel, bytes) = &spec[i];

@@ -28,6 +28,8 @@ pub enum TrainError {
     NoImages { what: String, skipped: usize },
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),
+    #[error(transparent)]
+    Guard(#[from] maskforge_imageio::GuardError),
 }
 
 impl TrainError {

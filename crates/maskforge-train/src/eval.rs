@@ -164,6 +164,7 @@ pub struct EvalOptions {
 
 /// Evaluates a checkpoint on any manifest.
 pub fn eval_manifest(opts: &EvalOptions, on_event: &mut dyn FnMut(Event)) -> Result<(EvalReport, Vec<(Item, Prediction)>)> {
+    crate::train::check_loader_flags(opts.batch_size, opts.workers, opts.max_pixels)?;
     let device = parse_device(&opts.device)?;
     configure(device);
     let amp = device.is_cuda();
@@ -186,7 +187,7 @@ pub fn eval_manifest(opts: &EvalOptions, on_event: &mut dyn FnMut(Event)) -> Res
         .map_err(TrainError::io(&opts.model))?;
     let criterion = Criterion::new(meta.loss, meta.class_weights.as_deref(), device);
     on_event(Event::PhaseStart { phase: Phase::Val, epoch: meta.epoch, epochs: meta.epoch, images: all.len() });
-    let out = evaluate(&model, &criterion, &loader, Arc::clone(&all), opts.batch_size.max(1), amp, meta.classes.len(), on_event)?;
+    let out = evaluate(&model, &criterion, &loader, Arc::clone(&all), opts.batch_size, amp, meta.classes.len(), on_event)?;
     on_event(Event::PhaseEnd);
     for (i, reason) in &out.failures {
         on_event(Event::Skipped { path: &all[*i].rel, reason });

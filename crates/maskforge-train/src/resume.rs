@@ -63,61 +63,31 @@ pub fn best_is_behind(best_path: &Path, state: &TrainState) -> bool {
     best_epoch != Some(state.epoch)
 }
 
-/// Removes the hidden temporary files (`.NAME.PID.N.tmp`, as
-/// `maskforge_imageio::AtomicFile` names them) that killed processes left
-/// in `dir`; those of a process still running are left alone.
+/// Removes the temporary files that killed runs left in the run folder
+/// (the shared rule of `maskforge_imageio::remove_stale_temp_files`: this
+/// host's dead writers, other hosts' files once a day old) and says so.
 pub fn remove_stale_temp_files(dir: &Path, on_event: &mut dyn FnMut(Event)) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(temp_file_pid) else { continue };
-        if !entry.file_type().is_ok_and(|t| t.is_file()) || process_alive(pid) {
-            continue;
-        }
-        let path = entry.path();
-        let note = match std::fs::remove_file(&path) {
-            Ok(()) => format!("removed {}, left by a killed run", path.display()),
-            Err(e) => format!("warning: cannot remove {}, left by a killed run: {e}", path.display()),
-        };
-        on_event(Event::Info(note));
+    for path in maskforge_imageio::remove_stale_temp_files(dir) {
+        on_event(Event::Info(format!("removed {}, left by a killed run", path.display())));
     }
-}
-
-/// The writer's process id when `name` is an atomic-write temporary file.
-fn temp_file_pid(name: &str) -> Option<u32> {
-    let inner = name.strip_prefix('.')?.strip_suffix(".tmp")?;
-    let mut parts = inner.rsplitn(3, '.');
-    let (counter, pid, target) = (parts.next()?, parts.next()?, parts.next()?);
-    let is_number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if target.is_empty() || !is_number(counter) || !is_number(pid) {
-        return None;
-    }
-    pid.parse().ok()
-}
-
-fn process_alive(pid: u32) -> bool {
-    // Without /proc (not Linux) liveness is unknown: only our own files are kept.
-    pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn recognises_atomic_temp_names_only() {
-        assert_eq!(temp_file_pid(".metrics.csv.1234.0.tmp"), Some(1234));
-        assert_eq!(temp_file_pid(".best.safetensors.77.12.tmp"), Some(77));
-        for name in ["metrics.csv.1234.0.tmp", ".metrics.csv.12x4.0.tmp", "..1.2.tmp", ".a.1.2", ".a.1.tmp", "report.json"] {
-            assert_eq!(temp_file_pid(name), None, "{name}");
-        }
+    /// The temporary name this process would use, with a pid above Linux's
+    /// largest (2^22): a writer that is surely dead.
+    fn dead_writer_temp(target: &Path) -> std::path::PathBuf {
+        let live = maskforge_imageio::temp_path_for(target, "0");
+        live.to_string_lossy().replace(&format!("~{}.", std::process::id()), "~4194304.").into()
     }
 
     #[test]
     fn removes_temp_files_of_dead_processes_only() {
         let dir = tempfile::tempdir().unwrap();
-        // Above Linux's largest process id (2^22): never a live process.
-        let dead = dir.path().join(".metrics.csv.4194304.0.tmp");
-        let mine = dir.path().join(format!(".report.json.{}.3.tmp", std::process::id()));
+        let dead = dead_writer_temp(&dir.path().join("metrics.csv"));
+        let mine = maskforge_imageio::temp_path_for(&dir.path().join("report.json"), "3");
         let other = dir.path().join("notes.tmp");
         for p in [&dead, &mine, &other] {
             std::fs::write(p, b"x").unwrap();

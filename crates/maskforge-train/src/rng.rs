@@ -1,42 +1,36 @@
-//! A small deterministic random number generator (SplitMix64).
+//! Seeded randomness for training: shuffles and augmentations.
 //!
-//! Our own rather than a crate's so that a seed gives the same augmentations
-//! and shuffles on every platform and with every dependency version: a
-//! resumed run and its uninterrupted twin see the same images.
+//! A thin wrapper over the project's one generator (`maskforge_rng`), so a
+//! seed gives the same augmentations and shuffles on every platform and with
+//! every dependency version: a resumed run and its uninterrupted twin see the
+//! same images. Training draws indices with the generator's fast variant.
 
-/// SplitMix64: 64-bit state, passes BigCrush, trivially seedable.
+use maskforge_rng::SplitMix64;
+
 #[derive(Clone, Debug)]
-pub struct Rng {
-    state: u64,
-}
+pub struct Rng(SplitMix64);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng { state: seed }
+        Rng(SplitMix64::new(seed))
     }
 
     /// An independent stream for `(seed, a, b)`, e.g. (run seed, epoch,
     /// sample index): the draws for one sample do not depend on which
     /// thread handles it or in which order.
     pub fn derive(seed: u64, a: u64, b: u64) -> Self {
-        let mut r = Rng::new(seed ^ 0x6A09_E667_F3BC_C908);
-        let x = r.next_u64() ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut r = Rng::new(x);
-        let y = r.next_u64() ^ b.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let x = SplitMix64::new(seed ^ 0x6A09_E667_F3BC_C908).next_u64() ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let y = SplitMix64::new(x).next_u64() ^ b.wrapping_mul(0xBF58_476D_1CE4_E5B9);
         Rng::new(y)
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in [0, 1).
     pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.next_f64()
     }
 
     /// Uniform in [lo, hi).
@@ -51,15 +45,12 @@ impl Rng {
 
     /// Uniform integer in `0..n` (`n > 0`).
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() as u128 * n as u128) >> 64) as usize
+        self.0.below_fast(n as u64) as usize
     }
 
     /// Fisher–Yates shuffle.
     pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            let j = self.below(i + 1);
-            v.swap(i, j);
-        }
+        self.0.shuffle_fast(v)
     }
 }
 

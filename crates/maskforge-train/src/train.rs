@@ -8,6 +8,7 @@
 //! end the best checkpoint is evaluated on val into `report.json` /
 //! `report.txt`.
 
+use maskforge_imageio::Output;
 use crate::augment::{AugmentConfig, Normalize};
 use crate::checkpoint::{self, LoadMode, ModelMeta, FORMAT, TRAIN_STATE_KEY};
 use crate::data::{shuffled, Item, Loader, Transform};
@@ -471,6 +472,8 @@ pub fn train(cfg: &TrainConfig, resume: bool, on_event: &mut dyn FnMut(Event)) -
         return Err(TrainError::NothingToResume { run: cfg.out.clone() });
     }
     let data = load_datasets(cfg)?;
+    // The run folder must not lie in what the run reads (nor hold it).
+    maskforge_imageio::check_disjoint(&[&cfg.manifests, &data.root], &[Output::new(&cfg.out, "run folder")])?;
     let n_classes = data.classes.len();
     if cfg.loss == LossKind::Bce && n_classes != 2 {
         return Err(TrainError::Config(format!("--loss bce needs exactly 2 classes, the manifests have {n_classes}")));

@@ -360,12 +360,15 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
         device: args.device.clone(),
         max_pixels: args.max_pixels,
     };
-    let mut console = Console::new();
-    let (report, preds) = maskforge_train::eval_manifest(&opts, &mut |e| console.handle(e))?;
     let out = args.out.clone().unwrap_or_else(|| {
         let stem = args.manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "manifest".into());
         args.model.parent().unwrap_or(std::path::Path::new(".")).join(format!("eval-{stem}"))
     });
+    let manifest_dir = args.manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let root = maskforge_train::manifest::resolve_root(manifest_dir, args.root.as_deref())?;
+    maskforge_imageio::check_disjoint(&[&args.manifest, &root], &[maskforge_imageio::Output::new(&out, "output folder")])?;
+    let mut console = Console::new();
+    let (report, preds) = maskforge_train::eval_manifest(&opts, &mut |e| console.handle(e))?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     report.write(&out)?;
     maskforge_train::eval::write_predictions_csv(&out.join("predictions.csv"), &report.classification.classes.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), &preds)?;
