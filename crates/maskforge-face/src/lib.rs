@@ -45,6 +45,34 @@ impl Point {
     }
 }
 
+impl std::ops::Add for Point {
+    type Output = Point;
+    fn add(self, o: Point) -> Point {
+        Point::new(self.x + o.x, self.y + o.y)
+    }
+}
+
+impl std::ops::Sub for Point {
+    type Output = Point;
+    fn sub(self, o: Point) -> Point {
+        Point::new(self.x - o.x, self.y - o.y)
+    }
+}
+
+impl std::ops::Mul<f32> for Point {
+    type Output = Point;
+    fn mul(self, s: f32) -> Point {
+        Point::new(self.x * s, self.y * s)
+    }
+}
+
+impl std::ops::Neg for Point {
+    type Output = Point;
+    fn neg(self) -> Point {
+        Point::new(-self.x, -self.y)
+    }
+}
+
 /// An axis-aligned box, `right`/`bottom` exclusive. It may extend past the
 /// image border (negative `left`, say); see [`BBox::clip`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -268,6 +296,17 @@ pub struct Face {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn point_arithmetic() {
+        let (a, b) = (Point::new(1.0, 2.0), Point::new(4.0, -2.0));
+        assert_eq!(a + b, Point::new(5.0, 0.0));
+        assert_eq!(b - a, Point::new(3.0, -4.0));
+        assert_eq!(a * 2.0, Point::new(2.0, 4.0));
+        assert_eq!(-a, Point::new(-1.0, -2.0));
+        assert_eq!(a.lerp(b, 0.5), Point::new(2.5, 0.0));
+        assert_eq!(a.distance(b), 5.0);
+    }
 
     #[test]
     fn flat_round_trip_and_wrong_count() {

@@ -188,22 +188,6 @@ fn rotate(p: Point, c: Point, angle: f32) -> Point {
     Point::new(c.x + dx * co - dy * s, c.y + dx * s + dy * co)
 }
 
-fn lerp(a: Point, b: Point, t: f32) -> Point {
-    a.lerp(b, t)
-}
-
-fn add(a: Point, b: Point) -> Point {
-    Point::new(a.x + b.x, a.y + b.y)
-}
-
-fn sub(a: Point, b: Point) -> Point {
-    Point::new(a.x - b.x, a.y - b.y)
-}
-
-fn scale(a: Point, s: f32) -> Point {
-    Point::new(a.x * s, a.y * s)
-}
-
 fn polyline_length(pts: &[Point]) -> f32 {
     pts.windows(2).map(|w| w[0].distance(w[1])).sum()
 }
@@ -228,7 +212,7 @@ pub fn resample(pts: &[Point], n: usize) -> Vec<Point> {
         }
         let len = pts[seg].distance(pts[seg + 1]);
         let t = if len > 1e-9 { ((target - seg_start) / len).clamp(0.0, 1.0) } else { 0.0 };
-        out.push(lerp(pts[seg], pts[seg + 1], t));
+        out.push(pts[seg].lerp(pts[seg + 1], t));
     }
     out
 }
@@ -240,10 +224,10 @@ fn catmull_rom(ctrl: &[Point], per_seg: usize) -> Vec<Point> {
     }
     let mut out = Vec::with_capacity((ctrl.len() - 1) * per_seg + 1);
     for i in 0..ctrl.len() - 1 {
-        let p0 = if i == 0 { sub(scale(ctrl[0], 2.0), ctrl[1]) } else { ctrl[i - 1] };
+        let p0 = if i == 0 { ctrl[0] * 2.0 - ctrl[1] } else { ctrl[i - 1] };
         let p1 = ctrl[i];
         let p2 = ctrl[i + 1];
-        let p3 = if i + 2 < ctrl.len() { ctrl[i + 2] } else { sub(scale(ctrl[i + 1], 2.0), ctrl[i]) };
+        let p3 = if i + 2 < ctrl.len() { ctrl[i + 2] } else { ctrl[i + 1] * 2.0 - ctrl[i] };
         for k in 0..per_seg {
             let t = k as f32 / per_seg as f32;
             let (t2, t3) = (t * t, t * t * t);
@@ -274,7 +258,7 @@ impl Contour {
             let (a, b) = (p[i], p[i + 1]);
             if (a.y <= y && y <= b.y) || (b.y <= y && y <= a.y) {
                 let t = if (b.y - a.y).abs() > 1e-6 { (y - a.y) / (b.y - a.y) } else { 0.0 };
-                return (lerp(a, b, t.clamp(0.0, 1.0)), i);
+                return (a.lerp(b, t.clamp(0.0, 1.0)), i);
             }
         }
         (*p.last().unwrap_or(&Point::default()), p.len() - 1)
@@ -292,7 +276,7 @@ impl Contour {
             let len = self.pts[i].distance(self.pts[i + 1]);
             if acc + len >= s {
                 let t = if len > 1e-9 { (s - acc) / len } else { 0.0 };
-                return (lerp(self.pts[i], self.pts[i + 1], t.clamp(0.0, 1.0)), i);
+                return (self.pts[i].lerp(self.pts[i + 1], t.clamp(0.0, 1.0)), i);
             }
             acc += len;
         }
@@ -338,10 +322,10 @@ pub fn distance_to_polygon(p: Point, poly: &[Point]) -> f32 {
     let mut best = f32::MAX;
     for i in 0..n {
         let (a, b) = (poly[i], poly[(i + 1) % n]);
-        let ab = sub(b, a);
+        let ab = b - a;
         let len2 = ab.x * ab.x + ab.y * ab.y;
         let t = if len2 > 1e-12 { (((p.x - a.x) * ab.x + (p.y - a.y) * ab.y) / len2).clamp(0.0, 1.0) } else { 0.0 };
-        best = best.min(p.distance(add(a, scale(ab, t))));
+        best = best.min(p.distance(a + ab * t));
     }
     best
 }
@@ -379,13 +363,10 @@ fn coons(b: &Boundary) -> Vec<Point> {
         let v = j as f32 / ROWS as f32;
         for i in 0..=nc {
             let u = i as f32 / nc as f32;
-            let ruled_v = add(scale(top[i], 1.0 - v), scale(bottom[i], v));
-            let ruled_u = add(scale(right[j], 1.0 - u), scale(left[j], u));
-            let corners = add(
-                add(scale(t0, (1.0 - u) * (1.0 - v)), scale(t1, u * (1.0 - v))),
-                add(scale(b0, (1.0 - u) * v), scale(b1, u * v)),
-            );
-            grid.push(sub(add(ruled_v, ruled_u), corners));
+            let ruled_v = top[i] * (1.0 - v) + bottom[i] * v;
+            let ruled_u = right[j] * (1.0 - u) + left[j] * u;
+            let corners = t0 * ((1.0 - u) * (1.0 - v)) + t1 * (u * (1.0 - v)) + (b0 * ((1.0 - u) * v) + b1 * (u * v));
+            grid.push(ruled_v + ruled_u - corners);
         }
     }
     grid
@@ -451,16 +432,16 @@ pub fn place(
         .map(|i| {
             let prev = l(if i == 0 { 0 } else { i - 1 });
             let next = l(if i == 16 { 16 } else { i + 1 });
-            let t = sub(next, prev);
+            let t = next - prev;
             let len = (t.x * t.x + t.y * t.y).sqrt().max(1e-6);
             let mut n = Point::new(t.y / len, -t.x / len);
-            let out = sub(l(i), interior);
+            let out = l(i) - interior;
             if n.x * out.x + n.y * out.y < 0.0 {
-                n = scale(n, -1.0);
+                n = -n;
             }
             let down = n.y.max(0.0);
             let d = fit.side_margin * w * (1.0 - down) + fit.chin_drop * h * down;
-            let p = add(l(i), scale(n, d));
+            let p = l(i) + n * d;
             let m = mid_x(p.y);
             Point::new(m + reach * (p.x - m), p.y)
         })
@@ -475,9 +456,9 @@ pub fn place(
     // Extend both sides upward (a top corner may sit above landmark 0/16).
     for pts in [&mut right_pts, &mut left_pts] {
         let (a, b) = (pts[0], pts[1]);
-        let dir = sub(a, b);
+        let dir = a - b;
         let len = (dir.x * dir.x + dir.y * dir.y).sqrt().max(1e-6);
-        pts.insert(0, add(a, scale(dir, 0.35 * h / len)));
+        pts.insert(0, a + dir * (0.35 * h / len));
     }
     // Per contour point, only covered points at about its height count; jaw
     // points are already inside through the outward offset.
@@ -501,7 +482,7 @@ pub fn place(
     let lid_r = l(40).y.max(l(41).y);
     let lid_l = l(46).y.max(l(47).y);
     let bridge_top = || {
-        let n = lerp(l(27), l(29), 0.42 + 0.10 * jitter.top);
+        let n = l(27).lerp(l(29), 0.42 + 0.10 * jitter.top);
         let corner_y = n.y + (l(30).y - n.y) * 0.6;
         (n, corner_y)
     };
@@ -518,7 +499,7 @@ pub fn place(
             Top { nose, corner_y, beside: None, under_eyes: true }
         }
         MaskVariant::NoseExposed => {
-            let nose = lerp(l(33), l(51), 0.5 + 0.12 * jitter.top);
+            let nose = l(33).lerp(l(51), 0.5 + 0.12 * jitter.top);
             let y = nose.y + 0.01 * h;
             let half_nose = 0.5 * (l(35).x - l(31).x).abs();
             let xr = l(31).x.min(l(33).x - half_nose) - 0.05 * w;
@@ -526,7 +507,7 @@ pub fn place(
             Top { nose, corner_y: nose.y - 0.06 * h, beside: Some((Point::new(xr, y), Point::new(xl, y))), under_eyes: false }
         }
         MaskVariant::Chin => {
-            let nose = lerp(l(57), l(8), 0.30 + 0.06 * jitter.top);
+            let nose = l(57).lerp(l(8), 0.30 + 0.06 * jitter.top);
             let y = nose.y + 0.005 * h;
             let xr = l(48).x.min(l(59).x) - 0.04 * w;
             let xl = l(54).x.max(l(55).x) + 0.04 * w;
@@ -541,8 +522,8 @@ pub fn place(
             // Halfway across, and nearer the corners' height than the nose's:
             // the edge drops steeply beside the nose, then runs flatter over
             // the cheeks. Always below the lower eyelids.
-            let mut br = Point::new(lerp(r_top, top.nose, 0.5).x, r_top.y + (top.nose.y - r_top.y) * 0.35);
-            let mut bl = Point::new(lerp(l_top, top.nose, 0.5).x, l_top.y + (top.nose.y - l_top.y) * 0.35);
+            let mut br = Point::new(r_top.lerp(top.nose, 0.5).x, r_top.y + (top.nose.y - r_top.y) * 0.35);
+            let mut bl = Point::new(l_top.lerp(top.nose, 0.5).x, l_top.y + (top.nose.y - l_top.y) * 0.35);
             if top.under_eyes {
                 br.y = br.y.max(lid_r + 0.10 * h);
                 bl.y = bl.y.max(lid_l + 0.10 * h);
@@ -562,7 +543,7 @@ pub fn place(
     // Lower edge and the side edges.
     let (bottom_curve, chin_index, right_side, left_side) = match variant {
         MaskVariant::ChinExposed => {
-            let b = lerp(l(57), l(8), 0.5 + 0.10 * jitter.bottom);
+            let b = l(57).lerp(l(8), 0.5 + 0.10 * jitter.bottom);
             let cut = b.y - 0.05 * h;
             let rj = right.at_level(cut);
             let lj = left.at_level(cut);
