@@ -1,4 +1,5 @@
 //! The contracts between stages: the one definition of the files that
+//! `maskforge mask` writes and `merge` and `split` read, and of those that
 //! `maskforge split` writes and `train`, `eval`, `verify` and `stats` read.
 //!
 //! * [`manifest`]: manifest CSVs (`path,class_index,class,group,bytes[,sha256]`),
@@ -8,16 +9,27 @@
 //! * [`relpath`]: [`RelPath`], a checked relative path, and the only way from
 //!   a manifest row to a file under the root;
 //! * [`set`]: the fingerprint in `split.json` that tells a complete manifest
-//!   set from one a killed split left mixed.
+//!   set from one a killed split left mixed;
+//! * [`annotations`]: `annotations.csv`, what `maskforge mask` made (read by
+//!   `merge` and `split --group-by source`): [`AnnotationRow`], one writer,
+//!   one reader;
+//! * [`mask_files`]: the other files of a mask output folder, shard file
+//!   names (`NAME.shard-I-of-N.csv`) and the source stamps of a re-run.
 //!
 //! Pure: no dlib, no libtorch, no image decoding.
 
+pub mod annotations;
 pub mod classes;
 mod error;
 pub mod manifest;
+pub mod mask_files;
 pub mod relpath;
 pub mod set;
 
+pub use annotations::{
+    annotations_bytes, annotations_header, parse_annotations, polygon_text, read_annotations, read_output_sources,
+    write_annotations, AnnotationRow, FaceColumns, ANNOTATION_COLUMNS, UNMASKED_VARIANT,
+};
 pub use classes::{classes_bytes, parse_classes, read_classes, write_classes, ClassInfo};
 pub use error::ContractError;
 pub use manifest::{

@@ -2,13 +2,15 @@
 //! person (or a photo and its masked versions) is never on both sides.
 
 use crate::SplitError;
+use maskforge_contracts::{mask_files, ContractError};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
-/// The file `maskforge mask` writes at the top of its output tree.
+/// The file `maskforge mask` writes at the top of its output tree
+/// (`csv_name(ANNOTATIONS, None)` of [`maskforge_contracts::mask_files`]).
 pub const ANNOTATIONS_FILE: &str = "annotations.csv";
 
 /// How images are grouped (`--group-by`).
@@ -137,14 +139,7 @@ impl GroupBy {
 /// `annotations.shard-I-of-N.csv` files of `maskforge mask --shard` runs
 /// that were not merged yet.
 fn has_shard_annotations(root: &Path) -> bool {
-    std::fs::read_dir(root)
-        .map(|entries| {
-            entries.flatten().any(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.starts_with("annotations.shard-") && name.ends_with(".csv")
-            })
-        })
-        .unwrap_or(false)
+    mask_files::has_shard_files(root, mask_files::ANNOTATIONS)
 }
 
 fn compile(pattern: &str) -> Result<regex::Regex, SplitError> {
@@ -188,53 +183,17 @@ pub struct Annotations {
     pub source_of_output: HashMap<String, String>,
 }
 
-/// Normalises a path read from a CSV to our `a/b.jpg` form.
-fn normalise(p: &str) -> String {
-    let p = p.trim().replace('\\', "/");
-    p.strip_prefix("./").unwrap_or(&p).to_string()
-}
-
-/// Reads the `source` and `output` columns of `annotations.csv`; other columns
-/// are ignored.
+/// Reads the `source` and `output` columns of `annotations.csv` (see
+/// [`maskforge_contracts::read_output_sources`]); other columns are ignored.
 pub fn read_annotations(path: &Path) -> Result<Annotations, SplitError> {
-    let err = |message: String| SplitError::Annotations { path: PathBuf::from(path), message };
     if !path.is_file() {
         return Err(SplitError::MissingAnnotations(path.to_path_buf()));
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| err(format!("cannot read: {e}")))?;
-    let headers = reader.headers().map_err(|e| err(format!("cannot read header: {e}")))?.clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim() == name)
-            .ok_or_else(|| err(format!("no {name:?} column (header: {})", headers.iter().collect::<Vec<_>>().join(","))))
-    };
-    let source_col = column("source")?;
-    let output_col = column("output")?;
-    let mut source_of_output: HashMap<String, String> = HashMap::new();
-    for (i, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| err(format!("row {}: {e}", i + 2)))?;
-        let (Some(source), Some(output)) = (record.get(source_col), record.get(output_col)) else {
-            return Err(err(format!("row {}: missing source or output field", i + 2)));
-        };
-        let (source, output) = (normalise(source), normalise(output));
-        if source.is_empty() || output.is_empty() {
-            continue;
-        }
-        // Rows of one output name one source; should they ever disagree, the
-        // smallest wins so the key does not depend on row order.
-        source_of_output
-            .entry(output)
-            .and_modify(|s| {
-                if source < *s {
-                    s.clone_from(&source)
-                }
-            })
-            .or_insert(source);
-    }
+    let source_of_output = maskforge_contracts::read_output_sources(path).map_err(|e| match e {
+        ContractError::Format { path, message } => SplitError::Annotations { path, message },
+        ContractError::Io { path, source } => SplitError::Io { path, source },
+        other => SplitError::Annotations { path: path.to_path_buf(), message: other.to_string() },
+    })?;
     Ok(Annotations { source_of_output })
 }
 

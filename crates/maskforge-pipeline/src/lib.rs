@@ -1,0 +1,45 @@
+//! The mask stage as a library: turn a tree of face photos into a labelled,
+//! masked ImageFolder dataset (`OUT/<class>/<relative path>`) with
+//! `annotations.csv`, `failures.csv` and segmentation masks.
+//!
+//! Faces come in through a [`FaceSource`] (the `maskforge` binary's is the
+//! dlib detector); everything else is here, so the binary, the benchmark and
+//! later front ends run the same code:
+//!
+//! * [`options`]: what a run is asked to do, and the option-string parsers;
+//! * [`Pipeline::process`]: one image, start to finish;
+//! * [`naming`]: class folders and output file names;
+//! * [`record`]: what happened to each image, the journal and resume;
+//! * [`settings`]: `mask_settings.json`, which keeps two datasets apart;
+//! * [`run`]: a whole run over a tree, and its [`Summary`];
+//! * [`preview`]: contact sheets;
+//! * [`merge`](mod@merge): joining the folders of sharded runs.
+//!
+//! Pure: no dlib, no libtorch.
+
+mod error;
+pub mod merge;
+pub mod naming;
+pub mod options;
+pub mod preview;
+mod process;
+pub mod record;
+pub mod run;
+pub mod settings;
+mod source;
+#[cfg(test)]
+mod tests;
+
+pub use error::PipelineError;
+pub use merge::{merge, MergeReport};
+pub use naming::{extension_collisions, Naming};
+pub use options::{
+    build_synthesizer, parse_class_map, parse_shard, parse_variants, FaceFilter, MaskOptions, OutputFormat, SelectedBoxes,
+    SynthOptions, UnmaskedMode, VariantMode,
+};
+pub use preview::{preview_sample, save_sheet};
+pub use process::{ImageOutcome, Pipeline, StepTimes};
+pub use record::Record;
+pub use run::{Finished, Inputs, MaskRun, Summary};
+pub use settings::{DetectorSettings, Settings};
+pub use source::{FaceSource, FoundFaces};

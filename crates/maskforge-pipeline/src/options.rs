@@ -1,0 +1,314 @@
+//! What a mask run is asked to do, and the parsers of its option strings
+//! (`--variants`, `--class-map`, `--shard`, the template/colour/texture
+//! choices). Errors name the option, as the command line spells it; with
+//! feature `clap` the enums are clap value enums (their doc comments are
+//! the `--help` text).
+
+use crate::PipelineError;
+use maskforge_face::BBox;
+use maskforge_imageio::LoadLimits;
+use maskforge_mask::{ColourChoice, MaskVariant, Synthesizer, TemplateSet, Texture, TextureChoice};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+/// How the wear variants are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum VariantMode {
+    /// One output per image for every listed variant (paired data).
+    Each,
+    /// One output per image, its variant drawn with the given proportions.
+    Random,
+}
+
+/// What happens to the originals of masked photos.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum UnmaskedMode {
+    /// No unmasked class.
+    None,
+    /// Copy the original files (crops with --crop-size).
+    Copy,
+    /// Hard-link the originals (copies where the file system cannot link).
+    Hardlink,
+    /// Symlink to the originals' absolute paths.
+    Symlink,
+}
+
+/// The image format of the outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum OutputFormat {
+    /// Keep each input's format (by extension).
+    Same,
+    Jpg,
+    Png,
+}
+
+/// Which detected faces are masked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaceFilter {
+    /// Faces whose box's shorter side is under this many pixels are skipped.
+    pub min_face: u32,
+    /// Mask only the largest face.
+    pub largest_only: bool,
+}
+
+/// What a face source found, counted before landmarks are predicted.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct SelectedBoxes {
+    /// The boxes to mask, with their scores: largest first.
+    pub kept: Vec<(BBox, f32)>,
+    /// Boxes under [`FaceFilter::min_face`].
+    pub small: usize,
+    /// All boxes found.
+    pub found: usize,
+}
+
+impl FaceFilter {
+    /// Orders boxes largest first (then top, left, so the order does not
+    /// depend on the detector's), drops those under `min_face` and, with
+    /// `largest_only`, all but the first.
+    pub fn select(&self, mut boxes: Vec<(BBox, f32)>) -> SelectedBoxes {
+        boxes.sort_by(|a, b| {
+            b.0.area().total_cmp(&a.0.area()).then(a.0.top.total_cmp(&b.0.top)).then(a.0.left.total_cmp(&b.0.left))
+        });
+        let found = boxes.len();
+        let (mut kept, small): (Vec<_>, Vec<_>) =
+            boxes.into_iter().partition(|(b, _)| b.min_side() >= self.min_face as f32);
+        if self.largest_only {
+            kept.truncate(1);
+        }
+        SelectedBoxes { kept, small: small.len(), found }
+    }
+}
+
+/// Everything a [`crate::Pipeline`] needs besides the synthesizer.
+#[derive(Clone, Debug)]
+pub struct MaskOptions {
+    /// The output folder: `OUT/<class>/<relative path>` and the CSVs.
+    pub out: PathBuf,
+    /// Where segmentation masks go (mirroring the output tree), if anywhere.
+    pub seg_dir: Option<PathBuf>,
+    /// Wear variants with their weights, in canonical order ([`parse_variants`]).
+    pub variants: Vec<(MaskVariant, f32)>,
+    pub mode: VariantMode,
+    /// Class folder per variant name and `unmasked` ([`parse_class_map`]); missing: the name itself.
+    pub class_map: HashMap<String, String>,
+    pub unmasked: UnmaskedMode,
+    /// Square face crops of this size instead of whole images (0: whole images).
+    pub crop_size: u32,
+    pub crop_margin: f32,
+    pub format: OutputFormat,
+    /// JPEG quality of the outputs.
+    pub quality: u8,
+    pub seed: u64,
+    pub faces: FaceFilter,
+    pub limits: LoadLimits,
+    /// False for a preview-only run: outputs are kept in memory, nothing is written.
+    pub write: bool,
+}
+
+/// Largest crop size (a 8192² RGB crop is 200 MB).
+pub const MAX_CROP_SIZE: u32 = 8192;
+
+impl MaskOptions {
+    /// Refuses numbers that would make nonsense outputs or unbounded
+    /// allocations, before anything is written.
+    pub fn check(&self) -> Result<(), PipelineError> {
+        let bad = |m: String| Err(PipelineError::Option(m));
+        if !(self.crop_margin.is_finite() && (0.0..=2.0).contains(&self.crop_margin)) {
+            let m = self.crop_margin;
+            return bad(format!("--crop-margin {m}: must be a number from 0 to 2 (fraction of the face box per side)"));
+        }
+        if self.crop_size > MAX_CROP_SIZE {
+            return bad(format!("--crop-size {}: must be at most {MAX_CROP_SIZE}", self.crop_size));
+        }
+        if self.variants.is_empty() {
+            return bad("--variants: no variant with a positive weight".into());
+        }
+        Ok(())
+    }
+}
+
+/// Parses `--variants` (`correct=1,nose_exposed=2`, `correct,chin` or `all`)
+/// into variants with positive weights, in canonical order so that the
+/// argument's order changes no result.
+pub fn parse_variants(s: &str) -> Result<Vec<(MaskVariant, f32)>, PipelineError> {
+    let bad = |m: String| PipelineError::Option(format!("--variants: {m}"));
+    let mut map: BTreeMap<MaskVariant, f32> = BTreeMap::new();
+    let spec = if s.trim() == "all" { "correct,nose_exposed,chin,chin_exposed" } else { s };
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, weight) = match part.split_once('=') {
+            Some((n, w)) => {
+                let w: f32 = w.trim().parse().map_err(|e| bad(format!("bad weight in {part:?}: {e}")))?;
+                (n.trim(), w)
+            }
+            None => (part, 1.0),
+        };
+        if !(weight.is_finite() && weight >= 0.0) {
+            return Err(bad(format!("weight of {name} must be a non-negative number")));
+        }
+        let v: MaskVariant = name.parse().map_err(|e| PipelineError::Option(format!("{e}")))?;
+        if map.insert(v, weight).is_some() {
+            return Err(bad(format!("{name} listed twice")));
+        }
+    }
+    let list: Vec<(MaskVariant, f32)> = map.into_iter().filter(|(_, w)| *w > 0.0).collect();
+    if list.is_empty() {
+        return Err(bad("no variant with a positive weight".into()));
+    }
+    Ok(list)
+}
+
+/// Whether `c` can be a class folder: one plain name that no reader of the
+/// output folder mistakes for something else (a hidden file, a CSV, the settings).
+fn valid_class_name(c: &str) -> bool {
+    !c.is_empty()
+        && !c.starts_with('.')
+        && !c.contains(['/', '\\', '\0'])
+        && c != ".."
+        && !c.ends_with(".csv")
+        && !c.ends_with(".json")
+}
+
+/// Parses `--class-map` (`VARIANT=CLASS,...`, `unmasked=CLASS`).
+pub fn parse_class_map(s: Option<&str>) -> Result<HashMap<String, String>, PipelineError> {
+    let bad = |m: String| PipelineError::Option(format!("--class-map: {m}"));
+    let mut map = HashMap::new();
+    let Some(s) = s else { return Ok(map) };
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').ok_or_else(|| bad(format!("expected VARIANT=CLASS, got {part:?}")))?;
+        let (k, v) = (k.trim(), v.trim());
+        if k != "unmasked" {
+            k.parse::<MaskVariant>().map_err(|e| bad(format!("{e} (or unmasked)")))?;
+        }
+        if !valid_class_name(v) {
+            return Err(bad(format!("{v:?} is not a usable folder name")));
+        }
+        map.insert(k.to_string(), v.to_string());
+    }
+    Ok(map)
+}
+
+/// Parses `--shard I/N` (1-based).
+pub fn parse_shard(s: &str) -> Result<(usize, usize), PipelineError> {
+    let bad = || PipelineError::Option(format!("--shard {s}: expected I/N with 1 <= I <= N"));
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    if n == 0 || i == 0 || i > n {
+        return Err(bad());
+    }
+    Ok((i, n))
+}
+
+/// How the masks look: the option strings behind a [`Synthesizer`].
+#[derive(Clone, Debug, Default)]
+pub struct SynthOptions {
+    /// Folder of extra templates (same names replace built-ins).
+    pub templates_dir: Option<PathBuf>,
+    /// Only these templates (comma-separated names); all when `None`.
+    pub template_names: Option<String>,
+    /// `palette`, or comma-separated colour names / hex.
+    pub colour: String,
+    /// `default`, `none`, or comma-separated texture names / image files.
+    pub texture: String,
+    pub texture_weight: Option<f32>,
+    /// Lighting transfer strength, 0 to 4; used clamped to 0..1.
+    pub lighting: f32,
+}
+
+impl SynthOptions {
+    /// Refuses a NaN or out-of-range lighting strength or texture weight.
+    pub fn check(&self) -> Result<(), PipelineError> {
+        if !(self.lighting.is_finite() && (0.0..=4.0).contains(&self.lighting)) {
+            let l = self.lighting;
+            return Err(PipelineError::Option(format!("--lighting {l}: must be a number from 0 (flat) to 4")));
+        }
+        if let Some(w) = self.texture_weight.filter(|w| !(w.is_finite() && (0.0..=1.0).contains(w))) {
+            return Err(PipelineError::Option(format!("--texture-weight {w}: must be a number from 0 to 1")));
+        }
+        Ok(())
+    }
+}
+
+/// Builds the synthesizer (after [`SynthOptions::check`]), rendering every
+/// template now so that a broken user template fails the run before any image.
+pub fn build_synthesizer(opts: &SynthOptions) -> Result<Synthesizer, PipelineError> {
+    opts.check()?;
+    let mut templates = TemplateSet::builtin()?;
+    if let Some(dir) = &opts.templates_dir {
+        templates.extend(TemplateSet::load_dir(dir)?);
+    }
+    if let Some(names) = &opts.template_names {
+        let names: Vec<String> = names.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        templates = templates.select(&names)?;
+    }
+    for t in templates.templates() {
+        t.rendered()?;
+    }
+    let mut synth = Synthesizer::new(templates)?;
+    synth.colour = ColourChoice::parse(&opts.colour).map_err(|e| PipelineError::Option(format!("--colour: {e}")))?;
+    synth.texture = match opts.texture.trim() {
+        "default" => TextureChoice::TemplateDefault,
+        "none" => TextureChoice::None,
+        list => TextureChoice::Among(list.split(',').map(|s| Texture::load(s.trim())).collect::<Result<_, _>>()?),
+    };
+    synth.texture_weight = opts.texture_weight;
+    synth.blend.lighting = opts.lighting.clamp(0.0, 1.0);
+    Ok(synth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_parse_with_weights_in_canonical_order() {
+        let v = parse_variants("nose_exposed=2, correct").unwrap();
+        assert_eq!(v, vec![(MaskVariant::Correct, 1.0), (MaskVariant::NoseExposed, 2.0)]);
+        assert_eq!(parse_variants("all").unwrap().len(), 4);
+        assert!(parse_variants("correct=0").is_err());
+        assert!(parse_variants("correct,correct").is_err());
+        assert!(parse_variants("masked").is_err());
+        assert!(parse_variants("chin=-1").is_err());
+    }
+
+    #[test]
+    fn class_map_and_shard_parse() {
+        let m = parse_class_map(Some("correct=masked, unmasked=plain")).unwrap();
+        assert_eq!(m["correct"], "masked");
+        assert_eq!(m["unmasked"], "plain");
+        assert!(parse_class_map(Some("correct=../x")).is_err());
+        assert!(parse_class_map(Some("bogus=x")).is_err());
+        assert!(parse_class_map(Some("correct")).is_err());
+        assert_eq!(parse_shard("3/8").unwrap(), (3, 8));
+        assert!(parse_shard("0/8").is_err());
+        assert!(parse_shard("9/8").is_err());
+        assert!(parse_shard("x").unwrap_err().to_string().contains("--shard x"));
+    }
+
+    #[test]
+    fn numbers_are_checked() {
+        let synth = SynthOptions { lighting: 1.0, ..Default::default() };
+        assert!(synth.check().is_ok());
+        let nan = SynthOptions { lighting: f32::NAN, ..synth.clone() };
+        for bad in [nan, SynthOptions { texture_weight: Some(2.0), ..synth.clone() }] {
+            assert!(bad.check().is_err());
+        }
+        let err = build_synthesizer(&SynthOptions { lighting: -1.0, ..synth }).unwrap_err().to_string();
+        assert!(err.starts_with("--lighting -1"), "{err}");
+    }
+
+    #[test]
+    fn faces_are_chosen_largest_first_above_the_minimum() {
+        let b = |l: f32, t: f32, side: f32| (BBox::new(l, t, l + side, t + side), 1.0);
+        let filter = FaceFilter { min_face: 40, largest_only: false };
+        let s = filter.select(vec![b(0.0, 0.0, 50.0), b(10.0, 5.0, 30.0), b(5.0, 0.0, 80.0), b(0.0, 9.0, 50.0)]);
+        assert_eq!((s.found, s.small), (4, 1));
+        assert_eq!(s.kept, vec![b(5.0, 0.0, 80.0), b(0.0, 0.0, 50.0), b(0.0, 9.0, 50.0)]);
+        let s = FaceFilter { largest_only: true, ..filter }.select(vec![b(0.0, 0.0, 50.0), b(5.0, 0.0, 80.0)]);
+        assert_eq!(s.kept, vec![b(5.0, 0.0, 80.0)]);
+    }
+}

@@ -1,0 +1,453 @@
+//! One source image, start to finish: decode, faces from the
+//! [`FaceSource`], then for each chosen wear variant a mask on every face
+//! and one output (or one crop per face), its segmentation mask and its
+//! annotation rows; then the original as the unmasked class. Random choices
+//! come from `(seed, relative path, face index)`, so the result does not
+//! depend on threads or order.
+
+use crate::naming::{Naming, UNMASKED_KEY};
+use crate::options::{MaskOptions, UnmaskedMode, VariantMode};
+use crate::record::Record;
+use crate::source::FaceSource;
+use crate::PipelineError;
+use image::{GrayImage, RgbImage};
+use maskforge_contracts::mask_files::SourceStamp;
+use maskforge_contracts::{polygon_text, AnnotationRow, FaceColumns, UNMASKED_VARIANT};
+use maskforge_face::crop::{crop_face, CropTransform};
+use maskforge_face::{BBox, Face, Point};
+use maskforge_imageio::load_rgb;
+use maskforge_mask::sheet::{thumbnail, SheetItem};
+use maskforge_mask::{MaskStyle, MaskVariant, Placement, SplitMix64, Synthesizer};
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// Side of a preview thumbnail, in pixels.
+pub(crate) const THUMBNAIL: u32 = 160;
+
+/// Where one image's time went (the benchmark reads it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StepTimes {
+    /// Reading and decoding the source.
+    pub decode: Duration,
+    /// The face source (detection, landmarks).
+    pub faces: Duration,
+    /// Placing, warping and blending the masks.
+    pub masks: Duration,
+    /// Cropping, encoding and writing outputs, segmentation masks and originals.
+    pub write: Duration,
+}
+
+impl StepTimes {
+    pub fn total(&self) -> Duration {
+        self.decode + self.faces + self.masks + self.write
+    }
+
+    pub fn add(&mut self, o: &StepTimes) {
+        self.decode += o.decode;
+        self.faces += o.faces;
+        self.masks += o.masks;
+        self.write += o.write;
+    }
+}
+
+/// The result of [`Pipeline::process`].
+#[derive(Default)]
+pub struct ImageOutcome {
+    pub record: Record,
+    /// Preview thumbnails of the outputs; only when nothing is written.
+    pub thumbnails: Vec<SheetItem>,
+    pub times: StepTimes,
+}
+
+/// The masks of one variant on every face of an image.
+struct Masked {
+    variant: MaskVariant,
+    image: RgbImage,
+    seg: Option<GrayImage>,
+    placements: Vec<Placement>,
+}
+
+/// A face as it appears in an output: its box there and the map from
+/// source to output coordinates (identity for whole images).
+struct FaceInOutput<'a> {
+    index: usize,
+    face: &'a Face,
+    bbox: BBox,
+    to_output: &'a dyn Fn(Point) -> Point,
+}
+
+impl FaceInOutput<'_> {
+    fn columns(&self) -> FaceColumns {
+        let b = self.bbox;
+        let points: [(f32, f32); 68] = std::array::from_fn(|k| {
+            let q = (self.to_output)(self.face.landmarks.0[k]);
+            (q.x, q.y)
+        });
+        FaceColumns::new([b.left, b.top, b.right, b.bottom], self.face.score, &points)
+    }
+}
+
+/// One output file of a source.
+struct Target<'a> {
+    source: &'a str,
+    output: String,
+    variant: &'a str,
+    class: &'a str,
+}
+
+impl Target<'_> {
+    fn row(&self, seed: u64, style: Option<&MaskStyle>, face: Option<&FaceInOutput>, polygon: String) -> AnnotationRow {
+        AnnotationRow {
+            source: self.source.to_string(),
+            output: self.output.clone(),
+            face: face.map(|f| f.index),
+            variant: self.variant.to_string(),
+            class: self.class.to_string(),
+            template: style.map(|s| s.template.name().to_string()).unwrap_or_default(),
+            colour: style.map(|s| s.colour.name()).unwrap_or_default(),
+            seed,
+            geometry: face.map(FaceInOutput::columns),
+            mask_polygon: polygon,
+        }
+    }
+}
+
+/// The label of a preview thumbnail: class (variant), template, colour.
+pub(crate) fn sheet_label(class: &str, variant: &str, style: Option<(&str, String)>) -> String {
+    let first = if class == variant { class.to_string() } else { format!("{class} ({variant})") };
+    match style {
+        Some((template, colour)) => format!("{first}\n{template} {colour}"),
+        None => first,
+    }
+}
+
+fn style_label(class: &str, variant: &str, style: &MaskStyle) -> String {
+    sheet_label(class, variant, Some((style.template.name(), style.colour.name())))
+}
+
+/// Nearest-neighbour crop of a segmentation mask, with the same geometry as the image crop.
+fn crop_gray(map: &CropTransform, seg: &GrayImage) -> GrayImage {
+    let size = map.size();
+    GrayImage::from_fn(size, size, |x, y| {
+        let s = map.to_source(Point::new(x as f32 + 0.5, y as f32 + 0.5));
+        let (sx, sy) = (s.x.floor(), s.y.floor());
+        if sx >= 0.0 && sy >= 0.0 && (sx as u32) < seg.width() && (sy as u32) < seg.height() {
+            *seg.get_pixel(sx as u32, sy as u32)
+        } else {
+            image::Luma([0])
+        }
+    })
+}
+
+/// The mask stage for one set of options: shared by all worker threads.
+#[derive(Debug)]
+pub struct Pipeline {
+    opts: MaskOptions,
+    synth: Synthesizer,
+    naming: Naming,
+    hardlink_fallbacks: AtomicUsize,
+}
+
+impl Pipeline {
+    /// `ext_suffixed`: see [`crate::extension_collisions`] (empty when the
+    /// output format is `Same`). The options are checked ([`MaskOptions::check`]).
+    pub fn new(
+        opts: MaskOptions,
+        synth: Synthesizer,
+        ext_suffixed: HashSet<String>,
+    ) -> Result<Pipeline, PipelineError> {
+        opts.check()?;
+        let naming = Naming::new(&opts.variants, opts.mode, &opts.class_map, opts.unmasked, opts.format, ext_suffixed);
+        Ok(Pipeline { opts, synth, naming, hardlink_fallbacks: AtomicUsize::new(0) })
+    }
+
+    pub fn options(&self) -> &MaskOptions {
+        &self.opts
+    }
+
+    pub fn synthesizer(&self) -> &Synthesizer {
+        &self.synth
+    }
+
+    pub fn naming(&self) -> &Naming {
+        &self.naming
+    }
+
+    /// Originals copied because a hard link was not possible.
+    pub fn hardlink_fallbacks(&self) -> usize {
+        self.hardlink_fallbacks.load(Ordering::Relaxed)
+    }
+
+    /// Everything for one source image. Bad images (undecodable, no face, a
+    /// variant that cannot be placed) are failures in the record; only a
+    /// failed write is an error.
+    pub fn process(&self, source: &mut dyn FaceSource, path: &Path, rel: &str) -> Result<ImageOutcome, PipelineError> {
+        let mut outcome = ImageOutcome::default();
+        let rec = Record { source: rel.to_string(), stamp: SourceStamp::of(path), ..Default::default() };
+        let start = Instant::now();
+        let img = match load_rgb(path, self.opts.limits) {
+            Ok(img) => img,
+            Err(e) => {
+                outcome.record = Record { retry: true, ..rec.failed(e.reason()) };
+                return Ok(outcome);
+            }
+        };
+        outcome.times.decode = start.elapsed();
+        let start = Instant::now();
+        let found = source.find_faces(&img, path, rel, self.opts.faces);
+        outcome.times.faces = start.elapsed();
+        let found = match found {
+            Ok(found) => found,
+            Err(reason) => {
+                outcome.record = rec.failed(reason);
+                return Ok(outcome);
+            }
+        };
+        outcome.record = Record { faces: found.faces.len(), small_faces: found.small, ..rec };
+        if found.faces.is_empty() {
+            let reason = if found.found == 0 {
+                "no face found".to_string()
+            } else {
+                let min = self.opts.faces.min_face;
+                format!("no face of at least {min} px (--min-face); {} smaller found", found.small)
+            };
+            outcome.record = outcome.record.failed(reason);
+            return Ok(outcome);
+        }
+        self.mask_faces(&img, &found.faces, path, rel, &mut outcome)?;
+        Ok(outcome)
+    }
+
+    /// The variants of an image with faces, then its original.
+    fn mask_faces(
+        &self,
+        img: &RgbImage,
+        faces: &[Face],
+        path: &Path,
+        rel: &str,
+        outcome: &mut ImageOutcome,
+    ) -> Result<(), PipelineError> {
+        let seed = self.opts.seed;
+        // Styles per face, from the face's own stream; the variants' placements
+        // fork the stream as it is after the style was drawn.
+        let mut face_rngs: Vec<SplitMix64> = (0..faces.len()).map(|i| SplitMix64::for_face(seed, rel, i)).collect();
+        let styles: Vec<MaskStyle> =
+            face_rngs.iter_mut().map(|r| self.synth.choose_style(r)).collect::<Result<_, _>>()?;
+        let mut masked_any = false;
+        for v in self.variants_of(rel) {
+            let start = Instant::now();
+            let masked = self.draw_variant(img, faces, v, &styles, &face_rngs);
+            outcome.times.masks += start.elapsed();
+            let masked = match masked {
+                Ok(m) => m,
+                Err(reason) => {
+                    // A wrongly labelled output is worse than none.
+                    outcome.record.failures.push((rel.to_string(), reason));
+                    continue;
+                }
+            };
+            masked_any = true;
+            let start = Instant::now();
+            if self.opts.crop_size == 0 {
+                self.emit_whole(rel, &masked, faces, &styles, outcome)?;
+            } else {
+                self.emit_crops(rel, &masked, faces, &styles, outcome)?;
+            }
+            outcome.times.write += start.elapsed();
+        }
+        // The original, as the unmasked class (only where a face was masked, so the
+        // class holds the same kind of photos as the masked ones).
+        if self.opts.unmasked != UnmaskedMode::None && masked_any && self.opts.write {
+            let start = Instant::now();
+            self.emit_original(img, faces, path, rel, &mut outcome.record)?;
+            outcome.times.write += start.elapsed();
+        }
+        Ok(())
+    }
+
+    /// The variants an image gets: all listed, or one drawn from its own stream.
+    fn variants_of(&self, rel: &str) -> Vec<MaskVariant> {
+        let variants = &self.opts.variants;
+        match self.opts.mode {
+            VariantMode::Each => variants.iter().map(|(v, _)| *v).collect(),
+            VariantMode::Random => {
+                let weights: Vec<f32> = variants.iter().map(|(_, w)| *w).collect();
+                let i = SplitMix64::for_image(self.opts.seed, rel).weighted(&weights).unwrap_or(0);
+                vec![variants[i].0]
+            }
+        }
+    }
+
+    /// Masks of variant `v` on every face, or why one face could not get it.
+    fn draw_variant(
+        &self,
+        img: &RgbImage,
+        faces: &[Face],
+        v: MaskVariant,
+        styles: &[MaskStyle],
+        face_rngs: &[SplitMix64],
+    ) -> Result<Masked, String> {
+        let mut image = img.clone();
+        let mut seg = self.opts.seg_dir.as_ref().map(|_| GrayImage::new(img.width(), img.height()));
+        let mut placements = Vec::with_capacity(faces.len());
+        for (i, face) in faces.iter().enumerate() {
+            let mut rng = face_rngs[i].fork(v.as_str());
+            match self.synth.apply(&mut image, &face.landmarks, v, &styles[i], &mut rng, seg.as_mut()) {
+                Ok(p) => placements.push(p),
+                Err(e) => return Err(format!("{v}: face {i}: {e}")),
+            }
+        }
+        Ok(Masked { variant: v, image, seg, placements })
+    }
+
+    /// One output for all faces of a variant.
+    fn emit_whole(
+        &self,
+        rel: &str,
+        m: &Masked,
+        faces: &[Face],
+        styles: &[MaskStyle],
+        outcome: &mut ImageOutcome,
+    ) -> Result<(), PipelineError> {
+        let v = m.variant.as_str();
+        let class = self.naming.class_of(v);
+        let output = self.naming.output_rel(rel, class, v, None, false);
+        let target = Target { source: rel, output, variant: v, class };
+        if self.opts.write {
+            self.write_image(&m.image, &target.output)?;
+            if let Some(seg) = &m.seg {
+                self.write_seg(seg, &target.output)?;
+            }
+        } else {
+            let label = style_label(class, v, &styles[0]);
+            let thumbnail = thumbnail(&m.image, Some(faces[0].bbox), THUMBNAIL);
+            outcome.thumbnails.push(SheetItem { thumbnail, label });
+        }
+        let identity = |p: Point| p;
+        for (i, (face, p)) in faces.iter().zip(&m.placements).enumerate() {
+            let f = FaceInOutput { index: i, face, bbox: face.bbox, to_output: &identity };
+            let polygon = polygon_text(p.polygon.iter().map(|q| (q.x, q.y)));
+            outcome.record.rows.push(target.row(self.opts.seed, Some(&styles[i]), Some(&f), polygon));
+        }
+        outcome.record.outputs.push(target.output);
+        Ok(())
+    }
+
+    /// One crop per face of a variant.
+    fn emit_crops(
+        &self,
+        rel: &str,
+        m: &Masked,
+        faces: &[Face],
+        styles: &[MaskStyle],
+        outcome: &mut ImageOutcome,
+    ) -> Result<(), PipelineError> {
+        let (size, margin) = (self.opts.crop_size, self.opts.crop_margin);
+        let v = m.variant.as_str();
+        let class = self.naming.class_of(v);
+        for (i, (face, p)) in faces.iter().zip(&m.placements).enumerate() {
+            let crop = crop_face(&m.image, face, size, margin);
+            let map = CropTransform::for_face(face, size, margin);
+            let output = self.naming.output_rel(rel, class, v, Some(i), false);
+            let target = Target { source: rel, output, variant: v, class };
+            if self.opts.write {
+                self.write_image(&crop, &target.output)?;
+                if let Some(seg) = &m.seg {
+                    self.write_seg(&crop_gray(&map, seg), &target.output)?;
+                }
+            } else {
+                let label = style_label(class, v, &styles[i]);
+                outcome.thumbnails.push(SheetItem { thumbnail: thumbnail(&crop, None, THUMBNAIL), label });
+            }
+            let to_crop = |q: Point| map.to_crop(q);
+            let f = FaceInOutput { index: i, face, bbox: map.box_to_crop(&face.bbox), to_output: &to_crop };
+            let polygon = polygon_text(p.polygon.iter().map(|&q| map.to_crop(q)).map(|q| (q.x, q.y)));
+            outcome.record.rows.push(target.row(self.opts.seed, Some(&styles[i]), Some(&f), polygon));
+            outcome.record.outputs.push(target.output);
+        }
+        Ok(())
+    }
+
+    /// The unmasked original: the file itself (linked or copied), or a crop per face.
+    fn emit_original(
+        &self,
+        img: &RgbImage,
+        faces: &[Face],
+        path: &Path,
+        rel: &str,
+        rec: &mut Record,
+    ) -> Result<(), PipelineError> {
+        let class = self.naming.class_of(UNMASKED_KEY);
+        let seed = self.opts.seed;
+        if self.opts.crop_size == 0 {
+            let output = self.naming.output_rel(rel, class, UNMASKED_KEY, None, true);
+            let target = Target { source: rel, output, variant: UNMASKED_VARIANT, class };
+            self.link_original(path, &target.output)?;
+            rec.rows.push(target.row(seed, None, None, String::new()));
+            rec.outputs.push(target.output);
+            return Ok(());
+        }
+        let (size, margin) = (self.opts.crop_size, self.opts.crop_margin);
+        for (i, face) in faces.iter().enumerate() {
+            let crop = crop_face(img, face, size, margin);
+            let map = CropTransform::for_face(face, size, margin);
+            let output = self.naming.output_rel(rel, class, UNMASKED_KEY, Some(i), false);
+            let target = Target { source: rel, output, variant: UNMASKED_VARIANT, class };
+            self.write_image(&crop, &target.output)?;
+            let to_crop = |q: Point| map.to_crop(q);
+            let f = FaceInOutput { index: i, face, bbox: map.box_to_crop(&face.bbox), to_output: &to_crop };
+            rec.rows.push(target.row(seed, None, Some(&f), String::new()));
+            rec.outputs.push(target.output);
+        }
+        Ok(())
+    }
+
+    fn write_image(&self, img: &RgbImage, rel: &str) -> Result<(), PipelineError> {
+        let path = self.opts.out.join(rel);
+        maskforge_imageio::save_rgb_atomic(img, &path, self.opts.quality).map_err(PipelineError::io(&path))
+    }
+
+    fn write_seg(&self, seg: &GrayImage, rel: &str) -> Result<(), PipelineError> {
+        let Some(dir) = &self.opts.seg_dir else { return Ok(()) };
+        let path = dir.join(rel).with_extension("png");
+        let mut bytes = Vec::new();
+        seg.write_with_encoder(image::codecs::png::PngEncoder::new(&mut bytes))
+            .map_err(|source| PipelineError::Encode { path: path.clone(), source })?;
+        maskforge_imageio::write_atomic(&path, &bytes).map_err(PipelineError::io(&path))
+    }
+
+    /// Places the original file in the unmasked class, atomically.
+    fn link_original(&self, src: &Path, rel: &str) -> Result<(), PipelineError> {
+        let target = self.opts.out.join(rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(PipelineError::io(parent))?;
+        }
+        let copy = || -> Result<(), PipelineError> {
+            let bytes = std::fs::read(src).map_err(PipelineError::io(src))?;
+            maskforge_imageio::write_atomic(&target, &bytes).map_err(PipelineError::io(&target))
+        };
+        let tmp = maskforge_imageio::temp_path_for(&target, "link");
+        let _ = std::fs::remove_file(&tmp);
+        match self.opts.unmasked {
+            UnmaskedMode::None => return Ok(()),
+            UnmaskedMode::Copy => return copy(),
+            UnmaskedMode::Hardlink => {
+                if std::fs::hard_link(src, &tmp).is_err() {
+                    // Another file system, or links not allowed: copy instead.
+                    self.hardlink_fallbacks.fetch_add(1, Ordering::Relaxed);
+                    return copy();
+                }
+            }
+            UnmaskedMode::Symlink => {
+                let abs = src.canonicalize().map_err(PipelineError::io(src))?;
+                #[cfg(unix)]
+                std::os::unix::fs::symlink(&abs, &tmp).map_err(PipelineError::io(&tmp))?;
+                #[cfg(not(unix))]
+                std::fs::copy(&abs, &tmp).map_err(PipelineError::io(&tmp))?;
+            }
+        }
+        std::fs::rename(&tmp, &target).map_err(PipelineError::io(&target))
+    }
+}

@@ -1,0 +1,271 @@
+//! A whole mask run over a tree: walk → shard → limit → what is left to do
+//! → parallel [`Pipeline::process`] → journal → CSVs, and its summary.
+//!
+//! Resume and crash safety: every file is written to a temporary name and
+//! renamed; each finished image is journalled ([`crate::record`]). At the
+//! end, `annotations.csv`, `failures.csv` and the source stamps are written
+//! atomically from all records, sorted, and the journal is removed. A re-run
+//! reads the journal or the finished CSVs and skips images whose outputs all
+//! exist and whose source file did not change.
+
+use crate::naming::extension_collisions;
+use crate::options::OutputFormat;
+use crate::record::{read_finished, write_stamps, Journal, Record, RunFiles};
+use crate::settings::{prepare_output_folder, Settings};
+use crate::source::FaceSource;
+use crate::{Pipeline, PipelineError};
+use maskforge_contracts::mask_files::SourceStamp;
+use maskforge_contracts::AnnotationRow;
+use maskforge_imageio::{relative_string, walk_images, Failure};
+use rayon::prelude::*;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+/// The images of a run: found, sharded and limited.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    /// `(file, path relative to the root)` of this run's images, in path order.
+    pub images: Vec<(PathBuf, String)>,
+    /// This shard's sources before `--limit`: records of others are dropped,
+    /// records of these kept (a limited run keeps earlier results).
+    pub shard_sources: HashSet<String>,
+    /// Files the walk could not list (reported by the first shard only).
+    pub walk_failures: Vec<Failure>,
+    /// See [`crate::extension_collisions`]: computed over all shards, so
+    /// every shard names the same source the same way.
+    pub ext_suffixed: HashSet<String>,
+}
+
+impl Inputs {
+    /// Walks `root`; keeps shard `(I, N)`'s share (by a hash of each path)
+    /// and then at most `limit` images.
+    pub fn walk(root: &Path, shard: Option<(usize, usize)>, limit: Option<usize>, format: OutputFormat) -> Inputs {
+        let walk = walk_images(root);
+        let mut walk_failures = walk.failures;
+        let all: Vec<(PathBuf, String)> =
+            walk.images.into_iter().map(|p| (p.clone(), relative_string(root, &p))).collect();
+        let ext_suffixed = match format {
+            OutputFormat::Same => HashSet::new(),
+            _ => extension_collisions(all.iter().map(|(_, rel)| rel.as_str())),
+        };
+        let mut images: Vec<(PathBuf, String)> = match shard {
+            Some((i, n)) => {
+                let in_shard = |rel: &str| maskforge_mask::rng::stable_hash(rel.as_bytes()) % n as u64 == (i - 1) as u64;
+                all.into_iter().filter(|(_, rel)| in_shard(rel)).collect()
+            }
+            None => all,
+        };
+        if shard.is_some_and(|(i, _)| i != 1) {
+            walk_failures.clear();
+        }
+        let shard_sources = images.iter().map(|(_, r)| r.clone()).collect();
+        if let Some(limit) = limit {
+            images.truncate(limit);
+        }
+        Inputs { images, shard_sources, walk_failures, ext_suffixed }
+    }
+}
+
+/// A run in progress: the output folder is ours, the earlier state read.
+pub struct MaskRun<'p> {
+    pipeline: &'p Pipeline,
+    files: RunFiles,
+    inputs: Inputs,
+    records: HashMap<String, Record>,
+    /// Indices into `inputs.images` of the images still to do.
+    todo: Vec<usize>,
+    journal: Journal,
+    fresh: Vec<Record>,
+}
+
+impl<'p> MaskRun<'p> {
+    /// Prepares the output folder (refusing one made with other settings),
+    /// reads what earlier runs finished and opens the journal.
+    pub fn open(
+        pipeline: &'p Pipeline,
+        settings: &Settings,
+        shard: Option<(usize, usize)>,
+        inputs: Inputs,
+    ) -> Result<Self, PipelineError> {
+        let opts = pipeline.options();
+        prepare_output_folder(&opts.out, opts.seg_dir.as_deref(), &settings.to_json())?;
+        let files = RunFiles::new(&opts.out, shard);
+        let mut records = read_finished(&files)?;
+        records.extend(Journal::read(&files.journal));
+        let todo = (0..inputs.images.len())
+            .filter(|&k| {
+                let (path, rel) = &inputs.images[k];
+                records.get(rel).is_none_or(|r| !is_done(pipeline, r) || !is_current(r, path))
+            })
+            .collect();
+        let journal = Journal::open(&files.journal)?;
+        Ok(MaskRun { pipeline, files, inputs, records, todo, journal, fresh: Vec::new() })
+    }
+
+    /// Images of this run (done earlier or not).
+    pub fn images(&self) -> usize {
+        self.inputs.images.len()
+    }
+
+    /// Images still to process.
+    pub fn todo(&self) -> usize {
+        self.todo.len()
+    }
+
+    /// Processes every image still to do on `pool`, one clone of `source`
+    /// per worker thread, journalling each; `on_done` is called per image.
+    pub fn process<S>(
+        &mut self,
+        pool: &rayon::ThreadPool,
+        source: &S,
+        on_done: &(dyn Fn() + Sync),
+    ) -> Result<(), PipelineError>
+    where
+        S: FaceSource + Clone + Send + Sync,
+    {
+        let (pipeline, journal, images) = (self.pipeline, &self.journal, &self.inputs.images);
+        let fresh = pool.install(|| {
+            self.todo
+                .par_iter()
+                .map_init(
+                    || source.clone(),
+                    |src, &k| -> Result<Record, PipelineError> {
+                        let (path, rel) = &images[k];
+                        let rec = pipeline.process(src, path, rel)?.record;
+                        journal.append(&rec)?;
+                        on_done();
+                        Ok(rec)
+                    },
+                )
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        self.fresh.extend(fresh);
+        Ok(())
+    }
+
+    /// Writes the CSVs and stamps from all records, removes the journal and
+    /// the outputs of replaced sources that are no longer made.
+    pub fn finish(mut self) -> Result<Finished, PipelineError> {
+        let processed = self.todo.len();
+        for r in std::mem::take(&mut self.fresh) {
+            if let Some(old) = self.records.get(&r.source) {
+                remove_replaced_outputs(self.pipeline, old, &r);
+            }
+            self.records.insert(r.source.clone(), r);
+        }
+        let shard_sources = &self.inputs.shard_sources;
+        self.records.retain(|src, _| shard_sources.contains(src));
+        let mut rows: Vec<AnnotationRow> = Vec::new();
+        let mut failures = std::mem::take(&mut self.inputs.walk_failures);
+        for rec in self.records.values() {
+            rows.extend(rec.rows.iter().cloned());
+            failures.extend(rec.failures.iter().map(|(p, r)| Failure::new(p.clone(), r.clone())));
+        }
+        let files = &self.files;
+        maskforge_contracts::write_annotations(&files.annotations, &rows)?;
+        maskforge_imageio::write_failures_csv(&files.failures, &failures).map_err(PipelineError::io(&files.failures))?;
+        write_stamps(&files.stamps, &self.records)?;
+        drop(self.journal);
+        let _ = std::fs::remove_file(&files.journal);
+        let small_faces = self.records.values().map(|r| r.small_faces).sum();
+        let images = self.inputs.images.len();
+        let counts = (images, processed);
+        let summary = Summary::new(&rows, &failures, small_faces, counts, self.pipeline, &files.annotations);
+        Ok(Finished { rows, failures, summary })
+    }
+}
+
+/// Folders of older versions have no stamps: their records count as current.
+fn is_current(rec: &Record, path: &Path) -> bool {
+    rec.stamp.is_none() || rec.stamp == SourceStamp::of(path)
+}
+
+/// Whether every output of a record (and its segmentation mask) exists.
+fn is_done(pipeline: &Pipeline, rec: &Record) -> bool {
+    let opts = pipeline.options();
+    !rec.retry
+        && rec.outputs.iter().all(|o| {
+            opts.out.join(o).symlink_metadata().is_ok()
+                && opts.seg_dir.as_ref().is_none_or(|d| {
+                    // Unmasked copies have no segmentation mask.
+                    rec.rows.iter().any(|r| r.output == *o && r.is_unmasked()) || d.join(o).with_extension("png").is_file()
+                })
+        })
+}
+
+/// Removes the outputs an earlier run made for a source that the new run
+/// of the (changed) source no longer makes, so no stale image stays filed.
+fn remove_replaced_outputs(pipeline: &Pipeline, old: &Record, new: &Record) {
+    let opts = pipeline.options();
+    for o in old.outputs.iter().filter(|o| !new.outputs.contains(o)) {
+        let _ = std::fs::remove_file(opts.out.join(o));
+        if let Some(seg) = &opts.seg_dir {
+            let _ = std::fs::remove_file(seg.join(o).with_extension("png"));
+        }
+    }
+}
+
+/// What a finished run wrote.
+#[derive(Debug)]
+pub struct Finished {
+    /// Every annotation row of the run's folder (or shard), as written.
+    pub rows: Vec<AnnotationRow>,
+    pub failures: Vec<Failure>,
+    pub summary: Summary,
+}
+
+/// The numbers a run reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub images: usize,
+    /// Processed by this run (the others were done earlier).
+    pub processed: usize,
+    pub skipped: usize,
+    /// Distinct `(source, face)` pairs with a mask.
+    pub faces_masked: usize,
+    /// Faces under the minimum size.
+    pub small_faces: usize,
+    /// Distinct outputs per variant (`none` for originals).
+    pub outputs_per_variant: BTreeMap<String, usize>,
+    /// Distinct outputs per class.
+    pub outputs_per_class: BTreeMap<String, usize>,
+    pub failures: usize,
+    pub hardlink_fallbacks: usize,
+    /// The annotations file written.
+    pub annotations: PathBuf,
+}
+
+impl Summary {
+    fn new(
+        rows: &[AnnotationRow],
+        failures: &[Failure],
+        small_faces: usize,
+        (images, processed): (usize, usize),
+        pipeline: &Pipeline,
+        annotations: &Path,
+    ) -> Summary {
+        let mut per_variant: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+        let mut per_class: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+        let mut faces = BTreeSet::new();
+        for r in rows {
+            per_variant.entry(r.variant.clone()).or_default().insert(&r.output);
+            per_class.entry(r.class.clone()).or_default().insert(&r.output);
+            if !r.is_unmasked() {
+                faces.insert((&r.source, r.face));
+            }
+        }
+        let counts = |m: BTreeMap<String, BTreeSet<&str>>| m.into_iter().map(|(k, v)| (k, v.len())).collect();
+        Summary {
+            images,
+            processed,
+            skipped: images - processed,
+            faces_masked: faces.len(),
+            small_faces,
+            outputs_per_variant: counts(per_variant),
+            outputs_per_class: counts(per_class),
+            failures: failures.len(),
+            hardlink_fallbacks: pipeline.hardlink_fallbacks(),
+            annotations: annotations.to_path_buf(),
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Whole-pipeline tests with a fake face source: synthetic photos whose one
+//! face has a known mean 68-point shape. No detector, no models.
+
+use crate::*;
+use image::{Rgb, RgbImage};
+use maskforge_contracts::mask_files::SOURCES;
+use maskforge_face::crop::{crop_face, CropTransform};
+use maskforge_face::{BBox, Face, Landmarks68, Point};
+use maskforge_imageio::LoadLimits;
+use maskforge_mask::MaskVariant;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// A frontal face about 200 px wide centred at (250, 260) (mean iBUG shape, roughly).
+fn frontal_face() -> Face {
+    #[rustfmt::skip]
+    let pts: [(f32, f32); 68] = [
+        (-0.97, -0.32), (-0.95, -0.08), (-0.91, 0.15), (-0.85, 0.38), (-0.74, 0.58), (-0.57, 0.75), (-0.37, 0.88), (-0.19, 0.96),
+        (0.0, 0.99), (0.19, 0.96), (0.37, 0.88), (0.57, 0.75), (0.74, 0.58), (0.85, 0.38), (0.91, 0.15), (0.95, -0.08), (0.97, -0.32),
+        (-0.78, -0.55), (-0.65, -0.64), (-0.49, -0.66), (-0.33, -0.64), (-0.18, -0.59),
+        (0.18, -0.59), (0.33, -0.64), (0.49, -0.66), (0.65, -0.64), (0.78, -0.55),
+        (0.0, -0.44), (0.0, -0.30), (0.0, -0.16), (0.0, -0.02),
+        (-0.17, 0.09), (-0.09, 0.12), (0.0, 0.14), (0.09, 0.12), (0.17, 0.09),
+        (-0.60, -0.42), (-0.50, -0.48), (-0.38, -0.48), (-0.28, -0.41), (-0.39, -0.38), (-0.51, -0.37),
+        (0.28, -0.41), (0.38, -0.48), (0.50, -0.48), (0.60, -0.42), (0.51, -0.37), (0.39, -0.38),
+        (-0.32, 0.42), (-0.20, 0.35), (-0.08, 0.31), (0.0, 0.33), (0.08, 0.31), (0.20, 0.35), (0.32, 0.42),
+        (0.21, 0.52), (0.10, 0.56), (0.0, 0.57), (-0.10, 0.56), (-0.21, 0.52),
+        (-0.27, 0.42), (-0.08, 0.39), (0.0, 0.40), (0.08, 0.39), (0.27, 0.42), (0.08, 0.45), (0.0, 0.46), (-0.08, 0.45),
+    ];
+    let landmarks = Landmarks68(pts.map(|(x, y)| Point::new(250.0 + 100.0 * x, 260.0 + 100.0 * y)));
+    Face { bbox: BBox::new(150.0, 180.0, 350.0, 370.0), score: 1.25, landmarks }
+}
+
+/// The face above on photos whose name does not start with `blank`.
+#[derive(Clone)]
+struct FakeFaces;
+
+impl FaceSource for FakeFaces {
+    fn find_faces(&mut self, image: &RgbImage, _path: &Path, rel: &str, _filter: FaceFilter) -> Result<FoundFaces, String> {
+        if image.width() < 500 {
+            return Err(format!("{rel}: too small for the fake source"));
+        }
+        let found = !rel.rsplit('/').next().unwrap_or(rel).starts_with("blank");
+        let faces = if found { vec![frontal_face()] } else { Vec::new() };
+        Ok(FoundFaces { faces, small: 0, found: usize::from(found) })
+    }
+}
+
+fn photo(path: &Path, shade: u8) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let img = RgbImage::from_fn(500, 520, |x, y| Rgb([shade.wrapping_add((x / 7) as u8), 150 + (y / 10) as u8, 120]));
+    img.save(path).unwrap();
+}
+
+/// `in/a.png`, `in/p/b.png`, `in/p/blank.png` (no face), `in/tiny.png` (a source error).
+fn input_tree(dir: &Path) -> PathBuf {
+    let root = dir.join("in");
+    photo(&root.join("a.png"), 10);
+    photo(&root.join("p/b.png"), 90);
+    photo(&root.join("p/blank.png"), 40);
+    RgbImage::new(20, 20).save(root.join("tiny.png")).unwrap();
+    root
+}
+
+fn options(out: &Path, crop_size: u32) -> MaskOptions {
+    MaskOptions {
+        out: out.to_path_buf(),
+        seg_dir: None,
+        variants: parse_variants("correct,chin").unwrap(),
+        mode: VariantMode::Each,
+        class_map: parse_class_map(Some("chin=incorrect")).unwrap(),
+        unmasked: UnmaskedMode::Copy,
+        crop_size,
+        crop_margin: 0.2,
+        format: OutputFormat::Same,
+        quality: 95,
+        seed: 3,
+        faces: FaceFilter { min_face: 40, largest_only: false },
+        limits: LoadLimits::default(),
+        write: true,
+    }
+}
+
+fn synth_options() -> SynthOptions {
+    SynthOptions { colour: "palette".into(), texture: "default".into(), lighting: 1.0, ..Default::default() }
+}
+
+fn detector() -> DetectorSettings {
+    DetectorSettings { detector: "fake".into(), detect_max_side: 0, upsample: 0 }
+}
+
+/// A whole run of `opts` over `root` on `threads` threads.
+fn run(root: &Path, opts: MaskOptions, threads: usize) -> Finished {
+    let synth_opts = synth_options();
+    let pipeline = Pipeline::new(opts, build_synthesizer(&synth_opts).unwrap(), HashSet::new()).unwrap();
+    let settings = Settings::new(&pipeline, &synth_opts, &detector());
+    let inputs = Inputs::walk(root, None, None, OutputFormat::Same);
+    let mut run = MaskRun::open(&pipeline, &settings, None, inputs).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    run.process(&pool, &FakeFaces, &|| {}).unwrap();
+    run.finish().unwrap()
+}
+
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (maskforge_imageio::relative_string(dir, e.path()), std::fs::read(e.path()).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_run_writes_outputs_rows_and_failures_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = input_tree(dir.path());
+    let out = dir.path().join("out");
+    let done = run(&root, options(&out, 0), 2);
+    let s = &done.summary;
+    assert_eq!((s.images, s.processed, s.skipped, s.faces_masked, s.failures), (4, 4, 0, 2, 2));
+    let per_class: Vec<(&str, usize)> = s.outputs_per_class.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    assert_eq!(per_class, [("correct", 2), ("incorrect", 2), ("unmasked", 2)]);
+    let outputs: Vec<&str> = done.rows.iter().map(|r| r.output.as_str()).collect();
+    for o in ["correct/a.png", "incorrect/p/b.png", "unmasked/a.png"] {
+        assert!(outputs.contains(&o) && out.join(o).is_file(), "{o} missing: {outputs:?}");
+    }
+    let reasons: Vec<(String, String)> = done.failures.iter().map(|f| (f.path.clone(), f.reason.clone())).collect();
+    assert_eq!(reasons[0], ("p/blank.png".into(), "no face found".into()));
+    assert!(reasons[1].0 == "tiny.png" && reasons[1].1.contains("fake source"), "{reasons:?}");
+    // The masked pixels changed, the original was copied byte for byte.
+    assert_ne!(std::fs::read(out.join("correct/a.png")).unwrap(), std::fs::read(root.join("a.png")).unwrap());
+    assert_eq!(std::fs::read(out.join("unmasked/a.png")).unwrap(), std::fs::read(root.join("a.png")).unwrap());
+    assert!(out.join(format!("{SOURCES}.csv")).is_file() && !out.join(".mask-journal.jsonl").exists());
+
+    // The same again: only the failed photos are tried again (a finished run's
+    // CSVs keep no record of them), not a byte changed; threads change nothing either.
+    let before = tree(&out);
+    let again = run(&root, options(&out, 0), 1);
+    assert_eq!((again.summary.processed, again.summary.skipped), (2, 2));
+    assert_eq!(tree(&out), before);
+    let other = dir.path().join("other");
+    run(&root, options(&other, 0), 1);
+    assert_eq!(tree(&other), before);
+}
+
+#[test]
+fn annotations_of_a_run_read_and_write_back_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = input_tree(dir.path());
+    for (name, crop) in [("whole", 0), ("crops", 96)] {
+        let out = dir.path().join(name);
+        let done = run(&root, options(&out, crop), 2);
+        let path = out.join("annotations.csv");
+        let bytes = std::fs::read(&path).unwrap();
+        let rows = maskforge_contracts::read_annotations(&path).unwrap();
+        assert_eq!(rows.len(), 6, "{name}: correct, chin and unmasked of two photos");
+        assert!(done.rows.len() == rows.len() && done.rows.iter().all(|r| rows.contains(r)), "{name}");
+        assert_eq!(maskforge_contracts::annotations_bytes(&rows).unwrap(), bytes, "{name}");
+        let masked = rows.iter().find(|r| r.variant == "correct").unwrap();
+        let [l, _, r, _] = masked.geometry.as_ref().unwrap().bbox().unwrap();
+        assert!(r > l, "{name}");
+        assert!(masked.mask_polygon.split(';').count() > 20, "{name}");
+        let original = rows.iter().find(|r| r.is_unmasked()).unwrap();
+        assert_eq!(original.geometry.is_some(), crop > 0, "{name}: crops of originals have landmarks");
+    }
+}
+
+#[test]
+fn preview_only_writes_nothing_and_keeps_thumbnails() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = input_tree(dir.path());
+    let out = dir.path().join("never");
+    let synth = build_synthesizer(&synth_options()).unwrap();
+    let pipeline = Pipeline::new(MaskOptions { write: false, ..options(&out, 0) }, synth, HashSet::new()).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let images = Inputs::walk(&root, None, None, OutputFormat::Same).images;
+    let (items, failures) = pipeline.preview_only(&pool, images, 3, &FakeFaces).unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(failures.len(), 2);
+    assert!(items.iter().all(|i| i.thumbnail.width() <= 160 && !i.label.is_empty()));
+    assert!(!out.exists());
+}
+
+#[test]
+fn step_times_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = input_tree(dir.path());
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let pipeline = Pipeline::new(options(&out, 0), build_synthesizer(&synth_options()).unwrap(), HashSet::new()).unwrap();
+    let o = pipeline.process(&mut FakeFaces, &root.join("a.png"), "a.png").unwrap();
+    assert_eq!(o.record.outputs, ["correct/a.png", "incorrect/a.png", "unmasked/a.png"]);
+    assert_eq!(o.record.rows.iter().map(|r| r.variant.as_str()).collect::<Vec<_>>(), ["correct", "chin", "none"]);
+    let t = o.times;
+    assert!([t.decode, t.masks, t.write].iter().all(|d| !d.is_zero()), "{t:?}");
+    assert_eq!(t.total(), t.decode + t.faces + t.masks + t.write);
+    assert_eq!(o.record.rows[0].face, Some(0));
+    assert_eq!(pipeline.options().variants[1].0, MaskVariant::Chin);
+}
+
+#[test]
+fn crop_map_inverts_and_matches_crop_face() {
+    let mut pts = [Point::new(50.0, 50.0); 68];
+    pts[36..42].fill(Point::new(40.0, 40.0));
+    pts[42..48].fill(Point::new(60.0, 50.0));
+    let face = Face { bbox: BBox::new(30.0, 30.0, 70.0, 80.0), score: 1.0, landmarks: Landmarks68(pts) };
+    let map = CropTransform::for_face(&face, 64, 0.2);
+    let p = Point::new(47.0, 61.0);
+    let back = map.to_source(map.to_crop(p));
+    assert!((back.x - p.x).abs() < 1e-3 && (back.y - p.y).abs() < 1e-3);
+    // A bright pixel lands where the map says in the real crop.
+    let mut img = RgbImage::new(100, 100);
+    img.put_pixel(47, 61, Rgb([255, 255, 255]));
+    let crop = crop_face(&img, &face, 64, 0.2);
+    let q = map.to_crop(Point::new(47.5, 61.5));
+    let (x, y) = (q.x.floor() as u32, q.y.floor() as u32);
+    let best = (x.saturating_sub(1)..=x + 1)
+        .flat_map(|xx| (y.saturating_sub(1)..=y + 1).map(move |yy| (xx, yy)))
+        .map(|(xx, yy)| crop.get_pixel(xx, yy)[0])
+        .max()
+        .unwrap_or(0);
+    assert!(best > 60, "bright pixel not near the mapped point ({x},{y})");
+}
