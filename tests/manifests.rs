@@ -19,30 +19,14 @@
 use image::{Rgb, RgbImage};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-const BIN: &str = env!("CARGO_BIN_EXE_maskforge");
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run maskforge")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(args: &[&str]) -> (String, String) {
-    let out = run(args);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "maskforge {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    (stdout, stderr)
-}
+mod common;
+use common::{ok, run, text};
 
 /// Runs a command that must fail; returns its `error:` line (there must be exactly one).
 fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(!out.status.success(), "maskforge {args:?} should fail\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let stderr = common::fails(args);
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
     assert_eq!(errors.len(), 1, "one error line expected:\n{stderr}");
     errors[0].to_string()

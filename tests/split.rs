@@ -4,30 +4,10 @@
 use image::{Rgb, RgbImage};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_maskforge");
 
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("run maskforge")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(args: &[&str]) -> (String, String) {
-    let out = run(args);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(out.status.success(), "maskforge {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    (stdout, stderr)
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(!out.status.success(), "maskforge {args:?} should fail\nstdout:\n{}", text(&out.stdout));
-    text(&out.stderr)
-}
+mod common;
+use common::{fails, ok, run, text};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")

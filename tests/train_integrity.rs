@@ -16,15 +16,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::samples;
+use common::{samples, SAMPLE_FACES as FACES};
 
-/// (file, left, top, right, bottom) from `maskforge detect data/samples`.
-const FACES: [(&str, f32, f32, f32, f32); 4] = [
-    ("biden.jpg", 450.6, 254.8, 753.3, 554.4),
-    ("obama.jpg", 344.8, 138.6, 613.2, 406.8),
-    ("obama2.jpg", 138.7, 288.8, 477.9, 626.3),
-    ("obama3.jpg", 660.4, 309.9, 926.8, 576.0),
-];
 const CROP: u32 = 48;
 /// Crops per face and class; the first `VAL_FROM` train, the rest validate.
 const VARIANTS: u32 = 6;

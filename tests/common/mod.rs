@@ -1,9 +1,12 @@
 //! Shared by the end-to-end tests: where the sample photos and dlib models
 //! are (installed by `cargo xtask setup`), and the binary under test.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
+
+mod sample_faces;
+pub use sample_faces::SAMPLE_FACES;
 
 /// The real sample photos; fails with how to get them when missing.
 pub fn samples() -> PathBuf {
@@ -32,4 +35,29 @@ pub fn maskforge() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_maskforge"));
     c.env("MASKFORGE_MODELS", models());
     c
+}
+
+/// Runs `maskforge ARGS` (no models needed).
+pub fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_maskforge")).args(args).output().expect("run maskforge")
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs a command that must succeed; returns (stdout, stderr).
+pub fn ok(args: &[&str]) -> (String, String) {
+    let out = run(args);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "maskforge {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    (stdout, stderr)
+}
+
+/// Runs a command that must fail; returns its stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success(), "maskforge {args:?} should fail\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    stderr
 }

@@ -17,7 +17,6 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod colour;
-mod font;
 pub mod geometry;
 pub mod raster;
 pub mod render;

@@ -1,7 +1,7 @@
 //! Contact sheets: a grid of labelled thumbnails, so a user can look at a
-//! sample of outputs before generating a whole dataset.
+//! sample of outputs before generating a whole dataset. Labels are drawn in
+//! the project's one font (`maskforge_draw`).
 
-use crate::font::{glyph, has_descender};
 use image::{imageops, Rgb, RgbImage};
 use maskforge_face::BBox;
 
@@ -12,27 +12,10 @@ pub struct SheetItem {
     pub label: String,
 }
 
-const GLYPH_W: u32 = 6;
+/// Label text size in pixels (ascender to descender).
+const LABEL_PX: f32 = 12.0;
+/// Distance between the two label lines.
 const LINE_H: u32 = 11;
-
-/// Draws `text` with its top-left corner at `(x, y)`, clipped to the image.
-pub fn draw_text(img: &mut RgbImage, x: u32, y: u32, text: &str, colour: Rgb<u8>) {
-    for (i, ch) in text.chars().enumerate() {
-        let g = glyph(ch);
-        let gx = x + i as u32 * GLYPH_W;
-        let y = if has_descender(ch) { y + 2 } else { y };
-        for (row, bits) in g.iter().enumerate() {
-            for col in 0..5 {
-                if bits & (1 << (4 - col)) != 0 {
-                    let (px, py) = (gx + col, y + row as u32);
-                    if px < img.width() && py < img.height() {
-                        img.put_pixel(px, py, colour);
-                    }
-                }
-            }
-        }
-    }
-}
 
 /// A square `size`×`size` thumbnail around `focus` (grown by 35%), or of the
 /// whole image (letterboxed) when there is no focus.
@@ -66,7 +49,6 @@ pub fn contact_sheet(items: &[SheetItem], cols: usize, cell: u32) -> RgbImage {
     let label_h = 2 * LINE_H + 4;
     let (cw, ch) = (cell + gap, cell + label_h + gap);
     let mut sheet = RgbImage::from_pixel(cols * cw + gap, rows * ch + gap, Rgb([245, 245, 242]));
-    let max_chars = (cell / GLYPH_W) as usize;
     for (i, item) in items.iter().enumerate() {
         let (c, r) = (i as u32 % cols, i as u32 / cols);
         let (x, y) = (gap + c * cw, gap + r * ch);
@@ -77,13 +59,10 @@ pub fn contact_sheet(items: &[SheetItem], cols: usize, cell: u32) -> RgbImage {
         };
         imageops::overlay(&mut sheet, &thumb, x as i64, y as i64);
         for (li, line) in item.label.lines().take(2).enumerate() {
-            let text: String = if line.chars().count() > max_chars {
-                let keep = max_chars.saturating_sub(2);
-                format!("..{}", line.chars().skip(line.chars().count() - keep).collect::<String>())
-            } else {
-                line.to_string()
-            };
-            draw_text(&mut sheet, x, y + cell + 3 + li as u32 * LINE_H, &text, Rgb([30, 30, 34]));
+            // Too long a line keeps its end, which names the file.
+            let text = maskforge_draw::keep_tail(line, LABEL_PX, cell);
+            let ty = y + cell + 2 + li as u32 * LINE_H;
+            maskforge_draw::draw_text(&mut sheet, x as i32, ty as i32, LABEL_PX, Rgb([30, 30, 34]), &text);
         }
     }
     sheet

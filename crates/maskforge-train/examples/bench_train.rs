@@ -19,8 +19,8 @@
 use image::{Rgb, RgbImage};
 use maskforge_imageio::LoadLimits;
 use maskforge_train::augment::{AugmentConfig, Normalize};
-use maskforge_train::data::{Item, Loader, Transform};
-use maskforge_train::eval::Criterion;
+use maskforge_train::criterion::Criterion;
+use maskforge_train::data::{BatchTensors, Item, Loader, Transform};
 use maskforge_train::optim::{LossScaler, OptimConfig, Optimizer, OptimizerKind};
 use maskforge_train::train::train_step;
 use maskforge_train::{Arch, Classifier, LossKind};
@@ -58,13 +58,10 @@ fn parse_args() -> Args {
     a
 }
 
-/// Face boxes of the sample photos (from `maskforge detect`).
-const FACES: [(&str, f32, f32, f32, f32); 4] = [
-    ("biden.jpg", 450.6, 254.8, 753.3, 554.4),
-    ("obama.jpg", 344.8, 138.6, 613.2, 406.8),
-    ("obama2.jpg", 138.7, 288.8, 477.9, 626.3),
-    ("obama3.jpg", 660.4, 309.9, 926.8, 576.0),
-];
+/// The sample photos' face boxes: the fixture the end-to-end tests use.
+#[path = "../../../tests/common/sample_faces.rs"]
+mod sample_faces;
+use sample_faces::SAMPLE_FACES as FACES;
 const PER_PHOTO: usize = 16;
 const CROP: u32 = 256;
 

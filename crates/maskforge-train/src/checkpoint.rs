@@ -14,49 +14,16 @@
 //!
 //! Any missing, extra or mis-shaped tensor is an error that names it.
 
-use crate::error::{Result, TrainError};
-use crate::model::{Arch, Classifier};
-use crate::train::LossKind;
+use crate::error::{torch, Result, TrainError};
+use crate::model::Classifier;
+use maskforge_train_core::meta::{parse_model_meta, validate_meta};
 use safetensors::tensor::{Dtype, View};
-use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
-/// Metadata key of the model description.
-pub const META_KEY: &str = "maskforge";
-/// Metadata key of the training state in `last.safetensors`.
-pub const TRAIN_STATE_KEY: &str = "maskforge_train_state";
-/// Prefix of optimiser-state tensors in `last.safetensors`.
-pub const OPTIMIZER_PREFIX: &str = "optimizer.";
-pub const FORMAT: &str = "maskforge-classifier/1";
-
-/// How to rebuild a trained model and prepare its input.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ModelMeta {
-    pub format: String,
-    pub arch: Arch,
-    /// Class names by index.
-    pub classes: Vec<String>,
-    pub loss: LossKind,
-    /// Logits the head produces: the class count, or 1 for `--loss bce`.
-    pub num_outputs: i64,
-    pub img_size: u32,
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
-    pub dropout: f64,
-    /// Loss weights per class, when trained with `--class-weights`.
-    #[serde(default)]
-    pub class_weights: Option<Vec<f32>>,
-    /// Epoch (1-based) whose weights these are.
-    pub epoch: usize,
-    #[serde(default)]
-    pub val_loss: Option<f64>,
-    #[serde(default)]
-    pub val_accuracy: Option<f64>,
-}
+pub use maskforge_train_core::meta::{read_model_meta, ModelMeta, FORMAT, META_KEY, OPTIMIZER_PREFIX, TRAIN_STATE_KEY};
 
 /// Tensors and string metadata read from a safetensors file (on the CPU).
 #[derive(Debug)]
@@ -70,40 +37,6 @@ impl TensorFile {
     pub fn model_meta(&self, path: &Path) -> Result<Option<ModelMeta>> {
         parse_model_meta(&self.metadata, path)
     }
-}
-
-fn parse_model_meta(metadata: &HashMap<String, String>, path: &Path) -> Result<Option<ModelMeta>> {
-    match metadata.get(META_KEY) {
-        None => Ok(None),
-        Some(json) => serde_json::from_str(json)
-            .map(Some)
-            .map_err(|e| TrainError::weights(path, format!("bad {META_KEY} metadata: {e}"))),
-    }
-}
-
-/// Largest safetensors header read (the format's own limit).
-const MAX_HEADER_BYTES: u64 = 100_000_000;
-
-/// The model description of a checkpoint, from its header alone (a
-/// checkpoint's tensors are tens of megabytes).
-pub fn read_model_meta(path: &Path) -> Result<Option<ModelMeta>> {
-    let mut file = std::fs::File::open(path).map_err(TrainError::io(path))?;
-    let mut len = [0u8; 8];
-    file.read_exact(&mut len).map_err(TrainError::io(path))?;
-    let len = u64::from_le_bytes(len);
-    if len > MAX_HEADER_BYTES {
-        return Err(TrainError::weights(path, format!("not a safetensors file: header of {len} bytes")));
-    }
-    let mut header = vec![0u8; len as usize];
-    file.read_exact(&mut header).map_err(TrainError::io(path))?;
-    #[derive(Deserialize)]
-    struct Header {
-        #[serde(rename = "__metadata__", default)]
-        metadata: HashMap<String, String>,
-    }
-    let header: Header = serde_json::from_slice(&header)
-        .map_err(|e| TrainError::weights(path, format!("not a safetensors file: header: {e}")))?;
-    parse_model_meta(&header.metadata, path)
 }
 
 /// Reads every tensor of a safetensors file; f16, bf16 and f64 tensors are
@@ -129,7 +62,7 @@ pub fn read_safetensors(path: &Path) -> Result<TensorFile> {
             other => return Err(TrainError::weights(path, format!("tensor {name}: unsupported dtype {other:?}"))),
         };
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        let t = Tensor::f_from_data_size(view.data(), &shape, kind)?;
+        let t = Tensor::f_from_data_size(view.data(), &shape, kind).map_err(torch)?;
         tensors.insert(name, t);
     }
     Ok(TensorFile { tensors, metadata })
@@ -165,7 +98,7 @@ fn to_owned(name: &str, t: &Tensor) -> Result<Owned> {
         // (autocast keeps the master weights there).
         _ => (Kind::Float, Dtype::F32, 4),
     };
-    let t = t.f_detach()?.f_to_device(Device::Cpu)?.f_to_kind(kind)?.f_contiguous()?;
+    let t = t.f_detach().and_then(|t| t.f_to_device(Device::Cpu)?.f_to_kind(kind)?.f_contiguous()).map_err(torch)?;
     let numel = t.numel();
     let mut data = vec![0u8; numel * width];
     t.f_copy_data_u8(&mut data, numel)
@@ -269,13 +202,14 @@ pub fn load_into(model: &Classifier, file: &TensorFile, path: &Path, mode: LoadM
         return Err(TrainError::weights(path, parts.join("; ")));
     }
     summary.loaded = plan.len();
-    tch::no_grad(|| -> Result<()> {
+    tch::no_grad(|| -> Result<(), tch::TchError> {
         for (mut dst, src) in plan {
             let src = src.f_to_device(dst.device())?.f_to_kind(dst.kind())?;
             dst.f_copy_(&src)?;
         }
         Ok(())
-    })?;
+    })
+    .map_err(torch)?;
     Ok(summary)
 }
 
@@ -315,31 +249,10 @@ pub fn load_checkpoint(path: &Path, device: Device) -> Result<(Classifier, Model
     Ok((model, meta, file))
 }
 
-/// Checks the description before a model is built from it (a damaged or
-/// hand-edited file must give an error, not a libtorch abort).
-fn validate_meta(m: &ModelMeta) -> Result<(), String> {
-    let expected = match m.loss {
-        LossKind::Bce => 1,
-        LossKind::Ce => m.classes.len() as i64,
-    };
-    if m.classes.len() < 2 || m.num_outputs != expected {
-        return Err(format!("{} classes with {} outputs for loss {}", m.classes.len(), m.num_outputs, m.loss));
-    }
-    if !(16..=1024).contains(&m.img_size) {
-        return Err(format!("img_size {}", m.img_size));
-    }
-    if m.std.iter().any(|s| s.is_nan() || *s <= 0.0) || !(0.0..1.0).contains(&m.dropout) {
-        return Err(format!("std {:?}, dropout {}", m.std, m.dropout));
-    }
-    if m.class_weights.as_ref().is_some_and(|w| w.len() != m.classes.len()) {
-        return Err("class_weights do not match the classes".into());
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use maskforge_train_core::{Arch, LossKind};
 
     #[test]
     fn round_trip_and_clear_errors() {

@@ -1,7 +1,10 @@
-//! `--device auto|cpu|cuda|cuda:N`.
+//! `--device auto|cpu|cuda|cuda:N`, and the libtorch this build runs on.
 
 use crate::error::{Result, TrainError};
 use tch::{Cuda, Device};
+
+/// The libtorch version this crate was built against (from the torch wheel).
+pub const LIBTORCH_VERSION: &str = env!("MASKFORGE_LIBTORCH_VERSION");
 
 /// Resolves a device name; `auto` is the first GPU when CUDA works, else
 /// the CPU. Asking for a GPU that is not there is an error, not a silent

@@ -1,83 +1,10 @@
-use std::path::PathBuf;
+//! Errors: the one error type, [`TrainError`], is `maskforge_train_core`'s
+//! (this crate re-exports it); libtorch's own errors become its `Torch`
+//! variant through [`torch`].
 
-/// Why training, evaluation or prediction could not proceed. Single bad
-/// images are not errors: they are skipped and reported; these are the
-/// problems that stop a run.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error("{path}: {message}")]
-    Manifest { path: PathBuf, message: String },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("weights {path}: {message}")]
-    Weights { path: PathBuf, message: String },
-    #[error("{0}")]
-    Config(String),
-    /// A numeric setting outside its range (`allowed` reads "in (0, 1]").
-    #[error("{flag} must be {allowed}, got {value}")]
-    OutOfRange { flag: &'static str, allowed: &'static str, value: String },
-    /// The loss stopped being a number (`what`: "loss" in training, "val
-    /// loss"): the weights are ruined, so nothing of the epoch is saved.
-    #[error("training diverged: {what} is {} at epoch {epoch}{}; lower --lr (was {})",
-        describe_non_finite(*value), step.map(|s| format!(" step {s}")).unwrap_or_default(), short_number(*lr))]
-    Diverged { what: &'static str, epoch: usize, step: Option<usize>, value: f64, lr: f64 },
-    /// `--resume` of a run killed before its first epoch ended.
-    #[error("{}: no epoch has finished yet (no last.safetensors), so there is nothing to resume; start the run again without --resume", run.display())]
-    NothingToResume { run: PathBuf },
-    #[error("{what}: no usable images ({skipped} rows skipped; see the messages above)")]
-    NoImages { what: String, skipped: usize },
-    #[error("torch: {0}")]
-    Torch(#[from] tch::TchError),
-    #[error(transparent)]
-    Guard(#[from] maskforge_imageio::GuardError),
-}
+pub use maskforge_train_core::error::{Result, TrainError};
 
-impl TrainError {
-    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
-        let path = path.into();
-        move |source| TrainError::Io { path, source }
-    }
-
-    pub(crate) fn weights(path: impl Into<PathBuf>, message: impl Into<String>) -> TrainError {
-        TrainError::Weights { path: path.into(), message: message.into() }
-    }
-
-    pub(crate) fn manifest(path: impl Into<PathBuf>, message: impl Into<String>) -> TrainError {
-        TrainError::Manifest { path: path.into(), message: message.into() }
-    }
-}
-
-fn describe_non_finite(v: f64) -> &'static str {
-    if v.is_nan() {
-        "NaN"
-    } else {
-        "infinite"
-    }
-}
-
-/// `1e12` rather than `1000000000000`, `0.01` rather than `1e-2`.
-pub(crate) fn short_number(v: f64) -> String {
-    let plain = v.to_string();
-    let scientific = format!("{v:e}");
-    if plain.len() > scientific.len() + 2 {
-        scientific
-    } else {
-        plain
-    }
-}
-
-pub type Result<T, E = TrainError> = std::result::Result<T, E>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn divergence_reads_as_one_line() {
-        let e = TrainError::Diverged { what: "loss", epoch: 1, step: Some(3), value: f64::NAN, lr: 1e12 };
-        assert_eq!(e.to_string(), "training diverged: loss is NaN at epoch 1 step 3; lower --lr (was 1e12)");
-        let e = TrainError::Diverged { what: "val loss", epoch: 2, step: None, value: f64::INFINITY, lr: 0.5 };
-        assert_eq!(e.to_string(), "training diverged: val loss is infinite at epoch 2; lower --lr (was 0.5)");
-        assert_eq!([short_number(0.01), short_number(1e-5), short_number(0.002)], ["0.01", "1e-5", "0.002"]);
-    }
+/// For `map_err`: a failed libtorch call as a [`TrainError`].
+pub fn torch(e: tch::TchError) -> TrainError {
+    TrainError::Torch(e.to_string())
 }

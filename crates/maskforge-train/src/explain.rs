@@ -2,8 +2,9 @@
 //! over the face and record how much the probability of the predicted class
 //! drops; large drops mark the regions that drive the decision.
 
-use crate::train::Predictor;
+use crate::predictor::Predictor;
 use image::{Rgb, RgbImage};
+use maskforge_train_core::augment::{eval_transform, eval_view};
 use tch::Tensor;
 
 /// Heat per input pixel (`size × size`, row-major): the mean drop of the
@@ -15,7 +16,7 @@ pub fn occlusion_map(p: &Predictor, crop: &RgbImage, class: usize, patch: u32, s
     let stride = (stride as usize).max(1);
     let plane = 3 * s * s;
     let mut base = vec![0f32; plane];
-    crate::augment::eval_transform(crop, s as u32, &p.normalize(), &mut base);
+    eval_transform(crop, s as u32, &p.normalize(), &mut base);
     let base_prob = p.probabilities(&Tensor::from_slice(&base).view([1, 3, s as i64, s as i64]))
         .first()
         .and_then(|v| v.get(class).copied())
@@ -72,7 +73,7 @@ pub fn occlusion_map(p: &Predictor, crop: &RgbImage, class: usize, patch: u32, s
 /// colour scale runs blue → red up to the map's maximum.
 pub fn render_heatmap(crop: &RgbImage, heat: &[f32], size: u32, display: u32) -> RgbImage {
     let display = display.max(1);
-    let view = crate::augment::eval_view(crop, display);
+    let view = eval_view(crop, display);
     let max = heat.iter().copied().fold(0.0f32, f32::max).max(1e-6);
     let map: image::ImageBuffer<image::Luma<f32>, Vec<f32>> =
         image::ImageBuffer::from_fn(size, size, |x, y| image::Luma([heat.get((y * size + x) as usize).copied().unwrap_or(0.0) / max]));

@@ -1,39 +1,62 @@
 //! Fine-tuning and evaluating face-mask classifiers with tch (libtorch):
 //! the library behind `maskforge train`, `eval` and `predict`.
 //!
-//! * [`manifest`]: reads what `maskforge split` writes;
-//! * [`data`] and [`augment`]: the threaded input pipeline and the seeds'
-//!   augmentations;
-//! * [`model`]: ResNet50/ResNet18/MobileNetV2 backbones in torchvision's
-//!   names with a replaced head; [`checkpoint`]: safetensors in and out;
-//! * [`optim`]: SGD/Adam/AdamW with saveable state, schedules, loss scaling;
-//! * [`train`]: the loop; [`resume`]: what `--resume` reads back and
-//!   completes; [`eval`]: losses and evaluation; [`report`]: the
-//!   classification report; [`plot`]: `curves.png`; [`explain`]: occlusion
-//!   maps; [`font`]: the built-in bitmap font used for labels.
+//! This crate is the tch adapter; everything that needs no tensors (the
+//! run configuration, manifests and the input pipeline, augmentations,
+//! schedules, checkpoint metadata, reports, `curves.png`) is
+//! `maskforge-train-core`, tested without libtorch and re-exported here
+//! under the same module names.
+//!
+//! # Layers
+//!
+//! A module uses only modules listed before it (no cycles):
+//!
+//! 1. [`error`]: [`TrainError`] (the core's) and libtorch's errors into it;
+//! 2. [`device`]: `--device` and the libtorch version;
+//! 3. [`model`]: ResNet50/ResNet18/MobileNetV2 backbones in torchvision's
+//!    names with a replaced head;
+//! 4. [`data`]: the pipeline's batches as tensors;
+//! 5. [`optim`]: SGD/Adam/AdamW with saveable state;
+//! 6. [`checkpoint`]: safetensors in and out;
+//! 7. [`criterion`]: the loss functions;
+//! 8. [`eval`]: evaluation passes, `maskforge eval`;
+//! 9. [`predictor`]: a checkpoint for inference; then [`explain`]:
+//!    occlusion maps;
+//! 10. [`resume`]: reading `last.safetensors` back;
+//! 11. [`train`]: the training loop.
 
-pub mod augment;
-pub mod checkpoint;
-pub mod data;
-pub mod device;
 pub mod error;
-pub mod eval;
-pub mod explain;
-pub mod font;
-pub mod manifest;
+
+pub mod device;
+
 pub mod model;
+
+pub mod data;
+
 pub mod optim;
-pub mod plot;
-pub mod report;
+
+pub mod checkpoint;
+
+pub mod criterion;
+
+pub mod eval;
+
+pub mod predictor;
+
+pub mod explain;
+
 pub mod resume;
-pub mod rng;
+
 pub mod train;
 
-pub use checkpoint::ModelMeta;
+pub use maskforge_train_core::{augment, config, datasets, event, manifest, meta, plot, report, rng, run, state};
+
+pub use device::LIBTORCH_VERSION;
 pub use error::TrainError;
 pub use eval::{eval_manifest, EvalOptions};
-pub use model::{Arch, Classifier};
-pub use train::{train, Event, LossKind, NormKind, Phase, Predictor, TrainConfig, TrainSummary};
-
-/// The libtorch version this crate was built against (from the torch wheel).
-pub const LIBTORCH_VERSION: &str = env!("MASKFORGE_LIBTORCH_VERSION");
+pub use maskforge_train_core::{
+    check_loader_flags, read_run_config, Arch, EpochRow, Event, LossKind, ModelMeta, NormKind, Phase, TrainConfig, TrainSummary,
+};
+pub use model::Classifier;
+pub use predictor::Predictor;
+pub use train::train;

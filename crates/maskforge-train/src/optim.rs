@@ -1,80 +1,20 @@
 //! Optimisers with state we can save: SGD (momentum, weight decay), Adam
 //! and AdamW, following PyTorch's update rules exactly (`torch.optim`'s
-//! single-tensor implementations), plus the learning-rate schedule and the
-//! loss scaler used with fp16 autocast.
+//! single-tensor implementations). Their settings, the learning-rate
+//! schedule and the loss scaler are tensor-free and live in
+//! `maskforge_train_core::optim`, re-exported here.
 //!
 //! tch's own optimisers keep their state (momentum buffers, Adam moments)
 //! inside libtorch with no way to read it out, so a resumed run would
 //! restart them. These keep it in tensors that go into `last.safetensors`,
 //! so `--resume` continues the optimiser exactly where it stopped.
 
-use crate::error::{Result, TrainError};
-use serde::{Deserialize, Serialize};
+use crate::error::{torch, Result, TrainError};
+use maskforge_train_core::meta::OPTIMIZER_PREFIX;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
-use std::str::FromStr;
 use tch::Tensor;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OptimizerKind {
-    Sgd,
-    Adam,
-    Adamw,
-}
-
-impl OptimizerKind {
-    /// Learning rate when none is given: seed 000's 0.01 for SGD, seed
-    /// 002's 1e-3 for Adam; AdamW as Adam.
-    pub fn default_lr(self) -> f64 {
-        match self {
-            OptimizerKind::Sgd => 0.01,
-            OptimizerKind::Adam | OptimizerKind::Adamw => 1e-3,
-        }
-    }
-
-    /// Weight decay when none is given: seed 000's 5e-4 for SGD, none for
-    /// Adam, PyTorch's 0.01 for AdamW.
-    pub fn default_weight_decay(self) -> f64 {
-        match self {
-            OptimizerKind::Sgd => 5e-4,
-            OptimizerKind::Adam => 0.0,
-            OptimizerKind::Adamw => 0.01,
-        }
-    }
-}
-
-impl fmt::Display for OptimizerKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OptimizerKind::Sgd => "sgd",
-            OptimizerKind::Adam => "adam",
-            OptimizerKind::Adamw => "adamw",
-        })
-    }
-}
-
-impl FromStr for OptimizerKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "sgd" => Ok(OptimizerKind::Sgd),
-            "adam" => Ok(OptimizerKind::Adam),
-            "adamw" => Ok(OptimizerKind::Adamw),
-            _ => Err(format!("unknown optimiser {s:?}: expected sgd, adam or adamw")),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OptimConfig {
-    pub kind: OptimizerKind,
-    pub momentum: f64,
-    pub weight_decay: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-}
+pub use maskforge_train_core::optim::{LossScaler, OptimConfig, OptimizerKind, Schedule, ScheduleKind};
 
 #[derive(Default)]
 struct ParamState {
@@ -188,7 +128,7 @@ impl Optimizer {
         for ((name, _), st) in self.params.iter().zip(&self.state) {
             for (slot, t) in [("momentum_buffer", &st.momentum), ("exp_avg", &st.exp_avg), ("exp_avg_sq", &st.exp_avg_sq)] {
                 if let Some(t) = t {
-                    out.push((format!("{}{slot}.{name}", crate::checkpoint::OPTIMIZER_PREFIX), t.shallow_clone()));
+                    out.push((format!("{OPTIMIZER_PREFIX}{slot}.{name}"), t.shallow_clone()));
                 }
             }
         }
@@ -200,7 +140,7 @@ impl Optimizer {
     pub fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>, steps: u64) -> Result<()> {
         let by_name: HashMap<&str, usize> = self.params.iter().enumerate().map(|(i, (n, _))| (n.as_str(), i)).collect();
         for (key, t) in tensors {
-            let Some(rest) = key.strip_prefix(crate::checkpoint::OPTIMIZER_PREFIX) else { continue };
+            let Some(rest) = key.strip_prefix(OPTIMIZER_PREFIX) else { continue };
             let Some((slot, name)) = rest.split_once('.') else { continue };
             let Some(&i) = by_name.get(name) else {
                 return Err(TrainError::Config(format!("optimiser state {key}: no such trainable parameter")));
@@ -209,7 +149,7 @@ impl Optimizer {
             if t.size() != p.size() {
                 return Err(TrainError::Config(format!("optimiser state {key}: shape {:?}, parameter {:?}", t.size(), p.size())));
             }
-            let t = t.f_to_device(p.device())?.f_to_kind(p.kind())?;
+            let t = t.f_to_device(p.device()).and_then(|t| t.f_to_kind(p.kind())).map_err(torch)?;
             let st = &mut self.state[i];
             match slot {
                 "momentum_buffer" => st.momentum = Some(t),
@@ -220,105 +160,6 @@ impl Optimizer {
         }
         self.steps = steps;
         Ok(())
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScheduleKind {
-    Constant,
-    /// Multiply by `gamma` every `step_size` epochs.
-    Step,
-    /// Cosine decay from the base rate to `min_lr` over the run.
-    Cosine,
-}
-
-impl FromStr for ScheduleKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "constant" | "none" => Ok(ScheduleKind::Constant),
-            "step" => Ok(ScheduleKind::Step),
-            "cosine" => Ok(ScheduleKind::Cosine),
-            _ => Err(format!("unknown schedule {s:?}: expected step, cosine or constant")),
-        }
-    }
-}
-
-impl fmt::Display for ScheduleKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ScheduleKind::Constant => "constant",
-            ScheduleKind::Step => "step",
-            ScheduleKind::Cosine => "cosine",
-        })
-    }
-}
-
-/// Learning rate as a function of (fractional) epoch, with linear warm-up.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Schedule {
-    pub kind: ScheduleKind,
-    pub base_lr: f64,
-    pub warmup_epochs: f64,
-    pub epochs: usize,
-    pub step_size: usize,
-    pub gamma: f64,
-    pub min_lr: f64,
-}
-
-impl Schedule {
-    /// The rate at `epoch` (0-based) after `done` of its `steps` batches.
-    pub fn lr(&self, epoch: usize, done: usize, steps: usize) -> f64 {
-        // Position at the start of this step; warm-up counts the step itself
-        // so that its first step is not taken at a zero rate.
-        let t = epoch as f64 + done as f64 / steps.max(1) as f64;
-        let t_end = t + 1.0 / steps.max(1) as f64;
-        let warm = if self.warmup_epochs > 0.0 && t < self.warmup_epochs { (t_end / self.warmup_epochs).min(1.0) } else { 1.0 };
-        let rate = match self.kind {
-            ScheduleKind::Constant => self.base_lr,
-            ScheduleKind::Step => self.base_lr * self.gamma.powi((epoch / self.step_size.max(1)) as i32),
-            ScheduleKind::Cosine => {
-                let span = (self.epochs as f64 - self.warmup_epochs).max(1e-9);
-                let progress = ((t - self.warmup_epochs) / span).clamp(0.0, 1.0);
-                self.min_lr + (self.base_lr - self.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
-            }
-        };
-        rate * warm
-    }
-}
-
-/// Dynamic loss scaling for fp16 autocast (PyTorch's `GradScaler` rule):
-/// scale the loss up so small gradients survive fp16, skip a step whose
-/// gradients overflowed and halve the scale, double it after a run of
-/// good steps.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LossScaler {
-    pub scale: f64,
-    pub good_steps: u32,
-}
-
-impl Default for LossScaler {
-    fn default() -> Self {
-        LossScaler { scale: 65536.0, good_steps: 0 }
-    }
-}
-
-impl LossScaler {
-    const GROWTH_INTERVAL: u32 = 2000;
-
-    /// Updates after a step; `finite` says whether the gradients were.
-    pub fn update(&mut self, finite: bool) {
-        if finite {
-            self.good_steps += 1;
-            if self.good_steps >= Self::GROWTH_INTERVAL {
-                self.scale *= 2.0;
-                self.good_steps = 0;
-            }
-        } else {
-            self.scale = (self.scale * 0.5).max(1.0);
-            self.good_steps = 0;
-        }
     }
 }
 
@@ -398,23 +239,5 @@ mod tests {
         opt.zero_grad();
         set_grad(&p, &[f32::INFINITY]);
         assert!(!opt.unscale_grads(1.0));
-        let mut s = LossScaler::default();
-        s.update(false);
-        assert_eq!(s.scale, 32768.0);
-    }
-
-    #[test]
-    fn schedules_warm_up_and_decay() {
-        let s = Schedule { kind: ScheduleKind::Cosine, base_lr: 1.0, warmup_epochs: 1.0, epochs: 11, step_size: 1, gamma: 0.1, min_lr: 0.0 };
-        assert!((s.lr(0, 0, 4) - 0.25).abs() < 1e-12);
-        assert!((s.lr(0, 3, 4) - 1.0).abs() < 1e-12);
-        assert!((s.lr(6, 0, 4) - 0.5).abs() < 1e-12);
-        // The last step still learns; the rate approaches min_lr.
-        let last = s.lr(10, 3, 4);
-        assert!(last > 0.0 && last < 0.01, "{last}");
-        let st = Schedule { kind: ScheduleKind::Step, warmup_epochs: 0.0, step_size: 3, ..s };
-        assert_eq!(st.lr(2, 0, 4), 1.0);
-        assert!((st.lr(3, 0, 4) - 0.1).abs() < 1e-12);
-        assert!((st.lr(6, 0, 4) - 0.01).abs() < 1e-12);
     }
 }

@@ -1,11 +1,14 @@
-//! `train --resume`: reading `last.safetensors` back, deciding what is left
-//! to do, and clearing what a killed process left behind.
+//! `train --resume`: reading `last.safetensors` back. What is left to do
+//! and the clean-up are tensor-free (`maskforge_train_core::resume`,
+//! re-exported here).
 
 use crate::checkpoint::{self, LoadMode, ModelMeta, TensorFile, META_KEY, TRAIN_STATE_KEY};
 use crate::error::{Result, TrainError};
 use crate::model::Classifier;
-use crate::train::{Event, TrainConfig, TrainState};
+use maskforge_train_core::TrainState;
 use std::path::Path;
+
+pub use maskforge_train_core::resume::{announce, best_is_behind, remove_stale_temp_files};
 
 /// What `last.safetensors` holds besides the weights (loaded into the model).
 pub struct LastCheckpoint {
@@ -27,78 +30,4 @@ pub fn read_last_checkpoint(model: &Classifier, path: &Path) -> Result<LastCheck
     let meta = file.model_meta(path)?.ok_or_else(|| not_last(META_KEY))?;
     checkpoint::load_into(model, &file, path, LoadMode::Exact)?;
     Ok(LastCheckpoint { state, meta, file })
-}
-
-/// Says what the resumed run will do; true when it has no epoch left to
-/// train (all of `--epochs` done, or stopped early with that patience) and
-/// only its outputs are to be completed.
-pub fn announce(cfg: &TrainConfig, state: &TrainState, on_event: &mut dyn FnMut(Event)) -> bool {
-    let run = cfg.out.display();
-    let message = if state.epoch >= cfg.epochs {
-        format!(
-            "{run} already has {} epoch(s) of --epochs {}: completing its outputs; pass a larger --epochs to train further",
-            state.epoch, cfg.epochs
-        )
-    } else if state.stopped_early && cfg.patience != 0 && state.bad_epochs >= cfg.patience {
-        format!(
-            "{run} stopped early at epoch {} ({} epochs without a better val loss): completing its outputs; pass a larger --patience (or 0) to continue",
-            state.epoch, state.bad_epochs
-        )
-    } else {
-        on_event(Event::Info(format!("resuming {run} after epoch {}", state.epoch)));
-        return false;
-    };
-    on_event(Event::Info(message));
-    true
-}
-
-/// True when the last epoch was the best but `best.safetensors` does not
-/// hold it (missing, unreadable or older): the process was killed between
-/// writing `last.safetensors` and `best.safetensors`.
-pub fn best_is_behind(best_path: &Path, state: &TrainState) -> bool {
-    if state.epoch == 0 || state.best_epoch != state.epoch {
-        return false;
-    }
-    let best_epoch = checkpoint::read_model_meta(best_path).ok().flatten().map(|m| m.epoch);
-    best_epoch != Some(state.epoch)
-}
-
-/// Removes the temporary files that killed runs left in the run folder
-/// (the shared rule of `maskforge_imageio::remove_stale_temp_files`: this
-/// host's dead writers, other hosts' files once a day old) and says so.
-pub fn remove_stale_temp_files(dir: &Path, on_event: &mut dyn FnMut(Event)) {
-    for path in maskforge_imageio::remove_stale_temp_files(dir) {
-        on_event(Event::Info(format!("removed {}, left by a killed run", path.display())));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The temporary name this process would use, with a pid above Linux's
-    /// largest (2^22): a writer that is surely dead.
-    fn dead_writer_temp(target: &Path) -> std::path::PathBuf {
-        let live = maskforge_imageio::temp_path_for(target, "0");
-        live.to_string_lossy().replace(&format!("~{}.", std::process::id()), "~4194304.").into()
-    }
-
-    #[test]
-    fn removes_temp_files_of_dead_processes_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let dead = dead_writer_temp(&dir.path().join("metrics.csv"));
-        let mine = maskforge_imageio::temp_path_for(&dir.path().join("report.json"), "3");
-        let other = dir.path().join("notes.tmp");
-        for p in [&dead, &mine, &other] {
-            std::fs::write(p, b"x").unwrap();
-        }
-        let mut notes = Vec::new();
-        remove_stale_temp_files(dir.path(), &mut |e| {
-            if let Event::Info(m) = e {
-                notes.push(m)
-            }
-        });
-        assert!(!dead.exists() && mine.exists() && other.exists());
-        assert_eq!(notes.len(), 1, "{notes:?}");
-    }
 }

@@ -5,8 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
 use maskforge_train::optim::{OptimizerKind, ScheduleKind};
-use maskforge_train::train::{check_loader_flags, read_run_config, EpochRow};
-use maskforge_train::{Arch, Event, LossKind, NormKind, Phase, TrainConfig};
+use maskforge_train::{check_loader_flags, read_run_config, Arch, EpochRow, Event, LossKind, NormKind, Phase, TrainConfig};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -398,7 +397,6 @@ mod predict {
     /// The failures.csv reason of a photo in which no face was found.
     pub const NO_FACE_REASON: &str = "no face detected";
     use maskforge_landmarks::Detector;
-    use maskforge_train::font::{draw_text, text_height, text_width};
     use maskforge_train::Predictor;
     use rayon::prelude::*;
     use std::io::Write;
@@ -479,11 +477,13 @@ mod predict {
                 draw_hollow_rect_mut(img, Rect::at(x, y).of_size(w, h), color);
             }
             let label = format!("{name} {conf:.2}");
-            let (tw, th) = (text_width(&label, scale) + 2 * scale, text_height(scale) + 2 * scale);
+            let size = 12.0 * scale as f32;
+            let (text_w, text_h) = maskforge_draw::text_size(&label, size);
+            let (tw, th) = (text_w + 2 * scale, text_h + 2 * scale);
             let ty = if b.top as i32 - (th as i32) - thickness >= 0 { b.top as i32 - th as i32 - thickness } else { b.bottom as i32 + thickness };
             let tx = (b.left as i32 - thickness).max(0);
             draw_filled_rect_mut(img, Rect::at(tx, ty).of_size(tw, th), color);
-            draw_text(img, (tx + scale as i32) as i64, (ty + scale as i32) as i64, &label, scale, Rgb([255, 255, 255]));
+            maskforge_draw::draw_text(img, tx + scale as i32, ty + scale as i32, size, Rgb([255, 255, 255]), &label);
         }
     }
 

@@ -1,0 +1,89 @@
+//! Evaluation results and what is written from them, tensor-free: one
+//! [`Prediction`] per image, the [`EvalOutcome`] of a pass (the tch adapter
+//! computes both), `maskforge eval`'s options and `predictions.csv`.
+
+use crate::data::Item;
+use crate::error::{Result, TrainError};
+use maskforge_metrics::ConfusionMatrix;
+use std::path::{Path, PathBuf};
+
+/// One evaluated image.
+#[derive(Clone, Debug)]
+pub struct Prediction {
+    pub index: usize,
+    pub label: usize,
+    pub predicted: usize,
+    pub probabilities: Vec<f32>,
+}
+
+/// The result of an evaluation pass.
+#[derive(Clone, Debug)]
+pub struct EvalOutcome {
+    /// Mean loss over the images (weighted as the criterion says).
+    pub loss: f64,
+    pub confusion: ConfusionMatrix,
+    pub images: usize,
+    /// Images that could not be loaded: (dataset index, reason).
+    pub failures: Vec<(usize, String)>,
+    pub predictions: Vec<Prediction>,
+}
+
+/// `maskforge eval` options.
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    pub model: PathBuf,
+    pub manifest: PathBuf,
+    /// Dataset root; `None`: `split.json` beside the manifest.
+    pub root: Option<PathBuf>,
+    pub batch_size: usize,
+    pub workers: usize,
+    pub device: String,
+    pub max_pixels: u64,
+}
+
+/// When the manifest's folder has a `classes.csv`, its names must be the
+/// model's, index for index: otherwise the numbers would silently compare
+/// different classes.
+pub fn check_class_names(manifest: &Path, model_classes: &[String], dir: &Path) -> Result<()> {
+    let path = dir.join("classes.csv");
+    if !path.is_file() {
+        return Ok(());
+    }
+    let classes = crate::manifest::read_classes(&path)?;
+    if classes != model_classes {
+        return Err(TrainError::manifest(
+            manifest,
+            format!(
+                "classes.csv beside it lists [{}], the model was trained on [{}]",
+                classes.join(", "),
+                model_classes.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `predictions.csv`: path, true class, predicted class, confidence
+/// and the probability of every class.
+pub fn write_predictions_csv(path: &Path, classes: &[String], preds: &[(Item, Prediction)]) -> Result<()> {
+    let err = |e: csv::Error| TrainError::Config(format!("{}: {e}", path.display()));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["path".to_string(), "class".into(), "predicted".into(), "confidence".into(), "correct".into()];
+    header.extend(classes.iter().map(|c| format!("p_{c}")));
+    w.write_record(&header).map_err(err)?;
+    for (item, p) in preds {
+        let name = |i: usize| classes.get(i).cloned().unwrap_or_else(|| i.to_string());
+        let confidence = p.probabilities.get(p.predicted).copied().unwrap_or(f32::NAN);
+        let mut row = vec![
+            item.rel.clone(),
+            name(p.label),
+            name(p.predicted),
+            format!("{confidence:.6}"),
+            (p.label == p.predicted).to_string(),
+        ];
+        row.extend(p.probabilities.iter().map(|v| format!("{v:.6}")));
+        w.write_record(&row).map_err(err)?;
+    }
+    let bytes = w.into_inner().map_err(|e| TrainError::Config(e.to_string()))?;
+    maskforge_imageio::write_atomic(path, &bytes).map_err(TrainError::io(path))
+}
