@@ -2,7 +2,6 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
-use std::path::PathBuf;
 
 /// A rayon pool with `jobs` threads (all cores when `None` or 0).
 pub fn thread_pool(jobs: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
@@ -34,12 +33,13 @@ pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
 /// Where the dlib model files are looked for, first match wins:
 /// `--models DIR`, `$MASKFORGE_MODELS`, `models/` of the project the binary
 /// was built in (`target/{debug,release}/maskforge` → `../../models`), `./models`.
-pub fn models_dir(flag: Option<PathBuf>) -> PathBuf {
+#[cfg(feature = "dlib")]
+pub fn models_dir(flag: Option<std::path::PathBuf>) -> std::path::PathBuf {
     if let Some(dir) = flag {
         return dir;
     }
     if let Some(dir) = std::env::var_os("MASKFORGE_MODELS") {
-        return PathBuf::from(dir);
+        return std::path::PathBuf::from(dir);
     }
     if let Ok(exe) = std::env::current_exe() {
         for up in exe.ancestors().skip(1).take(4) {
@@ -49,5 +49,5 @@ pub fn models_dir(flag: Option<PathBuf>) -> PathBuf {
             }
         }
     }
-    PathBuf::from("models")
+    std::path::PathBuf::from("models")
 }
