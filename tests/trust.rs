@@ -277,6 +277,9 @@ fn split_train_and_eval_never_write_into_what_they_read() {
     // eval: its report folder inside the dataset root.
     let o = run(args!["eval", "--model", model(), "--manifest", manifests.join("val.csv"), "--out", masked.join("eval")]);
     refused(&o, "inside the input");
+    // stats: its --out file over the manifest it reads, or inside the dataset root.
+    refused(&run(args!["stats", manifests.join("train.csv"), "--out", manifests.join("train.csv")]), "inside the input");
+    refused(&run(args!["stats", manifests.join("train.csv"), "--out", masked.join("stats.json")]), "inside the input");
     assert_eq!((tree(&masked), tree(&manifests)), before, "a refused run changed its input");
 }
 

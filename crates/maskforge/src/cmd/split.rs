@@ -364,6 +364,9 @@ pub fn run_verify(args: VerifyArgs) -> Result<()> {
 pub fn run_stats(args: StatsArgs) -> Result<()> {
     let manifest = if args.manifest.is_dir() { args.manifest.join(Split::Train.manifest_name()) } else { args.manifest.clone() };
     let set = open_manifests(&manifest, args.root.as_deref())?;
+    if let Some(out) = &args.out {
+        maskforge_imageio::check_disjoint(&[&manifest, &set.root], &[maskforge_imageio::Output::new(out, "--out file")])?;
+    }
     let pool = common::thread_pool(args.jobs)?;
     let bar = Bar(common::progress_bar(0, "stats"));
     let limits = LoadLimits { max_pixels: args.max_pixels };
