@@ -21,7 +21,8 @@
 //! 7. [`criterion`]: the loss functions;
 //! 8. [`eval`]: evaluation passes, `maskforge eval`;
 //! 9. [`predictor`]: a checkpoint for inference; then [`explain`]:
-//!    occlusion maps;
+//!    occlusion maps; then [`predict`]: photos in, annotated photos and
+//!    `predictions.csv` out (faces from a [`predict::FaceFinder`]);
 //! 10. [`resume`]: reading `last.safetensors` back;
 //! 11. [`train`]: the training loop.
 
@@ -44,6 +45,8 @@ pub mod eval;
 pub mod predictor;
 
 pub mod explain;
+
+pub mod predict;
 
 pub mod resume;
 

@@ -383,23 +383,14 @@ pub use predict::{run_predict, PredictArgs};
 mod predict {
     use crate::cmd::detect::DetectorOpts;
     use crate::common;
-    use anyhow::{Context, Result};
+    use anyhow::{bail, Result};
     use clap::Args;
-    use image::{Rgb, RgbImage};
-    use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut};
-    use imageproc::rect::Rect;
-    use maskforge_face::crop::crop_face;
+    use image::RgbImage;
     use maskforge_face::Face;
-    use maskforge_imageio::{
-        check_disjoint, load_rgb, relative_string, save_rgb_atomic, walk_images, write_failures_csv, AtomicFile, Failure, Output,
-    };
-
-    /// The failures.csv reason of a photo in which no face was found.
-    pub const NO_FACE_REASON: &str = "no face detected";
+    use maskforge_imageio::{check_disjoint, walk_images, Output};
     use maskforge_landmarks::Detector;
+    use maskforge_train::predict::{predict_photos, FaceFinder, PredictOptions};
     use maskforge_train::Predictor;
-    use rayon::prelude::*;
-    use std::io::Write;
     use std::path::{Path, PathBuf};
 
     #[derive(Args, Debug)]
@@ -438,224 +429,63 @@ mod predict {
         pub detector: DetectorOpts,
     }
 
-    /// A photo with its faces and their crops, or why it could not be read.
-    type Detected = (PathBuf, Result<(RgbImage, Vec<Face>, Vec<RgbImage>), String>);
+    /// The dlib detector as predict's face source.
+    #[derive(Clone)]
+    struct DlibFinder(Detector);
 
-    /// One face found and classified.
-    struct FaceResult {
-        face: Face,
-        class: usize,
-        confidence: f32,
-    }
-
-    fn class_color(name: &str, index: usize) -> Rgb<u8> {
-        let n = name.to_ascii_lowercase();
-        if n.contains("incorrect") || n.contains("improper") {
-            Rgb([255, 150, 0])
-        } else if n.contains("without") || n.contains("unmask") || n.contains("no_mask") || n.contains("nomask") || n.starts_with("no ") {
-            Rgb([230, 30, 30])
-        } else if n.contains("mask") {
-            Rgb([20, 200, 60])
-        } else {
-            const PALETTE: [Rgb<u8>; 6] =
-                [Rgb([31, 119, 180]), Rgb([255, 127, 14]), Rgb([44, 160, 44]), Rgb([214, 39, 40]), Rgb([148, 103, 189]), Rgb([140, 86, 75])];
-            PALETTE[index % PALETTE.len()]
+    impl FaceFinder for DlibFinder {
+        fn find(&mut self, img: &RgbImage) -> Result<Vec<Face>, String> {
+            self.0.detect(img).map_err(|e| e.to_string())
         }
-    }
-
-    fn annotate(img: &mut RgbImage, faces: &[FaceResult], classes: &[String]) {
-        let scale = (img.width().max(img.height()) / 500).clamp(1, 6);
-        let thickness = scale as i32 + 1;
-        for f in faces {
-            let (class, conf) = (f.class, f.confidence);
-            let name = classes.get(class).map(String::as_str).unwrap_or("?");
-            let color = class_color(name, class);
-            let b = f.face.bbox;
-            for t in 0..thickness {
-                let (x, y) = (b.left as i32 - t, b.top as i32 - t);
-                let (w, h) = ((b.width() as i32 + 2 * t).max(1) as u32, (b.height() as i32 + 2 * t).max(1) as u32);
-                draw_hollow_rect_mut(img, Rect::at(x, y).of_size(w, h), color);
-            }
-            let label = format!("{name} {conf:.2}");
-            let size = 12.0 * scale as f32;
-            let (text_w, text_h) = maskforge_draw::text_size(&label, size);
-            let (tw, th) = (text_w + 2 * scale, text_h + 2 * scale);
-            let ty = if b.top as i32 - (th as i32) - thickness >= 0 { b.top as i32 - th as i32 - thickness } else { b.bottom as i32 + thickness };
-            let tx = (b.left as i32 - thickness).max(0);
-            draw_filled_rect_mut(img, Rect::at(tx, ty).of_size(tw, th), color);
-            maskforge_draw::draw_text(img, tx + scale as i32, ty + scale as i32, size, Rgb([255, 255, 255]), &label);
-        }
-    }
-
-    /// The most probable class and its probability; an error (never a silent
-    /// class 0) when the model gave no usable probabilities.
-    fn best(probs: &[f32], n_classes: usize) -> Result<(usize, f32)> {
-        if probs.len() != n_classes || probs.iter().any(|p| !p.is_finite()) {
-            anyhow::bail!("the model gave {} probabilities for {n_classes} classes: {probs:?}", probs.len());
-        }
-        Ok(probs.iter().copied().enumerate().fold((0, f32::NEG_INFINITY), |a, (i, p)| if p > a.1 { (i, p) } else { a }))
-    }
-
-    /// Refuses unusable numbers before anything is loaded or written.
-    fn check_predict_numbers(args: &PredictArgs, img_size: u32) -> Result<()> {
-        if !(args.crop_margin.is_finite() && (0.0..=2.0).contains(&args.crop_margin)) {
-            anyhow::bail!("--crop-margin {}: must be a number from 0 to 2", args.crop_margin);
-        }
-        for (flag, v) in [("--explain-patch", args.explain_patch), ("--explain-stride", args.explain_stride)] {
-            if let Some(v) = v.filter(|&v| v == 0 || v > img_size) {
-                anyhow::bail!("{flag} {v}: must be from 1 to the model's input size {img_size}");
-            }
-        }
-        Ok(())
     }
 
     pub fn run_predict(args: PredictArgs) -> Result<()> {
         let device = maskforge_train::device::parse_device(&args.device)?;
         check_disjoint(&[&args.input], &[Output::new(&args.out, "output folder")])?;
-        let predictor = Predictor::load(&args.model, device)?;
-        check_predict_numbers(&args, predictor.meta.img_size)?;
-        let classes = predictor.meta.classes.clone();
-        let detector = Detector::new(&args.detector.config())?;
-        let limits = args.detector.limits();
-        let pool = common::thread_pool(args.jobs)?;
-
-        let (root, photos, mut failures): (PathBuf, Vec<PathBuf>, Vec<Failure>) = if args.input.is_dir() {
+        let (root, photos, walk_failures) = if args.input.is_dir() {
             let walk = walk_images(&args.input);
             (args.input.clone(), walk.images, walk.failures)
         } else if args.input.is_file() {
-            let parent = args.input.parent().map(Path::to_path_buf).unwrap_or_default();
-            (parent, vec![args.input.clone()], Vec::new())
+            (args.input.parent().map(Path::to_path_buf).unwrap_or_default(), vec![args.input.clone()], Vec::new())
         } else {
-            anyhow::bail!("{}: no such photo or folder", args.input.display());
+            bail!("{}: no such photo or folder", args.input.display());
         };
-        std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-        let csv_path = args.out.join("predictions.csv");
-        let mut csv_file = AtomicFile::create(&csv_path).with_context(|| format!("cannot create {}", csv_path.display()))?;
-        let mut header = "path,face,left,top,right,bottom,detector_score,class,confidence".to_string();
-        for c in &classes {
-            header.push_str(&format!(",{}", csv_field(&format!("p_{c}"))));
-        }
-        writeln!(csv_file, "{header}")?;
-
-        let pb = common::progress_bar(photos.len() as u64, "predict");
-        let (mut n_faces, mut no_face) = (0usize, 0usize);
-        // Detection in parallel per chunk of photos, then one classification
-        // batch per chunk on this thread (the model stays on one thread).
-        for chunk in photos.chunks(16) {
-            let detected: Vec<Detected> = pool.install(|| {
-                chunk
-                    .par_iter()
-                    .map_init(
-                        || detector.clone(),
-                        |det, path| {
-                            let r = load_rgb(path, limits).map_err(|e| e.reason()).and_then(|img| {
-                                let faces = det.detect(&img).map_err(|e| e.to_string())?;
-                                let crops = faces.iter().map(|f| crop_face(&img, f, args.crop_size, args.crop_margin)).collect();
-                                Ok((img, faces, crops))
-                            });
-                            (path.clone(), r)
-                        },
-                    )
-                    .collect()
-            });
-            let all_crops: Vec<RgbImage> =
-                detected.iter().filter_map(|(_, r)| r.as_ref().ok()).flat_map(|(_, _, c)| c.iter().cloned()).collect();
-            let probs = predictor.classify(&all_crops);
-            if probs.len() != all_crops.len() {
-                anyhow::bail!("{}: the model classified {} of {} face crops", args.model.display(), probs.len(), all_crops.len());
+        let predictor = Predictor::load(&args.model, device)?;
+        let s = predictor.meta.img_size;
+        let explain = args.explain.then(|| {
+            let patch = args.explain_patch.unwrap_or((s / 7).max(1));
+            (patch, args.explain_stride.unwrap_or((patch / 2).max(1)))
+        });
+        let opts = PredictOptions {
+            root,
+            photos,
+            out: args.out.clone(),
+            crop_size: args.crop_size,
+            crop_margin: args.crop_margin,
+            explain,
+            limits: args.detector.limits(),
+        };
+        opts.check(s)?;
+        let finder = DlibFinder(Detector::new(&args.detector.config())?);
+        let pool = common::thread_pool(args.jobs)?;
+        let pb = common::progress_bar(opts.photos.len() as u64, "predict");
+        let progress = |rel: &str, skipped: Option<&str>| {
+            pb.inc(1);
+            if let Some(reason) = skipped {
+                pb.println(format!("skipped {rel}: {reason}"));
             }
-            let mut probs = probs.into_iter();
-            let mut crop_iter = all_crops.iter();
-            for (path, r) in detected {
-                pb.inc(1);
-                let rel = relative_string(&root, &path);
-                let (mut img, faces, _) = match r {
-                    Ok(v) => v,
-                    Err(reason) => {
-                        pb.println(format!("skipped {rel}: {reason}"));
-                        failures.push(Failure::new(rel, reason));
-                        continue;
-                    }
-                };
-                let mut results = Vec::new();
-                for (i, face) in faces.iter().enumerate() {
-                    let p = probs.next().unwrap_or_default();
-                    let crop = crop_iter.next();
-                    let (class, conf) = best(&p, classes.len()).with_context(|| format!("{rel}: face {i}"))?;
-                    let b = face.bbox;
-                    let mut row = format!(
-                        "{},{i},{:.1},{:.1},{:.1},{:.1},{:.3},{},{conf:.6}",
-                        csv_field(&rel),
-                        b.left,
-                        b.top,
-                        b.right,
-                        b.bottom,
-                        face.score,
-                        csv_field(classes.get(class).map(String::as_str).unwrap_or("?"))
-                    );
-                    for v in &p {
-                        row.push_str(&format!(",{v:.6}"));
-                    }
-                    writeln!(csv_file, "{row}")?;
-                    if args.explain {
-                        if let Some(crop) = crop {
-                            let s = predictor.meta.img_size;
-                            let patch = args.explain_patch.unwrap_or((s / 7).max(1));
-                            let stride = args.explain_stride.unwrap_or((patch / 2).max(1));
-                            let heat = maskforge_train::explain::occlusion_map(&predictor, crop, class, patch, stride);
-                            let display = crop.width().max(s);
-                            let side = maskforge_train::explain::render_heatmap(crop, &heat, s, display);
-                            let name = format!("{}_face{i}.png", strip_ext(&rel));
-                            let p = args.out.join("explain").join(name);
-                            save_rgb_atomic(&side, &p, 95).with_context(|| format!("cannot write {}", p.display()))?;
-                        }
-                    }
-                    results.push(FaceResult { face: *face, class, confidence: conf });
-                }
-                n_faces += results.len();
-                if results.is_empty() {
-                    // Listed, so every photo is in predictions.csv or failures.csv.
-                    no_face += 1;
-                    failures.push(Failure::new(rel.clone(), NO_FACE_REASON));
-                }
-                annotate(&mut img, &results, &classes);
-                let ext = Path::new(&rel).extension().and_then(|e| e.to_str()).unwrap_or("jpg").to_ascii_lowercase();
-                let ext = if matches!(ext.as_str(), "png" | "jpg" | "jpeg") { ext } else { "jpg".into() };
-                let out_path = args.out.join("annotated").join(format!("{}.{ext}", strip_ext(&rel)));
-                save_rgb_atomic(&img, &out_path, 92).with_context(|| format!("cannot write {}", out_path.display()))?;
-            }
-        }
+        };
+        let summary = predict_photos(&opts, &predictor, &finder, walk_failures, &pool, &progress)?;
         pb.finish_and_clear();
-        csv_file.commit().with_context(|| format!("cannot write {}", csv_path.display()))?;
-        // Always written, so a failures.csv of an earlier run never lingers.
-        let failures_path = args.out.join("failures.csv");
-        write_failures_csv(&failures_path, &failures).with_context(|| format!("cannot write {}", failures_path.display()))?;
         println!(
-            "{} photo(s), {n_faces} face(s) classified, {no_face} photo(s) without a detected face and {} unreadable (both in failures.csv); wrote {}/predictions.csv and annotated/{}",
-            photos.len(),
-            failures.len() - no_face,
+            "{} photo(s), {} face(s) classified, {} photo(s) without a detected face and {} unreadable (both in failures.csv); wrote {}/predictions.csv and annotated/{}",
+            summary.photos,
+            summary.faces,
+            summary.without_face,
+            summary.unreadable,
             args.out.display(),
             if args.explain { ", explain/" } else { "" }
         );
         Ok(())
-    }
-
-    fn strip_ext(rel: &str) -> String {
-        let p = Path::new(rel);
-        match (p.parent(), p.file_stem()) {
-            (Some(parent), Some(stem)) if !parent.as_os_str().is_empty() => {
-                format!("{}/{}", parent.to_string_lossy(), stem.to_string_lossy())
-            }
-            (_, Some(stem)) => stem.to_string_lossy().into_owned(),
-            _ => rel.to_string(),
-        }
-    }
-
-    fn csv_field(s: &str) -> String {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
     }
 }
