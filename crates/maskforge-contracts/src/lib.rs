@@ -13,6 +13,8 @@
 //! * [`annotations`]: `annotations.csv`, what `maskforge mask` made (read by
 //!   `merge` and `split --group-by source`): [`AnnotationRow`], one writer,
 //!   one reader;
+//! * [`landmarks`]: the `landmarks.csv` of `maskforge detect` (read by `mask --landmarks`)
+//!   and the other face files mask reads (plain CSV, FFHQ's JSON);
 //! * [`mask_files`]: the other files of a mask output folder, shard file
 //!   names (`NAME.shard-I-of-N.csv`) and the source stamps of a re-run.
 //!
@@ -21,6 +23,7 @@
 pub mod annotations;
 pub mod classes;
 mod error;
+pub mod landmarks;
 pub mod manifest;
 pub mod mask_files;
 pub mod relpath;
@@ -32,6 +35,9 @@ pub use annotations::{
 };
 pub use classes::{classes_bytes, parse_classes, read_classes, write_classes, ClassInfo};
 pub use error::ContractError;
+pub use landmarks::{
+    box_from_landmarks, landmarks_header, landmarks_record, read_face_file, FaceEntry, FaceFile, FaceFileFormat, LANDMARKS_CSV,
+};
 pub use manifest::{
     manifest_bytes, parse_manifest, read_manifest, write_manifest, Entry, Manifest, ManifestRow, ReadOptions, MANIFEST_HEADER,
     SHA256_COLUMN,

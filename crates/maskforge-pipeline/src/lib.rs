@@ -34,7 +34,7 @@ pub use error::PipelineError;
 pub use merge::{merge, MergeReport};
 pub use naming::{extension_collisions, Naming};
 pub use options::{
-    build_synthesizer, parse_class_map, parse_shard, parse_variants, FaceFilter, MaskOptions, OutputFormat, SelectedBoxes,
+    build_synthesizer, parse_class_map, parse_shard, parse_variants, FaceFilter, MaskOptions, OutputFormat, Selected, SelectedBoxes,
     SynthOptions, UnmaskedMode, VariantMode,
 };
 pub use preview::{preview_sample, save_sheet};
@@ -42,4 +42,4 @@ pub use process::{ImageOutcome, Pipeline, StepTimes};
 pub use record::Record;
 pub use run::{Finished, Inputs, MaskRun, Summary};
 pub use settings::{DetectorSettings, Settings};
-pub use source::{FaceSource, FoundFaces};
+pub use source::{FaceSource, FileFaces, FoundFaces};

@@ -55,32 +55,42 @@ pub struct FaceFilter {
     pub largest_only: bool,
 }
 
-/// What a face source found, counted before landmarks are predicted.
+/// What a face source found: the faces (or boxes) to mask and what was left out.
 #[derive(Clone, Debug, PartialEq, Default)]
-pub struct SelectedBoxes {
-    /// The boxes to mask, with their scores: largest first.
-    pub kept: Vec<(BBox, f32)>,
-    /// Boxes under [`FaceFilter::min_face`].
+pub struct Selected<T> {
+    /// The faces to mask: largest box first.
+    pub kept: Vec<T>,
+    /// Faces under [`FaceFilter::min_face`].
     pub small: usize,
-    /// All boxes found.
+    /// All faces found.
     pub found: usize,
 }
+
+/// Boxes with their scores, selected before landmarks are predicted.
+pub type SelectedBoxes = Selected<(BBox, f32)>;
 
 impl FaceFilter {
     /// Orders boxes largest first (then top, left, so the order does not
     /// depend on the detector's), drops those under `min_face` and, with
     /// `largest_only`, all but the first.
-    pub fn select(&self, mut boxes: Vec<(BBox, f32)>) -> SelectedBoxes {
-        boxes.sort_by(|a, b| {
-            b.0.area().total_cmp(&a.0.area()).then(a.0.top.total_cmp(&b.0.top)).then(a.0.left.total_cmp(&b.0.left))
+    pub fn select(&self, boxes: Vec<(BBox, f32)>) -> SelectedBoxes {
+        self.select_by(boxes, |(b, _)| *b)
+    }
+
+    /// [`FaceFilter::select`] for faces whose box `bbox` gives (faces read
+    /// from a file come with their landmarks).
+    pub fn select_by<T>(&self, mut faces: Vec<T>, bbox: impl Fn(&T) -> BBox) -> Selected<T> {
+        faces.sort_by(|a, b| {
+            let (a, b) = (bbox(a), bbox(b));
+            b.area().total_cmp(&a.area()).then(a.top.total_cmp(&b.top)).then(a.left.total_cmp(&b.left))
         });
-        let found = boxes.len();
+        let found = faces.len();
         let (mut kept, small): (Vec<_>, Vec<_>) =
-            boxes.into_iter().partition(|(b, _)| b.min_side() >= self.min_face as f32);
+            faces.into_iter().partition(|f| bbox(f).min_side() >= self.min_face as f32);
         if self.largest_only {
             kept.truncate(1);
         }
-        SelectedBoxes { kept, small: small.len(), found }
+        Selected { kept, small: small.len(), found }
     }
 }
 

@@ -29,7 +29,10 @@ pub struct Inputs {
     /// This shard's sources before `--limit`: records of others are dropped,
     /// records of these kept (a limited run keeps earlier results).
     pub shard_sources: HashSet<String>,
-    /// Files the walk could not list (reported by the first shard only).
+    /// Every image found, before sharding and `--limit`.
+    pub all_sources: HashSet<String>,
+    /// Files the walk could not list, and other problems with the run's
+    /// inputs (reported by the first shard only).
     pub walk_failures: Vec<Failure>,
     /// See [`crate::extension_collisions`]: computed over all shards, so
     /// every shard names the same source the same way.
@@ -44,6 +47,7 @@ impl Inputs {
         let mut walk_failures = walk.failures;
         let all: Vec<(PathBuf, String)> =
             walk.images.into_iter().map(|p| (p.clone(), relative_string(root, &p))).collect();
+        let all_sources = all.iter().map(|(_, rel)| rel.clone()).collect();
         let ext_suffixed = match format {
             OutputFormat::Same => HashSet::new(),
             _ => extension_collisions(all.iter().map(|(_, rel)| rel.as_str())),
@@ -62,7 +66,7 @@ impl Inputs {
         if let Some(limit) = limit {
             images.truncate(limit);
         }
-        Inputs { images, shard_sources, walk_failures, ext_suffixed }
+        Inputs { images, shard_sources, all_sources, walk_failures, ext_suffixed }
     }
 }
 
@@ -161,6 +165,8 @@ impl<'p> MaskRun<'p> {
             rows.extend(rec.rows.iter().cloned());
             failures.extend(rec.failures.iter().map(|(p, r)| Failure::new(p.clone(), r.clone())));
         }
+        // Records are hashed: sort, so the failures come back (and are printed) in path order.
+        failures.sort_by(|a, b| a.path.cmp(&b.path).then(a.reason.cmp(&b.reason)));
         let files = &self.files;
         maskforge_contracts::write_annotations(&files.annotations, &rows)?;
         maskforge_imageio::write_failures_csv(&files.failures, &failures).map_err(PipelineError::io(&files.failures))?;

@@ -17,6 +17,10 @@ pub struct DetectorSettings {
     /// Longest side of the detection image (0: full size).
     pub detect_max_side: u32,
     pub upsample: u32,
+    /// Faces read from a file instead (`mask --landmarks`): e.g.
+    /// `landmarks.csv (detect, sha256 …)`. Not written when `None`, so the
+    /// settings of detecting runs are as before.
+    pub faces: Option<String>,
 }
 
 /// The contents of `mask_settings.json`, in the order written.
@@ -42,6 +46,8 @@ pub struct Settings {
     detector: String,
     detect_max_side: u32,
     upsample: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    faces: Option<String>,
     segmentation: bool,
 }
 
@@ -71,6 +77,7 @@ impl Settings {
             detector: detector.detector.clone(),
             detect_max_side: detector.detect_max_side,
             upsample: detector.upsample,
+            faces: detector.faces.clone(),
             segmentation: opts.seg_dir.is_some(),
         }
     }

@@ -86,7 +86,7 @@ fn synth_options() -> SynthOptions {
 }
 
 fn detector() -> DetectorSettings {
-    DetectorSettings { detector: "fake".into(), detect_max_side: 0, upsample: 0 }
+    DetectorSettings { detector: "fake".into(), detect_max_side: 0, upsample: 0, faces: None }
 }
 
 /// A whole run of `opts` over `root` on `threads` threads.
@@ -222,4 +222,39 @@ fn crop_map_inverts_and_matches_crop_face() {
         .max()
         .unwrap_or(0);
     assert!(best > 60, "bright pixel not near the mapped point ({x},{y})");
+}
+
+#[test]
+fn file_faces_match_by_path_and_report_what_matches_nothing() {
+    use maskforge_contracts::{FaceEntry, FaceFile, FaceFileFormat};
+    let entry = |line: usize, path: &str, face: Face| FaceEntry {
+        location: format!("f.csv:{line}"),
+        paths: vec![path.to_string()],
+        face,
+    };
+    let small = Face { bbox: BBox::new(10.0, 10.0, 30.0, 30.0), ..frontal_face() };
+    let far = Face { bbox: BBox::new(5000.0, 10.0, 5100.0, 110.0), ..frontal_face() };
+    let file = FaceFile {
+        format: FaceFileFormat::Csv,
+        sha256: String::new(),
+        faces: vec![
+            entry(2, "a.png", small),
+            entry(3, "a.png", frontal_face()),
+            entry(4, "gone.png", small),
+            entry(5, "b.png", far),
+        ],
+        problems: vec![maskforge_imageio::Failure::new("f.csv:6", "y5: \"abc\" is not a number")],
+    };
+    let images: HashSet<String> = ["a.png", "b.png", "c.png"].map(String::from).into();
+    let (mut faces, failures) = FileFaces::new(&file, "f.csv", &images);
+    let got: Vec<String> = failures.iter().map(|f| format!("{}: {}", f.path, f.reason)).collect();
+    assert_eq!(got, ["f.csv:6: y5: \"abc\" is not a number", "f.csv:4: no image gone.png in the input folder"]);
+    let img = RgbImage::new(500, 520);
+    let filter = FaceFilter { min_face: 40, largest_only: false };
+    let found = faces.find_faces(&img, Path::new("a.png"), "a.png", filter).unwrap();
+    assert_eq!((found.faces, found.small, found.found), (vec![frontal_face()], 1, 2));
+    let err = faces.find_faces(&img, Path::new("c.png"), "c.png", filter).unwrap_err();
+    assert_eq!(err, "no face for this image in f.csv");
+    let err = faces.find_faces(&img, Path::new("b.png"), "b.png", filter).unwrap_err();
+    assert!(err.starts_with("face 0 in f.csv: box 5000,10,5100,110 lies outside"), "{err}");
 }

@@ -4,6 +4,7 @@ use crate::common;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use image::{Rgb, RgbImage};
+use maskforge_contracts::{landmarks_header, landmarks_record, LANDMARKS_CSV};
 use maskforge_face::Face;
 use maskforge_imageio::{check_disjoint, load_rgb, relative_string, walk_images, AtomicFile, Failure, LoadLimits, Output};
 use maskforge_landmarks::{Detector, DetectorConfig, DetectorKind};
@@ -139,7 +140,7 @@ pub fn run(args: DetectArgs) -> Result<()> {
     let mut images = 0usize;
     let mut faces_total = 0usize;
     let mut without_face = 0usize;
-    let csv_path = args.out.join("landmarks.csv");
+    let csv_path = args.out.join(LANDMARKS_CSV);
     let mut file = AtomicFile::create(&csv_path).with_context(|| format!("cannot write {}", csv_path.display()))?;
     {
         let mut w = csv::Writer::from_writer(&mut file);
@@ -172,37 +173,9 @@ pub fn run(args: DetectArgs) -> Result<()> {
         "detect: {images} images, {faces_total} faces, {without_face} images without a face, {} failures, {:.1} images/s -> {}",
         failures.len(),
         (images + failures.len()) as f64 / secs.max(1e-9),
-        args.out.join("landmarks.csv").display()
+        csv_path.display()
     );
     Ok(())
-}
-
-/// `path,face,left,top,right,bottom,score,x0,y0,...,x67,y67`.
-pub fn landmarks_header() -> Vec<String> {
-    let mut h: Vec<String> = ["path", "face", "left", "top", "right", "bottom", "score"].iter().map(|s| s.to_string()).collect();
-    for i in 0..68 {
-        h.push(format!("x{i}"));
-        h.push(format!("y{i}"));
-    }
-    h
-}
-
-pub fn landmarks_record(rel: &str, index: usize, face: &Face) -> Vec<String> {
-    let b = &face.bbox;
-    let mut r = vec![
-        rel.to_string(),
-        index.to_string(),
-        format!("{}", b.left),
-        format!("{}", b.top),
-        format!("{}", b.right),
-        format!("{}", b.bottom),
-        format!("{:.4}", face.score),
-    ];
-    for p in face.landmarks.points() {
-        r.push(format!("{}", p.x));
-        r.push(format!("{}", p.y));
-    }
-    r
 }
 
 /// Draws boxes and the 68 points; everything is clipped to the image.

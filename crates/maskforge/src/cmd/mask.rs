@@ -2,20 +2,21 @@
 //! masked ImageFolder dataset (`OUT/<class>/<relative path>`).
 //!
 //! The stage itself is `maskforge_pipeline`; this file holds its flags, the
-//! checks of their values, the dlib detector as the pipeline's face source,
-//! and what is printed.
+//! checks of their values, the pipeline's face source (the dlib detector,
+//! or `--landmarks FILE`), and what is printed.
 
 use crate::cmd::detect::DetectorOpts;
 use crate::common;
 use anyhow::{bail, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use image::RgbImage;
+use maskforge_contracts::{read_face_file, FaceFileFormat};
 use maskforge_face::Face;
 use maskforge_imageio::{check_disjoint, resolve_existing_prefix, Output};
 use maskforge_landmarks::{Detector, LandmarkError};
 use maskforge_pipeline::{
     build_synthesizer, parse_class_map, parse_shard, parse_variants, save_sheet, DetectorSettings, FaceFilter, FaceSource,
-    Finished, FoundFaces, Inputs, MaskOptions, MaskRun, OutputFormat, Pipeline, Settings, SynthOptions, UnmaskedMode,
+    FileFaces, Finished, FoundFaces, Inputs, MaskOptions, MaskRun, OutputFormat, Pipeline, Settings, SynthOptions, UnmaskedMode,
     VariantMode,
 };
 use std::collections::BTreeMap;
@@ -109,8 +110,91 @@ pub struct MaskArgs {
     /// Process at most this many images (after sharding), in path order.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Take the faces from this file instead of detecting them (no dlib model is loaded;
+    /// landmarks and boxes are used as given): `maskforge detect`'s landmarks.csv, FFHQ's
+    /// ffhq-dataset-v2.json, or a CSV `path,x0,y0,...,x67,y67` [optional face, left,top,right,bottom,
+    /// score]. Paths are relative to INPUT, with `/`. Images without a face in the file are not masked.
+    #[arg(long, value_name = "FILE")]
+    pub landmarks: Option<PathBuf>,
+    /// Layout of the --landmarks file: auto (JSON is FFHQ's, a CSV with detect's header is detect's,
+    /// any other CSV is plain).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub landmarks_format: LandmarksFormat,
     #[command(flatten)]
     pub detector: DetectorOpts,
+}
+
+/// The layouts `--landmarks` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LandmarksFormat {
+    /// By content: JSON is FFHQ's, a CSV with landmarks.csv's header detect's, any other CSV plain.
+    Auto,
+    /// `maskforge detect`'s landmarks.csv.
+    Detect,
+    /// FFHQ's metadata JSON (ffhq-dataset-v2.json).
+    Ffhq,
+    /// `path,x0,y0,...,x67,y67` with optional face, left,top,right,bottom and score columns.
+    Csv,
+}
+
+impl LandmarksFormat {
+    fn format(self) -> Option<FaceFileFormat> {
+        match self {
+            LandmarksFormat::Auto => None,
+            LandmarksFormat::Detect => Some(FaceFileFormat::Detect),
+            LandmarksFormat::Ffhq => Some(FaceFileFormat::Ffhq),
+            LandmarksFormat::Csv => Some(FaceFileFormat::Csv),
+        }
+    }
+}
+
+/// Where a run's faces come from.
+#[derive(Clone)]
+enum Faces {
+    Detected(Box<DlibFaces>),
+    FromFile(FileFaces),
+}
+
+impl FaceSource for Faces {
+    fn find_faces(&mut self, image: &RgbImage, path: &Path, rel: &str, filter: FaceFilter) -> Result<FoundFaces, String> {
+        match self {
+            Faces::Detected(dlib) => dlib.find_faces(image, path, rel, filter),
+            Faces::FromFile(file) => file.find_faces(image, path, rel, filter),
+        }
+    }
+}
+
+impl Faces {
+    /// The file's faces if there is one, else dlib's detector (its models loaded now).
+    fn open(args: &MaskArgs, from_file: Option<FileFaces>) -> Result<Faces> {
+        Ok(match from_file {
+            Some(file) => Faces::FromFile(file),
+            None => Faces::Detected(Box::new(DlibFaces(Detector::new(&args.detector.config())?))),
+        })
+    }
+}
+
+/// `--landmarks`: reads the file and matches it to the images (all of them,
+/// before sharding). Its bad rows and the rows without an image go into the
+/// failures of the first shard; the settings record the file by name, format
+/// and SHA-256.
+fn faces_from_file(args: &MaskArgs, inputs: &mut Inputs) -> Result<Option<(FileFaces, DetectorSettings)>> {
+    let Some(path) = &args.landmarks else { return Ok(None) };
+    let name = path.display().to_string();
+    let file = read_face_file(path, &name, args.landmarks_format.format())?;
+    let (faces, failures) = FileFaces::new(&file, &name, &inputs.all_sources);
+    let first_shard = args.shard.as_deref().map(parse_shard).transpose()?.is_none_or(|(i, _)| i == 1);
+    if first_shard {
+        inputs.walk_failures.extend(failures);
+    }
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| name.clone());
+    let settings = DetectorSettings {
+        detector: "none".into(),
+        detect_max_side: 0,
+        upsample: 0,
+        faces: Some(format!("landmarks {file_name} ({}, sha256 {})", file.format.name(), file.sha256)),
+    };
+    Ok(Some((faces, settings)))
 }
 
 /// Faces from dlib: boxes on the downscaled copy, the size filter, then
@@ -209,22 +293,24 @@ pub fn run(args: MaskArgs) -> Result<()> {
     }
     check_paths(&args, &root, &opts.out)?;
 
-    let inputs = Inputs::walk(&root, shard, args.limit, args.format);
+    let mut inputs = Inputs::walk(&root, shard, args.limit, args.format);
+    let (from_file, file_settings) = faces_from_file(&args, &mut inputs)?.unzip();
     let pipeline = Pipeline::new(opts, synth, inputs.ext_suffixed.clone())?;
     let pool = common::thread_pool(args.jobs)?;
     if args.preview_only {
-        return preview_only(&pipeline, &args, &pool, inputs.images);
+        return preview_only(&pipeline, &args, &pool, inputs.images, from_file);
     }
-    let detector = DetectorSettings {
+    let detector = file_settings.unwrap_or_else(|| DetectorSettings {
         detector: format!("{:?}", args.detector.detector).to_lowercase(),
         detect_max_side: args.detector.detect_max_side,
         upsample: args.detector.upsample,
-    };
+        faces: None,
+    });
     let mut run = MaskRun::open(&pipeline, &Settings::new(&pipeline, &synth_opts, &detector), shard, inputs)?;
     let start = Instant::now();
     let pb = common::progress_bar(run.todo() as u64, "mask");
     if run.todo() > 0 {
-        let faces = DlibFaces(Detector::new(&args.detector.config())?);
+        let faces = Faces::open(&args, from_file)?;
         run.process(&pool, &faces, &|| pb.inc(1))?;
     }
     pb.finish_and_clear();
@@ -269,9 +355,10 @@ fn preview_only(
     args: &MaskArgs,
     pool: &rayon::ThreadPool,
     images: Vec<(PathBuf, String)>,
+    from_file: Option<FileFaces>,
 ) -> Result<()> {
     let Some(path) = &args.preview else { bail!("--preview-only needs --preview FILE.png") };
-    let faces = DlibFaces(Detector::new(&args.detector.config())?);
+    let faces = Faces::open(args, from_file)?;
     let (items, failures) = pipeline.preview_only(pool, images, args.preview_count, &faces)?;
     for f in &failures {
         eprintln!("skipped: {}: {}", f.path, f.reason);
