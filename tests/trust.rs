@@ -283,3 +283,16 @@ fn split_train_and_eval_never_write_into_what_they_read() {
     assert_eq!((tree(&masked), tree(&manifests)), before, "a refused run changed its input");
 }
 
+
+#[test]
+fn mask_never_writes_over_its_landmarks_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    copy_sample("obama.jpg", &input.join("a.jpg"));
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("faces.csv"), "path,x0\n").unwrap();
+    let o = run(args!["mask", input, "--out", out, "--landmarks", out.join("faces.csv")]);
+    refused(&o, "lies inside the output folder");
+    assert_eq!(std::fs::read(out.join("faces.csv")).unwrap(), b"path,x0\n");
+}

@@ -237,7 +237,11 @@ fn check_paths(args: &MaskArgs, root: &Path, out: &Path) -> Result<()> {
     if let Some(p) = &args.preview {
         outputs.push(Output::new(p, "preview"));
     }
-    check_disjoint(&[root], &outputs)?;
+    let mut inputs = vec![root];
+    if let Some(file) = &args.landmarks {
+        inputs.push(file.as_path());
+    }
+    check_disjoint(&inputs, &outputs)?;
     if let Some(seg) = &args.seg_dir {
         if !args.preview_only && resolve_existing_prefix(seg)?.starts_with(resolve_existing_prefix(out)?) {
             bail!("--seg-dir must not be inside the output folder (ImageFolder readers would take it for a class)");
