@@ -11,6 +11,7 @@
 //!   (`Arc`); detectors are cheap to clone, one per worker thread.
 
 mod ffi;
+pub mod tree;
 
 use dlib_face_recognition::ImageMatrix;
 use ffi::{CnnDetector, HogDetector, RawDetection, ShapePredictor};
@@ -35,6 +36,14 @@ pub enum LandmarkError {
     /// dlib threw a C++ exception while detecting or predicting.
     #[error("dlib failed: {message}")]
     Dlib { message: String },
+    #[error("cannot write {}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+impl LandmarkError {
+    pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LandmarkError + '_ {
+        move |source| LandmarkError::Io { path: path.to_path_buf(), source }
+    }
 }
 
 fn dlib_error(message: String) -> LandmarkError {

@@ -1,14 +1,11 @@
 //! `maskforge detect`: faces and 68 landmarks for every photo in a tree.
 
 use crate::common;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
-use image::{Rgb, RgbImage};
-use maskforge_contracts::{landmarks_header, landmarks_record, LANDMARKS_CSV};
-use maskforge_face::Face;
-use maskforge_imageio::{check_disjoint, load_rgb, relative_string, walk_images, AtomicFile, Failure, LoadLimits, Output};
+use maskforge_imageio::{check_disjoint, walk_images, LoadLimits, Output};
+use maskforge_landmarks::tree::DetectTree;
 use maskforge_landmarks::{Detector, DetectorConfig, DetectorKind};
-use rayon::prelude::*;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -81,11 +78,6 @@ pub struct DetectArgs {
     pub detector: DetectorOpts,
 }
 
-enum Outcome {
-    Faces(String, Vec<Face>),
-    Failed(Failure),
-}
-
 pub fn run(args: DetectArgs) -> Result<()> {
     let root = &args.input;
     if !root.is_dir() {
@@ -99,106 +91,30 @@ pub fn run(args: DetectArgs) -> Result<()> {
     check_disjoint(&[root], &outputs)?;
     let detector = Detector::new(&args.detector.config())?;
     let walk = walk_images(root);
-    let mut failures = walk.failures;
+    let tree = DetectTree {
+        root: root.clone(),
+        images: walk.images,
+        out: args.out.clone(),
+        overlay: args.overlay,
+        limits: args.detector.limits(),
+    };
     let pool = common::thread_pool(args.jobs)?;
-    let pb = common::progress_bar(walk.images.len() as u64, "detect");
-    let limits = args.detector.limits();
+    let pb = common::progress_bar(tree.images.len() as u64, "detect");
     let start = Instant::now();
-
-    let outcomes: Vec<Outcome> = pool.install(|| {
-        walk.images
-            .par_iter()
-            .map_init(
-                || detector.clone(),
-                |det, path| {
-                    let rel = relative_string(root, path);
-                    let out = match load_rgb(path, limits) {
-                        Err(e) => Outcome::Failed(Failure::new(rel, e.reason())),
-                        Ok(img) => match det.detect(&img) {
-                            Err(e) => Outcome::Failed(Failure::new(rel, e.to_string())),
-                            Ok(faces) => {
-                            if args.overlay {
-                                let dst = overlay_dir.join(&rel).with_extension("jpg");
-                                if let Err(e) = maskforge_imageio::save_rgb_atomic(&draw_overlay(img, &faces), &dst, 90) {
-                                    eprintln!("warning: {}: cannot write overlay: {e}", dst.display());
-                                }
-                            }
-                            Outcome::Faces(rel, faces)
-                        }
-                        },
-                    };
-                    pb.inc(1);
-                    out
-                },
-            )
-            .collect()
-    });
+    let summary = pool.install(|| tree.run(&detector, walk.failures, &|| pb.inc(1)))?;
     pb.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
-
-    std::fs::create_dir_all(&args.out).with_context(|| format!("create {}", args.out.display()))?;
-    let mut images = 0usize;
-    let mut faces_total = 0usize;
-    let mut without_face = 0usize;
-    let csv_path = args.out.join(LANDMARKS_CSV);
-    let mut file = AtomicFile::create(&csv_path).with_context(|| format!("cannot write {}", csv_path.display()))?;
-    {
-        let mut w = csv::Writer::from_writer(&mut file);
-        w.write_record(landmarks_header())?;
-        for o in &outcomes {
-            match o {
-                Outcome::Failed(f) => failures.push(f.clone()),
-                Outcome::Faces(rel, faces) => {
-                    images += 1;
-                    faces_total += faces.len();
-                    if faces.is_empty() {
-                        without_face += 1;
-                    }
-                    for (i, face) in faces.iter().enumerate() {
-                        w.write_record(landmarks_record(rel, i, face)).with_context(|| format!("cannot write {}", csv_path.display()))?;
-                    }
-                }
-            }
-        }
-        w.flush().with_context(|| format!("cannot write {}", csv_path.display()))?;
-    }
-    file.commit().with_context(|| format!("cannot write {}", csv_path.display()))?;
-    let failures_path = args.out.join("failures.csv");
-    maskforge_imageio::write_failures_csv(&failures_path, &failures)
-        .with_context(|| format!("cannot write {}", failures_path.display()))?;
-    for f in &failures {
+    for f in &summary.failures {
         eprintln!("skipped: {}: {}", f.path, f.reason);
     }
     println!(
-        "detect: {images} images, {faces_total} faces, {without_face} images without a face, {} failures, {:.1} images/s -> {}",
-        failures.len(),
-        (images + failures.len()) as f64 / secs.max(1e-9),
-        csv_path.display()
+        "detect: {} images, {} faces, {} images without a face, {} failures, {:.1} images/s -> {}",
+        summary.images,
+        summary.faces,
+        summary.without_face,
+        summary.failures.len(),
+        (summary.images + summary.failures.len()) as f64 / secs.max(1e-9),
+        summary.landmarks_csv.display()
     );
     Ok(())
 }
-
-/// Draws boxes and the 68 points; everything is clipped to the image.
-fn draw_overlay(mut img: RgbImage, faces: &[Face]) -> RgbImage {
-    let thick = ((img.width().max(img.height()) as f32) / 400.0).ceil().max(1.0) as i32;
-    for face in faces {
-        let b = face.bbox;
-        let rect_color = Rgb([0, 255, 0]);
-        for t in 0..thick {
-            let r = imageproc::rect::Rect::at(b.left as i32 - t, b.top as i32 - t)
-                .of_size((b.width() as u32 + 2 * t as u32).max(1), (b.height() as u32 + 2 * t as u32).max(1));
-            imageproc::drawing::draw_hollow_rect_mut(&mut img, r, rect_color);
-        }
-        for (i, p) in face.landmarks.points().iter().enumerate() {
-            let color = match i {
-                0..=16 => Rgb([255, 255, 0]),
-                27..=35 => Rgb([255, 0, 0]),
-                48..=67 => Rgb([255, 0, 255]),
-                _ => Rgb([0, 200, 255]),
-            };
-            imageproc::drawing::draw_filled_circle_mut(&mut img, (p.x as i32, p.y as i32), thick + 1, color);
-        }
-    }
-    img
-}
-
