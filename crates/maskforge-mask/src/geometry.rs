@@ -384,6 +384,10 @@ fn template_boundary(o: &TemplateOutline) -> Boundary {
 }
 
 /// Places a mask of the template with `outline` and `fit` on a face.
+///
+/// The steps run in a fixed order (face frame, jaw, sides, top edge, lower
+/// edge, mesh, outline, coverage check); each is a pure function of what the
+/// earlier ones produced, and none draws random numbers (the jitter comes in).
 pub fn place(
     landmarks: &Landmarks68,
     variant: MaskVariant,
@@ -391,28 +395,122 @@ pub fn place(
     fit: &Fit,
     jitter: Jitter,
 ) -> Result<Placement, PlacementError> {
-    if landmarks.points().iter().any(|p| !p.x.is_finite() || !p.y.is_finite()) {
-        return Err(PlacementError::NonFinite);
-    }
-    let roll = {
-        let r = landmarks.roll();
-        if r.is_finite() { r } else { 0.0 }
+    let face = FaceFrame::new(landmarks)?;
+    let jaw = face.jaw_outline(fit, jitter);
+    let cover = variant.covered_landmarks();
+    let (right, left) = face.side_contours(&jaw, &cover);
+    let top = face.top_edge(face.top_shape(variant, jitter), &right, &left);
+    let lower = match variant {
+        MaskVariant::ChinExposed => face.lower_edge_above_chin(jitter, &right, &left, &top),
+        _ => face.lower_edge_along_jaw(outline, &right, &left, &top),
     };
-    let centre = Point::centroid(landmarks.points()).unwrap_or_default();
-    // Upright face-frame landmarks.
-    let up = landmarks.map(|p| rotate(p, centre, -roll));
-    let l = |i: usize| up.point(i);
-    let width = l(16).x - l(0).x;
-    let height = l(8).y - l(27).y;
-    if !(width > 4.0 && height > 4.0) {
-        return Err(PlacementError::Degenerate { width, height });
-    }
-    let (w, h) = (width, height);
+    let (r_top, l_top) = (top.right.0, top.left.0);
+    let boundary = Boundary {
+        top: top.curve,
+        nose: top.nose,
+        bottom: lower.bottom,
+        chin: lower.chin,
+        right: lower.right,
+        left: lower.left,
+    };
+    let mesh = face_frame_mesh(&boundary, outline, fit, r_top, l_top);
+    let polygon = boundary.polygon();
+    face.check_coverage(variant, &cover, &polygon)?;
 
-    // Facial midline at a height, through bridge, nose base, lips and chin
-    // (not the nose tip, which swings sideways on turned faces).
-    let midline: Vec<Point> = [27, 28, 29, 33, 51, 62, 66, 57, 8].iter().map(|&i| l(i)).collect();
-    let mid_x = |y: f32| -> f32 {
+    let mouth_y = face.l(62).y;
+    let back = |p: Point| rotate(p, face.centre, face.roll);
+    Ok(Placement {
+        variant,
+        polygon: polygon.iter().map(|&p| back(p)).collect(),
+        mesh: Mesh { image: mesh.image.iter().map(|&p| back(p)).collect(), ..mesh },
+        face_width: face.w,
+        face_height: face.h,
+        roll: face.roll,
+        centre: face.centre,
+        mid_x: face.mid_x(mouth_y),
+        half_right: (face.mid_x(mouth_y) - right.at_level(mouth_y).0.x).max(1.0),
+        half_left: (left.at_level(mouth_y).0.x - face.mid_x(mouth_y)).max(1.0),
+        top_y: boundary.top[boundary.nose].y,
+        bottom_y: boundary.bottom[boundary.chin].y,
+    })
+}
+
+/// The face in its upright frame: the landmarks rotated by `-roll` about
+/// `centre`, its width `w` (jaw to jaw) and height `h` (nose top to chin),
+/// and the facial midline used to measure left and right from.
+struct FaceFrame {
+    up: Landmarks68,
+    roll: f32,
+    centre: Point,
+    w: f32,
+    h: f32,
+    /// Through bridge, nose base, lips and chin (not the nose tip, which
+    /// swings sideways on turned faces), top to bottom.
+    midline: Vec<Point>,
+}
+
+/// The shape of the top edge before it becomes a curve.
+struct TopShape {
+    /// The edge's centre point.
+    nose: Point,
+    /// The height of its corners.
+    corner_y: f32,
+    /// Points beside the centre, wearer's right then left (set where the edge
+    /// must clear the nose or the lips; computed from the corners otherwise).
+    beside: Option<(Point, Point)>,
+    /// Whether the points beside the centre must stay below the lower eyelids.
+    under_eyes: bool,
+}
+
+/// The top edge as a curve, and where its corners meet the side contours.
+struct TopEdge {
+    curve: Vec<Point>,
+    /// Index of the centre point in `curve`.
+    nose: usize,
+    /// Corner on the wearer's right contour, with its segment there.
+    right: (Point, usize),
+    /// Corner on the wearer's left contour, with its segment there.
+    left: (Point, usize),
+}
+
+/// The lower edge (with the index of its centre) and the two side edges.
+struct LowerEdges {
+    bottom: Vec<Point>,
+    chin: usize,
+    right: Vec<Point>,
+    left: Vec<Point>,
+}
+
+impl FaceFrame {
+    /// Rotates the landmarks upright; refuses non-finite or tiny faces.
+    fn new(landmarks: &Landmarks68) -> Result<FaceFrame, PlacementError> {
+        if landmarks.points().iter().any(|p| !p.x.is_finite() || !p.y.is_finite()) {
+            return Err(PlacementError::NonFinite);
+        }
+        let roll = {
+            let r = landmarks.roll();
+            if r.is_finite() { r } else { 0.0 }
+        };
+        let centre = Point::centroid(landmarks.points()).unwrap_or_default();
+        let up = landmarks.map(|p| rotate(p, centre, -roll));
+        let l = |i: usize| up.point(i);
+        let width = l(16).x - l(0).x;
+        let height = l(8).y - l(27).y;
+        if !(width > 4.0 && height > 4.0) {
+            return Err(PlacementError::Degenerate { width, height });
+        }
+        let midline: Vec<Point> = [27, 28, 29, 33, 51, 62, 66, 57, 8].iter().map(|&i| l(i)).collect();
+        Ok(FaceFrame { up, roll, centre, w: width, h: height, midline })
+    }
+
+    /// Landmark `i` in the face frame.
+    fn l(&self, i: usize) -> Point {
+        self.up.point(i)
+    }
+
+    /// The facial midline's x at height `y` (its ends beyond the midline's ends).
+    fn mid_x(&self, y: f32) -> f32 {
+        let midline = &self.midline;
         if y <= midline[0].y {
             return midline[0].x;
         }
@@ -423,184 +521,234 @@ pub fn place(
             }
         }
         midline[midline.len() - 1].x
-    };
+    }
 
-    // Jaw outline pushed outward (more below the chin), narrowed by the fit.
-    let interior = Point::centroid(&[l(30), l(33), l(51), l(57), l(62)]).unwrap_or(l(33));
-    let reach = fit.side_reach * (1.0 + 0.04 * jitter.width);
-    let jaw: Vec<Point> = (0..17)
-        .map(|i| {
-            let prev = l(if i == 0 { 0 } else { i - 1 });
-            let next = l(if i == 16 { 16 } else { i + 1 });
-            let t = next - prev;
-            let len = (t.x * t.x + t.y * t.y).sqrt().max(1e-6);
-            let mut n = Point::new(t.y / len, -t.x / len);
-            let out = l(i) - interior;
-            if n.x * out.x + n.y * out.y < 0.0 {
-                n = -n;
+    /// Jaw outline (landmarks 0–16) pushed outward (more below the chin),
+    /// narrowed by the fit.
+    fn jaw_outline(&self, fit: &Fit, jitter: Jitter) -> Vec<Point> {
+        let l = |i: usize| self.l(i);
+        let (w, h) = (self.w, self.h);
+        let interior = Point::centroid(&[l(30), l(33), l(51), l(57), l(62)]).unwrap_or(l(33));
+        let reach = fit.side_reach * (1.0 + 0.04 * jitter.width);
+        (0..17)
+            .map(|i| {
+                let prev = l(if i == 0 { 0 } else { i - 1 });
+                let next = l(if i == 16 { 16 } else { i + 1 });
+                let t = next - prev;
+                let len = (t.x * t.x + t.y * t.y).sqrt().max(1e-6);
+                let mut n = Point::new(t.y / len, -t.x / len);
+                let out = l(i) - interior;
+                if n.x * out.x + n.y * out.y < 0.0 {
+                    n = -n;
+                }
+                let down = n.y.max(0.0);
+                let d = fit.side_margin * w * (1.0 - down) + fit.chin_drop * h * down;
+                let p = l(i) + n * d;
+                let m = self.mid_x(p.y);
+                Point::new(m + reach * (p.x - m), p.y)
+            })
+            .collect()
+    }
+
+    /// The wearer's right and left halves of `jaw`, each from its top down
+    /// to the chin, extended upward and widened where they would not reach
+    /// the landmarks in `cover` (the nose tip of a turned face sticks out
+    /// past its cheek).
+    fn side_contours(&self, jaw: &[Point], cover: &[usize]) -> (Contour, Contour) {
+        let h = self.h;
+        let pad = 0.05 * self.w;
+        let mut right_pts: Vec<Point> = jaw[0..=8].to_vec();
+        let mut left_pts: Vec<Point> = jaw[8..=16].iter().rev().copied().collect();
+        // Extend both sides upward (a top corner may sit above landmark 0/16).
+        for pts in [&mut right_pts, &mut left_pts] {
+            let (a, b) = (pts[0], pts[1]);
+            let dir = a - b;
+            let len = (dir.x * dir.x + dir.y * dir.y).sqrt().max(1e-6);
+            pts.insert(0, a + dir * (0.35 * h / len));
+        }
+        // Per contour point, only covered points at about its height count; jaw
+        // points are already inside through the outward offset.
+        let band = 0.08 * h;
+        let inner: Vec<Point> = cover.iter().filter(|&&i| i > 16).map(|&i| self.l(i)).collect();
+        for p in right_pts.iter_mut() {
+            for q in inner.iter().filter(|q| (q.y - p.y).abs() <= band) {
+                p.x = p.x.min(q.x - pad);
             }
-            let down = n.y.max(0.0);
-            let d = fit.side_margin * w * (1.0 - down) + fit.chin_drop * h * down;
-            let p = l(i) + n * d;
-            let m = mid_x(p.y);
-            Point::new(m + reach * (p.x - m), p.y)
-        })
-        .collect();
-
-    // Landmarks the mask must cover widen the sides where the jaw would not
-    // reach them (the nose tip of a turned face sticks out past its cheek).
-    let cover = variant.covered_landmarks();
-    let pad = 0.05 * w;
-    let mut right_pts: Vec<Point> = jaw[0..=8].to_vec();
-    let mut left_pts: Vec<Point> = jaw[8..=16].iter().rev().copied().collect();
-    // Extend both sides upward (a top corner may sit above landmark 0/16).
-    for pts in [&mut right_pts, &mut left_pts] {
-        let (a, b) = (pts[0], pts[1]);
-        let dir = a - b;
-        let len = (dir.x * dir.x + dir.y * dir.y).sqrt().max(1e-6);
-        pts.insert(0, a + dir * (0.35 * h / len));
-    }
-    // Per contour point, only covered points at about its height count; jaw
-    // points are already inside through the outward offset.
-    let band = 0.08 * h;
-    let inner: Vec<Point> = cover.iter().filter(|&&i| i > 16).map(|&i| l(i)).collect();
-    for p in right_pts.iter_mut() {
-        for q in inner.iter().filter(|q| (q.y - p.y).abs() <= band) {
-            p.x = p.x.min(q.x - pad);
         }
-    }
-    for p in left_pts.iter_mut() {
-        for q in inner.iter().filter(|q| (q.y - p.y).abs() <= band) {
-            p.x = p.x.max(q.x + pad);
-        }
-    }
-    let right = Contour { pts: right_pts };
-    let left = Contour { pts: left_pts };
-
-    // The top edge: its centre point, the height of its corners, and the
-    // points beside the nose that shape it.
-    let lid_r = l(40).y.max(l(41).y);
-    let lid_l = l(46).y.max(l(47).y);
-    let bridge_top = || {
-        let n = l(27).lerp(l(29), 0.42 + 0.10 * jitter.top);
-        let corner_y = n.y + (l(30).y - n.y) * 0.6;
-        (n, corner_y)
-    };
-    struct Top {
-        nose: Point,
-        corner_y: f32,
-        // Points beside the centre, wearer's right then left.
-        beside: Option<(Point, Point)>,
-        under_eyes: bool,
-    }
-    let top = match variant {
-        MaskVariant::Correct | MaskVariant::ChinExposed => {
-            let (nose, corner_y) = bridge_top();
-            Top { nose, corner_y, beside: None, under_eyes: true }
-        }
-        MaskVariant::NoseExposed => {
-            let nose = l(33).lerp(l(51), 0.5 + 0.12 * jitter.top);
-            let y = nose.y + 0.01 * h;
-            let half_nose = 0.5 * (l(35).x - l(31).x).abs();
-            let xr = l(31).x.min(l(33).x - half_nose) - 0.05 * w;
-            let xl = l(35).x.max(l(33).x + half_nose) + 0.05 * w;
-            Top { nose, corner_y: nose.y - 0.06 * h, beside: Some((Point::new(xr, y), Point::new(xl, y))), under_eyes: false }
-        }
-        MaskVariant::Chin => {
-            let nose = l(57).lerp(l(8), 0.30 + 0.06 * jitter.top);
-            let y = nose.y + 0.005 * h;
-            let xr = l(48).x.min(l(59).x) - 0.04 * w;
-            let xl = l(54).x.max(l(55).x) + 0.04 * w;
-            Top { nose, corner_y: nose.y - 0.08 * h, beside: Some((Point::new(xr, y), Point::new(xl, y))), under_eyes: false }
-        }
-    };
-    let (r_top, r_top_seg) = right.at_level(top.corner_y);
-    let (l_top, l_top_seg) = left.at_level(top.corner_y);
-    let (beside_r, beside_l) = match top.beside {
-        Some(b) => b,
-        None => {
-            // Halfway across, and nearer the corners' height than the nose's:
-            // the edge drops steeply beside the nose, then runs flatter over
-            // the cheeks. Always below the lower eyelids.
-            let mut br = Point::new(r_top.lerp(top.nose, 0.5).x, r_top.y + (top.nose.y - r_top.y) * 0.35);
-            let mut bl = Point::new(l_top.lerp(top.nose, 0.5).x, l_top.y + (top.nose.y - l_top.y) * 0.35);
-            if top.under_eyes {
-                br.y = br.y.max(lid_r + 0.10 * h);
-                bl.y = bl.y.max(lid_l + 0.10 * h);
+        for p in left_pts.iter_mut() {
+            for q in inner.iter().filter(|q| (q.y - p.y).abs() <= band) {
+                p.x = p.x.max(q.x + pad);
             }
-            (br, bl)
         }
-    };
-    let ctrl = [r_top, beside_r, top.nose, beside_l, l_top];
-    let mut top_curve = catmull_rom(&ctrl, 8);
-    let nose_index = 2 * 8;
-    // Keep the curve's corners exact.
-    top_curve[0] = r_top;
-    if let Some(last) = top_curve.last_mut() {
-        *last = l_top;
+        (Contour { pts: right_pts }, Contour { pts: left_pts })
     }
 
-    // Lower edge and the side edges.
-    let (bottom_curve, chin_index, right_side, left_side) = match variant {
-        MaskVariant::ChinExposed => {
-            let b = l(57).lerp(l(8), 0.5 + 0.10 * jitter.bottom);
-            let cut = b.y - 0.05 * h;
-            let rj = right.at_level(cut);
-            let lj = left.at_level(cut);
-            let y = b.y - 0.01 * h;
-            let br = Point::new(l(48).x.min(l(59).x) - 0.04 * w, y);
-            let bl = Point::new(l(54).x.max(l(55).x) + 0.04 * w, y);
-            let mut curve = catmull_rom(&[rj.0, br, b, bl, lj.0], 8);
-            curve[0] = rj.0;
-            if let Some(last) = curve.last_mut() {
-                *last = lj.0;
+    /// Where the variant's top edge goes: over the nose bridge, between the
+    /// nose and the upper lip, or under the lower lip.
+    fn top_shape(&self, variant: MaskVariant, jitter: Jitter) -> TopShape {
+        let l = |i: usize| self.l(i);
+        let (w, h) = (self.w, self.h);
+        match variant {
+            MaskVariant::Correct | MaskVariant::ChinExposed => {
+                let nose = l(27).lerp(l(29), 0.42 + 0.10 * jitter.top);
+                let corner_y = nose.y + (l(30).y - nose.y) * 0.6;
+                TopShape { nose, corner_y, beside: None, under_eyes: true }
             }
-            let rs = right.between((r_top, r_top_seg), rj);
-            let ls = left.between((l_top, l_top_seg), lj);
-            (curve, 16, rs, ls)
+            MaskVariant::NoseExposed => {
+                let nose = l(33).lerp(l(51), 0.5 + 0.12 * jitter.top);
+                let y = nose.y + 0.01 * h;
+                let half_nose = 0.5 * (l(35).x - l(31).x).abs();
+                let xr = l(31).x.min(l(33).x - half_nose) - 0.05 * w;
+                let xl = l(35).x.max(l(33).x + half_nose) + 0.05 * w;
+                let beside = Some((Point::new(xr, y), Point::new(xl, y)));
+                TopShape { nose, corner_y: nose.y - 0.06 * h, beside, under_eyes: false }
+            }
+            MaskVariant::Chin => {
+                let nose = l(57).lerp(l(8), 0.30 + 0.06 * jitter.top);
+                let y = nose.y + 0.005 * h;
+                let xr = l(48).x.min(l(59).x) - 0.04 * w;
+                let xl = l(54).x.max(l(55).x) + 0.04 * w;
+                let beside = Some((Point::new(xr, y), Point::new(xl, y)));
+                TopShape { nose, corner_y: nose.y - 0.08 * h, beside, under_eyes: false }
+            }
         }
-        _ => {
-            // The sides take the share of the outline that the template's sides take.
-            let t_side_r = polyline_length(&outline.right_side);
-            let t_side_l = polyline_length(&outline.left_side);
-            let t_bot_r = polyline_length(&outline.bottom[..=outline.chin_index]);
-            let t_bot_l = polyline_length(&outline.bottom[outline.chin_index..]);
-            let share_r = t_side_r / (t_side_r + t_bot_r).max(1e-6);
-            let share_l = t_side_l / (t_side_l + t_bot_l).max(1e-6);
-            let chin_r = (*right.pts.last().unwrap_or(&l(8)), right.pts.len() - 1);
-            let chin_l = (*left.pts.last().unwrap_or(&l(8)), left.pts.len() - 1);
-            let a_r = right.arc_at(r_top, r_top_seg);
-            let a_l = left.arc_at(l_top, l_top_seg);
-            let len_r = right.arc_at(chin_r.0, chin_r.1) - a_r;
-            let len_l = left.arc_at(chin_l.0, chin_l.1) - a_l;
-            let rj = right.at_arc(a_r + share_r * len_r);
-            let lj = left.at_arc(a_l + share_l * len_l);
-            let rs = right.between((r_top, r_top_seg), rj);
-            let ls = left.between((l_top, l_top_seg), lj);
-            let mut bottom = right.between(rj, chin_r);
-            let lower_left = left.between(lj, chin_l);
-            let chin = bottom.len() - 1;
-            bottom.extend(lower_left.iter().rev().skip(1));
-            (bottom, chin, rs, ls)
-        }
-    };
+    }
 
-    let boundary = Boundary {
-        top: top_curve,
-        nose: nose_index,
-        bottom: bottom_curve,
-        chin: chin_index,
-        right: right_side,
-        left: left_side,
-    };
-    let target_grid = coons(&boundary);
+    /// The top edge through the shape's corners (on the side contours), the
+    /// points beside its centre, and its centre.
+    fn top_edge(&self, top: TopShape, right: &Contour, left: &Contour) -> TopEdge {
+        let lid_r = self.l(40).y.max(self.l(41).y);
+        let lid_l = self.l(46).y.max(self.l(47).y);
+        let (r_top, r_top_seg) = right.at_level(top.corner_y);
+        let (l_top, l_top_seg) = left.at_level(top.corner_y);
+        let (beside_r, beside_l) = match top.beside {
+            Some(b) => b,
+            None => {
+                // Halfway across, and nearer the corners' height than the nose's:
+                // the edge drops steeply beside the nose, then runs flatter over
+                // the cheeks. Always below the lower eyelids.
+                let mut br = Point::new(r_top.lerp(top.nose, 0.5).x, r_top.y + (top.nose.y - r_top.y) * 0.35);
+                let mut bl = Point::new(l_top.lerp(top.nose, 0.5).x, l_top.y + (top.nose.y - l_top.y) * 0.35);
+                if top.under_eyes {
+                    br.y = br.y.max(lid_r + 0.10 * self.h);
+                    bl.y = bl.y.max(lid_l + 0.10 * self.h);
+                }
+                (br, bl)
+            }
+        };
+        let ctrl = [r_top, beside_r, top.nose, beside_l, l_top];
+        let mut curve = catmull_rom(&ctrl, 8);
+        // Keep the curve's corners exact.
+        curve[0] = r_top;
+        if let Some(last) = curve.last_mut() {
+            *last = l_top;
+        }
+        TopEdge { curve, nose: 2 * 8, right: (r_top, r_top_seg), left: (l_top, l_top_seg) }
+    }
+
+    /// For a mask worn above the chin: the lower edge crosses the face between
+    /// the lower lip and the chin, and the sides end where it meets them.
+    fn lower_edge_above_chin(&self, jitter: Jitter, right: &Contour, left: &Contour, top: &TopEdge) -> LowerEdges {
+        let l = |i: usize| self.l(i);
+        let (w, h) = (self.w, self.h);
+        let b = l(57).lerp(l(8), 0.5 + 0.10 * jitter.bottom);
+        let cut = b.y - 0.05 * h;
+        let rj = right.at_level(cut);
+        let lj = left.at_level(cut);
+        let y = b.y - 0.01 * h;
+        let br = Point::new(l(48).x.min(l(59).x) - 0.04 * w, y);
+        let bl = Point::new(l(54).x.max(l(55).x) + 0.04 * w, y);
+        let mut curve = catmull_rom(&[rj.0, br, b, bl, lj.0], 8);
+        curve[0] = rj.0;
+        if let Some(last) = curve.last_mut() {
+            *last = lj.0;
+        }
+        let rs = right.between(top.right, rj);
+        let ls = left.between(top.left, lj);
+        LowerEdges { bottom: curve, chin: 16, right: rs, left: ls }
+    }
+
+    /// For a mask over the chin: the lower edge runs along the jaw contours
+    /// to the chin, and the sides take the share of each contour (below the
+    /// top corner) that the template's sides take of its outline.
+    fn lower_edge_along_jaw(
+        &self,
+        outline: &TemplateOutline,
+        right: &Contour,
+        left: &Contour,
+        top: &TopEdge,
+    ) -> LowerEdges {
+        let (r_top, r_top_seg) = top.right;
+        let (l_top, l_top_seg) = top.left;
+        let t_side_r = polyline_length(&outline.right_side);
+        let t_side_l = polyline_length(&outline.left_side);
+        let t_bot_r = polyline_length(&outline.bottom[..=outline.chin_index]);
+        let t_bot_l = polyline_length(&outline.bottom[outline.chin_index..]);
+        let share_r = t_side_r / (t_side_r + t_bot_r).max(1e-6);
+        let share_l = t_side_l / (t_side_l + t_bot_l).max(1e-6);
+        let chin_r = (*right.pts.last().unwrap_or(&self.l(8)), right.pts.len() - 1);
+        let chin_l = (*left.pts.last().unwrap_or(&self.l(8)), left.pts.len() - 1);
+        let a_r = right.arc_at(r_top, r_top_seg);
+        let a_l = left.arc_at(l_top, l_top_seg);
+        let len_r = right.arc_at(chin_r.0, chin_r.1) - a_r;
+        let len_l = left.arc_at(chin_l.0, chin_l.1) - a_l;
+        let rj = right.at_arc(a_r + share_r * len_r);
+        let lj = left.at_arc(a_l + share_l * len_l);
+        let rs = right.between((r_top, r_top_seg), rj);
+        let ls = left.between((l_top, l_top_seg), lj);
+        let mut bottom = right.between(rj, chin_r);
+        let lower_left = left.between(lj, chin_l);
+        let chin = bottom.len() - 1;
+        bottom.extend(lower_left.iter().rev().skip(1));
+        LowerEdges { bottom, chin, right: rs, left: ls }
+    }
+
+    /// Checked in the face frame, before mapping back: the covered landmarks
+    /// must lie inside `polygon`, the exposed ones outside it and clear of its
+    /// feathered edge.
+    fn check_coverage(&self, variant: MaskVariant, cover: &[usize], polygon: &[Point]) -> Result<(), PlacementError> {
+        let w = self.w;
+        let sigma = feather_sigma(w);
+        let expose_margin = (2.5 * sigma + 1.0).max(0.02 * w);
+        for &i in cover {
+            let p = self.l(i);
+            if !point_in_polygon(p, polygon) {
+                return Err(PlacementError::Coverage { variant, landmark: i, should_cover: true });
+            }
+        }
+        for i in variant.exposed_landmarks() {
+            let p = self.l(i);
+            if point_in_polygon(p, polygon) || distance_to_polygon(p, polygon) < expose_margin {
+                return Err(PlacementError::Coverage { variant, landmark: i, should_cover: false });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Boundary {
+    /// The outline polygon: top, left side down, bottom back to the right,
+    /// right side up.
+    fn polygon(&self) -> Vec<Point> {
+        let mut polygon: Vec<Point> = self.top.clone();
+        polygon.extend(self.left.iter().skip(1));
+        polygon.extend(self.bottom.iter().rev().skip(1));
+        let rn = self.right.len();
+        polygon.extend(self.right.iter().rev().skip(1).take(rn.saturating_sub(2)));
+        polygon
+    }
+}
+
+/// The warp mesh, image side still in the face frame: Coons grids over the
+/// image boundary and the template's, plus ear-loop strips, extra columns
+/// outside each side, hidden on a side that faces away (its half is much
+/// narrower than the other). `r_top`, `l_top` are the top edge's corners.
+fn face_frame_mesh(boundary: &Boundary, outline: &TemplateOutline, fit: &Fit, r_top: Point, l_top: Point) -> Mesh {
+    let target_grid = coons(boundary);
     let source_grid = coons(&template_boundary(outline));
-
-    // Ear-loop strips: extra columns outside each side, hidden on a side
-    // that faces away (its half is much narrower than the other).
     let nc = 2 * HALF_COLS + 1;
-    let half_r = (top_curve_x(&boundary.top, nose_index) - r_top.x).abs().max(1e-3);
-    let half_l = (l_top.x - top_curve_x(&boundary.top, nose_index)).abs().max(1e-3);
+    let half_r = (top_curve_x(&boundary.top, boundary.nose) - r_top.x).abs().max(1e-3);
+    let half_l = (l_top.x - top_curve_x(&boundary.top, boundary.nose)).abs().max(1e-3);
     let t_width = polyline_length(&outline.top).max(1e-3);
     let px_per_unit = polyline_length(&boundary.top) / t_width;
     let loop_r = if half_r / half_l < 0.55 { 0.0 } else { (half_r / half_l).min(1.0) };
@@ -619,46 +767,7 @@ pub fn place(
         image_pts.push(Point::new(row_t[nc - 1].x + ext * px_per_unit * loop_l, row_t[nc - 1].y));
         template_pts.push(Point::new(row_s[nc - 1].x + ext, row_s[nc - 1].y));
     }
-
-    // Outline polygon: top, left side down, bottom back to the right, right side up.
-    let mut polygon: Vec<Point> = boundary.top.clone();
-    polygon.extend(boundary.left.iter().skip(1));
-    polygon.extend(boundary.bottom.iter().rev().skip(1));
-    let rn = boundary.right.len();
-    polygon.extend(boundary.right.iter().rev().skip(1).take(rn.saturating_sub(2)));
-
-    // Coverage check in the face frame, before mapping back.
-    let sigma = feather_sigma(w);
-    let expose_margin = (2.5 * sigma + 1.0).max(0.02 * w);
-    for &i in &cover {
-        let p = l(i);
-        if !point_in_polygon(p, &polygon) {
-            return Err(PlacementError::Coverage { variant, landmark: i, should_cover: true });
-        }
-    }
-    for i in variant.exposed_landmarks() {
-        let p = l(i);
-        if point_in_polygon(p, &polygon) || distance_to_polygon(p, &polygon) < expose_margin {
-            return Err(PlacementError::Coverage { variant, landmark: i, should_cover: false });
-        }
-    }
-
-    let mouth_y = l(62).y;
-    let back = |p: Point| rotate(p, centre, roll);
-    Ok(Placement {
-        variant,
-        polygon: polygon.iter().map(|&p| back(p)).collect(),
-        mesh: Mesh { cols, rows: ROWS + 1, image: image_pts.iter().map(|&p| back(p)).collect(), template: template_pts },
-        face_width: w,
-        face_height: h,
-        roll,
-        centre,
-        mid_x: mid_x(mouth_y),
-        half_right: (mid_x(mouth_y) - right.at_level(mouth_y).0.x).max(1.0),
-        half_left: (left.at_level(mouth_y).0.x - mid_x(mouth_y)).max(1.0),
-        top_y: boundary.top[nose_index].y,
-        bottom_y: boundary.bottom[chin_index].y,
-    })
+    Mesh { cols, rows: ROWS + 1, image: image_pts, template: template_pts }
 }
 
 fn top_curve_x(top: &[Point], nose: usize) -> f32 {

@@ -6,7 +6,7 @@ use crate::assign::{assign_groups, GroupCounts, Method, Ratios, Split};
 use crate::classes::discover_classes;
 use crate::group::GroupBy;
 use crate::manifest::{write_classes, write_manifest, ClassInfo, ManifestRow};
-use crate::scan::{hex, scan_images, ScanOptions};
+use crate::scan::{hex, scan_images, ScanOptions, ScannedImage};
 use crate::stats::{ChannelSums, Stats};
 use crate::{EmptyClass, Progress, SplitError, TOOL_VERSION};
 use maskforge_contracts::{sha256_hex, RelPath};
@@ -88,16 +88,70 @@ pub fn plan_split(root: &Path, options: &SplitOptions, progress: &dyn Progress) 
     let group_by = options.group_by.resolve(&root);
     group_by.precheck(&root)?;
     let class_names = discover_classes(&root)?;
-    let class_index: BTreeMap<&str, usize> = class_names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
 
-    let walk = walk_images(&root);
+    let listing = list_class_files(&root, &class_names);
+    let mut failures = listing.failures;
+    let rels: Vec<String> = listing.files.iter().map(|(_, r)| r.clone()).collect();
+    let grouping = group_by.keys(&root, &rels)?;
+
+    let scanned = scan_images(&listing.files, &options.scan, progress);
+    let (accepted, skipped_per_class) =
+        sort_scanned(scanned, rels, listing.class, grouping.keys, class_names.len(), &mut failures);
+    failures.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| a.reason.cmp(&b.reason)));
+
+    let mut count_per_class = vec![0u64; class_names.len()];
+    for a in &accepted {
+        count_per_class[a.class] += 1;
+    }
+    check_no_empty_class(&class_names, &count_per_class, &skipped_per_class)?;
+
+    let split_of = assign_splits(&accepted, class_names.len(), options);
+    let (rows, train_sums, fingerprint) = manifest_rows(accepted, &split_of, &class_names, options.scan.decode);
+    let classes = class_names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| ClassInfo { index: i, name: name.clone(), count: count_per_class[i] })
+        .collect();
+    Ok(SplitPlan {
+        root,
+        options: SplitOptions { group_by, ..options.clone() },
+        classes,
+        rows,
+        failures,
+        grouping: GroupingSummary {
+            groups: split_of.len(),
+            annotated: grouping.annotated,
+            originals_joined: grouping.originals_joined,
+            unannotated: grouping.unannotated,
+        },
+        outside_classes: listing.outside_classes,
+        train_sums,
+        fingerprint,
+    })
+}
+
+/// The images in class folders, in walk order (sorted by relative path).
+struct ClassFiles {
+    /// (full path, relative path) of each image.
+    files: Vec<(PathBuf, String)>,
+    /// The class index of each image in `files`.
+    class: Vec<usize>,
+    /// Unreadable entries from the walk and names no manifest could list.
+    failures: Vec<Failure>,
+    /// Images not in a class folder (directly in ROOT), ignored as ImageFolder ignores them.
+    outside_classes: usize,
+}
+
+/// Walks `root` and sorts its images by class folder.
+fn list_class_files(root: &Path, class_names: &[String]) -> ClassFiles {
+    let class_index: BTreeMap<&str, usize> = class_names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let walk = walk_images(root);
     let mut failures = walk.failures;
     let mut outside_classes = 0;
-    // (full path, relative path), class index — in walk order (sorted by relative path).
     let mut files: Vec<(PathBuf, String)> = Vec::with_capacity(walk.images.len());
     let mut file_class: Vec<usize> = Vec::with_capacity(walk.images.len());
     for path in walk.images {
-        let rel = relative_string(&root, &path);
+        let rel = relative_string(root, &path);
         match rel.split_once('/').and_then(|(class, _)| class_index.get(class)) {
             // A name a manifest reader would refuse (a backslash, say) is
             // reported now rather than written and then skipped by train.
@@ -112,36 +166,53 @@ pub fn plan_split(root: &Path, options: &SplitOptions, progress: &dyn Progress) 
             None => outside_classes += 1,
         }
     }
-    let rels: Vec<String> = files.iter().map(|(_, r)| r.clone()).collect();
-    let grouping = group_by.keys(&root, &rels)?;
+    ClassFiles { files, class: file_class, failures, outside_classes }
+}
 
-    let scanned = scan_images(&files, &options.scan, progress);
+/// An image that scanned cleanly, with its class and group key.
+struct Accepted {
+    rel: String,
+    class: usize,
+    key: String,
+    bytes: u64,
+    sha256: Option<String>,
+    sums: Option<ChannelSums>,
+}
 
-    struct Accepted {
-        rel: String,
-        class: usize,
-        key: String,
-        bytes: u64,
-        sha256: Option<String>,
-        sums: Option<ChannelSums>,
-    }
+/// Separates the scanned images (in listing order, alongside their relative
+/// paths, classes and group keys) into the accepted ones and failures
+/// (appended to `failures`); also returns the failures per class, which an
+/// empty class's error reports.
+fn sort_scanned(
+    scanned: Vec<Result<ScannedImage, Failure>>,
+    rels: Vec<String>,
+    file_class: Vec<usize>,
+    keys: Vec<String>,
+    n_classes: usize,
+    failures: &mut Vec<Failure>,
+) -> (Vec<Accepted>, Vec<usize>) {
     let mut accepted: Vec<Accepted> = Vec::with_capacity(scanned.len());
-    let mut skipped_per_class = vec![0usize; class_names.len()];
-    for (((result, rel), class), key) in scanned.into_iter().zip(rels).zip(file_class).zip(grouping.keys) {
+    let mut skipped_per_class = vec![0usize; n_classes];
+    for (((result, rel), class), key) in scanned.into_iter().zip(rels).zip(file_class).zip(keys) {
         match result {
-            Ok(img) => accepted.push(Accepted { rel, class, key, bytes: img.bytes, sha256: img.sha256, sums: img.sums }),
+            Ok(img) => {
+                accepted.push(Accepted { rel, class, key, bytes: img.bytes, sha256: img.sha256, sums: img.sums })
+            }
             Err(f) => {
                 skipped_per_class[class] += 1;
                 failures.push(f);
             }
         }
     }
-    failures.sort_by(|a, b| a.path.cmp(&b.path).then_with(|| a.reason.cmp(&b.reason)));
+    (accepted, skipped_per_class)
+}
 
-    let mut count_per_class = vec![0u64; class_names.len()];
-    for a in &accepted {
-        count_per_class[a.class] += 1;
-    }
+/// Refuses a split where some class has no accepted image.
+fn check_no_empty_class(
+    class_names: &[String],
+    count_per_class: &[u64],
+    skipped_per_class: &[usize],
+) -> Result<(), SplitError> {
     let empty: Vec<EmptyClass> = class_names
         .iter()
         .enumerate()
@@ -151,22 +222,35 @@ pub fn plan_split(root: &Path, options: &SplitOptions, progress: &dyn Progress) 
     if !empty.is_empty() {
         return Err(SplitError::EmptyClasses(empty));
     }
+    Ok(())
+}
 
-    // Groups in key order, so the assignment sees the same sequence whatever
-    // the listing order or thread count.
+/// The split of each group key. Groups go to the assignment in key order, so
+/// it sees the same sequence whatever the listing order or thread count.
+fn assign_splits(accepted: &[Accepted], n_classes: usize, options: &SplitOptions) -> BTreeMap<String, Split> {
     let mut groups: BTreeMap<&str, BTreeMap<usize, u64>> = BTreeMap::new();
-    for a in &accepted {
+    for a in accepted {
         *groups.entry(a.key.as_str()).or_default().entry(a.class).or_default() += 1;
     }
     let group_list: Vec<GroupCounts> = groups
         .iter()
         .map(|(k, per)| GroupCounts { key: k.to_string(), per_class: per.iter().map(|(&c, &n)| (c, n)).collect() })
         .collect();
-    let assignment = assign_groups(&group_list, class_names.len(), options.ratios, options.method, options.seed);
-    let split_of: BTreeMap<&str, Split> = group_list.iter().map(|g| g.key.as_str()).zip(assignment).collect();
+    let assignment = assign_groups(&group_list, n_classes, options.ratios, options.method, options.seed);
+    group_list.into_iter().map(|g| g.key).zip(assignment).collect()
+}
 
+/// The manifest rows of train, val and test (each sorted), the train images'
+/// pixel sums (when `decode`), and the fingerprint over all accepted images
+/// in listing order.
+fn manifest_rows(
+    accepted: Vec<Accepted>,
+    split_of: &BTreeMap<String, Split>,
+    class_names: &[String],
+    decode: bool,
+) -> ([Vec<ManifestRow>; 3], Option<ChannelSums>, String) {
     let mut rows: [Vec<ManifestRow>; 3] = Default::default();
-    let mut train_sums = options.scan.decode.then(ChannelSums::default);
+    let mut train_sums = decode.then(ChannelSums::default);
     let mut fingerprint = Sha256::new();
     for a in accepted {
         fingerprint.update(format!("{}\t{}\n", a.rel, a.bytes).as_bytes());
@@ -188,27 +272,7 @@ pub fn plan_split(root: &Path, options: &SplitOptions, progress: &dyn Progress) 
     for r in rows.iter_mut() {
         r.sort();
     }
-    let classes = class_names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| ClassInfo { index: i, name: name.clone(), count: count_per_class[i] })
-        .collect();
-    Ok(SplitPlan {
-        root,
-        options: SplitOptions { group_by, ..options.clone() },
-        classes,
-        rows,
-        failures,
-        grouping: GroupingSummary {
-            groups: split_of.len(),
-            annotated: grouping.annotated,
-            originals_joined: grouping.originals_joined,
-            unannotated: grouping.unannotated,
-        },
-        outside_classes,
-        train_sums,
-        fingerprint: format!("sha256:{}", hex(&fingerprint.finalize())),
-    })
+    (rows, train_sums, format!("sha256:{}", hex(&fingerprint.finalize())))
 }
 
 impl SplitPlan {
