@@ -50,7 +50,15 @@ fn sample_photos_one_face_each_with_anatomical_landmarks() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("7 images"), "{stdout}");
     let lm = read_landmarks(tmp.path());
-    for name in ["biden.jpg", "obama.jpg", "obama2.jpg", "obama3.jpg", "obama_partial_face.jpg", "obama_partial_face2.jpg", "32bit.png"] {
+    for name in [
+        "biden.jpg",
+        "obama.jpg",
+        "obama2.jpg",
+        "obama3.jpg",
+        "obama_partial_face.jpg",
+        "obama_partial_face2.jpg",
+        "32bit.png",
+    ] {
         let rows = lm.get(name).unwrap_or_else(|| panic!("{name}: no face found"));
         assert_eq!(rows.len(), 1, "{name}: expected exactly one face, got {}", rows.len());
         let r = &rows[0];
@@ -160,7 +168,8 @@ fn bad_inputs_are_reported_and_the_rest_processed() {
     let rgb = image::load_from_memory(&obama).unwrap();
     rgb.to_luma8().save(input.join("gray.png")).unwrap();
     rgb.to_rgb16().save(input.join("deep16.png")).unwrap();
-    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cmyk.jpg"), input.join("cmyk.jpg")).unwrap();
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/cmyk.jpg"), input.join("cmyk.jpg"))
+        .unwrap();
     // A 20000×20000 PNG header: refused before any pixel is allocated.
     std::fs::write(input.join("huge.png"), png_header_only(20000, 20000)).unwrap();
 

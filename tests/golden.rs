@@ -36,9 +36,35 @@ fn masked_face_annotations_and_manifests_are_pinned() {
         std::fs::copy(samples().join(name), input.join(name)).unwrap();
     }
     let out = dir.path().join("out");
-    ok(args!["mask", input, "--out", out, "--variants", "correct,nose_exposed", "--seed", "3", "--format", "png", "--unmasked", "copy"]);
+    ok(args![
+        "mask",
+        input,
+        "--out",
+        out,
+        "--variants",
+        "correct,nose_exposed",
+        "--seed",
+        "3",
+        "--format",
+        "png",
+        "--unmasked",
+        "copy"
+    ]);
     let crops = dir.path().join("crops");
-    ok(args!["mask", input, "--out", crops, "--variants", "correct", "--seed", "3", "--crop-size", "96", "--jobs", "1"]);
+    ok(args![
+        "mask",
+        input,
+        "--out",
+        crops,
+        "--variants",
+        "correct",
+        "--seed",
+        "3",
+        "--crop-size",
+        "96",
+        "--jobs",
+        "1"
+    ]);
     let manifests = dir.path().join("manifests");
     ok(args!["split", out, "--out", manifests, "--val", "0.5", "--seed", "5"]);
 

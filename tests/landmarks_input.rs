@@ -195,7 +195,14 @@ fn bad_rows_and_unmatched_images_are_failures_and_the_rest_is_masked() {
 
     // A file that is no face file at all stops the run before anything is written.
     std::fs::write(&lm, "name,size\na.jpg,3\n").unwrap();
-    let o = maskforge().arg("mask").arg(&input).arg("--out").arg(tmp.path().join("o2")).arg("--landmarks").arg(&lm).output();
+    let o = maskforge()
+        .arg("mask")
+        .arg(&input)
+        .arg("--out")
+        .arg(tmp.path().join("o2"))
+        .arg("--landmarks")
+        .arg(&lm)
+        .output();
     let o = o.unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && stderr.contains("no `path` column"), "{stderr}");
@@ -263,7 +270,9 @@ fn a_plain_csv_of_68_points_in_any_column_order() {
     for path in ["obama.jpg", "people/biden.jpg", "obama2.jpg"] {
         let pts = points(row_of(&rows, path));
         let values: Vec<String> = (0..68).rev().flat_map(|i| [pts[i][1].to_string(), pts[i][0].to_string()]).collect();
-        text += &csv_line(&[&["0".to_string()][..], &values, &[path.to_string(), "from another tool".to_string()]].concat());
+        text += &csv_line(
+            &[&["0".to_string()][..], &values, &[path.to_string(), "from another tool".to_string()]].concat(),
+        );
     }
     let lm = tmp.path().join("points.txt");
     std::fs::write(&lm, &text).unwrap();

@@ -40,7 +40,8 @@ fn s(p: &Path) -> &str {
 fn image(class: usize, seed: u32) -> RgbImage {
     let base = [[200u8, 60, 60], [60, 60, 200]][class % 2];
     RgbImage::from_fn(24, 24, |x, y| {
-        let v = (x.wrapping_mul(2654435761) ^ y.wrapping_mul(40503) ^ seed.wrapping_mul(97)).wrapping_mul(2246822519) >> 24;
+        let v =
+            (x.wrapping_mul(2654435761) ^ y.wrapping_mul(40503) ^ seed.wrapping_mul(97)).wrapping_mul(2246822519) >> 24;
         Rgb(base.map(|b| b.saturating_add((v % 40) as u8)))
     })
 }
@@ -159,12 +160,18 @@ fn verify_and_stats_report_rows_outside_the_root() {
     let out = run(&["verify", s(&m), "--root", s(&root)]);
     let report = text(&out.stdout);
     assert!(!out.status.success(), "{report}");
-    assert!(report.contains("any.csv: line 4: path \"../outside/x.png\" is not relative to the dataset root"), "{report}");
+    assert!(
+        report.contains("any.csv: line 4: path \"../outside/x.png\" is not relative to the dataset root"),
+        "{report}"
+    );
     assert!(report.contains("any.csv: line 5: path \"/"), "{report}");
     let (stats, stderr) = ok(&["stats", s(&m), "--root", s(&root)]);
     let v: serde_json::Value = serde_json::from_str(&stats).unwrap();
     assert_eq!((v["images"].as_u64(), v["skipped"].as_u64()), (Some(2), Some(2)), "{stats}\n{stderr}");
-    assert!(stderr.contains("skipped any.csv:4: path \"../outside/x.png\" is not relative to the dataset root"), "{stderr}");
+    assert!(
+        stderr.contains("skipped any.csv:4: path \"../outside/x.png\" is not relative to the dataset root"),
+        "{stderr}"
+    );
 }
 
 #[cfg(feature = "tch")]
@@ -178,16 +185,44 @@ mod with_training {
     /// One fast epoch: ResNet18 at 32×32 on the CPU.
     fn train(manifests: &Path, out: &Path, extra: &[&str]) -> Output {
         let mut args = vec![
-            "train", "--manifests", s(manifests), "--out", s(out), "--arch", "resnet18", "--img-size", "32", "--epochs", "1",
-            "--batch-size", "4", "--device", "cpu", "--workers", "1", "--norm", "imagenet",
+            "train",
+            "--manifests",
+            s(manifests),
+            "--out",
+            s(out),
+            "--arch",
+            "resnet18",
+            "--img-size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--device",
+            "cpu",
+            "--workers",
+            "1",
+            "--norm",
+            "imagenet",
         ];
         args.extend(extra);
         run(&args)
     }
 
     fn eval(model: &Path, manifest: &Path, out: &Path, extra: &[&str]) -> Output {
-        let mut args =
-            vec!["eval", "--model", s(model), "--manifest", s(manifest), "--out", s(out), "--device", "cpu", "--workers", "1"];
+        let mut args = vec![
+            "eval",
+            "--model",
+            s(model),
+            "--manifest",
+            s(manifest),
+            "--out",
+            s(out),
+            "--device",
+            "cpu",
+            "--workers",
+            "1",
+        ];
         args.extend(extra);
         run(&args)
     }
@@ -269,7 +304,10 @@ mod with_training {
         let eval_dir = tmp.path().join("eval");
         let model = run_dir.join("best.safetensors");
         let (_, stderr) = succeeded(eval(&model, &manifests.join("val.csv"), &eval_dir, &[]));
-        assert!(stderr.contains("skipped val.csv:6: path \"../outside/x.jpg\" is not relative to the dataset root"), "{stderr}");
+        assert!(
+            stderr.contains("skipped val.csv:6: path \"../outside/x.jpg\" is not relative to the dataset root"),
+            "{stderr}"
+        );
         let report = json(&eval_dir.join("report.json"));
         assert_eq!((report["images"].as_u64(), report["skipped"].as_u64()), (Some(4), Some(3)), "{report}");
         let preds = std::fs::read_to_string(eval_dir.join("predictions.csv")).unwrap();
@@ -305,7 +343,10 @@ mod with_training {
         let expect = "train.csv does not match split.json";
         let run1 = tmp.path().join("runs/r1");
         let err = error_line(train(&m1, &run1, &[]));
-        assert!(err.contains(expect) && err.contains("the manifest set is mixed (a killed split?); run split again"), "{err}");
+        assert!(
+            err.contains(expect) && err.contains("the manifest set is mixed (a killed split?); run split again"),
+            "{err}"
+        );
         assert!(!run1.join("best.safetensors").exists());
         let err = error_line(eval(&run2.join("best.safetensors"), &m1.join("train.csv"), &tmp.path().join("e"), &[]));
         assert!(err.contains(expect), "{err}");
@@ -345,7 +386,12 @@ mod with_training {
         let swapped = "path,class_index,class\nmasked/00.png,1,masked\nunmasked/00.png,0,unmasked\n";
         std::fs::write(other.join("swapped.csv"), swapped).unwrap();
         let err = error_line(eval(&model, &other.join("swapped.csv"), &tmp.path().join("e1"), &["--root", s(&root)]));
-        assert!(err.contains("swapped.csv: line 2: class \"masked\" has class_index 1, which is \"unmasked\" in the model's classes"), "{err}");
+        assert!(
+            err.contains(
+                "swapped.csv: line 2: class \"masked\" has class_index 1, which is \"unmasked\" in the model's classes"
+            ),
+            "{err}"
+        );
         assert!(err.contains("label spaces do not match"), "{err}");
         assert!(!tmp.path().join("e1/report.json").exists());
 
@@ -354,7 +400,8 @@ mod with_training {
         std::fs::write(other.join("right.csv"), right).unwrap();
         succeeded(eval(&model, &other.join("right.csv"), &tmp.path().join("e2"), &["--root", s(&root)]));
         // And a manifest with class names only is looked up by name.
-        std::fs::write(other.join("names.csv"), "path,class\nunmasked/01.png,unmasked\nmasked/01.png,masked\n").unwrap();
+        std::fs::write(other.join("names.csv"), "path,class\nunmasked/01.png,unmasked\nmasked/01.png,masked\n")
+            .unwrap();
         succeeded(eval(&model, &other.join("names.csv"), &tmp.path().join("e3"), &["--root", s(&root)]));
     }
 }

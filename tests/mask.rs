@@ -176,8 +176,7 @@ fn annotations_match_the_outputs() {
         assert_eq!(segm.get_pixel(0, 0)[0], 0);
     }
     // And nothing unlisted was written into the class folders.
-    let on_disk: BTreeSet<String> =
-        tree(&out).into_keys().filter(|k| k.contains('/') && !k.starts_with('.')).collect();
+    let on_disk: BTreeSet<String> = tree(&out).into_keys().filter(|k| k.contains('/') && !k.starts_with('.')).collect();
     assert_eq!(on_disk, listed);
     assert_eq!(listed.len(), 2 * 5, "4 variants + unmasked for 2 images");
     assert!(read_failures(&out).is_empty());
@@ -226,7 +225,10 @@ fn resume_after_a_partial_or_killed_run_gives_the_same_result() {
     assert_eq!(tree(&fresh), tree(&partial));
 
     // A finished folder re-run with other settings is refused.
-    let o = maskforge().args(["mask", input.to_str().unwrap(), "--out", fresh.to_str().unwrap(), "--seed", "5"]).output().unwrap();
+    let o = maskforge()
+        .args(["mask", input.to_str().unwrap(), "--out", fresh.to_str().unwrap(), "--seed", "5"])
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("seed"), "{}", String::from_utf8_lossy(&o.stderr));
 }
@@ -252,7 +254,16 @@ fn kill_mid_run_then_resume_recovers_a_torn_journal_line() {
 
     let killed = tmp.path().join("killed");
     let mut child = maskforge()
-        .args(["mask", input.to_str().unwrap(), "--out", killed.to_str().unwrap(), "--jobs", "1", "--variants", "correct"])
+        .args([
+            "mask",
+            input.to_str().unwrap(),
+            "--out",
+            killed.to_str().unwrap(),
+            "--jobs",
+            "1",
+            "--variants",
+            "correct",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -321,7 +332,11 @@ fn refuses_an_output_folder_inside_the_input() {
     for out in [input.join("masked"), input.join("people/../x")] {
         let o = maskforge().arg("mask").arg(&input).arg("--out").arg(&out).output().unwrap();
         assert!(!o.status.success());
-        assert!(String::from_utf8_lossy(&o.stderr).contains("inside the input"), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("inside the input"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     // Nor an input inside the output (class folders could land in it).
     let o = maskforge().arg("mask").arg(&input).arg("--out").arg(tmp.path()).output().unwrap();

@@ -5,7 +5,6 @@ use image::{Rgb, RgbImage};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-
 mod common;
 use common::{fails, ok, run, text};
 
@@ -37,8 +36,12 @@ fn tree() -> Vec<(String, Vec<u8>)> {
         for person in 0..10 {
             for i in 0..(1 + person % 3) {
                 seed += 1;
-                let (ext, fmt) = if i == 1 { ("png", image::ImageFormat::Png) } else { ("jpg", image::ImageFormat::Jpeg) };
-                files.push((format!("{class}/person{person:02}/{i}.{ext}"), encode(&image(seed, 12 + i, 9 + person), fmt)));
+                let (ext, fmt) =
+                    if i == 1 { ("png", image::ImageFormat::Png) } else { ("jpg", image::ImageFormat::Jpeg) };
+                files.push((
+                    format!("{class}/person{person:02}/{i}.{ext}"),
+                    encode(&image(seed, 12 + i, 9 + person), fmt),
+                ));
             }
         }
     }
@@ -67,10 +70,14 @@ fn outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 fn manifest_paths(csv: &[u8]) -> Vec<(String, String)> {
-    text(csv).lines().skip(1).map(|l| {
-        let f: Vec<&str> = l.split(',').collect();
-        (f[0].to_string(), f[3].to_string())
-    }).collect()
+    text(csv)
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[3].to_string())
+        })
+        .collect()
 }
 
 #[test]
@@ -80,8 +87,7 @@ fn split_verify_and_stats_on_a_generated_tree() {
     let files = tree();
     write_tree(&root, &files, false);
     let out1 = tmp.path().join("m1");
-    let (stdout, stderr) =
-        ok(&["split", s(&root), "--out", s(&out1), "--group-by", "parent", "--hash", "--jobs", "1"]);
+    let (stdout, stderr) = ok(&["split", s(&root), "--out", s(&out1), "--group-by", "parent", "--hash", "--jobs", "1"]);
     assert!(stdout.contains("seed 20240601 (default"), "{stdout}");
     assert!(stdout.contains("group-by parent: 20 groups"), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("with_mask") && l.contains('%')), "per-class table:\n{stdout}");
@@ -204,8 +210,22 @@ fn three_way_split_materialized_with_imagefolder_class_order() {
     let out = tmp.path().join("m");
     let folders = tmp.path().join("folders");
     let (stdout, stderr) = ok(&[
-        "split", s(&root), "--out", s(&out), "--val", "0.2", "--test", "0.2", "--method", "stable",
-        "--seed", "7", "--materialize", s(&folders), "--mode", "copy",
+        "split",
+        s(&root),
+        "--out",
+        s(&out),
+        "--val",
+        "0.2",
+        "--test",
+        "0.2",
+        "--method",
+        "stable",
+        "--seed",
+        "7",
+        "--materialize",
+        s(&folders),
+        "--mode",
+        "copy",
     ]);
     assert!(stdout.contains("seed 7, method stable"), "{stdout}");
     assert!(stdout.contains("materialized 40 files"), "{stdout}\n{stderr}");
@@ -222,7 +242,8 @@ fn three_way_split_materialized_with_imagefolder_class_order() {
             assert!(folders.join(split).join(p).is_file(), "{split}/{p}");
         }
     }
-    assert!(text(&std::fs::read(out.join("classes.csv")).unwrap()).starts_with("index,name,count\n0,Odd,2\n1,with_mask,19\n"));
+    assert!(text(&std::fs::read(out.join("classes.csv")).unwrap())
+        .starts_with("index,name,count\n0,Odd,2\n1,with_mask,19\n"));
 
     // A later two-way split into the same folder leaves no stale test.csv,
     // and replaces the materialized tree it made before.

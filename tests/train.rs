@@ -48,7 +48,16 @@ fn draw_mask(img: &mut RgbImage, rng: &mut Lcg) {
     let c = COLORS[(rng.unit() * 4.0) as usize % 4];
     let s = CROP as f32;
     let p = |x: f32, y: f32| Point::new((x * s) as i32, (y * s) as i32);
-    let poly = [p(0.22, 0.55), p(0.5, 0.5), p(0.78, 0.55), p(0.8, 0.75), p(0.65, 0.9), p(0.5, 0.93), p(0.35, 0.9), p(0.2, 0.75)];
+    let poly = [
+        p(0.22, 0.55),
+        p(0.5, 0.5),
+        p(0.78, 0.55),
+        p(0.8, 0.75),
+        p(0.65, 0.9),
+        p(0.5, 0.93),
+        p(0.35, 0.9),
+        p(0.2, 0.75),
+    ];
     draw_polygon_mut(img, &poly, c);
 }
 
@@ -119,7 +128,8 @@ fn build_dataset() -> Dataset {
         format!(r#"{{"manifest":"train.csv","mean":{mean:?},"std":{std:?},"class_names":["masked","unmasked"],"class_counts":[40,40],"class_weights":[1.0,1.0]}}"#),
     )
     .unwrap();
-    std::fs::write(manifests.join("split.json"), format!(r#"{{"dataset_root":{:?}}}"#, root.display().to_string())).unwrap();
+    std::fs::write(manifests.join("split.json"), format!(r#"{{"dataset_root":{:?}}}"#, root.display().to_string()))
+        .unwrap();
     let runs = dir.path().join("runs");
     Dataset { _dir: dir, root, manifests, runs }
 }
@@ -147,11 +157,30 @@ fn train_resume_and_eval() {
     let run = ds.runs.join("r18");
     let (m, r) = (ds.manifests.to_str().unwrap(), run.to_str().unwrap());
     let common = [
-        "--arch", "resnet18", "--img-size", "48", "--batch-size", "16", "--optimizer", "adam", "--lr", "0.002",
-        "--warmup-epochs", "0", "--patience", "0", "--device", "cpu", "--workers", "2", "--seed", "3",
+        "--arch",
+        "resnet18",
+        "--img-size",
+        "48",
+        "--batch-size",
+        "16",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.002",
+        "--warmup-epochs",
+        "0",
+        "--patience",
+        "0",
+        "--device",
+        "cpu",
+        "--workers",
+        "2",
+        "--seed",
+        "3",
         // A constant rate, so that a 4-epoch run resumed to 6 can be compared
         // with an uninterrupted 6-epoch twin (a cosine schedule depends on --epochs).
-        "--schedule", "constant",
+        "--schedule",
+        "constant",
     ];
     let mut args = vec!["train", "--manifests", m, "--out", r, "--epochs", "4"];
     args.extend(common);
@@ -160,7 +189,15 @@ fn train_resume_and_eval() {
     assert!(stderr.contains("skipped masked/corrupt.png"), "{stderr}");
     assert!(stderr.contains("from scratch"), "{stderr}");
     assert!(stdout.contains("precision    recall  f1-score   support"), "{stdout}");
-    for f in ["best.safetensors", "last.safetensors", "metrics.csv", "curves.png", "report.json", "report.txt", "config.json"] {
+    for f in [
+        "best.safetensors",
+        "last.safetensors",
+        "metrics.csv",
+        "curves.png",
+        "report.json",
+        "report.txt",
+        "config.json",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
     let rows = metrics(&run);
@@ -207,8 +244,15 @@ fn train_resume_and_eval() {
     let report = json(&run.join("report.json"));
     let eval_dir = ds.runs.join("eval-val");
     let (stdout, _) = maskforge(&[
-        "eval", "--model", run.join("best.safetensors").to_str().unwrap(), "--manifest",
-        ds.manifests.join("val.csv").to_str().unwrap(), "--out", eval_dir.to_str().unwrap(), "--device", "cpu",
+        "eval",
+        "--model",
+        run.join("best.safetensors").to_str().unwrap(),
+        "--manifest",
+        ds.manifests.join("val.csv").to_str().unwrap(),
+        "--out",
+        eval_dir.to_str().unwrap(),
+        "--device",
+        "cpu",
     ]);
     assert!(stdout.contains("weighted avg"), "{stdout}");
     let eval = json(&eval_dir.join("report.json"));
@@ -235,9 +279,33 @@ fn frozen_mobilenet_with_bce() {
     let run = ds.runs.join("mb");
     let (m, r) = (ds.manifests.to_str().unwrap(), run.to_str().unwrap());
     let (_, stderr) = maskforge(&[
-        "train", "--manifests", m, "--out", r, "--arch", "mobilenet_v2", "--freeze-backbone", "--loss", "bce",
-        "--class-weights", "--img-size", "32", "--epochs", "1", "--batch-size", "32", "--device", "cpu",
-        "--norm", "imagenet", "--schedule", "step", "--vflip", "0.5", "--rotate", "135",
+        "train",
+        "--manifests",
+        m,
+        "--out",
+        r,
+        "--arch",
+        "mobilenet_v2",
+        "--freeze-backbone",
+        "--loss",
+        "bce",
+        "--class-weights",
+        "--img-size",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--device",
+        "cpu",
+        "--norm",
+        "imagenet",
+        "--schedule",
+        "step",
+        "--vflip",
+        "0.5",
+        "--rotate",
+        "135",
     ]);
     assert!(stderr.contains("1281 trainable"), "head only: 1280 weights + 1 bias\n{stderr}");
     let report = json(&run.join("report.json"));
@@ -250,14 +318,23 @@ fn frozen_mobilenet_with_bce() {
         let out = ds.runs.join("predict");
         let photo = samples().join("obama.jpg");
         let (stdout, _) = maskforge(&[
-            "predict", photo.to_str().unwrap(), "--model", run.join("best.safetensors").to_str().unwrap(), "--out",
-            out.to_str().unwrap(), "--explain", "--device", "cpu",
+            "predict",
+            photo.to_str().unwrap(),
+            "--model",
+            run.join("best.safetensors").to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--explain",
+            "--device",
+            "cpu",
         ]);
         assert!(stdout.contains("1 face(s) classified"), "{stdout}");
         let csv = std::fs::read_to_string(out.join("predictions.csv")).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 2, "{csv}");
-        assert!(lines[0].starts_with("path,face,left,top,right,bottom,detector_score,class,confidence,p_masked,p_unmasked"));
+        assert!(
+            lines[0].starts_with("path,face,left,top,right,bottom,detector_score,class,confidence,p_masked,p_unmasked")
+        );
         let f: Vec<&str> = lines[1].split(',').collect();
         assert_eq!(f[0], "obama.jpg");
         let left: f32 = f[2].parse().unwrap();

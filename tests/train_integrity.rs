@@ -25,8 +25,22 @@ const VAL_FROM: u32 = 4;
 
 /// A small, fast run: two epochs of ResNet18 on 32-pixel inputs.
 const RUN: [&str; 16] = [
-    "--arch", "resnet18", "--img-size", "32", "--batch-size", "8", "--epochs", "2", "--patience", "0", "--device",
-    "cpu", "--workers", "2", "--seed", "5",
+    "--arch",
+    "resnet18",
+    "--img-size",
+    "32",
+    "--batch-size",
+    "8",
+    "--epochs",
+    "2",
+    "--patience",
+    "0",
+    "--device",
+    "cpu",
+    "--workers",
+    "2",
+    "--seed",
+    "5",
 ];
 
 fn bin() -> &'static str {
@@ -49,7 +63,16 @@ fn masked(face: &RgbImage, shade: u8) -> RgbImage {
     let mut img = face.clone();
     let s = CROP as f32;
     let p = |x: f32, y: f32| Point::new((x * s) as i32, (y * s) as i32);
-    let poly = [p(0.22, 0.55), p(0.5, 0.5), p(0.78, 0.55), p(0.8, 0.75), p(0.65, 0.9), p(0.5, 0.93), p(0.35, 0.9), p(0.2, 0.75)];
+    let poly = [
+        p(0.22, 0.55),
+        p(0.5, 0.5),
+        p(0.78, 0.55),
+        p(0.8, 0.75),
+        p(0.65, 0.9),
+        p(0.5, 0.93),
+        p(0.35, 0.9),
+        p(0.2, 0.75),
+    ];
     draw_polygon_mut(&mut img, &poly, Rgb([shade, 200, 230]));
     img
 }
@@ -96,7 +119,15 @@ fn build_dataset() -> Dataset {
 /// `train --manifests M --out RUN` with the small run's flags and `extra`.
 fn train_command(ds: &Dataset, run: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(bin());
-    c.args(["train", "--manifests", ds.manifests.to_str().unwrap(), "--out", run.to_str().unwrap(), "--norm", "imagenet"]);
+    c.args([
+        "train",
+        "--manifests",
+        ds.manifests.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--norm",
+        "imagenet",
+    ]);
     c.args(RUN).args(extra);
     c
 }
@@ -220,11 +251,15 @@ fn resume_finishes_a_run_killed_after_its_final_checkpoint() {
     }
 
     // Idempotent: resuming the finished run again changes nothing.
-    let before: Vec<Vec<u8>> =
-        ["metrics.csv", "report.json", "report.txt", "config.json"].iter().map(|f| std::fs::read(run.join(f)).unwrap()).collect();
+    let before: Vec<Vec<u8>> = ["metrics.csv", "report.json", "report.txt", "config.json"]
+        .iter()
+        .map(|f| std::fs::read(run.join(f)).unwrap())
+        .collect();
     succeed(Command::new(bin()).args(["train", "--resume", run.to_str().unwrap()]));
-    let after: Vec<Vec<u8>> =
-        ["metrics.csv", "report.json", "report.txt", "config.json"].iter().map(|f| std::fs::read(run.join(f)).unwrap()).collect();
+    let after: Vec<Vec<u8>> = ["metrics.csv", "report.json", "report.txt", "config.json"]
+        .iter()
+        .map(|f| std::fs::read(run.join(f)).unwrap())
+        .collect();
     assert!(before == after, "a second resume rewrote the outputs differently");
 
     // Killed in its first epoch: a config.json and no checkpoint.
@@ -308,7 +343,13 @@ fn out_of_range_numbers_are_refused_before_anything_is_written() {
         let out_dir = ds.run_dir("eval-bad");
         let arg = format!("{flag}={value}");
         let out = Command::new(bin())
-            .args(["eval", "--model", "no-such.safetensors", "--manifest", ds.manifests.join("val.csv").to_str().unwrap()])
+            .args([
+                "eval",
+                "--model",
+                "no-such.safetensors",
+                "--manifest",
+                ds.manifests.join("val.csv").to_str().unwrap(),
+            ])
             .args(["--out", out_dir.to_str().unwrap(), "--device", "cpu", &arg])
             .output()
             .unwrap();

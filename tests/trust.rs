@@ -68,12 +68,36 @@ fn chain() -> &'static Path {
         for name in ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "obama_partial_face.jpg"] {
             copy_sample(name, &photos.join(name));
         }
-        let v = args!["mask", photos, "--out", masked, "--crop-size", "48", "--unmasked", "copy", "--variants", "correct,chin"];
+        let v = args![
+            "mask",
+            photos,
+            "--out",
+            masked,
+            "--crop-size",
+            "48",
+            "--unmasked",
+            "copy",
+            "--variants",
+            "correct,chin"
+        ];
         ok(run(v));
         ok(run(args!["split", masked, "--out", manifests, "--group-by", "source", "--val", "0.4"]));
         ok(run(args![
-            "train", "--manifests", manifests, "--out", run_dir, "--arch", "resnet18", "--epochs", "1", "--img-size", "32",
-            "--batch-size", "4", "--workers", "1"
+            "train",
+            "--manifests",
+            manifests,
+            "--out",
+            run_dir,
+            "--arch",
+            "resnet18",
+            "--epochs",
+            "1",
+            "--img-size",
+            "32",
+            "--batch-size",
+            "4",
+            "--workers",
+            "1"
         ]));
         dir
     })
@@ -115,7 +139,10 @@ fn predict_accounts_for_every_photo() {
     };
     let predicted = paths("predictions.csv");
     let failed = paths("failures.csv");
-    assert!(predicted.contains(&"obama.jpg".to_string()) && predicted.contains(&"biden.jpg".to_string()), "{predicted:?}");
+    assert!(
+        predicted.contains(&"obama.jpg".to_string()) && predicted.contains(&"biden.jpg".to_string()),
+        "{predicted:?}"
+    );
     assert_eq!(failed, ["broken.jpg", "wall.png"], "{}", String::from_utf8_lossy(&o.stdout));
     let reasons = std::fs::read_to_string(out.join("failures.csv")).unwrap();
     assert!(reasons.contains("wall.png,no face detected"), "{reasons}");
@@ -202,7 +229,9 @@ fn mask_redoes_an_input_replaced_by_another_photo() {
     );
 
     // Replaced by a photo without a face: the stale masked output must go.
-    image::RgbImage::from_pixel(300, 300, image::Rgb([90, 90, 90])).save_with_format(input.join("a.jpg"), image::ImageFormat::Jpeg).unwrap();
+    image::RgbImage::from_pixel(300, 300, image::Rgb([90, 90, 90]))
+        .save_with_format(input.join("a.jpg"), image::ImageFormat::Jpeg)
+        .unwrap();
     ok(run(args!["mask", input, "--out", out, v[0], v[1], v[2], v[3]]));
     assert!(!out.join("correct/a.jpg").exists(), "a stale output of a replaced input is still filed as masked");
 }
@@ -270,19 +299,34 @@ fn split_train_and_eval_never_write_into_what_they_read() {
     refused(&run(args!["split", masked, "--out", c]), "lies inside the output folder");
     // train: the run folder inside the dataset root or the manifests folder.
     let train = |out: &Path| {
-        run(args!["train", "--manifests", manifests, "--out", out, "--arch", "resnet18", "--epochs", "1", "--img-size", "32"])
+        run(args![
+            "train",
+            "--manifests",
+            manifests,
+            "--out",
+            out,
+            "--arch",
+            "resnet18",
+            "--epochs",
+            "1",
+            "--img-size",
+            "32"
+        ])
     };
     refused(&train(&masked.join("run")), "inside the input");
     refused(&train(&manifests.join("run")), "inside the input");
     // eval: its report folder inside the dataset root.
-    let o = run(args!["eval", "--model", model(), "--manifest", manifests.join("val.csv"), "--out", masked.join("eval")]);
+    let o =
+        run(args!["eval", "--model", model(), "--manifest", manifests.join("val.csv"), "--out", masked.join("eval")]);
     refused(&o, "inside the input");
     // stats: its --out file over the manifest it reads, or inside the dataset root.
-    refused(&run(args!["stats", manifests.join("train.csv"), "--out", manifests.join("train.csv")]), "inside the input");
+    refused(
+        &run(args!["stats", manifests.join("train.csv"), "--out", manifests.join("train.csv")]),
+        "inside the input",
+    );
     refused(&run(args!["stats", manifests.join("train.csv"), "--out", masked.join("stats.json")]), "inside the input");
     assert_eq!((tree(&masked), tree(&manifests)), before, "a refused run changed its input");
 }
-
 
 #[test]
 fn mask_never_writes_over_its_landmarks_file() {

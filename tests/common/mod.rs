@@ -26,7 +26,10 @@ pub fn models() -> PathBuf {
     let dir = std::env::var_os("MASKFORGE_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"));
-    assert!(dir.join("shape_predictor_68_face_landmarks.dat").is_file(), "dlib models missing: run `cargo xtask setup`");
+    assert!(
+        dir.join("shape_predictor_68_face_landmarks.dat").is_file(),
+        "dlib models missing: run `cargo xtask setup`"
+    );
     dir
 }
 

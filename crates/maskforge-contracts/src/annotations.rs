@@ -227,7 +227,10 @@ pub fn parse_annotations(path: &Path, bytes: &[u8]) -> Result<Vec<AnnotationRow>
     let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
     let header = r.headers().map_err(|e| ContractError::format(path, e.to_string()))?;
     if header.iter().ne(annotations_header().iter().map(String::as_str)) {
-        return Err(ContractError::format(path, "unexpected header: not an annotations file of this maskforge version"));
+        return Err(ContractError::format(
+            path,
+            "unexpected header: not an annotations file of this maskforge version",
+        ));
     }
     let mut rows = Vec::new();
     for record in r.records() {
@@ -254,13 +257,13 @@ fn normalise(p: &str) -> String {
 /// result does not depend on row order.
 pub fn read_output_sources(path: &Path) -> Result<HashMap<String, String>, ContractError> {
     let bad = |message: String| ContractError::format(path, message);
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_path(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let mut reader =
+        csv::ReaderBuilder::new().flexible(true).from_path(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let headers = reader.headers().map_err(|e| bad(format!("cannot read header: {e}")))?.clone();
     let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim() == name)
-            .ok_or_else(|| bad(format!("no {name:?} column (header: {})", headers.iter().collect::<Vec<_>>().join(","))))
+        headers.iter().position(|h| h.trim() == name).ok_or_else(|| {
+            bad(format!("no {name:?} column (header: {})", headers.iter().collect::<Vec<_>>().join(",")))
+        })
     };
     let (source_col, output_col) = (column("source")?, column("output")?);
     let mut source_of_output: HashMap<String, String> = HashMap::new();
@@ -335,7 +338,8 @@ mod tests {
 
     #[test]
     fn rows_sort_by_output_then_numeric_face_and_round_trip() {
-        let rows = vec![masked("b.jpg", 10), masked("b.jpg", 2), masked("a.jpg", 0), original("b.jpg"), masked("a.jpg", 0)];
+        let rows =
+            vec![masked("b.jpg", 10), masked("b.jpg", 2), masked("a.jpg", 0), original("b.jpg"), masked("a.jpg", 0)];
         let bytes = annotations_bytes(&rows).unwrap();
         let back = parse_annotations(Path::new("annotations.csv"), &bytes).unwrap();
         let order: Vec<(&str, Option<usize>)> = back.iter().map(|r| (r.output.as_str(), r.face)).collect();

@@ -51,7 +51,8 @@ pub fn parse_classes(path: &Path, bytes: &[u8]) -> Result<Vec<ClassInfo>, Contra
     let bad = |message: String| ContractError::format(path, message);
     let mut reader = csv::Reader::from_reader(bytes);
     let headers = reader.headers().map_err(|e| bad(e.to_string()))?.clone();
-    let names: Vec<&str> = headers.iter().enumerate().map(|(i, h)| if i == 0 { h.trim_start_matches('\u{feff}') } else { h }).collect();
+    let names: Vec<&str> =
+        headers.iter().enumerate().map(|(i, h)| if i == 0 { h.trim_start_matches('\u{feff}') } else { h }).collect();
     let col = |wanted: &[&str]| names.iter().position(|h| wanted.contains(&h.trim()));
     let index_col = col(&["index", "class_index"]).unwrap_or(0);
     let name_col = col(&["name", "class"]).unwrap_or(1);
@@ -60,10 +61,9 @@ pub fn parse_classes(path: &Path, bytes: &[u8]) -> Result<Vec<ClassInfo>, Contra
     for record in reader.records() {
         let record = record.map_err(|e| bad(e.to_string()))?;
         let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let index: usize = record
-            .get(index_col)
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| bad(format!("line {line}: class index {:?} is not a number", record.get(index_col).unwrap_or(""))))?;
+        let index: usize = record.get(index_col).and_then(|s| s.trim().parse().ok()).ok_or_else(|| {
+            bad(format!("line {line}: class index {:?} is not a number", record.get(index_col).unwrap_or("")))
+        })?;
         let name = record.get(name_col).unwrap_or("").trim().to_string();
         if name.is_empty() {
             return Err(bad(format!("line {line}: empty class name")));
@@ -74,7 +74,11 @@ pub fn parse_classes(path: &Path, bytes: &[u8]) -> Result<Vec<ClassInfo>, Contra
     classes.sort_by_key(|c| c.index);
     for (i, c) in classes.iter().enumerate() {
         if c.index != i {
-            return Err(bad(format!("class indices must be 0..{} without gaps or repeats, found {}", classes.len(), c.index)));
+            return Err(bad(format!(
+                "class indices must be 0..{} without gaps or repeats, found {}",
+                classes.len(),
+                c.index
+            )));
         }
     }
     let mut seen = BTreeSet::new();
@@ -94,7 +98,10 @@ mod tests {
     fn round_trip_and_refusals() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("classes.csv");
-        let classes = vec![ClassInfo { index: 0, name: "a".into(), count: 1 }, ClassInfo { index: 1, name: "b, c".into(), count: 2 }];
+        let classes = vec![
+            ClassInfo { index: 0, name: "a".into(), count: 1 },
+            ClassInfo { index: 1, name: "b, c".into(), count: 2 },
+        ];
         write_classes(&p, &classes).unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "index,name,count\n0,a,1\n1,\"b, c\",2\n");
         assert_eq!(read_classes(&p).unwrap(), classes);

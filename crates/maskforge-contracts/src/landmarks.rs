@@ -141,9 +141,8 @@ pub fn read_face_file(path: &Path, name: &str, format: Option<FaceFileFormat>) -
     let format = format.unwrap_or_else(|| FaceFileFormat::sniff(path, &bytes));
     let (faces, problems) = match format {
         FaceFileFormat::Ffhq => parse_ffhq(&bytes, name).map_err(|m| ContractError::format(path, m))?,
-        FaceFileFormat::Detect | FaceFileFormat::Csv => {
-            parse_face_csv(&bytes, name, format == FaceFileFormat::Detect).map_err(|m| ContractError::format(path, m))?
-        }
+        FaceFileFormat::Detect | FaceFileFormat::Csv => parse_face_csv(&bytes, name, format == FaceFileFormat::Detect)
+            .map_err(|m| ContractError::format(path, m))?,
     };
     Ok(FaceFile { format, sha256: crate::sha256_hex(&bytes), faces, problems })
 }

@@ -36,11 +36,12 @@ pub use annotations::{
 pub use classes::{classes_bytes, parse_classes, read_classes, write_classes, ClassInfo};
 pub use error::ContractError;
 pub use landmarks::{
-    box_from_landmarks, landmarks_header, landmarks_record, read_face_file, FaceEntry, FaceFile, FaceFileFormat, LANDMARKS_CSV,
+    box_from_landmarks, landmarks_header, landmarks_record, read_face_file, FaceEntry, FaceFile, FaceFileFormat,
+    LANDMARKS_CSV,
 };
 pub use manifest::{
-    manifest_bytes, parse_manifest, read_manifest, write_manifest, Entry, Manifest, ManifestRow, ReadOptions, MANIFEST_HEADER,
-    SHA256_COLUMN,
+    manifest_bytes, parse_manifest, read_manifest, write_manifest, Entry, Manifest, ManifestRow, ReadOptions,
+    MANIFEST_HEADER, SHA256_COLUMN,
 };
 pub use relpath::{is_lexically_under, PathError, RelPath};
 pub use set::{read_checked, sha256_hex, SetRecord, CLASSES_CSV, FAILURES_CSV, SET_FILES, SPLIT_JSON, STATS_JSON};

@@ -169,7 +169,10 @@ impl Columns {
             sha256: col(SHA256_COLUMN),
         };
         if columns.index.is_none() && columns.class.is_none() {
-            return Err(ContractError::format(path, "not a manifest: neither a \"class_index\" (or \"label\") nor a \"class\" column"));
+            return Err(ContractError::format(
+                path,
+                "not a manifest: neither a \"class_index\" (or \"label\") nor a \"class\" column",
+            ));
         }
         Ok(columns)
     }
@@ -237,10 +240,7 @@ fn parse_row(record: &csv::ByteRecord, line: u64, c: &Columns, options: ReadOpti
     } else {
         let name = class.trim();
         match options.classes {
-            Some(classes) => classes
-                .iter()
-                .position(|c| c == name)
-                .ok_or_else(|| format!("unknown class {name:?}"))?,
+            Some(classes) => classes.iter().position(|c| c == name).ok_or_else(|| format!("unknown class {name:?}"))?,
             None => return Err(format!("no class index (class {name:?} cannot be looked up without classes.csv)")),
         }
     };
@@ -268,15 +268,30 @@ mod tests {
     #[test]
     fn round_trip_is_byte_identical_and_sorted() {
         let rows = vec![
-            ManifestRow { path: "b/x,1.jpg".into(), class_index: 1, class: "b".into(), group: "g \"q\"".into(), bytes: 10, sha256: Some("ab".into()) },
-            ManifestRow { path: "a/y.jpg".into(), class_index: 0, class: "a".into(), group: "a/y.jpg".into(), bytes: 3, sha256: Some("cd".into()) },
+            ManifestRow {
+                path: "b/x,1.jpg".into(),
+                class_index: 1,
+                class: "b".into(),
+                group: "g \"q\"".into(),
+                bytes: 10,
+                sha256: Some("ab".into()),
+            },
+            ManifestRow {
+                path: "a/y.jpg".into(),
+                class_index: 0,
+                class: "a".into(),
+                group: "a/y.jpg".into(),
+                bytes: 3,
+                sha256: Some("cd".into()),
+            },
         ];
         let bytes = manifest_bytes(&rows, false).unwrap();
         assert_eq!(
             String::from_utf8(bytes.clone()).unwrap(),
             "path,class_index,class,group,bytes\na/y.jpg,0,a,a/y.jpg,3\n\"b/x,1.jpg\",1,b,\"g \"\"q\"\"\",10\n"
         );
-        let back = parse_manifest(Path::new("m.csv"), &manifest_bytes(&rows, true).unwrap(), ReadOptions::default()).unwrap();
+        let back =
+            parse_manifest(Path::new("m.csv"), &manifest_bytes(&rows, true).unwrap(), ReadOptions::default()).unwrap();
         let rows_back: Vec<ManifestRow> = back.entries.iter().map(Entry::to_row).collect();
         assert_eq!(rows_back, vec![rows[1].clone(), rows[0].clone()]);
         assert!(back.has_hash_column && back.skipped.is_empty());
@@ -319,13 +334,17 @@ mod tests {
         let m = parse("\u{feff}path ,label\nx.jpg, 1\n", None);
         assert_eq!(m.entries[0].class_index, 1);
         // Non-UTF-8 bytes.
-        let m = parse_manifest(Path::new("t.csv"), b"path,class_index\nok.jpg,0\nbad\xff.jpg,0\n", ReadOptions::default()).unwrap();
+        let m =
+            parse_manifest(Path::new("t.csv"), b"path,class_index\nok.jpg,0\nbad\xff.jpg,0\n", ReadOptions::default())
+                .unwrap();
         assert_eq!((m.entries.len(), m.skipped[0].reason.as_str()), (1, "path is not valid UTF-8"));
     }
 
     #[test]
     fn files_that_are_not_manifests_are_errors() {
-        let err = |text: &str| parse_manifest(Path::new("x.csv"), text.as_bytes(), ReadOptions::default()).unwrap_err().to_string();
+        let err = |text: &str| {
+            parse_manifest(Path::new("x.csv"), text.as_bytes(), ReadOptions::default()).unwrap_err().to_string()
+        };
         assert!(err("file,label\n").contains("no \"path\" column"));
         assert!(err("path,group\n").contains("neither"));
         let missing = read_manifest(Path::new("/nonexistent/m.csv"), ReadOptions::default()).unwrap_err();

@@ -87,10 +87,15 @@ pub fn write_sources(path: &Path, stamps: &[(String, SourceStamp)]) -> Result<()
 /// as current, as for folders of versions without stamps); a file that
 /// cannot be read at all is an error.
 pub fn read_sources(path: &Path) -> Result<Vec<(String, SourceStamp)>, ContractError> {
-    let mut r = csv::ReaderBuilder::new().flexible(true).from_path(path).map_err(|e| ContractError::format(path, e.to_string()))?;
+    let mut r = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .map_err(|e| ContractError::format(path, e.to_string()))?;
     let mut stamps = Vec::new();
     for row in r.records().map_while(Result::ok) {
-        let (Some(source), Some(bytes), Some(mtime), None) = (row.get(0), row.get(1), row.get(2), row.get(3)) else { continue };
+        let (Some(source), Some(bytes), Some(mtime), None) = (row.get(0), row.get(1), row.get(2), row.get(3)) else {
+            continue;
+        };
         if let (Ok(bytes), Ok(mtime_ns)) = (bytes.parse(), mtime.parse()) {
             stamps.push((source.to_string(), SourceStamp { bytes, mtime_ns }));
         }

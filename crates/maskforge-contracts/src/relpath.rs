@@ -92,9 +92,7 @@ impl std::str::FromStr for RelPath {
 /// components and nothing after it is `..`, `.`, a root or a prefix.
 pub fn is_lexically_under(path: &Path, root: &Path) -> bool {
     match path.strip_prefix(root) {
-        Ok(rest) => {
-            rest.components().next().is_some() && rest.components().all(|c| matches!(c, Component::Normal(_)))
-        }
+        Ok(rest) => rest.components().next().is_some() && rest.components().all(|c| matches!(c, Component::Normal(_))),
         Err(_) => false,
     }
 }
@@ -111,16 +109,30 @@ mod tests {
             assert!(is_lexically_under(&p.under(Path::new("/data/root")), Path::new("/data/root")), "{ok}");
         }
         for bad in [
-            "", "/etc/passwd", "../outside/x.jpg", "../../../etc/passwd", "a/../../b", "a/./b", "./a", "a/", "a//b",
-            "..", ".", "C:\\x.jpg", "C:x.jpg", "c:/x", "\\\\server\\share\\x", "a\\..\\..\\x", "a\0b", "//x", "x:y/z",
+            "",
+            "/etc/passwd",
+            "../outside/x.jpg",
+            "../../../etc/passwd",
+            "a/../../b",
+            "a/./b",
+            "./a",
+            "a/",
+            "a//b",
+            "..",
+            ".",
+            "C:\\x.jpg",
+            "C:x.jpg",
+            "c:/x",
+            "\\\\server\\share\\x",
+            "a\\..\\..\\x",
+            "a\0b",
+            "//x",
+            "x:y/z",
         ] {
             assert!(RelPath::new(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(RelPath::new("").unwrap_err().to_string(), "empty path");
-        assert_eq!(
-            RelPath::new("../x").unwrap_err().to_string(),
-            "path \"../x\" is not relative to the dataset root"
-        );
+        assert_eq!(RelPath::new("../x").unwrap_err().to_string(), "path \"../x\" is not relative to the dataset root");
         assert!(!is_lexically_under(Path::new("/data/root/../x"), Path::new("/data/root")));
         assert!(!is_lexically_under(Path::new("/data/root"), Path::new("/data/root")));
         assert!(!is_lexically_under(Path::new("/data/rooty/x"), Path::new("/data/root")));

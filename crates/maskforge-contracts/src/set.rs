@@ -146,7 +146,11 @@ mod tests {
         assert!(read_checked(&d.join("train.csv")).is_ok());
 
         let hash = |name: &str| sha256_hex(&std::fs::read(d.join(name)).unwrap());
-        let record = format!(r#"{{"complete":true,"files":{{"train.csv":"{}","val.csv":"{}"}}}}"#, hash("train.csv"), "0".repeat(64));
+        let record = format!(
+            r#"{{"complete":true,"files":{{"train.csv":"{}","val.csv":"{}"}}}}"#,
+            hash("train.csv"),
+            "0".repeat(64)
+        );
         std::fs::write(d.join(SPLIT_JSON), record).unwrap();
         assert!(read_checked(&d.join("train.csv")).is_ok());
         let err = read_checked(&d.join("val.csv")).unwrap_err().to_string();

@@ -53,9 +53,8 @@ fn class_field() -> impl Strategy<Value = Vec<u8>> {
 
 /// A row: the five columns of the header, or a wrong number of fields.
 fn row() -> impl Strategy<Value = Vec<Vec<u8>>> {
-    let good = (path_field(), index_field(), class_field(), "[a-z/]{0,6}", "[0-9]{1,4}|x").prop_map(|(p, i, c, g, b)| {
-        vec![p, i, c, g.into_bytes(), b.into_bytes()]
-    });
+    let good = (path_field(), index_field(), class_field(), "[a-z/]{0,6}", "[0-9]{1,4}|x")
+        .prop_map(|(p, i, c, g, b)| vec![p, i, c, g.into_bytes(), b.into_bytes()]);
     let any_width = prop::collection::vec(prop::collection::vec(any::<u8>(), 0..8), 1..9);
     prop_oneof![8 => good, 1 => any_width]
 }

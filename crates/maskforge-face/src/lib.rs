@@ -314,10 +314,7 @@ mod tests {
         let l = Landmarks68::from_flat(&v).unwrap();
         assert_eq!(l.point(1), Point::new(2.0, 3.0));
         assert_eq!(l.to_flat(), v);
-        assert_eq!(
-            Landmarks68::from_flat(&v[..10]),
-            Err(LandmarkCountError { expected: 136, got: 10 })
-        );
+        assert_eq!(Landmarks68::from_flat(&v[..10]), Err(LandmarkCountError { expected: 136, got: 10 }));
     }
 
     #[test]

@@ -27,7 +27,11 @@ fn host_tag() -> &'static str {
             .unwrap_or_default();
         let tag: String =
             raw.trim().chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(64).collect();
-        if tag.is_empty() { "host".to_string() } else { tag }
+        if tag.is_empty() {
+            "host".to_string()
+        } else {
+            tag
+        }
     })
 }
 
@@ -60,7 +64,9 @@ pub fn temp_owner(file_name: &str) -> Option<TempOwner> {
     let mut parts = inner.rsplitn(3, '.');
     let (_tag, owner, _name) = (parts.next()?, parts.next()?, parts.next().filter(|n| !n.is_empty())?);
     match owner.split_once('~') {
-        Some((host, pid)) if !host.is_empty() => Some(TempOwner::Process { host: host.to_string(), pid: pid.parse().ok()? }),
+        Some((host, pid)) if !host.is_empty() => {
+            Some(TempOwner::Process { host: host.to_string(), pid: pid.parse().ok()? })
+        }
         Some(_) => None,
         None => Some(TempOwner::Legacy { pid: owner.parse().ok()? }),
     }
@@ -72,7 +78,9 @@ fn is_stale(owner: &TempOwner, age: Option<Duration>) -> bool {
     let old = age.is_some_and(|a| a >= STALE_AGE);
     match owner {
         TempOwner::Process { host, pid } if host == host_tag() => {
-            *pid != std::process::id() && Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
+            *pid != std::process::id()
+                && Path::new("/proc/self").exists()
+                && !Path::new(&format!("/proc/{pid}")).exists()
         }
         _ => old,
     }
@@ -199,7 +207,10 @@ mod tests {
         let pid = std::process::id();
         assert_eq!(temp_owner(name), Some(TempOwner::Process { host: host_tag().to_string(), pid }));
         assert_eq!(temp_owner(".a.b.c.12.3.tmp"), Some(TempOwner::Legacy { pid: 12 }));
-        assert_eq!(temp_owner(".metrics.csv.node-7~99.link.tmp"), Some(TempOwner::Process { host: "node-7".into(), pid: 99 }));
+        assert_eq!(
+            temp_owner(".metrics.csv.node-7~99.link.tmp"),
+            Some(TempOwner::Process { host: "node-7".into(), pid: 99 })
+        );
         for other in ["a.1.2.tmp", ".a.x.2.tmp", "..1.2.tmp", ".a.1.2", ".a.~5.1.tmp", "notes.tmp"] {
             assert_eq!(temp_owner(other), None, "{other}");
         }
@@ -213,12 +224,12 @@ mod tests {
         let me = std::process::id();
         let host = host_tag();
         let names = [
-            format!(".a.jpg.{host}~4194303.0.tmp"),   // this host, dead pid: removed
-            format!(".b.jpg.{host}~{me}.0.tmp"),      // this process: kept
-            ".c.jpg.othernode~1.0.tmp".to_string(),  // another host, young: kept
-            ".d.jpg.othernode~1.1.tmp".to_string(),  // another host, two days old: removed
-            ".e.jpg.4194303.0.tmp".to_string(),      // earlier version, young: kept
-            "f.tmp".to_string(),                     // not ours: kept
+            format!(".a.jpg.{host}~4194303.0.tmp"), // this host, dead pid: removed
+            format!(".b.jpg.{host}~{me}.0.tmp"),    // this process: kept
+            ".c.jpg.othernode~1.0.tmp".to_string(), // another host, young: kept
+            ".d.jpg.othernode~1.1.tmp".to_string(), // another host, two days old: removed
+            ".e.jpg.4194303.0.tmp".to_string(),     // earlier version, young: kept
+            "f.tmp".to_string(),                    // not ours: kept
         ];
         for n in &names {
             fs::write(d.join(n), b"x").unwrap();

@@ -36,8 +36,10 @@ impl<'a> Output<'a> {
 /// Refuses any output inside any input and any input inside any output.
 /// Inputs are files or folders that are read; equal paths count as inside.
 pub fn check_disjoint(inputs: &[&Path], outputs: &[Output<'_>]) -> Result<(), GuardError> {
-    let resolve = |p: &Path| resolve_existing_prefix(p).map_err(|source| GuardError::Resolve { path: p.to_path_buf(), source });
-    let inputs: Vec<(&Path, PathBuf)> = inputs.iter().map(|p| Ok((*p, resolve(p)?))).collect::<Result<_, GuardError>>()?;
+    let resolve =
+        |p: &Path| resolve_existing_prefix(p).map_err(|source| GuardError::Resolve { path: p.to_path_buf(), source });
+    let inputs: Vec<(&Path, PathBuf)> =
+        inputs.iter().map(|p| Ok((*p, resolve(p)?))).collect::<Result<_, GuardError>>()?;
     for out in outputs {
         let out_abs = resolve(out.path)?;
         for (input, input_abs) in &inputs {

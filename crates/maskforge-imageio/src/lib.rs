@@ -55,8 +55,5 @@ pub fn write_failures_csv(path: &Path, failures: &[Failure]) -> std::io::Result<
 /// Path relative to `root` with `/` separators, as written in every CSV.
 pub fn relative_string(root: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(root).unwrap_or(path);
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }

@@ -37,9 +37,10 @@ pub struct WalkOutput {
 /// they hold our own temporary files and tools' metadata.
 pub fn walk_images(root: &Path) -> WalkOutput {
     let mut out = WalkOutput::default();
-    let walker = WalkDir::new(root).follow_links(true).into_iter().filter_entry(|e| {
-        e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.')
-    });
+    let walker = WalkDir::new(root)
+        .follow_links(true)
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
     for entry in walker {
         match entry {
             Ok(e) => {

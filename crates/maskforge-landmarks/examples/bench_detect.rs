@@ -21,11 +21,8 @@ fn main() {
     let rounds: usize = arg("--rounds").and_then(|r| r.parse().ok()).unwrap_or(3);
 
     let walk = maskforge_imageio::walk_images(&samples);
-    let originals: Vec<image::RgbImage> = walk
-        .images
-        .iter()
-        .filter_map(|p| maskforge_imageio::load_rgb(p, Default::default()).ok())
-        .collect();
+    let originals: Vec<image::RgbImage> =
+        walk.images.iter().filter_map(|p| maskforge_imageio::load_rgb(p, Default::default()).ok()).collect();
     if originals.is_empty() {
         eprintln!("no sample photos in {}: run `cargo xtask setup`", samples.display());
         std::process::exit(1);
@@ -47,9 +44,7 @@ fn main() {
             Some(image::imageops::resize(&sq, 1024, 1024, image::imageops::FilterType::Triangle))
         })
         .collect();
-    let mean_mp = originals.iter().map(|i| (i.width() * i.height()) as f64).sum::<f64>()
-        / originals.len() as f64
-        / 1e6;
+    let mean_mp = originals.iter().map(|i| (i.width() * i.height()) as f64).sum::<f64>() / originals.len() as f64 / 1e6;
     let all = rayon::current_num_threads();
     println!(
         "detect benchmark: {} sample photos (mean {:.2} MP), {} rounds, {} threads available",

@@ -63,9 +63,8 @@ pub struct RawDetection {
 
 impl RawDetections {
     fn to_vec(&self) -> Vec<RawDetection> {
-        let len = unsafe {
-            cpp!([self as "const std::vector<mf_detection>*"] -> usize as "size_t" { return self->size(); })
-        };
+        let len =
+            unsafe { cpp!([self as "const std::vector<mf_detection>*"] -> usize as "size_t" { return self->size(); }) };
         if len == 0 {
             return Vec::new();
         }
@@ -120,7 +119,11 @@ impl HogDetector {
                 }
             })
         };
-        if ok { Ok(raw.to_vec()) } else { Err(error_message(&err)) }
+        if ok {
+            Ok(raw.to_vec())
+        } else {
+            Err(error_message(&err))
+        }
     }
 }
 
@@ -178,7 +181,11 @@ impl CnnDetector {
                 }
             })
         };
-        if ok { Ok(raw.to_vec()) } else { Err(error_message(&err)) }
+        if ok {
+            Ok(raw.to_vec())
+        } else {
+            Err(error_message(&err))
+        }
     }
 }
 
@@ -245,6 +252,10 @@ impl ShapePredictor {
                 }
             })
         };
-        if ok { Ok(points) } else { Err(error_message(&err)) }
+        if ok {
+            Ok(points)
+        } else {
+            Err(error_message(&err))
+        }
     }
 }

@@ -130,8 +130,8 @@ impl Detector {
                 })?))
             }
         };
-        let predictor =
-            ShapePredictor::open(&lm_path).map_err(|message| LandmarkError::ModelLoad { path: lm_path.clone(), message })?;
+        let predictor = ShapePredictor::open(&lm_path)
+            .map_err(|message| LandmarkError::ModelLoad { path: lm_path.clone(), message })?;
         Ok(Detector { engine, predictor: Arc::new(predictor), config: config.clone() })
     }
 
@@ -231,7 +231,9 @@ impl Detector {
             .map(|(bbox, score)| Ok(Face { bbox, score, landmarks: self.landmarks(&full, &bbox)? }))
             .collect::<Result<_, LandmarkError>>()?;
         faces.sort_by(|a, b| {
-            b.bbox.area().total_cmp(&a.bbox.area())
+            b.bbox
+                .area()
+                .total_cmp(&a.bbox.area())
                 .then(a.bbox.top.total_cmp(&b.bbox.top))
                 .then(a.bbox.left.total_cmp(&b.bbox.left))
         });

@@ -6,7 +6,9 @@ use crate::{Detector, LandmarkError};
 use image::{Rgb, RgbImage};
 use maskforge_contracts::{landmarks_header, landmarks_record, LANDMARKS_CSV};
 use maskforge_face::Face;
-use maskforge_imageio::{load_rgb, relative_string, save_rgb_atomic, write_failures_csv, AtomicFile, Failure, LoadLimits};
+use maskforge_imageio::{
+    load_rgb, relative_string, save_rgb_atomic, write_failures_csv, AtomicFile, Failure, LoadLimits,
+};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 

@@ -13,7 +13,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut img = image::RgbImage::new(lvl.width, lvl.height);
         for (i, p) in img.pixels_mut().enumerate() {
             let [m, ar, ag, ab, a] = lvl.data[i];
-            let bg = if ((i as u32 % lvl.width) / 32 + (i as u32 / lvl.width) / 32).is_multiple_of(2) { 200.0 } else { 150.0 };
+            let bg = if ((i as u32 % lvl.width) / 32 + (i as u32 / lvl.width) / 32).is_multiple_of(2) {
+                200.0
+            } else {
+                150.0
+            };
             let pre = [ar, ag, ab];
             for k in 0..3 {
                 let v = m as f32 * c[k] as f32 / 255.0 + pre[k] as f32 + bg * (1.0 - a as f32 / 255.0);

@@ -13,8 +13,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut items = Vec::new();
     for f in &args[3..] {
         let img = image::open(f)?.to_rgb8();
-        let label = std::path::Path::new(f).iter().rev().take(2).collect::<Vec<_>>().into_iter().rev()
-            .map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>().join("/");
+        let label = std::path::Path::new(f)
+            .iter()
+            .rev()
+            .take(2)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
         items.push(SheetItem { thumbnail: thumbnail(&img, None, cell), label });
     }
     contact_sheet(&items, cols, cell).save(&args[0])?;

@@ -54,11 +54,7 @@ impl Colour {
             };
         }
         let lower = t.to_ascii_lowercase();
-        NAMED
-            .iter()
-            .find(|(n, _)| *n == lower)
-            .map(|(_, c)| Colour(*c))
-            .ok_or_else(|| ColourError(s.to_string()))
+        NAMED.iter().find(|(n, _)| *n == lower).map(|(_, c)| Colour(*c)).ok_or_else(|| ColourError(s.to_string()))
     }
 
     /// The name if this is exactly a named colour, else `#rrggbb`.

@@ -80,10 +80,7 @@ pub struct UnknownVariant(pub String);
 impl FromStr for MaskVariant {
     type Err = UnknownVariant;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        MaskVariant::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s.trim())
-            .ok_or_else(|| UnknownVariant(s.to_string()))
+        MaskVariant::ALL.into_iter().find(|v| v.as_str() == s.trim()).ok_or_else(|| UnknownVariant(s.to_string()))
     }
 }
 
@@ -232,7 +229,10 @@ fn catmull_rom(ctrl: &[Point], per_seg: usize) -> Vec<Point> {
             let t = k as f32 / per_seg as f32;
             let (t2, t3) = (t * t, t * t * t);
             let f = |a: f32, b: f32, c: f32, d: f32| {
-                0.5 * (2.0 * b + (-a + c) * t + (2.0 * a - 5.0 * b + 4.0 * c - d) * t2 + (-a + 3.0 * b - 3.0 * c + d) * t3)
+                0.5 * (2.0 * b
+                    + (-a + c) * t
+                    + (2.0 * a - 5.0 * b + 4.0 * c - d) * t2
+                    + (-a + 3.0 * b - 3.0 * c + d) * t3)
             };
             out.push(Point::new(f(p0.x, p1.x, p2.x, p3.x), f(p0.y, p1.y, p2.y, p3.y)));
         }
@@ -489,7 +489,11 @@ impl FaceFrame {
         }
         let roll = {
             let r = landmarks.roll();
-            if r.is_finite() { r } else { 0.0 }
+            if r.is_finite() {
+                r
+            } else {
+                0.0
+            }
         };
         let centre = Point::centroid(landmarks.points()).unwrap_or_default();
         let up = landmarks.map(|p| rotate(p, centre, -roll));
@@ -811,7 +815,15 @@ pub(crate) mod tests {
             let x = (p.x - 250.0) / 100.0;
             let depth = match i {
                 0..=16 => -0.55 * x.abs().powf(1.5),
-                27..=35 => 0.15 + if i == 30 { 0.35 } else if i >= 31 { 0.2 } else { 0.1 * (i - 27) as f32 },
+                27..=35 => {
+                    0.15 + if i == 30 {
+                        0.35
+                    } else if i >= 31 {
+                        0.2
+                    } else {
+                        0.1 * (i - 27) as f32
+                    }
+                }
                 48..=67 => 0.15 * (1.0 - x.abs()),
                 _ => 0.0,
             };
@@ -854,13 +866,19 @@ pub(crate) mod tests {
     fn variants_cover_and_expose_the_right_landmarks() {
         for (tname, outline, fit) in builtin_outlines() {
             for (fname, lm) in faces() {
-                for jit in [Jitter::default(), Jitter { top: 1.0, bottom: 1.0, width: 1.0 }, Jitter { top: -1.0, bottom: -1.0, width: -1.0 }] {
+                for jit in [
+                    Jitter::default(),
+                    Jitter { top: 1.0, bottom: 1.0, width: 1.0 },
+                    Jitter { top: -1.0, bottom: -1.0, width: -1.0 },
+                ] {
                     let ctx = format!("{tname} on {fname} with {jit:?}");
-                    let p = place(&lm, MaskVariant::Correct, &outline, &fit, jit).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                    let p =
+                        place(&lm, MaskVariant::Correct, &outline, &fit, jit).unwrap_or_else(|e| panic!("{ctx}: {e}"));
                     for i in [30, 31, 32, 33, 34, 35].into_iter().chain(48..68) {
                         assert!(inside(&p, i, &lm), "correct: {ctx}: landmark {i} not covered");
                     }
-                    let p = place(&lm, MaskVariant::NoseExposed, &outline, &fit, jit).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                    let p = place(&lm, MaskVariant::NoseExposed, &outline, &fit, jit)
+                        .unwrap_or_else(|e| panic!("{ctx}: {e}"));
                     for i in 48..68 {
                         assert!(inside(&p, i, &lm), "nose_exposed: {ctx}: mouth landmark {i} not covered");
                     }
@@ -872,7 +890,8 @@ pub(crate) mod tests {
                         assert!(!inside(&p, i, &lm), "chin: {ctx}: landmark {i} covered");
                     }
                     assert!(inside(&p, 8, &lm), "chin: {ctx}: chin not covered");
-                    let p = place(&lm, MaskVariant::ChinExposed, &outline, &fit, jit).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                    let p = place(&lm, MaskVariant::ChinExposed, &outline, &fit, jit)
+                        .unwrap_or_else(|e| panic!("{ctx}: {e}"));
                     for i in (30..36).chain(48..68) {
                         assert!(inside(&p, i, &lm), "chin_exposed: {ctx}: landmark {i} not covered");
                     }
@@ -901,7 +920,10 @@ pub(crate) mod tests {
                     let eyes_y = lm.right_eye_center().lerp(lm.left_eye_center(), 0.5);
                     let up = |q: Point| rotate(q, p.centre, -p.roll);
                     let eye_level = up(eyes_y).y;
-                    assert!(p.polygon.iter().all(|&q| up(q).y > eye_level), "{tname} {v} on {fname}: mask over the eyes");
+                    assert!(
+                        p.polygon.iter().all(|&q| up(q).y > eye_level),
+                        "{tname} {v} on {fname}: mask over the eyes"
+                    );
                 }
             }
         }
@@ -931,10 +953,16 @@ pub(crate) mod tests {
         let far = frontal_face().map(|p| Point::new(p.x - 5000.0, p.y + 9000.0));
         assert!(place(&far, MaskVariant::Correct, &outline, &fit, Jitter::default()).is_ok());
         let flat = Landmarks68([Point::new(3.0, 3.0); 68]);
-        assert!(matches!(place(&flat, MaskVariant::Correct, &outline, &fit, Jitter::default()), Err(PlacementError::Degenerate { .. })));
+        assert!(matches!(
+            place(&flat, MaskVariant::Correct, &outline, &fit, Jitter::default()),
+            Err(PlacementError::Degenerate { .. })
+        ));
         let mut nan = frontal_face();
         nan.0[5].x = f32::NAN;
-        assert_eq!(place(&nan, MaskVariant::Chin, &outline, &fit, Jitter::default()).unwrap_err(), PlacementError::NonFinite);
+        assert_eq!(
+            place(&nan, MaskVariant::Chin, &outline, &fit, Jitter::default()).unwrap_err(),
+            PlacementError::NonFinite
+        );
     }
 
     #[test]

@@ -272,7 +272,9 @@ chin_bottom = [50, 100]
         let mut s = synth();
         for t in ["surgical", "n95", "kn95", "cloth", "printed"] {
             s.templates = TemplateSet::builtin().unwrap().select(&[t.to_string()]).unwrap();
-            for (name, lm) in [("frontal", frontal_face()), ("yawed", yawed_face(0.4)), ("rolled", rolled(&frontal_face(), 0.3))] {
+            for (name, lm) in
+                [("frontal", frontal_face()), ("yawed", yawed_face(0.4)), ("rolled", rolled(&frontal_face(), 0.3))]
+            {
                 for v in MaskVariant::ALL {
                     let orig = skin(520, 520);
                     let mut img = orig.clone();
@@ -293,7 +295,11 @@ chin_bottom = [50, 100]
                         let q = Point::new(x as f32 + 0.5, y as f32 + 0.5);
                         let inside_mesh = point_in_polygon(q, &hull) || distance_to_polygon(q, &hull) < margin;
                         if !inside_mesh {
-                            assert_eq!(px, orig.get_pixel(x, y), "{t} {v} {name}: pixel ({x},{y}) outside the mask changed");
+                            assert_eq!(
+                                px,
+                                orig.get_pixel(x, y),
+                                "{t} {v} {name}: pixel ({x},{y}) outside the mask changed"
+                            );
                         } else if point_in_polygon(q, &p.polygon) && px != orig.get_pixel(x, y) {
                             changed_inside += 1;
                         }
@@ -303,7 +309,11 @@ chin_bottom = [50, 100]
                     for i in v.exposed_landmarks() {
                         let q = lm.point(i);
                         let (x, y) = (q.x as u32, q.y as u32);
-                        assert_eq!(img.get_pixel(x, y), orig.get_pixel(x, y), "{t} {v} {name}: exposed landmark {i} changed");
+                        assert_eq!(
+                            img.get_pixel(x, y),
+                            orig.get_pixel(x, y),
+                            "{t} {v} {name}: exposed landmark {i} changed"
+                        );
                     }
                 }
             }
@@ -333,7 +343,8 @@ chin_bottom = [50, 100]
             let mut img = skin(500, 500);
             let mut rng = SplitMix64::for_face(42, "people/a.jpg", 0);
             let style = s.choose_style(&mut rng).unwrap();
-            s.apply(&mut img, &yawed_face(0.3), MaskVariant::NoseExposed, &style, &mut rng.fork("nose_exposed"), None).unwrap();
+            s.apply(&mut img, &yawed_face(0.3), MaskVariant::NoseExposed, &style, &mut rng.fork("nose_exposed"), None)
+                .unwrap();
             img
         };
         assert_eq!(run().as_raw(), run().as_raw());

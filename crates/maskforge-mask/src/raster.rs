@@ -55,9 +55,7 @@ impl<const N: usize> Level<N> {
         let fx = x - 0.5;
         let fy = y - 0.5;
         // Far outside a zero-edged level: skip the four lookups.
-        if edge == Edge::Zero
-            && (fx < -1.0 || fy < -1.0 || fx > self.width as f32 || fy > self.height as f32)
-        {
+        if edge == Edge::Zero && (fx < -1.0 || fy < -1.0 || fx > self.width as f32 || fy > self.height as f32) {
             return [0.0; N];
         }
         let x0 = fx.floor();

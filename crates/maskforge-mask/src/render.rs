@@ -83,11 +83,19 @@ impl MaskLayer {
 }
 
 fn srgb_to_linear_exact(c: f32) -> f32 {
-    if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+    if c <= 0.04045 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
 }
 
 fn linear_to_srgb_exact(c: f32) -> f32 {
-    if c <= 0.003_130_8 { c * 12.92 } else { 1.055 * c.powf(1.0 / 2.4) - 0.055 }
+    if c <= 0.003_130_8 {
+        c * 12.92
+    } else {
+        1.055 * c.powf(1.0 / 2.4) - 0.055
+    }
 }
 
 const LUT_N: usize = 4096;
@@ -128,7 +136,13 @@ fn to_srgb(l: &Luts, lin: f32) -> f32 {
 }
 
 /// Rasterises the warped template into a layer (not yet feathered).
-pub fn warp_layer(placement: &Placement, style: &MaskStyle, img_w: u32, img_h: u32, opts: &BlendOptions) -> Result<MaskLayer, TemplateError> {
+pub fn warp_layer(
+    placement: &Placement,
+    style: &MaskStyle,
+    img_w: u32,
+    img_h: u32,
+    opts: &BlendOptions,
+) -> Result<MaskLayer, TemplateError> {
     let rendered = style.template.rendered()?;
     let mesh = &placement.mesh;
     let sigma = placement.feather_sigma() * opts.feather.max(0.0);
@@ -282,7 +296,14 @@ struct Lighting {
 
 impl Lighting {
     fn flat() -> Lighting {
-        Lighting { coef: [1.0, 0.0, 0.0, 0.0, 0.0, 0.0], mean: 1.0, exposure: 1.0, centre: Point::default(), roll: 0.0, norm: 1.0 }
+        Lighting {
+            coef: [1.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            mean: 1.0,
+            exposure: 1.0,
+            centre: Point::default(),
+            roll: 0.0,
+            norm: 1.0,
+        }
     }
 
     fn features(&self, x: f32, y: f32) -> [f32; 6] {
@@ -344,7 +365,9 @@ fn estimate_lighting(img: &RgbImage, layer: &MaskLayer, placement: &Placement) -
             }
             let (x, y) = (layer.x0 + lx, layer.y0 + ly);
             let p = img.get_pixel(x, y).0;
-            let lum = 0.2126 * l.u8_to_linear[p[0] as usize] + 0.7152 * l.u8_to_linear[p[1] as usize] + 0.0722 * l.u8_to_linear[p[2] as usize];
+            let lum = 0.2126 * l.u8_to_linear[p[0] as usize]
+                + 0.7152 * l.u8_to_linear[p[1] as usize]
+                + 0.0722 * l.u8_to_linear[p[2] as usize];
             samples.push((x as f32 + 0.5, y as f32 + 0.5, lum));
         }
     }

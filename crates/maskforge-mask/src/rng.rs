@@ -83,14 +83,18 @@ mod tests {
 
     #[test]
     fn streams_are_stable_and_keyed() {
-        let a: Vec<u64> = (0..3).map({
-            let mut r = SplitMix64::for_face(7, "a/b.jpg", 0);
-            move |_| r.next_u64()
-        }).collect();
-        let b: Vec<u64> = (0..3).map({
-            let mut r = SplitMix64::for_face(7, "a/b.jpg", 0);
-            move |_| r.next_u64()
-        }).collect();
+        let a: Vec<u64> = (0..3)
+            .map({
+                let mut r = SplitMix64::for_face(7, "a/b.jpg", 0);
+                move |_| r.next_u64()
+            })
+            .collect();
+        let b: Vec<u64> = (0..3)
+            .map({
+                let mut r = SplitMix64::for_face(7, "a/b.jpg", 0);
+                move |_| r.next_u64()
+            })
+            .collect();
         assert_eq!(a, b);
         assert_ne!(SplitMix64::for_face(7, "a/b.jpg", 1).next_u64(), a[0]);
         assert_ne!(SplitMix64::for_face(8, "a/b.jpg", 0).next_u64(), a[0]);

@@ -29,7 +29,8 @@ pub fn thumbnail(img: &RgbImage, focus: Option<BBox>, size: u32) -> RgbImage {
         let b = b.expanded(0.35);
         let side = b.width().max(b.height());
         let c = b.center();
-        BBox::new(c.x - side / 2.0, c.y - side / 2.0, c.x + side / 2.0, c.y + side / 2.0).clip(img.width(), img.height())
+        BBox::new(c.x - side / 2.0, c.y - side / 2.0, c.x + side / 2.0, c.y + side / 2.0)
+            .clip(img.width(), img.height())
     });
     let (x0, y0, x1, y1) = region.unwrap_or((0, 0, img.width(), img.height()));
     let view = imageops::crop_imm(img, x0, y0, x1 - x0, y1 - y0).to_image();
@@ -75,7 +76,10 @@ mod tests {
     #[test]
     fn sheet_lays_out_cells_and_labels() {
         let items: Vec<SheetItem> = (0..5)
-            .map(|i| SheetItem { thumbnail: RgbImage::from_pixel(40, 30, Rgb([i * 40, 0, 0])), label: format!("Class_{i}\nvery/long/path/name/{i}.jpg") })
+            .map(|i| SheetItem {
+                thumbnail: RgbImage::from_pixel(40, 30, Rgb([i * 40, 0, 0])),
+                label: format!("Class_{i}\nvery/long/path/name/{i}.jpg"),
+            })
             .collect();
         let s = contact_sheet(&items, 3, 64);
         assert_eq!(s.width(), 3 * 70 + 6);

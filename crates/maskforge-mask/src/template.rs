@@ -182,10 +182,7 @@ fn chain(
                 // Insert the anchor where it fits best along x (the outline runs left to right).
                 let i = pts.iter().position(|p| p.x > m.x).unwrap_or(pts.len() - 1).max(1);
                 if given.len() > 2 {
-                    return Err(bad(format!(
-                        "outline.{what} must pass through its centre anchor ({}, {})",
-                        m.x, m.y
-                    )));
+                    return Err(bad(format!("outline.{what} must pass through its centre anchor ({}, {})", m.x, m.y)));
                 }
                 pts.insert(i, m);
                 i
@@ -202,12 +199,21 @@ impl TemplateOutline {
     pub fn from_descriptor(d: &Descriptor, size: (f32, f32)) -> Result<Self, TemplateError> {
         let a = &d.anchors;
         let tol = 0.01 * size.0.max(size.1).max(1.0);
-        let (top, nose_index) =
-            chain(&d.name, "top", &d.outline.top, pt(a.right_cheek_top), Some(pt(a.nose_top)), pt(a.left_cheek_top), tol)?;
+        let (top, nose_index) = chain(
+            &d.name,
+            "top",
+            &d.outline.top,
+            pt(a.right_cheek_top),
+            Some(pt(a.nose_top)),
+            pt(a.left_cheek_top),
+            tol,
+        )?;
         let (bottom, chin_index) =
             chain(&d.name, "bottom", &d.outline.bottom, pt(a.right_jaw), Some(pt(a.chin_bottom)), pt(a.left_jaw), tol)?;
-        let (right_side, _) = chain(&d.name, "right_side", &d.outline.right_side, pt(a.right_cheek_top), None, pt(a.right_jaw), tol)?;
-        let (left_side, _) = chain(&d.name, "left_side", &d.outline.left_side, pt(a.left_cheek_top), None, pt(a.left_jaw), tol)?;
+        let (right_side, _) =
+            chain(&d.name, "right_side", &d.outline.right_side, pt(a.right_cheek_top), None, pt(a.right_jaw), tol)?;
+        let (left_side, _) =
+            chain(&d.name, "left_side", &d.outline.left_side, pt(a.left_cheek_top), None, pt(a.left_jaw), tol)?;
         let o = TemplateOutline { top, nose_index, bottom, chin_index, right_side, left_side };
         let bad = |message: &str| TemplateError::Invalid { name: d.name.clone(), message: message.into() };
         // Sanity: corners on the correct sides, top above bottom.
@@ -217,12 +223,20 @@ impl TemplateOutline {
         if !(a.right_jaw[0] < a.chin_bottom[0] && a.chin_bottom[0] < a.left_jaw[0]) {
             return Err(bad("anchors: expected right_jaw.x < chin_bottom.x < left_jaw.x"));
         }
-        if !(a.nose_top[1] < a.chin_bottom[1] && a.right_cheek_top[1] < a.right_jaw[1] && a.left_cheek_top[1] < a.left_jaw[1]) {
-            return Err(bad("anchors: the top (nose_top, cheek tops) must be above the bottom (jaw points, chin_bottom)"));
+        if !(a.nose_top[1] < a.chin_bottom[1]
+            && a.right_cheek_top[1] < a.right_jaw[1]
+            && a.left_cheek_top[1] < a.left_jaw[1])
+        {
+            return Err(bad(
+                "anchors: the top (nose_top, cheek tops) must be above the bottom (jaw points, chin_bottom)",
+            ));
         }
         for p in o.top.iter().chain(&o.bottom).chain(&o.right_side).chain(&o.left_side) {
             if p.x < -tol || p.y < -tol || p.x > size.0 + tol || p.y > size.1 + tol {
-                return Err(bad(&format!("outline point ({}, {}) lies outside the {}x{} image", p.x, p.y, size.0, size.1)));
+                return Err(bad(&format!(
+                    "outline point ({}, {}) lies outside the {}x{} image",
+                    p.x, p.y, size.0, size.1
+                )));
             }
         }
         Ok(o)
@@ -278,18 +292,23 @@ impl std::fmt::Debug for Template {
 
 fn svg_tree(name: &str, text: &str, resources: Option<&Path>) -> Result<resvg::usvg::Tree, TemplateError> {
     let opt = resvg::usvg::Options { resources_dir: resources.map(Path::to_path_buf), ..Default::default() };
-    resvg::usvg::Tree::from_str(text, &opt).map_err(|e| TemplateError::Svg { name: name.into(), message: e.to_string() })
+    resvg::usvg::Tree::from_str(text, &opt)
+        .map_err(|e| TemplateError::Svg { name: name.into(), message: e.to_string() })
 }
 
 impl Template {
     fn new(descriptor: Descriptor, source: Source, size: (f32, f32), art: &[u8]) -> Result<Template, TemplateError> {
         let name = descriptor.name.clone();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(TemplateError::Invalid { name, message: "name must be non-empty ASCII letters, digits, '_' or '-'".into() });
+            return Err(TemplateError::Invalid {
+                name,
+                message: "name must be non-empty ASCII letters, digits, '_' or '-'".into(),
+            });
         }
         let outline = TemplateOutline::from_descriptor(&descriptor, size)?;
         let parse = |s: &str| {
-            Colour::parse(s).map_err(|e| TemplateError::Invalid { name: descriptor.name.clone(), message: e.to_string() })
+            Colour::parse(s)
+                .map_err(|e| TemplateError::Invalid { name: descriptor.name.clone(), message: e.to_string() })
         };
         let palette = descriptor.palette.iter().map(|s| parse(s)).collect::<Result<Vec<_>, _>>()?;
         let default_colour = match &descriptor.default_colour {
@@ -300,13 +319,32 @@ impl Template {
             return Err(TemplateError::Invalid { name, message: "texture_weight must be within 0..1".into() });
         }
         let f = &descriptor.fit;
-        if !(f.side_reach > 0.2 && f.side_reach <= 1.5 && f.side_margin.abs() <= 0.3 && f.chin_drop.abs() <= 0.3 && f.ear_loops >= 0.0) {
-            return Err(TemplateError::Invalid { name, message: "fit values out of range (side_reach 0.2..1.5, |side_margin|, |chin_drop| <= 0.3, ear_loops >= 0)".into() });
+        if !(f.side_reach > 0.2
+            && f.side_reach <= 1.5
+            && f.side_margin.abs() <= 0.3
+            && f.chin_drop.abs() <= 0.3
+            && f.ear_loops >= 0.0)
+        {
+            return Err(TemplateError::Invalid {
+                name,
+                message:
+                    "fit values out of range (side_reach 0.2..1.5, |side_margin|, |chin_drop| <= 0.3, ear_loops >= 0)"
+                        .into(),
+            });
         }
         let mut key = format!("{descriptor:?}").into_bytes();
         key.extend_from_slice(art);
         let fingerprint = crate::rng::stable_hash(&key);
-        Ok(Template { descriptor, outline, size, palette, default_colour, fingerprint, source, raster: OnceLock::new() })
+        Ok(Template {
+            descriptor,
+            outline,
+            size,
+            palette,
+            default_colour,
+            fingerprint,
+            source,
+            raster: OnceLock::new(),
+        })
     }
 
     /// Builds a template from an SVG document and its descriptor.
@@ -319,7 +357,8 @@ impl Template {
 
     /// Builds a template from a PNG file (with alpha) and its descriptor.
     pub fn from_png(descriptor: Descriptor, path: &Path) -> Result<Template, TemplateError> {
-        let err = |message: String| TemplateError::Image { name: descriptor.name.clone(), path: path.to_path_buf(), message };
+        let err =
+            |message: String| TemplateError::Image { name: descriptor.name.clone(), path: path.to_path_buf(), message };
         let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
         let (w, h) = image::ImageReader::new(std::io::Cursor::new(&bytes))
             .with_guessed_format()
@@ -363,7 +402,9 @@ impl Template {
                 let mut recolourable = false;
                 for (b, wh) in black.chunks_exact(4).zip(white.chunks_exact(4)) {
                     // Channel-averaged m; the two renders differ only where currentColor shows.
-                    let m = ((wh[0] as i32 - b[0] as i32) + (wh[1] as i32 - b[1] as i32) + (wh[2] as i32 - b[2] as i32)) / 3;
+                    let m =
+                        ((wh[0] as i32 - b[0] as i32) + (wh[1] as i32 - b[1] as i32) + (wh[2] as i32 - b[2] as i32))
+                            / 3;
                     let m = m.clamp(0, 255) as u8;
                     recolourable |= m > 8;
                     data.push([m, b[0], b[1], b[2], b[3].max(wh[3])]);
@@ -414,11 +455,23 @@ impl Template {
 
 /// The templates drawn for this project, embedded in the binary.
 const BUILTIN: &[(&str, &str, &str)] = &[
-    ("surgical.toml", include_str!("../../../mask_templates/surgical.toml"), include_str!("../../../mask_templates/surgical.svg")),
+    (
+        "surgical.toml",
+        include_str!("../../../mask_templates/surgical.toml"),
+        include_str!("../../../mask_templates/surgical.svg"),
+    ),
     ("n95.toml", include_str!("../../../mask_templates/n95.toml"), include_str!("../../../mask_templates/n95.svg")),
     ("kn95.toml", include_str!("../../../mask_templates/kn95.toml"), include_str!("../../../mask_templates/kn95.svg")),
-    ("cloth.toml", include_str!("../../../mask_templates/cloth.toml"), include_str!("../../../mask_templates/cloth.svg")),
-    ("printed.toml", include_str!("../../../mask_templates/printed.toml"), include_str!("../../../mask_templates/printed.svg")),
+    (
+        "cloth.toml",
+        include_str!("../../../mask_templates/cloth.toml"),
+        include_str!("../../../mask_templates/cloth.svg"),
+    ),
+    (
+        "printed.toml",
+        include_str!("../../../mask_templates/printed.toml"),
+        include_str!("../../../mask_templates/printed.svg"),
+    ),
 ];
 
 /// A set of templates, looked up by name.
@@ -459,13 +512,15 @@ impl TemplateSet {
 
     /// Loads one descriptor and the image it names (relative to the descriptor).
     pub fn load_file(file: &Path) -> Result<Template, TemplateError> {
-        let text = std::fs::read_to_string(file).map_err(|source| TemplateError::Io { path: file.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(file).map_err(|source| TemplateError::Io { path: file.to_path_buf(), source })?;
         let d = Descriptor::parse(&text, file)?;
         let dir = file.parent().unwrap_or(Path::new("."));
         let image = dir.join(&d.image);
         let is_svg = image.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg"));
         if is_svg {
-            let svg = std::fs::read_to_string(&image).map_err(|source| TemplateError::Io { path: image.clone(), source })?;
+            let svg =
+                std::fs::read_to_string(&image).map_err(|source| TemplateError::Io { path: image.clone(), source })?;
             Template::from_svg(d, svg, Some(dir))
         } else {
             Template::from_png(d, &image)

@@ -132,7 +132,13 @@ impl Texture {
             other => return Err(TextureError::Unknown(other.to_string())),
         };
         let mean = mean_of(&level);
-        Ok(Texture { name: name.to_string(), mode: TextureMode::Modulate, pixels: Pyramid::build(level), mean, tile_units })
+        Ok(Texture {
+            name: name.to_string(),
+            mode: TextureMode::Modulate,
+            pixels: Pyramid::build(level),
+            mean,
+            tile_units,
+        })
     }
 
     /// A printed pattern from an image file; one tile spans `tile_units`

@@ -41,7 +41,10 @@ impl ConfusionMatrix {
     }
 
     /// Builds a matrix from `(true, predicted)` pairs.
-    pub fn from_pairs(n_classes: usize, pairs: impl IntoIterator<Item = (usize, usize)>) -> Result<Self, ClassOutOfRange> {
+    pub fn from_pairs(
+        n_classes: usize,
+        pairs: impl IntoIterator<Item = (usize, usize)>,
+    ) -> Result<Self, ClassOutOfRange> {
         let mut m = Self::new(n_classes);
         for (t, p) in pairs {
             m.add(t, p)?;
@@ -236,7 +239,8 @@ impl ClassificationReport {
             row(&mut s, c);
         }
         s.push('\n');
-        let _ = writeln!(s, "{:>width$}  {:>9} {:>9} {:>9.digits$} {:>9}", "accuracy", "", "", self.accuracy, self.total);
+        let _ =
+            writeln!(s, "{:>width$}  {:>9} {:>9} {:>9.digits$} {:>9}", "accuracy", "", "", self.accuracy, self.total);
         row(&mut s, &self.macro_avg);
         row(&mut s, &self.weighted_avg);
         s

@@ -34,8 +34,8 @@ pub use error::PipelineError;
 pub use merge::{merge, MergeReport};
 pub use naming::{extension_collisions, Naming};
 pub use options::{
-    build_synthesizer, parse_class_map, parse_shard, parse_variants, FaceFilter, MaskOptions, OutputFormat, Selected, SelectedBoxes,
-    SynthOptions, UnmaskedMode, VariantMode,
+    build_synthesizer, parse_class_map, parse_shard, parse_variants, FaceFilter, MaskOptions, OutputFormat, Selected,
+    SelectedBoxes, SynthOptions, UnmaskedMode, VariantMode,
 };
 pub use preview::{preview_sample, save_sheet};
 pub use process::{ImageOutcome, Pipeline, StepTimes};

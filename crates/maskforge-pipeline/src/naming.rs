@@ -117,7 +117,13 @@ pub fn extension_collisions<'a>(sources: impl IntoIterator<Item = &'a str>) -> H
 mod tests {
     use super::*;
 
-    fn naming(mode: VariantMode, map: &[(&str, &str)], unmasked: UnmaskedMode, format: OutputFormat, ext: &[&str]) -> Naming {
+    fn naming(
+        mode: VariantMode,
+        map: &[(&str, &str)],
+        unmasked: UnmaskedMode,
+        format: OutputFormat,
+        ext: &[&str],
+    ) -> Naming {
         let variants = [(MaskVariant::Correct, 1.0), (MaskVariant::NoseExposed, 1.0), (MaskVariant::Chin, 1.0)];
         let map = map.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Naming::new(&variants, mode, &map, unmasked, format, ext.iter().map(|s| s.to_string()).collect())

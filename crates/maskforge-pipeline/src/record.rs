@@ -167,7 +167,12 @@ mod tests {
     fn journal_skips_a_torn_line_and_appends_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(".mask-journal.jsonl");
-        let rec = |s: &str| Record { source: s.into(), outputs: vec![format!("correct/{s}")], faces: 1, ..Default::default() };
+        let rec = |s: &str| Record {
+            source: s.into(),
+            outputs: vec![format!("correct/{s}")],
+            faces: 1,
+            ..Default::default()
+        };
         let j = Journal::open(&path).unwrap();
         j.append(&rec("a.jpg")).unwrap();
         drop(j);

@@ -54,7 +54,8 @@ impl Inputs {
         };
         let mut images: Vec<(PathBuf, String)> = match shard {
             Some((i, n)) => {
-                let in_shard = |rel: &str| maskforge_mask::rng::stable_hash(rel.as_bytes()) % n as u64 == (i - 1) as u64;
+                let in_shard =
+                    |rel: &str| maskforge_mask::rng::stable_hash(rel.as_bytes()) % n as u64 == (i - 1) as u64;
                 all.into_iter().filter(|(_, rel)| in_shard(rel)).collect()
             }
             None => all,
@@ -169,7 +170,8 @@ impl<'p> MaskRun<'p> {
         failures.sort_by(|a, b| a.path.cmp(&b.path).then(a.reason.cmp(&b.reason)));
         let files = &self.files;
         maskforge_contracts::write_annotations(&files.annotations, &rows)?;
-        maskforge_imageio::write_failures_csv(&files.failures, &failures).map_err(PipelineError::io(&files.failures))?;
+        maskforge_imageio::write_failures_csv(&files.failures, &failures)
+            .map_err(PipelineError::io(&files.failures))?;
         write_stamps(&files.stamps, &self.records)?;
         drop(self.journal);
         let _ = std::fs::remove_file(&files.journal);
@@ -194,7 +196,8 @@ fn is_done(pipeline: &Pipeline, rec: &Record) -> bool {
             opts.out.join(o).symlink_metadata().is_ok()
                 && opts.seg_dir.as_ref().is_none_or(|d| {
                     // Unmasked copies have no segmentation mask.
-                    rec.rows.iter().any(|r| r.output == *o && r.is_unmasked()) || d.join(o).with_extension("png").is_file()
+                    rec.rows.iter().any(|r| r.output == *o && r.is_unmasked())
+                        || d.join(o).with_extension("png").is_file()
                 })
         })
 }

@@ -29,14 +29,26 @@ pub struct FoundFaces {
 pub trait FaceSource {
     /// The faces of `image` (decoded from `path`, `rel` relative to the
     /// input root) that pass `filter`.
-    fn find_faces(&mut self, image: &RgbImage, path: &Path, rel: &str, filter: FaceFilter) -> Result<FoundFaces, String>;
+    fn find_faces(
+        &mut self,
+        image: &RgbImage,
+        path: &Path,
+        rel: &str,
+        filter: FaceFilter,
+    ) -> Result<FoundFaces, String>;
 }
 
 impl<F> FaceSource for F
 where
     F: FnMut(&RgbImage, &Path, &str, FaceFilter) -> Result<FoundFaces, String>,
 {
-    fn find_faces(&mut self, image: &RgbImage, path: &Path, rel: &str, filter: FaceFilter) -> Result<FoundFaces, String> {
+    fn find_faces(
+        &mut self,
+        image: &RgbImage,
+        path: &Path,
+        rel: &str,
+        filter: FaceFilter,
+    ) -> Result<FoundFaces, String> {
         self(image, path, rel, filter)
     }
 }
@@ -84,7 +96,10 @@ fn implausible(face: &Face, width: u32, height: u32) -> Option<String> {
     let inside = |x: f32, y: f32| (-w..=2.0 * w).contains(&x) && (-h..=2.0 * h).contains(&y);
     let b = face.bbox;
     if !inside(b.left, b.top) || !inside(b.right, b.bottom) {
-        return Some(format!("box {},{},{},{} lies outside the {width}x{height} image", b.left, b.top, b.right, b.bottom));
+        return Some(format!(
+            "box {},{},{},{} lies outside the {width}x{height} image",
+            b.left, b.top, b.right, b.bottom
+        ));
     }
     if let Some(p) = face.landmarks.points().iter().find(|p| !inside(p.x, p.y)) {
         return Some(format!("landmark {},{} lies outside the {width}x{height} image", p.x, p.y));
@@ -94,7 +109,13 @@ fn implausible(face: &Face, width: u32, height: u32) -> Option<String> {
 }
 
 impl FaceSource for FileFaces {
-    fn find_faces(&mut self, image: &RgbImage, _path: &Path, rel: &str, filter: FaceFilter) -> Result<FoundFaces, String> {
+    fn find_faces(
+        &mut self,
+        image: &RgbImage,
+        _path: &Path,
+        rel: &str,
+        filter: FaceFilter,
+    ) -> Result<FoundFaces, String> {
         let faces = self.by_path.get(rel).ok_or_else(|| format!("no face for this image in {}", self.name))?;
         for (i, face) in faces.iter().enumerate() {
             if let Some(why) = implausible(face, image.width(), image.height()) {

@@ -36,7 +36,13 @@ fn frontal_face() -> Face {
 struct FakeFaces;
 
 impl FaceSource for FakeFaces {
-    fn find_faces(&mut self, image: &RgbImage, _path: &Path, rel: &str, _filter: FaceFilter) -> Result<FoundFaces, String> {
+    fn find_faces(
+        &mut self,
+        image: &RgbImage,
+        _path: &Path,
+        rel: &str,
+        _filter: FaceFilter,
+    ) -> Result<FoundFaces, String> {
         if image.width() < 500 {
             return Err(format!("{rel}: too small for the fake source"));
         }
@@ -189,7 +195,8 @@ fn step_times_add_up() {
     let root = input_tree(dir.path());
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let pipeline = Pipeline::new(options(&out, 0), build_synthesizer(&synth_options()).unwrap(), HashSet::new()).unwrap();
+    let pipeline =
+        Pipeline::new(options(&out, 0), build_synthesizer(&synth_options()).unwrap(), HashSet::new()).unwrap();
     let o = pipeline.process(&mut FakeFaces, &root.join("a.png"), "a.png").unwrap();
     assert_eq!(o.record.outputs, ["correct/a.png", "incorrect/a.png", "unmasked/a.png"]);
     assert_eq!(o.record.rows.iter().map(|r| r.variant.as_str()).collect::<Vec<_>>(), ["correct", "chin", "none"]);

@@ -98,7 +98,8 @@ fn photo_tree(samples: &Path, dir: &Path, count: usize) -> (PathBuf, String) {
             .iter()
             .map(|im| {
                 let side = im.width().min(im.height());
-                let sq = image::imageops::crop_imm(im, (im.width() - side) / 2, (im.height() - side) / 2, side, side).to_image();
+                let sq = image::imageops::crop_imm(im, (im.width() - side) / 2, (im.height() - side) / 2, side, side)
+                    .to_image();
                 image::imageops::resize(&sq, 1024, 1024, image::imageops::FilterType::Triangle)
             })
             .collect()
@@ -175,11 +176,7 @@ fn main() {
     let list = walk_images(&photos).images;
     let mb: f64 = list.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len() as f64).sum::<f64>() / 1e6;
     println!();
-    println!(
-        "{} JPEGs of 1024x1024 (q90, {:.1} MB; {origin}), images/s",
-        list.len(),
-        mb
-    );
+    println!("{} JPEGs of 1024x1024 (q90, {:.1} MB; {origin}), images/s", list.len(), mb);
     let out = work.join("manifests_photos");
     let full = SplitOptions { group_by: GroupBy::Parent, ..SplitOptions::default() };
     // Manifests for the stats runs (and a warm cache).

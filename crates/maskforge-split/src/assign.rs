@@ -144,7 +144,13 @@ pub struct GroupCounts {
 ///
 /// `groups` must be in a fixed order (the callers sort them by key) so the
 /// result depends only on the seed and the data.
-pub fn assign_groups(groups: &[GroupCounts], num_classes: usize, ratios: Ratios, method: Method, seed: u64) -> Vec<Split> {
+pub fn assign_groups(
+    groups: &[GroupCounts],
+    num_classes: usize,
+    ratios: Ratios,
+    method: Method,
+    seed: u64,
+) -> Vec<Split> {
     match method {
         Method::Stable => groups.iter().map(|g| stable_split(&g.key, ratios, seed)).collect(),
         Method::Exact => exact_assign(groups, num_classes, ratios, seed),
@@ -275,7 +281,10 @@ mod tests {
             let groups: Vec<GroupCounts> = (0..(5 + rng.below_unbiased(300)))
                 .map(|i| GroupCounts {
                     key: format!("g{i:05}"),
-                    per_class: vec![(rng.below_unbiased(num_classes as u64) as usize, 1 + rng.below_unbiased(max_size))],
+                    per_class: vec![(
+                        rng.below_unbiased(num_classes as u64) as usize,
+                        1 + rng.below_unbiased(max_size),
+                    )],
                 })
                 .collect();
             let splits = assign_groups(&groups, num_classes, ratios, Method::Exact, trial);

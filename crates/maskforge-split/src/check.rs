@@ -46,7 +46,11 @@ pub fn open_manifests(target: &Path, root: Option<&Path>) -> Result<ManifestSet,
     let dir = if whole_folder {
         target.to_path_buf()
     } else {
-        target.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+        target
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
     };
     let record_path = dir.join(SPLIT_JSON);
     let record = if record_path.is_file() { Some(SplitRecord::read(&record_path)?) } else { None };
@@ -164,7 +168,8 @@ pub fn verify(set: &ManifestSet, options: &VerifyOptions, progress: &dyn Progres
         report.checked.push((name.clone(), rows.len() + skipped.len(), hashed));
         // Rows the reader refused (a path outside the root, say) were not opened.
         for f in skipped {
-            let line = f.path.strip_prefix(&format!("{name}:")).map(|l| format!("line {l}")).unwrap_or_else(|| f.path.clone());
+            let line =
+                f.path.strip_prefix(&format!("{name}:")).map(|l| format!("line {l}")).unwrap_or_else(|| f.path.clone());
             mismatches.push(Mismatch { manifest: name.clone(), path: line, problem: f.reason.clone() });
         }
         let found: Vec<Vec<String>> = rows
@@ -191,7 +196,11 @@ pub fn verify(set: &ManifestSet, options: &VerifyOptions, progress: &dyn Progres
         for r in rows {
             if let Some(other) = first_path.insert(r.path.as_str(), name) {
                 if other != name {
-                    mismatches.push(Mismatch { manifest: name.clone(), path: r.path.to_string(), problem: format!("also listed in {other}") });
+                    mismatches.push(Mismatch {
+                        manifest: name.clone(),
+                        path: r.path.to_string(),
+                        problem: format!("also listed in {other}"),
+                    });
                 }
             }
             if r.group.is_empty() {
@@ -309,7 +318,10 @@ pub fn manifest_stats(
         .par_iter()
         .map(|row| {
             let result = if row.class_index >= set.classes.len() {
-                Err(Failure::new(row.path.to_string(), format!("class index {} out of range ({} classes)", row.class_index, set.classes.len())))
+                Err(Failure::new(
+                    row.path.to_string(),
+                    format!("class index {} out of range ({} classes)", row.class_index, set.classes.len()),
+                ))
             } else {
                 let path = row.path.under(&set.root);
                 std::fs::read(&path)

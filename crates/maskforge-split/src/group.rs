@@ -124,7 +124,10 @@ impl GroupBy {
         match self.resolve(root) {
             GroupBy::Auto | GroupBy::None => Ok(Grouping { keys: rel_paths.to_vec(), ..Grouping::default() }),
             GroupBy::Parent => Ok(Grouping {
-                keys: rel_paths.iter().map(|p| p.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("").to_string()).collect(),
+                keys: rel_paths
+                    .iter()
+                    .map(|p| p.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("").to_string())
+                    .collect(),
                 ..Grouping::default()
             }),
             GroupBy::Regex(pattern) => regex_keys(&pattern, rel_paths),
@@ -261,7 +264,8 @@ mod tests {
              \"p2/b,c.jpg\",correct/p2/b.jpg,0,correct,correct,t1\n",
         )
         .unwrap();
-        let p = paths(&["chin/p1/a.jpg", "correct/p1/a.jpg", "correct/p2/b.jpg", "unmasked/p1/a.jpg", "unmasked/zz.jpg"]);
+        let p =
+            paths(&["chin/p1/a.jpg", "correct/p1/a.jpg", "correct/p2/b.jpg", "unmasked/p1/a.jpg", "unmasked/zz.jpg"]);
         assert_eq!(GroupBy::Auto.resolve(root), GroupBy::Source);
         let g = GroupBy::Auto.keys(root, &p).unwrap();
         assert_eq!(g.keys, ["p1/a.jpg", "p1/a.jpg", "p2/b,c.jpg", "p1/a.jpg", "unmasked/zz.jpg"]);

@@ -31,7 +31,10 @@ pub use manifest::{ClassInfo, ManifestRow};
 /// The one manifest reader and writer, and the checked relative path.
 pub use maskforge_contracts as contracts;
 pub use materialize::{check_materialize_dir, materialize, MaterializeMode};
-pub use plan::{check_output_dir, plan_split, write_split, Allow, MaterializedRecord, SplitOptions, SplitPlan, SplitRecord, DEFAULT_SEED};
+pub use plan::{
+    check_output_dir, plan_split, write_split, Allow, MaterializedRecord, SplitOptions, SplitPlan, SplitRecord,
+    DEFAULT_SEED,
+};
 pub use scan::ScanOptions;
 pub use stats::{ChannelSums, Stats};
 

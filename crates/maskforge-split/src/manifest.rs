@@ -63,7 +63,14 @@ mod tests {
                 bytes: 10,
                 sha256: Some("ab".into()),
             },
-            ManifestRow { path: "a/y.jpg".into(), class_index: 0, class: "a".into(), group: "a/y.jpg".into(), bytes: 3, sha256: Some("cd".into()) },
+            ManifestRow {
+                path: "a/y.jpg".into(),
+                class_index: 0,
+                class: "a".into(),
+                group: "a/y.jpg".into(),
+                bytes: 3,
+                sha256: Some("cd".into()),
+            },
         ];
         let p = dir.path().join("m.csv");
         write_manifest(&p, &rows, true).unwrap();
@@ -71,10 +78,16 @@ mod tests {
         assert_eq!(back, vec![rows[1].clone(), rows[0].clone()]);
         write_manifest(&p, &rows, false).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert_eq!(text, "path,class_index,class,group,bytes\na/y.jpg,0,a,a/y.jpg,3\n\"b/x,1.jpg\",1,b,\"g \"\"q\"\"\",10\n");
+        assert_eq!(
+            text,
+            "path,class_index,class,group,bytes\na/y.jpg,0,a,a/y.jpg,3\n\"b/x,1.jpg\",1,b,\"g \"\"q\"\"\",10\n"
+        );
         assert!(read_manifest(&p).unwrap().iter().all(|r| r.sha256.is_none()));
 
-        let classes = vec![ClassInfo { index: 0, name: "a".into(), count: 1 }, ClassInfo { index: 1, name: "b".into(), count: 1 }];
+        let classes = vec![
+            ClassInfo { index: 0, name: "a".into(), count: 1 },
+            ClassInfo { index: 1, name: "b".into(), count: 1 },
+        ];
         let c = dir.path().join("classes.csv");
         write_classes(&c, &classes).unwrap();
         assert_eq!(read_classes(&c).unwrap(), classes);

@@ -4,8 +4,8 @@
 
 use crate::assign::Split;
 use crate::plan::SplitPlan;
-use maskforge_imageio::resolve_existing_prefix;
 use crate::SplitError;
+use maskforge_imageio::resolve_existing_prefix;
 use rayon::prelude::*;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -112,17 +112,19 @@ fn build(plan: &SplitPlan, temp: &Path, mode: MaterializeMode) -> Result<(), Spl
             std::fs::create_dir_all(&d).map_err(SplitError::io(&d))?;
         }
     }
-    let jobs: Vec<(Split, &str)> =
-        plan.splits().into_iter().flat_map(|s| plan.rows[s.index()].iter().map(move |r| (s, r.path.as_str()))).collect();
+    let jobs: Vec<(Split, &str)> = plan
+        .splits()
+        .into_iter()
+        .flat_map(|s| plan.rows[s.index()].iter().map(move |r| (s, r.path.as_str())))
+        .collect();
     jobs.par_iter().try_for_each(|&(split, rel)| {
         let src = plan.root.join(rel);
         let dst = temp.join(split.name()).join(rel);
         if let Some(p) = dst.parent() {
             std::fs::create_dir_all(p).map_err(SplitError::io(p))?;
         }
-        place(&src, &dst, mode).map_err(|e| {
-            SplitError::Materialize(format!("cannot {mode} {} to {}: {e}", src.display(), dst.display()))
-        })
+        place(&src, &dst, mode)
+            .map_err(|e| SplitError::Materialize(format!("cannot {mode} {} to {}: {e}", src.display(), dst.display())))
     })?;
     let marker = temp.join(MARKER_FILE);
     let note = format!("made by maskforge split from {}\n", plan.root.display());

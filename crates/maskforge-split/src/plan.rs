@@ -344,12 +344,8 @@ impl SplitPlan {
         let counts = self.counts();
         let mut out = Vec::new();
         for s in self.splits() {
-            let missing: Vec<&str> = self
-                .classes
-                .iter()
-                .filter(|c| counts[c.index][s.index()] == 0)
-                .map(|c| c.name.as_str())
-                .collect();
+            let missing: Vec<&str> =
+                self.classes.iter().filter(|c| counts[c.index][s.index()] == 0).map(|c| c.name.as_str()).collect();
             if !missing.is_empty() {
                 out.push(format!(
                     "{s} has no image of class(es) {} (too few groups); its ImageFolder needs allow_empty=True",
@@ -488,7 +484,8 @@ pub struct MaterializedRecord {
 impl SplitRecord {
     pub fn read(path: &Path) -> Result<SplitRecord, SplitError> {
         let text = std::fs::read_to_string(path).map_err(SplitError::io(path))?;
-        serde_json::from_str(&text).map_err(|e| SplitError::Manifest { path: path.to_path_buf(), message: e.to_string() })
+        serde_json::from_str(&text)
+            .map_err(|e| SplitError::Manifest { path: path.to_path_buf(), message: e.to_string() })
     }
 
     pub fn to_json(&self) -> String {
@@ -521,7 +518,11 @@ pub fn check_output_dir(root: &Path, out: &Path) -> Result<(), SplitError> {
 /// marked incomplete (`"complete": false`) and last with the SHA-256 of every
 /// other file (`"files"`): `train`, `eval` and `verify` refuse a set whose
 /// files do not match it, and a re-run of split repairs the set.
-pub fn write_split(plan: &SplitPlan, out: &Path, materialized: Option<MaterializedRecord>) -> Result<Vec<PathBuf>, SplitError> {
+pub fn write_split(
+    plan: &SplitPlan,
+    out: &Path,
+    materialized: Option<MaterializedRecord>,
+) -> Result<Vec<PathBuf>, SplitError> {
     std::fs::create_dir_all(out).map_err(SplitError::io(out))?;
     let mut record = plan.record(materialized);
     let record_path = out.join(SPLIT_JSON);

@@ -5,9 +5,9 @@
 use crate::stats::{stats_sums, ChannelSums};
 use crate::Progress;
 use image::RgbImage;
-use maskforge_imageio::{load_rgb_from_bytes, Failure, LoadLimits};
 #[cfg(test)]
 use maskforge_imageio::jpeg_truncation;
+use maskforge_imageio::{load_rgb_from_bytes, Failure, LoadLimits};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};

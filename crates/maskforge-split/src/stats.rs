@@ -52,11 +52,7 @@ impl ChannelSums {
                 sum_sq[j % 3] += q[j] as u64;
             }
         }
-        ChannelSums {
-            pixels: img.width() as u64 * img.height() as u64,
-            sum,
-            sum_sq: sum_sq.map(|v| v as u128),
-        }
+        ChannelSums { pixels: img.width() as u64 * img.height() as u64, sum, sum_sq: sum_sq.map(|v| v as u128) }
     }
 
     pub fn add(&mut self, other: &ChannelSums) {

@@ -30,7 +30,8 @@ fn dataset_spec(people_per_class: usize) -> Spec {
         for p in 0..people_per_class {
             for i in 0..(1 + rng.below_unbiased(4)) {
                 let ext = if i % 2 == 0 { "png" } else { "jpg" };
-                let img = noise_image(rng.next_u64(), 6 + rng.below_unbiased(6) as u32, 5 + rng.below_unbiased(6) as u32);
+                let img =
+                    noise_image(rng.next_u64(), 6 + rng.below_unbiased(6) as u32, 5 + rng.below_unbiased(6) as u32);
                 spec.push((format!("{class}/p{p:03}/img{i}.{ext}"), encoded(&img, ext)));
             }
         }
@@ -119,7 +120,12 @@ fn outputs_are_byte_identical_across_jobs_creation_order_and_location() {
     assert!(ra.input.fingerprint.starts_with("sha256:"));
     // The header and the first line look as documented.
     let train = String::from_utf8(outs[0]["train.csv"].clone()).unwrap();
-    assert!(train.starts_with("path,class_index,class,group,bytes,sha256\nincorrect/p000/img0.png,0,incorrect,incorrect/p000,"), "{train}");
+    assert!(
+        train.starts_with(
+            "path,class_index,class,group,bytes,sha256\nincorrect/p000/img0.png,0,incorrect,incorrect/p000,"
+        ),
+        "{train}"
+    );
 }
 
 #[test]
@@ -148,7 +154,11 @@ fn bad_files_are_left_out_and_listed_with_reasons() {
         write_spec(&elsewhere, &vec![("x.png".to_string(), encoded(&noise_image(8, 4, 4), "png"))], None);
         std::os::unix::fs::symlink(&elsewhere, root.join("linked")).unwrap();
         let plan = plan_with_jobs(&root, &opts("parent"), 2);
-        assert!(plan.failures.iter().any(|f| f.path == "masked/p001/loop" && f.reason.contains("loop")), "{:?}", plan.failures);
+        assert!(
+            plan.failures.iter().any(|f| f.path == "masked/p001/loop" && f.reason.contains("loop")),
+            "{:?}",
+            plan.failures
+        );
         assert!(plan.rows.iter().flatten().any(|r| r.path == "linked/x.png" && r.class == "linked"));
         std::fs::remove_file(root.join("masked/p001/loop")).unwrap();
         std::fs::remove_file(root.join("linked")).unwrap();
@@ -378,8 +388,16 @@ fn materialized_tree_has_the_class_order_of_classes_csv() {
             assert_eq!(found, names, "{mode} {s}");
             for r in &plan.rows[s.index()] {
                 let placed = target.join(s.name()).join(&r.path);
-                assert_eq!(std::fs::read(&placed).unwrap(), std::fs::read(root.join(&r.path)).unwrap(), "{mode} {}", r.path);
-                assert_eq!(std::fs::symlink_metadata(&placed).unwrap().file_type().is_symlink(), mode == MaterializeMode::Symlink);
+                assert_eq!(
+                    std::fs::read(&placed).unwrap(),
+                    std::fs::read(root.join(&r.path)).unwrap(),
+                    "{mode} {}",
+                    r.path
+                );
+                assert_eq!(
+                    std::fs::symlink_metadata(&placed).unwrap().file_type().is_symlink(),
+                    mode == MaterializeMode::Symlink
+                );
             }
         }
         let leftovers: BTreeSet<String> = std::fs::read_dir(dir.path())

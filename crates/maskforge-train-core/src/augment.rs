@@ -132,7 +132,14 @@ pub fn eval_transform(img: &RgbImage, size: u32, norm: &Normalize, out: &mut [f3
 
 /// The training transform into a CHW buffer of `3 × size × size`; all
 /// random choices come from `rng`.
-pub fn train_transform(img: &RgbImage, size: u32, aug: &AugmentConfig, norm: &Normalize, rng: &mut Rng, out: &mut [f32]) {
+pub fn train_transform(
+    img: &RgbImage,
+    size: u32,
+    aug: &AugmentConfig,
+    norm: &Normalize,
+    rng: &mut Rng,
+    out: &mut [f32],
+) {
     let (w, h) = (img.width() as f64, img.height() as f64);
     let (cx, cy, cw, ch) = random_resized_crop(w, h, aug.crop_scale, rng);
     let hflip = rng.chance(aug.hflip);

@@ -160,7 +160,12 @@ impl TrainConfig {
             ("--min-lr", min_lr.to_string(), non_negative(min_lr) && min_lr <= lr, "from 0 to --lr"),
             ("--momentum", self.momentum.to_string(), unit_open(self.momentum), "in [0, 1)"),
             ("--weight-decay", self.weight_decay.to_string(), non_negative(self.weight_decay), "a finite number >= 0"),
-            ("--warmup-epochs", self.warmup_epochs.to_string(), non_negative(self.warmup_epochs), "a finite number >= 0"),
+            (
+                "--warmup-epochs",
+                self.warmup_epochs.to_string(),
+                non_negative(self.warmup_epochs),
+                "a finite number >= 0",
+            ),
             ("--step-size", self.step_size.to_string(), self.step_size >= 1, "at least 1"),
             ("--gamma", self.gamma.to_string(), self.gamma > 0.0 && self.gamma <= 1.0, "in (0, 1]"),
             ("--prefetch", self.prefetch.to_string(), (1..=MAX_PREFETCH).contains(&self.prefetch), "from 1 to 64"),

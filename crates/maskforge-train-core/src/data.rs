@@ -72,7 +72,6 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
-
 }
 
 /// Shared settings of the pipeline.
@@ -87,7 +86,13 @@ pub struct Loader {
 
 impl Loader {
     /// `workers` decoding threads (0: all cores).
-    pub fn new(workers: usize, img_size: u32, norm: Normalize, limits: LoadLimits, prefetch: usize) -> std::io::Result<Loader> {
+    pub fn new(
+        workers: usize,
+        img_size: u32,
+        norm: Normalize,
+        limits: LoadLimits,
+        prefetch: usize,
+    ) -> std::io::Result<Loader> {
         let mut b = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("maskforge-loader-{i}"));
         if workers > 0 {
             b = b.num_threads(workers);
@@ -101,7 +106,13 @@ impl Loader {
     }
 
     /// Starts producing the batches of `order` (dataset indices).
-    pub fn batches(&self, items: Arc<Vec<Item>>, order: Vec<usize>, batch_size: usize, transform: Transform) -> BatchIter {
+    pub fn batches(
+        &self,
+        items: Arc<Vec<Item>>,
+        order: Vec<usize>,
+        batch_size: usize,
+        transform: Transform,
+    ) -> BatchIter {
         let (tx, rx) = sync_channel(self.prefetch);
         let pool = Arc::clone(&self.pool);
         let (size, norm, limits) = (self.img_size, self.norm, self.limits);
@@ -142,7 +153,14 @@ impl Loader {
 }
 
 /// Loads and transforms one image.
-fn prepare(item: &Item, index: usize, size: u32, norm: &Normalize, limits: LoadLimits, t: &Transform) -> Result<Vec<f32>, String> {
+fn prepare(
+    item: &Item,
+    index: usize,
+    size: u32,
+    norm: &Normalize,
+    limits: LoadLimits,
+    t: &Transform,
+) -> Result<Vec<f32>, String> {
     let img = load_rgb(&item.path, limits).map_err(|e| e.reason())?;
     let mut out = vec![0f32; 3 * (size as usize) * (size as usize)];
     match t {

@@ -84,7 +84,9 @@ impl RunInputs {
         maskforge_imageio::check_disjoint(&[&cfg.manifests, &data.root], &[Output::new(&cfg.out, "run folder")])?;
         let n_classes = data.classes.len();
         if cfg.loss == LossKind::Bce && n_classes != 2 {
-            return Err(TrainError::Config(format!("--loss bce needs exactly 2 classes, the manifests have {n_classes}")));
+            return Err(TrainError::Config(format!(
+                "--loss bce needs exactly 2 classes, the manifests have {n_classes}"
+            )));
         }
         for m in [&data.train, &data.val] {
             for f in &m.skipped {
@@ -111,7 +113,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path();
         std::fs::write(m.join("classes.csv"), "index,name,count\n0,masked,1\n1,unmasked,1\n").unwrap();
-        std::fs::write(m.join("train.csv"), "path,class_index,class\na.png,0,masked\nb.png,1,unmasked\n../c.png,0,masked\n").unwrap();
+        std::fs::write(
+            m.join("train.csv"),
+            "path,class_index,class\na.png,0,masked\nb.png,1,unmasked\n../c.png,0,masked\n",
+        )
+        .unwrap();
         std::fs::write(m.join("val.csv"), format!("path,class_index,class\n{val}")).unwrap();
         std::fs::write(m.join("split.json"), r#"{"dataset_root":"/data/faces"}"#).unwrap();
         dir

@@ -68,7 +68,8 @@ pub fn check_class_names(manifest: &Path, model_classes: &[String], dir: &Path) 
 pub fn write_predictions_csv(path: &Path, classes: &[String], preds: &[(Item, Prediction)]) -> Result<()> {
     let err = |e: csv::Error| TrainError::Config(format!("{}: {e}", path.display()));
     let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["path".to_string(), "class".into(), "predicted".into(), "confidence".into(), "correct".into()];
+    let mut header =
+        vec!["path".to_string(), "class".into(), "predicted".into(), "confidence".into(), "correct".into()];
     header.extend(classes.iter().map(|c| format!("p_{c}")));
     w.write_record(&header).map_err(err)?;
     for (item, p) in preds {

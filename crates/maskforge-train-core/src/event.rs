@@ -14,10 +14,20 @@ pub enum Phase {
 pub enum Event<'a> {
     Info(String),
     /// An image or manifest row left out, with a one-line reason.
-    Skipped { path: &'a str, reason: &'a str },
-    PhaseStart { phase: Phase, epoch: usize, epochs: usize, images: usize },
+    Skipped {
+        path: &'a str,
+        reason: &'a str,
+    },
+    PhaseStart {
+        phase: Phase,
+        epoch: usize,
+        epochs: usize,
+        images: usize,
+    },
     /// Images processed so far in the phase.
-    Progress { images: usize },
+    Progress {
+        images: usize,
+    },
     PhaseEnd,
     EpochEnd(&'a EpochRow),
 }

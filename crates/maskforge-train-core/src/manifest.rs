@@ -129,7 +129,8 @@ pub fn root_from_split_json(manifests: &Path) -> Result<Option<PathBuf>> {
         return Ok(None);
     }
     let text = std::fs::read_to_string(&path).map_err(TrainError::io(&path))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| TrainError::manifest(&path, e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| TrainError::manifest(&path, e.to_string()))?;
     let root = ["dataset_root", "root", "data_root"].iter().find_map(|k| value.get(*k).and_then(|v| v.as_str()));
     Ok(root.map(|r| {
         let r = PathBuf::from(r);
@@ -221,12 +222,19 @@ masked/ok.jpg,0,masked
         assert_eq!(m.samples[0].path.under(Path::new("/data")), Path::new("/data/masked/ok.jpg"));
 
         // A class column that names another class than the index: refused.
-        std::fs::write(d.join("swapped.csv"), "path,class_index,class
+        std::fs::write(
+            d.join("swapped.csv"),
+            "path,class_index,class
 a.jpg,0,masked
 b.jpg,0,unmasked
-").unwrap();
+",
+        )
+        .unwrap();
         let err = read_manifest_for(&d.join("swapped.csv"), &classes, "the model's classes").unwrap_err().to_string();
-        assert!(err.contains("line 3: class \"unmasked\" has class_index 0, which is \"masked\" in the model's classes"), "{err}");
+        assert!(
+            err.contains("line 3: class \"unmasked\" has class_index 0, which is \"masked\" in the model's classes"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -245,13 +253,23 @@ masked/a.jpg,0,masked,a,1
         let hex = |s: &str| maskforge_contracts::sha256_hex(s.as_bytes());
         std::fs::write(
             d.join("split.json"),
-            format!(r#"{{"dataset_root":"/x","complete":true,"files":{{"train.csv":"{}","classes.csv":"{}"}}}}"#, hex(train), hex(classes_csv)),
+            format!(
+                r#"{{"dataset_root":"/x","complete":true,"files":{{"train.csv":"{}","classes.csv":"{}"}}}}"#,
+                hex(train),
+                hex(classes_csv)
+            ),
         )
         .unwrap();
         let classes = read_classes(&d.join("classes.csv")).unwrap();
         assert_eq!(read_manifest(&d.join("train.csv"), &classes).unwrap().samples.len(), 1);
-        std::fs::write(d.join("train.csv"), format!("{train}masked/b.jpg,0,masked,b,1
-")).unwrap();
+        std::fs::write(
+            d.join("train.csv"),
+            format!(
+                "{train}masked/b.jpg,0,masked,b,1
+"
+            ),
+        )
+        .unwrap();
         let err = read_manifest(&d.join("train.csv"), &classes).unwrap_err().to_string();
         assert!(err.starts_with("train.csv does not match split.json in "), "{err}");
         assert!(err.ends_with("the manifest set is mixed (a killed split?); run split again"), "{err}");

@@ -119,7 +119,11 @@ impl Schedule {
         // so that its first step is not taken at a zero rate.
         let t = epoch as f64 + done as f64 / steps.max(1) as f64;
         let t_end = t + 1.0 / steps.max(1) as f64;
-        let warm = if self.warmup_epochs > 0.0 && t < self.warmup_epochs { (t_end / self.warmup_epochs).min(1.0) } else { 1.0 };
+        let warm = if self.warmup_epochs > 0.0 && t < self.warmup_epochs {
+            (t_end / self.warmup_epochs).min(1.0)
+        } else {
+            1.0
+        };
         let rate = match self.kind {
             ScheduleKind::Constant => self.base_lr,
             ScheduleKind::Step => self.base_lr * self.gamma.powi((epoch / self.step_size.max(1)) as i32),
@@ -180,7 +184,15 @@ mod tests {
 
     #[test]
     fn schedules_warm_up_and_decay() {
-        let s = Schedule { kind: ScheduleKind::Cosine, base_lr: 1.0, warmup_epochs: 1.0, epochs: 11, step_size: 1, gamma: 0.1, min_lr: 0.0 };
+        let s = Schedule {
+            kind: ScheduleKind::Cosine,
+            base_lr: 1.0,
+            warmup_epochs: 1.0,
+            epochs: 11,
+            step_size: 1,
+            gamma: 0.1,
+            min_lr: 0.0,
+        };
         assert!((s.lr(0, 0, 4) - 0.25).abs() < 1e-12);
         assert!((s.lr(0, 3, 4) - 1.0).abs() < 1e-12);
         assert!((s.lr(6, 0, 4) - 0.5).abs() < 1e-12);

@@ -56,7 +56,8 @@ pub fn render_curves(
         let root = Canvas(BitMapBackend::with_buffer(&mut pixels, (w, h))).into_drawing_area();
         let (left, right) = root.split_horizontally(w / 2);
         // Loss falls and accuracy rises: each legend goes where its lines rarely are.
-        draw_panel(&left, "loss", &loss, None, SeriesLabelPosition::UpperRight).map_err(|e| PlotError(e.to_string()))?;
+        draw_panel(&left, "loss", &loss, None, SeriesLabelPosition::UpperRight)
+            .map_err(|e| PlotError(e.to_string()))?;
         draw_panel(&right, "accuracy", &acc, Some((0.0, 1.0)), SeriesLabelPosition::LowerRight)
             .map_err(|e| PlotError(e.to_string()))?;
         root.present().map_err(|e| PlotError(e.to_string()))?;
@@ -85,7 +86,11 @@ impl<'a> DrawingBackend for Canvas<'a> {
         self.0.present()
     }
 
-    fn draw_pixel(&mut self, point: BackendCoord, color: BackendColor) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
+    fn draw_pixel(
+        &mut self,
+        point: BackendCoord,
+        color: BackendColor,
+    ) -> Result<(), DrawingErrorKind<Self::ErrorType>> {
         self.0.draw_pixel(point, color)
     }
 
@@ -134,7 +139,8 @@ impl<'a> DrawingBackend for Canvas<'a> {
         };
         for (x, y, c) in mask.enumerate_pixels().filter(|(_, _, c)| c.0[0] > 0) {
             let alpha = color.alpha * f64::from(c.0[0]) / 255.0;
-            self.0.draw_pixel((pos.0 + dx + x as i32, pos.1 + dy + y as i32), BackendColor { alpha, rgb: color.rgb })?;
+            self.0
+                .draw_pixel((pos.0 + dx + x as i32, pos.1 + dy + y as i32), BackendColor { alpha, rgb: color.rgb })?;
         }
         Ok(())
     }
@@ -238,7 +244,9 @@ mod tests {
 
     #[test]
     fn renders_lines_in_both_colours() {
-        let img = render_curves(&[1, 2, 3], &[1.0, 0.6, 0.4], &[1.1, 0.8, f64::NAN], &[0.5, 0.7, 0.9], &[0.4, 0.6, 0.8]).unwrap();
+        let img =
+            render_curves(&[1, 2, 3], &[1.0, 0.6, 0.4], &[1.1, 0.8, f64::NAN], &[0.5, 0.7, 0.9], &[0.4, 0.6, 0.8])
+                .unwrap();
         assert_eq!(img.dimensions(), (1000, 420));
         let count = |c: Rgb<u8>| img.pixels().filter(|p| **p == c).count();
         assert!(count(TRAIN_COLOR) > 100 && count(VAL_COLOR) > 100);

@@ -62,7 +62,8 @@ impl EvalReport {
 
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "model:    {}{}", self.model, self.epoch.map(|e| format!(" (epoch {e})")).unwrap_or_default());
+        let _ =
+            writeln!(s, "model:    {}{}", self.model, self.epoch.map(|e| format!(" (epoch {e})")).unwrap_or_default());
         let _ = writeln!(s, "manifest: {} ({})", self.manifest, self.split);
         let _ = writeln!(s, "images:   {} evaluated, {} skipped", self.images, self.skipped);
         let _ = writeln!(s, "loss:     {:.4}", self.loss);

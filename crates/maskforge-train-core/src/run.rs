@@ -24,8 +24,17 @@ pub fn write_metrics_csv(path: &Path, rows: &[EpochRow]) -> Result<()> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let csv_err = |e: csv::Error| TrainError::Config(format!("metrics.csv: {e}"));
     w.write_record([
-        "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "train_images", "val_images", "seconds",
-        "train_images_per_s", "best",
+        "epoch",
+        "lr",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "train_images",
+        "val_images",
+        "seconds",
+        "train_images_per_s",
+        "best",
     ])
     .map_err(csv_err)?;
     for r in rows {
@@ -52,8 +61,14 @@ pub fn write_metrics_csv(path: &Path, rows: &[EpochRow]) -> Result<()> {
 pub fn write_curves(path: &Path, rows: &[EpochRow]) -> Result<()> {
     let col = |f: fn(&EpochRow) -> f64| rows.iter().map(f).collect::<Vec<f64>>();
     let epochs: Vec<usize> = rows.iter().map(|r| r.epoch).collect();
-    let img = render_curves(&epochs, &col(|r| r.train_loss), &col(|r| r.val_loss), &col(|r| r.train_acc), &col(|r| r.val_acc))
-        .map_err(|source| TrainError::Plot { path: path.to_path_buf(), source })?;
+    let img = render_curves(
+        &epochs,
+        &col(|r| r.train_loss),
+        &col(|r| r.val_loss),
+        &col(|r| r.train_acc),
+        &col(|r| r.val_acc),
+    )
+    .map_err(|source| TrainError::Plot { path: path.to_path_buf(), source })?;
     maskforge_imageio::save_rgb_atomic(&img, path, 95).map_err(TrainError::io(path))
 }
 
@@ -105,12 +120,22 @@ pub fn read_run_config(run_dir: &Path) -> Result<TrainConfig> {
 
 /// What `config.json` records of a manifest.
 pub fn fingerprint(m: &Manifest) -> ManifestFingerprint {
-    ManifestFingerprint { file: m.file.clone(), sha256: m.sha256.clone(), rows: m.samples.len(), skipped_rows: m.skipped.len() }
+    ManifestFingerprint {
+        file: m.file.clone(),
+        sha256: m.sha256.clone(),
+        rows: m.samples.len(),
+        skipped_rows: m.skipped.len(),
+    }
 }
 
 /// Writes `config.json`; a resumed run keeps the epochs of earlier resumes
 /// and warns when a manifest changed since the run started.
-pub fn write_run_config(path: &Path, mut file: RunConfigFile, resume: bool, on_event: &mut dyn FnMut(Event)) -> Result<()> {
+pub fn write_run_config(
+    path: &Path,
+    mut file: RunConfigFile,
+    resume: bool,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<()> {
     let old = std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str::<RunConfigFile>(&t).ok());
     if let (true, Some(old)) = (resume, old) {
         file.resumed_at = old.resumed_at.into_iter().chain(file.resumed_at).collect();

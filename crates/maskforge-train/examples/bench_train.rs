@@ -38,7 +38,13 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { samples: None, work: PathBuf::from("target/bench/train"), device: "auto".into(), batch: None, steps: None };
+    let mut a = Args {
+        samples: None,
+        work: PathBuf::from("target/bench/train"),
+        device: "auto".into(),
+        batch: None,
+        steps: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         // Flags we do not use (e.g. --models) are accepted and ignored.
@@ -114,7 +120,14 @@ fn pipeline_rate(items: &Arc<Vec<Item>>, threads: usize, rounds: usize) -> f64 {
 fn train_rate(items: &Arc<Vec<Item>>, size: u32, batch: usize, warmup: usize, steps: usize, device: Device) -> f64 {
     let amp = device.is_cuda();
     let model = Classifier::new(Arch::Resnet50, 2, 0.0, device);
-    let cfg = OptimConfig { kind: OptimizerKind::Sgd, momentum: 0.9, weight_decay: 5e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+    let cfg = OptimConfig {
+        kind: OptimizerKind::Sgd,
+        momentum: 0.9,
+        weight_decay: 5e-4,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    };
     let mut opt = Optimizer::new(cfg, model.trainable());
     let mut scaler = LossScaler::default();
     let criterion = Criterion::new(LossKind::Ce, None, device);

@@ -101,8 +101,7 @@ fn to_owned(name: &str, t: &Tensor) -> Result<Owned> {
     let t = t.f_detach().and_then(|t| t.f_to_device(Device::Cpu)?.f_to_kind(kind)?.f_contiguous()).map_err(torch)?;
     let numel = t.numel();
     let mut data = vec![0u8; numel * width];
-    t.f_copy_data_u8(&mut data, numel)
-        .map_err(|e| TrainError::Config(format!("cannot copy tensor {name}: {e}")))?;
+    t.f_copy_data_u8(&mut data, numel).map_err(|e| TrainError::Config(format!("cannot copy tensor {name}: {e}")))?;
     Ok(Owned { dtype, shape: t.size().iter().map(|&d| d as usize).collect(), data })
 }
 
@@ -237,11 +236,16 @@ pub fn load_checkpoint(path: &Path, device: Device) -> Result<(Classifier, Model
     let meta = file.model_meta(path)?.ok_or_else(|| {
         TrainError::weights(
             path,
-            format!("no {META_KEY:?} metadata: not a maskforge checkpoint (pretrained backbones go to `train --weights`)"),
+            format!(
+                "no {META_KEY:?} metadata: not a maskforge checkpoint (pretrained backbones go to `train --weights`)"
+            ),
         )
     })?;
     if meta.format != FORMAT {
-        return Err(TrainError::weights(path, format!("checkpoint format {:?}, this build reads {FORMAT:?}", meta.format)));
+        return Err(TrainError::weights(
+            path,
+            format!("checkpoint format {:?}, this build reads {FORMAT:?}", meta.format),
+        ));
     }
     validate_meta(&meta).map_err(|m| TrainError::weights(path, format!("bad {META_KEY} metadata: {m}")))?;
     let model = Classifier::new(meta.arch, meta.num_outputs, meta.dropout, device);
@@ -274,7 +278,8 @@ mod tests {
             val_accuracy: None,
         };
         let p = dir.path().join("m.safetensors");
-        let extra = vec![("optimizer.momentum_buffer.fc.bias".to_string(), Tensor::ones([2], (Kind::Float, Device::Cpu)))];
+        let extra =
+            vec![("optimizer.momentum_buffer.fc.bias".to_string(), Tensor::ones([2], (Kind::Float, Device::Cpu)))];
         save_checkpoint(&p, &m, &meta, extra, HashMap::new()).unwrap();
         let (m2, meta2, file) = load_checkpoint(&p, Device::Cpu).unwrap();
         assert_eq!(meta2, meta);

@@ -28,7 +28,12 @@ impl Criterion {
             LossKind::Ce => logits.cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::None, -100, 0.0),
             LossKind::Bce => {
                 let target = labels.to_kind(Kind::Float);
-                logits.squeeze_dim(1).binary_cross_entropy_with_logits::<Tensor>(&target, None, None, tch::Reduction::None)
+                logits.squeeze_dim(1).binary_cross_entropy_with_logits::<Tensor>(
+                    &target,
+                    None,
+                    None,
+                    tch::Reduction::None,
+                )
             }
         };
         let weights = match &self.weights {

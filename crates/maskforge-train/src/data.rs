@@ -31,7 +31,13 @@ mod tests {
 
     #[test]
     fn batches_become_nchw_tensors() {
-        let batch = Batch { pixels: vec![0.5; 2 * 3 * 8 * 8], labels: vec![1, 0], indices: vec![4, 5], failures: Vec::new(), size: 8 };
+        let batch = Batch {
+            pixels: vec![0.5; 2 * 3 * 8 * 8],
+            labels: vec![1, 0],
+            indices: vec![4, 5],
+            failures: Vec::new(),
+            size: 8,
+        };
         assert_eq!(batch.tensor().size(), [2, 3, 8, 8]);
         assert_eq!(Vec::<i64>::try_from(&batch.label_tensor()).unwrap(), [1, 0]);
     }

@@ -17,16 +17,19 @@ pub fn parse_device(name: &str) -> Result<Device> {
         _ => {
             let index = match n.strip_prefix("cuda") {
                 Some("") => 0,
-                Some(rest) => rest
-                    .strip_prefix(':')
-                    .and_then(|i| i.parse::<usize>().ok())
-                    .ok_or_else(|| TrainError::Config(format!("--device {name:?}: expected auto, cpu, cuda or cuda:N")))?,
-                None => return Err(TrainError::Config(format!("--device {name:?}: expected auto, cpu, cuda or cuda:N"))),
+                Some(rest) => rest.strip_prefix(':').and_then(|i| i.parse::<usize>().ok()).ok_or_else(|| {
+                    TrainError::Config(format!("--device {name:?}: expected auto, cpu, cuda or cuda:N"))
+                })?,
+                None => {
+                    return Err(TrainError::Config(format!("--device {name:?}: expected auto, cpu, cuda or cuda:N")))
+                }
             };
             let count = Cuda::device_count();
             if (index as i64) >= count {
                 return Err(TrainError::Config(if count == 0 {
-                    format!("--device {name}: CUDA is not available (no GPU, or libtorch without CUDA); use --device cpu")
+                    format!(
+                        "--device {name}: CUDA is not available (no GPU, or libtorch without CUDA); use --device cpu"
+                    )
                 } else {
                     format!("--device {name}: only {count} CUDA device(s)")
                 }));

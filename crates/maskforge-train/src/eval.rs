@@ -67,9 +67,7 @@ pub fn evaluate(
         for (k, &index) in batch.indices.iter().enumerate() {
             let label = batch.labels[k] as usize;
             let predicted = preds[k] as usize;
-            confusion
-                .add(label, predicted)
-                .map_err(|e| TrainError::Config(format!("{}: {e}", items[index].rel)))?;
+            confusion.add(label, predicted).map_err(|e| TrainError::Config(format!("{}: {e}", items[index].rel)))?;
             predictions.push(Prediction { index, label, predicted, probabilities: probs[k].clone() });
         }
         on_event(Event::Progress { images: done });
@@ -80,7 +78,10 @@ pub fn evaluate(
 }
 
 /// Evaluates a checkpoint on any manifest.
-pub fn eval_manifest(opts: &EvalOptions, on_event: &mut dyn FnMut(Event)) -> Result<(EvalReport, Vec<(Item, Prediction)>)> {
+pub fn eval_manifest(
+    opts: &EvalOptions,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(EvalReport, Vec<(Item, Prediction)>)> {
     check_loader_flags(opts.batch_size, opts.workers, opts.max_pixels)?;
     let device = parse_device(&opts.device)?;
     configure(device);
@@ -97,14 +98,18 @@ pub fn eval_manifest(opts: &EvalOptions, on_event: &mut dyn FnMut(Event)) -> Res
     }
     let all = Arc::new(items(&manifest, &root));
     if all.is_empty() {
-        return Err(TrainError::NoImages { what: opts.manifest.display().to_string(), skipped: manifest.skipped.len() });
+        return Err(TrainError::NoImages {
+            what: opts.manifest.display().to_string(),
+            skipped: manifest.skipped.len(),
+        });
     }
     let norm = Normalize { mean: meta.mean, std: meta.std };
     let loader = Loader::new(opts.workers, meta.img_size, norm, LoadLimits { max_pixels: opts.max_pixels }, 4)
         .map_err(TrainError::io(&opts.model))?;
     let criterion = Criterion::new(meta.loss, meta.class_weights.as_deref(), device);
     on_event(Event::PhaseStart { phase: Phase::Val, epoch: meta.epoch, epochs: meta.epoch, images: all.len() });
-    let out = evaluate(&model, &criterion, &loader, Arc::clone(&all), opts.batch_size, amp, meta.classes.len(), on_event)?;
+    let out =
+        evaluate(&model, &criterion, &loader, Arc::clone(&all), opts.batch_size, amp, meta.classes.len(), on_event)?;
     on_event(Event::PhaseEnd);
     for (i, reason) in &out.failures {
         on_event(Event::Skipped { path: &all[*i].rel, reason });
@@ -115,8 +120,16 @@ pub fn eval_manifest(opts: &EvalOptions, on_event: &mut dyn FnMut(Event)) -> Res
     let mut skipped: Vec<Failure> = manifest.skipped.clone();
     skipped.extend(out.failures.iter().map(|(i, r)| Failure::new(all[*i].rel.clone(), r.clone())));
     let split = opts.manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let report =
-        EvalReport::new(&opts.model, &opts.manifest, &split, Some(meta.epoch), &meta.classes, &out, skipped, &device_name(device));
+    let report = EvalReport::new(
+        &opts.model,
+        &opts.manifest,
+        &split,
+        Some(meta.epoch),
+        &meta.classes,
+        &out,
+        skipped,
+        &device_name(device),
+    );
     let preds = out.predictions.into_iter().map(|p| (all[p.index].clone(), p)).collect();
     Ok((report, preds))
 }

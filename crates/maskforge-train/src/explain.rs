@@ -17,7 +17,8 @@ pub fn occlusion_map(p: &Predictor, crop: &RgbImage, class: usize, patch: u32, s
     let plane = 3 * s * s;
     let mut base = vec![0f32; plane];
     eval_transform(crop, s as u32, &p.normalize(), &mut base);
-    let base_prob = p.probabilities(&Tensor::from_slice(&base).view([1, 3, s as i64, s as i64]))
+    let base_prob = p
+        .probabilities(&Tensor::from_slice(&base).view([1, 3, s as i64, s as i64]))
         .first()
         .and_then(|v| v.get(class).copied())
         .unwrap_or(0.0);
@@ -75,8 +76,9 @@ pub fn render_heatmap(crop: &RgbImage, heat: &[f32], size: u32, display: u32) ->
     let display = display.max(1);
     let view = eval_view(crop, display);
     let max = heat.iter().copied().fold(0.0f32, f32::max).max(1e-6);
-    let map: image::ImageBuffer<image::Luma<f32>, Vec<f32>> =
-        image::ImageBuffer::from_fn(size, size, |x, y| image::Luma([heat.get((y * size + x) as usize).copied().unwrap_or(0.0) / max]));
+    let map: image::ImageBuffer<image::Luma<f32>, Vec<f32>> = image::ImageBuffer::from_fn(size, size, |x, y| {
+        image::Luma([heat.get((y * size + x) as usize).copied().unwrap_or(0.0) / max])
+    });
     let map = image::imageops::resize(&map, display, display, image::imageops::FilterType::Triangle);
     let mut out = RgbImage::new(display * 2, display);
     for (x, y, px) in view.enumerate_pixels() {

@@ -173,7 +173,9 @@ mod tests {
     fn names_are_torchvision_and_heads_replaced() {
         let m = Classifier::new(Arch::Resnet18, 3, 0.3, Device::Cpu);
         let names: Vec<String> = m.named_tensors().into_iter().map(|(n, _)| n).collect();
-        for expected in ["conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer4.1.bn2.bias", "fc.weight", "fc.bias"] {
+        for expected in
+            ["conv1.weight", "bn1.running_mean", "layer1.0.conv1.weight", "layer4.1.bn2.bias", "fc.weight", "fc.bias"]
+        {
             assert!(names.iter().any(|n| n == expected), "missing {expected}");
         }
         assert_eq!(m.vs.variables()["fc.weight"].size(), [3, 512]);

@@ -126,7 +126,9 @@ impl Optimizer {
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();
         for ((name, _), st) in self.params.iter().zip(&self.state) {
-            for (slot, t) in [("momentum_buffer", &st.momentum), ("exp_avg", &st.exp_avg), ("exp_avg_sq", &st.exp_avg_sq)] {
+            for (slot, t) in
+                [("momentum_buffer", &st.momentum), ("exp_avg", &st.exp_avg), ("exp_avg_sq", &st.exp_avg_sq)]
+            {
                 if let Some(t) = t {
                     out.push((format!("{OPTIMIZER_PREFIX}{slot}.{name}"), t.shallow_clone()));
                 }
@@ -147,7 +149,11 @@ impl Optimizer {
             };
             let p = &self.params[i].1;
             if t.size() != p.size() {
-                return Err(TrainError::Config(format!("optimiser state {key}: shape {:?}, parameter {:?}", t.size(), p.size())));
+                return Err(TrainError::Config(format!(
+                    "optimiser state {key}: shape {:?}, parameter {:?}",
+                    t.size(),
+                    p.size()
+                )));
             }
             let t = t.f_to_device(p.device()).and_then(|t| t.f_to_kind(p.kind())).map_err(torch)?;
             let st = &mut self.state[i];
@@ -184,7 +190,14 @@ mod tests {
         // step 2, g=2: d = 2 + 0.00799 = 2.00799, buf = 0.9*2.01 + 2.00799 =
         // 3.81699, p = 0.799 - 0.381699 = 0.417301.
         let p = param(&[1.0]);
-        let cfg = OptimConfig { kind: OptimizerKind::Sgd, momentum: 0.9, weight_decay: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+        let cfg = OptimConfig {
+            kind: OptimizerKind::Sgd,
+            momentum: 0.9,
+            weight_decay: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
         let mut opt = Optimizer::new(cfg, vec![("w".into(), p.shallow_clone())]);
         for _ in 0..2 {
             opt.zero_grad();
@@ -211,7 +224,14 @@ mod tests {
     fn adam_first_step_moves_by_lr_and_adamw_decays() {
         // Adam's first step is lr * sign(g) (bias-corrected m/sqrt(v) = ±1).
         let p = param(&[1.0, -1.0]);
-        let cfg = OptimConfig { kind: OptimizerKind::Adam, momentum: 0.0, weight_decay: 0.0, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+        let cfg = OptimConfig {
+            kind: OptimizerKind::Adam,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
         let mut opt = Optimizer::new(cfg, vec![("w".into(), p.shallow_clone())]);
         set_grad(&p, &[3.0, -0.5]);
         opt.step(0.01);
@@ -231,7 +251,14 @@ mod tests {
     #[test]
     fn unscale_detects_overflow() {
         let p = param(&[1.0]);
-        let cfg = OptimConfig { kind: OptimizerKind::Sgd, momentum: 0.0, weight_decay: 0.0, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+        let cfg = OptimConfig {
+            kind: OptimizerKind::Sgd,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        };
         let mut opt = Optimizer::new(cfg, vec![("w".into(), p.shallow_clone())]);
         set_grad(&p, &[4.0]);
         assert!(opt.unscale_grads(0.5));

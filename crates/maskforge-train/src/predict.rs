@@ -15,7 +15,9 @@ use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect;
 use maskforge_face::crop::crop_face;
 use maskforge_face::Face;
-use maskforge_imageio::{load_rgb, relative_string, save_rgb_atomic, write_failures_csv, AtomicFile, Failure, LoadLimits};
+use maskforge_imageio::{
+    load_rgb, relative_string, save_rgb_atomic, write_failures_csv, AtomicFile, Failure, LoadLimits,
+};
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,12 +55,17 @@ impl PredictOptions {
             return Err(TrainError::Config(format!("--crop-size {}: must be from 8 to 4096", self.crop_size)));
         }
         if !(self.crop_margin.is_finite() && (0.0..=2.0).contains(&self.crop_margin)) {
-            return Err(TrainError::Config(format!("--crop-margin {}: must be a number from 0 to 2", self.crop_margin)));
+            return Err(TrainError::Config(format!(
+                "--crop-margin {}: must be a number from 0 to 2",
+                self.crop_margin
+            )));
         }
         if let Some((patch, stride)) = self.explain {
             for (flag, v) in [("--explain-patch", patch), ("--explain-stride", stride)] {
                 if v == 0 || v > img_size {
-                    return Err(TrainError::Config(format!("{flag} {v}: must be from 1 to the model's input size {img_size}")));
+                    return Err(TrainError::Config(format!(
+                        "{flag} {v}: must be from 1 to the model's input size {img_size}"
+                    )));
                 }
             }
         }
@@ -92,7 +99,8 @@ pub fn predict_photos<F: FaceFinder>(
 ) -> Result<PredictSummary> {
     std::fs::create_dir_all(&opts.out).map_err(TrainError::io(&opts.out))?;
     let mut csv = PredictionsCsv::create(&opts.out.join("predictions.csv"), &predictor.meta.classes)?;
-    let mut summary = PredictSummary { photos: opts.photos.len(), unreadable: walk_failures.len(), ..Default::default() };
+    let mut summary =
+        PredictSummary { photos: opts.photos.len(), unreadable: walk_failures.len(), ..Default::default() };
     let mut failures = walk_failures;
     for chunk in opts.photos.chunks(CHUNK) {
         // Detection on the pool; the model stays on this thread.
@@ -101,7 +109,11 @@ pub fn predict_photos<F: FaceFinder>(
             detected.iter().filter_map(|(_, r)| r.as_ref().ok()).flat_map(|(_, _, c)| c.iter().cloned()).collect();
         let probs = predictor.classify(&crops);
         if probs.len() != crops.len() {
-            return Err(TrainError::Config(format!("the model classified {} of {} face crops", probs.len(), crops.len())));
+            return Err(TrainError::Config(format!(
+                "the model classified {} of {} face crops",
+                probs.len(),
+                crops.len()
+            )));
         }
         let mut classified = crops.iter().zip(probs);
         for (path, r) in detected {
@@ -172,7 +184,8 @@ fn write_photo<'a>(
         let Some((crop, probs)) = classified.next() else {
             return Err(TrainError::Config(format!("{rel}: face {i}: the model gave no probabilities")));
         };
-        let (class, confidence) = best(&probs, classes.len()).map_err(|m| TrainError::Config(format!("{rel}: face {i}: {m}")))?;
+        let (class, confidence) =
+            best(&probs, classes.len()).map_err(|m| TrainError::Config(format!("{rel}: face {i}: {m}")))?;
         csv.row(rel, i, face, &classes[class], confidence, &probs)?;
         if let Some((patch, stride)) = opts.explain {
             let s = predictor.meta.img_size;
@@ -244,13 +257,24 @@ fn class_color(name: &str, index: usize) -> Rgb<u8> {
     let n = name.to_ascii_lowercase();
     if n.contains("incorrect") || n.contains("improper") {
         Rgb([255, 150, 0])
-    } else if n.contains("without") || n.contains("unmask") || n.contains("no_mask") || n.contains("nomask") || n.starts_with("no ") {
+    } else if n.contains("without")
+        || n.contains("unmask")
+        || n.contains("no_mask")
+        || n.contains("nomask")
+        || n.starts_with("no ")
+    {
         Rgb([230, 30, 30])
     } else if n.contains("mask") {
         Rgb([20, 200, 60])
     } else {
-        const PALETTE: [Rgb<u8>; 6] =
-            [Rgb([31, 119, 180]), Rgb([255, 127, 14]), Rgb([44, 160, 44]), Rgb([214, 39, 40]), Rgb([148, 103, 189]), Rgb([140, 86, 75])];
+        const PALETTE: [Rgb<u8>; 6] = [
+            Rgb([31, 119, 180]),
+            Rgb([255, 127, 14]),
+            Rgb([44, 160, 44]),
+            Rgb([214, 39, 40]),
+            Rgb([148, 103, 189]),
+            Rgb([140, 86, 75]),
+        ];
         PALETTE[index % PALETTE.len()]
     }
 }

@@ -23,10 +23,11 @@ pub struct LastCheckpoint {
 /// Reads a run's `last.safetensors` and loads its weights into `model`.
 pub fn read_last_checkpoint(model: &Classifier, path: &Path) -> Result<LastCheckpoint> {
     let file = checkpoint::read_safetensors(path)?;
-    let not_last = |what: &str| TrainError::weights(path, format!("no {what} metadata: not a last.safetensors of a run"));
+    let not_last =
+        |what: &str| TrainError::weights(path, format!("no {what} metadata: not a last.safetensors of a run"));
     let state_json = file.metadata.get(TRAIN_STATE_KEY).ok_or_else(|| not_last(TRAIN_STATE_KEY))?;
-    let state: TrainState =
-        serde_json::from_str(state_json).map_err(|e| TrainError::weights(path, format!("bad {TRAIN_STATE_KEY}: {e}")))?;
+    let state: TrainState = serde_json::from_str(state_json)
+        .map_err(|e| TrainError::weights(path, format!("bad {TRAIN_STATE_KEY}: {e}")))?;
     let meta = file.model_meta(path)?.ok_or_else(|| not_last(META_KEY))?;
     checkpoint::load_into(model, &file, path, LoadMode::Exact)?;
     Ok(LastCheckpoint { state, meta, file })

@@ -25,7 +25,9 @@ use crate::resume::{self, LastCheckpoint};
 use maskforge_imageio::{Failure, LoadLimits};
 use maskforge_train_core::data::items;
 use maskforge_train_core::datasets::RunInputs;
-use maskforge_train_core::run::{fingerprint, write_curves, write_metrics_csv, write_run_config, Environment, RunConfigFile};
+use maskforge_train_core::run::{
+    fingerprint, write_curves, write_metrics_csv, write_run_config, Environment, RunConfigFile,
+};
 use maskforge_train_core::{EpochRow, EvalReport, Event, LossKind, Phase, TrainConfig, TrainState, TrainSummary};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -122,7 +124,8 @@ impl<'a> Run<'a> {
             None => (TrainState::fresh(), false),
         };
         let limits = LoadLimits { max_pixels: cfg.max_pixels };
-        let loader = Loader::new(cfg.workers, cfg.img_size, inputs.norm, limits, cfg.prefetch).map_err(TrainError::io(&cfg.out))?;
+        let loader = Loader::new(cfg.workers, cfg.img_size, inputs.norm, limits, cfg.prefetch)
+            .map_err(TrainError::io(&cfg.out))?;
         if !finished {
             let resumed_at = if resume { vec![state.epoch] } else { Vec::new() };
             let data = &inputs.data;
@@ -186,14 +189,21 @@ impl<'a> Run<'a> {
             Transform::Train { augment: cfg.augment.clone(), seed: cfg.seed, epoch: epoch as u64 }
         };
         let steps_per_epoch = self.train_items.len().div_ceil(cfg.batch_size);
-        on_event(Event::PhaseStart { phase: Phase::Train, epoch: epoch + 1, epochs: cfg.epochs, images: self.train_items.len() });
+        on_event(Event::PhaseStart {
+            phase: Phase::Train,
+            epoch: epoch + 1,
+            epochs: cfg.epochs,
+            images: self.train_items.len(),
+        });
         let mut loss_sum = Tensor::zeros([], (Kind::Double, self.device));
         let mut weight_sum = Tensor::zeros([], (Kind::Double, self.device));
         let mut correct = Tensor::zeros([], (Kind::Int64, self.device));
         let mut divergence = DivergenceWatch::new(self.device);
         let mut seen = 0usize;
         let mut lr = self.schedule.lr(epoch, 0, steps_per_epoch);
-        for (step, batch) in self.loader.batches(Arc::clone(&self.train_items), order, cfg.batch_size, transform).enumerate() {
+        for (step, batch) in
+            self.loader.batches(Arc::clone(&self.train_items), order, cfg.batch_size, transform).enumerate()
+        {
             self.report_train_failures(&batch.failures, on_event);
             // Batch norm cannot train on a single image (one value per
             // channel at the last stage); such a remainder batch is skipped.
@@ -207,7 +217,8 @@ impl<'a> Run<'a> {
             lr = self.schedule.lr(epoch, step, steps_per_epoch);
             let xs = batch.tensor().to_device(self.device);
             let ys = batch.label_tensor().to_device(self.device);
-            let out = train_step(&self.model, &self.criterion, &mut self.opt, &mut self.state.scaler, &xs, &ys, lr, self.amp);
+            let out =
+                train_step(&self.model, &self.criterion, &mut self.opt, &mut self.state.scaler, &xs, &ys, lr, self.amp);
             divergence.observe(step, &out.weighted);
             tch::no_grad(|| {
                 loss_sum += out.weighted.to_kind(Kind::Double);
@@ -219,7 +230,13 @@ impl<'a> Run<'a> {
         }
         on_event(Event::PhaseEnd);
         if let Some((step, value)) = divergence.first_non_finite() {
-            return Err(TrainError::Diverged { what: "loss", epoch: epoch + 1, step: Some(step + 1), value, lr: cfg.lr });
+            return Err(TrainError::Diverged {
+                what: "loss",
+                epoch: epoch + 1,
+                step: Some(step + 1),
+                value,
+                lr: cfg.lr,
+            });
         }
         let seconds = started.elapsed().as_secs_f64();
         let wsum = weight_sum.double_value(&[]);
@@ -243,11 +260,23 @@ impl<'a> Run<'a> {
     /// The pass over the validation images after epoch `epoch` (0-based).
     fn val_pass(&mut self, epoch: usize, on_event: &mut dyn FnMut(Event)) -> Result<EvalOutcome> {
         let (cfg, n_classes) = (self.cfg, self.inputs.data.classes.len());
-        on_event(Event::PhaseStart { phase: Phase::Val, epoch: epoch + 1, epochs: cfg.epochs, images: self.val_items.len() });
+        on_event(Event::PhaseStart {
+            phase: Phase::Val,
+            epoch: epoch + 1,
+            epochs: cfg.epochs,
+            images: self.val_items.len(),
+        });
         let items = Arc::clone(&self.val_items);
-        let val = evaluate(&self.model, &self.criterion, &self.loader, items, cfg.batch_size, self.amp, n_classes, &mut |e| {
-            on_event(e)
-        })?;
+        let val = evaluate(
+            &self.model,
+            &self.criterion,
+            &self.loader,
+            items,
+            cfg.batch_size,
+            self.amp,
+            n_classes,
+            &mut |e| on_event(e),
+        )?;
         on_event(Event::PhaseEnd);
         for (i, reason) in &val.failures {
             if self.reported_val.insert(*i) {
@@ -259,7 +288,13 @@ impl<'a> Run<'a> {
             return Err(TrainError::NoImages { what, skipped: val.failures.len() });
         }
         if !val.loss.is_finite() {
-            return Err(TrainError::Diverged { what: "val loss", epoch: epoch + 1, step: None, value: val.loss, lr: cfg.lr });
+            return Err(TrainError::Diverged {
+                what: "val loss",
+                epoch: epoch + 1,
+                step: None,
+                value: val.loss,
+                lr: cfg.lr,
+            });
         }
         Ok(val)
     }
@@ -329,12 +364,30 @@ impl<'a> Run<'a> {
         let (best, best_meta, _) = checkpoint::load_checkpoint(&best_path, self.device)?;
         let val_items = &self.val_items;
         let n_classes = data.classes.len();
-        let val = evaluate(&best, &self.criterion, &self.loader, Arc::clone(val_items), cfg.batch_size, self.amp, n_classes, &mut |_| {})?;
+        let val = evaluate(
+            &best,
+            &self.criterion,
+            &self.loader,
+            Arc::clone(val_items),
+            cfg.batch_size,
+            self.amp,
+            n_classes,
+            &mut |_| {},
+        )?;
         let mut skipped: Vec<Failure> = data.train.skipped.iter().chain(&data.val.skipped).cloned().collect();
         skipped.extend(self.state.skipped_train.iter().cloned());
         skipped.extend(val.failures.iter().map(|(i, r)| Failure::new(val_items[*i].rel.clone(), r.clone())));
         let device = device_name(self.device);
-        let report = EvalReport::new(&best_path, &data.val.file, "val", Some(best_meta.epoch), &data.classes, &val, skipped, &device);
+        let report = EvalReport::new(
+            &best_path,
+            &data.val.file,
+            "val",
+            Some(best_meta.epoch),
+            &data.classes,
+            &val,
+            skipped,
+            &device,
+        );
         report.write(&cfg.out)?;
         let state = &self.state;
         Ok(TrainSummary {
@@ -359,7 +412,8 @@ fn build_model(
     // Seeded initialisation: the same --seed gives the same starting weights.
     tch::manual_seed(cfg.seed as i64);
     let mut model = Classifier::new(cfg.arch, num_outputs, cfg.dropout, device);
-    let resumed = if resume { Some(resume::read_last_checkpoint(&model, &cfg.out.join("last.safetensors"))?) } else { None };
+    let resumed =
+        if resume { Some(resume::read_last_checkpoint(&model, &cfg.out.join("last.safetensors"))?) } else { None };
     if resumed.is_none() {
         load_initial_weights(cfg, &model, num_outputs, on_event)?;
     }
@@ -370,7 +424,14 @@ fn build_model(
 }
 
 /// Says what is trained on what, with which input.
-fn describe_model(cfg: &TrainConfig, model: &Classifier, inputs: &RunInputs, device: Device, amp: bool, on_event: &mut dyn FnMut(Event)) {
+fn describe_model(
+    cfg: &TrainConfig,
+    model: &Classifier,
+    inputs: &RunInputs,
+    device: Device,
+    amp: bool,
+    on_event: &mut dyn FnMut(Event),
+) {
     let (params_all, params_trainable) = model.parameter_count();
     let classes = &inputs.data.classes;
     on_event(Event::Info(format!(
@@ -388,7 +449,14 @@ fn describe_model(cfg: &TrainConfig, model: &Classifier, inputs: &RunInputs, dev
 }
 
 fn optim_config(cfg: &TrainConfig) -> OptimConfig {
-    OptimConfig { kind: cfg.optimizer, momentum: cfg.momentum, weight_decay: cfg.weight_decay, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+    OptimConfig {
+        kind: cfg.optimizer,
+        momentum: cfg.momentum,
+        weight_decay: cfg.weight_decay,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+    }
 }
 
 fn schedule(cfg: &TrainConfig) -> Schedule {
@@ -426,7 +494,12 @@ fn restore(
 
 /// Starting weights of a new run: `--weights`, else a seeded random
 /// initialisation (already in `model`).
-fn load_initial_weights(cfg: &TrainConfig, model: &Classifier, num_outputs: i64, on_event: &mut dyn FnMut(Event)) -> Result<()> {
+fn load_initial_weights(
+    cfg: &TrainConfig,
+    model: &Classifier,
+    num_outputs: i64,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<()> {
     let Some(w) = &cfg.weights else {
         on_event(Event::Info(format!("no --weights: training {} from scratch (random initialisation)", cfg.arch)));
         return Ok(());
@@ -438,7 +511,10 @@ fn load_initial_weights(cfg: &TrainConfig, model: &Classifier, num_outputs: i64,
         note.push_str(&format!(" ({} num_batches_tracked buffers skipped)", s.skipped_buffers));
     }
     if !s.head_not_loaded.is_empty() {
-        note.push_str(&format!("; head replaced for {num_outputs} output(s), not loaded: {}", s.head_not_loaded.join(", ")));
+        note.push_str(&format!(
+            "; head replaced for {num_outputs} output(s), not loaded: {}",
+            s.head_not_loaded.join(", ")
+        ));
     }
     on_event(Event::Info(note));
     Ok(())
@@ -473,7 +549,13 @@ fn save_last(path: &Path, model: &Classifier, meta: &ModelMeta, opt: &Optimizer,
 /// that file holds (`meta` is its model description): the best checkpoint
 /// when `write_best`, `metrics.csv` and `curves.png`. Run again by
 /// `--resume`, it completes an epoch whose process was killed.
-fn write_after_commit(out: &Path, model: &Classifier, meta: &ModelMeta, state: &TrainState, write_best: bool) -> Result<()> {
+fn write_after_commit(
+    out: &Path,
+    model: &Classifier,
+    meta: &ModelMeta,
+    state: &TrainState,
+    write_best: bool,
+) -> Result<()> {
     if write_best {
         checkpoint::save_checkpoint(&out.join("best.safetensors"), model, meta, Vec::new(), HashMap::new())?;
     }
@@ -492,7 +574,10 @@ struct DivergenceWatch {
 
 impl DivergenceWatch {
     fn new(device: Device) -> Self {
-        DivergenceWatch { step: Tensor::full([], -1i64, (Kind::Int64, device)), loss: Tensor::zeros([], (Kind::Double, device)) }
+        DivergenceWatch {
+            step: Tensor::full([], -1i64, (Kind::Int64, device)),
+            loss: Tensor::zeros([], (Kind::Double, device)),
+        }
     }
 
     fn observe(&mut self, step: usize, loss: &Tensor) {
@@ -554,4 +639,3 @@ pub fn train_step(
     }
     StepOutput { weighted: weighted.detach(), weight_sum: weight_sum.detach(), logits: logits.detach() }
 }
-

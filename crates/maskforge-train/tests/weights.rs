@@ -23,7 +23,11 @@ fn python() -> PathBuf {
         return p.into();
     }
     let venv = repo().join(".venv/bin/python");
-    assert!(venv.is_file(), "{} missing: run the project set-up (cargo xtask setup) or set MASKFORGE_PYTHON", venv.display());
+    assert!(
+        venv.is_file(),
+        "{} missing: run the project set-up (cargo xtask setup) or set MASKFORGE_PYTHON",
+        venv.display()
+    );
     venv
 }
 
@@ -66,7 +70,10 @@ fn torchvision_weights_load_and_match_logits() {
     let convert = repo().join("xtask/convert_weights.py");
     run(Command::new(&py).arg("-c").arg(MAKE_MODELS).arg(d));
     for name in ["resnet50", "resnet18", "mobilenet_v2", "probe"] {
-        run(Command::new(&py).arg(&convert).arg(d.join(format!("{name}.pth"))).arg(d.join(format!("{name}.safetensors"))));
+        run(Command::new(&py)
+            .arg(&convert)
+            .arg(d.join(format!("{name}.pth")))
+            .arg(d.join(format!("{name}.safetensors"))));
     }
     let probe = read_safetensors(&d.join("probe.safetensors")).unwrap();
     let input = &probe.tensors["input"];
@@ -114,7 +121,10 @@ fn torchvision_weights_load_and_match_logits() {
             }
         }
     });
-    assert!(e.contains("layer2.0.conv1.weight") && e.contains("unexpected") && e.contains("layer2.0.conv1.weights"), "{e}");
+    assert!(
+        e.contains("layer2.0.conv1.weight") && e.contains("unexpected") && e.contains("layer2.0.conv1.weights"),
+        "{e}"
+    );
     let e = broken(&|t| {
         for (n, v) in t.iter_mut() {
             if n == "conv1.weight" {

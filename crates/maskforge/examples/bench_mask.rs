@@ -24,8 +24,8 @@ use maskforge_face::Face;
 use maskforge_imageio::{encode_image, load_rgb_from_bytes, LoadLimits};
 use maskforge_landmarks::{to_matrix, Detector, DetectorConfig};
 use maskforge_pipeline::{
-    build_synthesizer, FaceFilter, FaceSource, FoundFaces, MaskOptions, OutputFormat, Pipeline, StepTimes, SynthOptions,
-    UnmaskedMode, VariantMode,
+    build_synthesizer, FaceFilter, FaceSource, FoundFaces, MaskOptions, OutputFormat, Pipeline, StepTimes,
+    SynthOptions, UnmaskedMode, VariantMode,
 };
 use rayon::prelude::*;
 use std::collections::HashSet;
@@ -44,7 +44,13 @@ struct TimedDlibFaces {
 }
 
 impl FaceSource for TimedDlibFaces {
-    fn find_faces(&mut self, image: &RgbImage, _path: &Path, _rel: &str, filter: FaceFilter) -> Result<FoundFaces, String> {
+    fn find_faces(
+        &mut self,
+        image: &RgbImage,
+        _path: &Path,
+        _rel: &str,
+        filter: FaceFilter,
+    ) -> Result<FoundFaces, String> {
         let s = Instant::now();
         let boxes = self.det.detect_boxes(image).map_err(|e| e.to_string());
         self.detect += s.elapsed();
@@ -54,7 +60,11 @@ impl FaceSource for TimedDlibFaces {
         if !selected.kept.is_empty() {
             let full = to_matrix(image);
             for (bbox, score) in selected.kept {
-                faces.push(Face { bbox, score, landmarks: self.det.landmarks(&full, &bbox).map_err(|e| e.to_string())? });
+                faces.push(Face {
+                    bbox,
+                    score,
+                    landmarks: self.det.landmarks(&full, &bbox).map_err(|e| e.to_string())?,
+                });
             }
         }
         self.landmarks += s.elapsed();
@@ -64,7 +74,8 @@ impl FaceSource for TimedDlibFaces {
 
 /// The pipeline as `maskforge mask --variants correct --format jpg` runs it.
 fn pipeline(out: &Path) -> Result<Pipeline, Box<dyn std::error::Error>> {
-    let synth = SynthOptions { colour: "palette".into(), texture: "default".into(), lighting: 1.0, ..Default::default() };
+    let synth =
+        SynthOptions { colour: "palette".into(), texture: "default".into(), lighting: 1.0, ..Default::default() };
     let opts = MaskOptions {
         out: out.to_path_buf(),
         seg_dir: None,
@@ -95,7 +106,11 @@ fn face_square(img: &RgbImage, det: &mut Detector, grow: f32, size: u32) -> Opti
 }
 
 /// Writes the three sets under `WORK/sets`.
-fn build_sets(samples: &Path, work: &Path, det: &mut Detector) -> Result<(usize, Vec<Set>), Box<dyn std::error::Error>> {
+fn build_sets(
+    samples: &Path,
+    work: &Path,
+    det: &mut Detector,
+) -> Result<(usize, Vec<Set>), Box<dyn std::error::Error>> {
     let mut originals = Vec::new();
     for e in std::fs::read_dir(samples)? {
         let p = e?.path();
@@ -196,7 +211,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let det = Detector::new(&DetectorConfig::new(&models))?;
     let (n_originals, sets) = build_sets(&samples, &work, &mut det.clone())?;
-    let n_threads = if threads > 0 { threads } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) };
+    let n_threads =
+        if threads > 0 { threads } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(n_threads).build()?;
     println!("bench_mask: {n_originals} sample photos, {passes} passes, {n_threads} threads for the parallel run");
     println!(

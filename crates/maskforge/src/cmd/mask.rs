@@ -15,9 +15,9 @@ use maskforge_face::Face;
 use maskforge_imageio::{check_disjoint, resolve_existing_prefix, Output};
 use maskforge_landmarks::{Detector, LandmarkError};
 use maskforge_pipeline::{
-    build_synthesizer, parse_class_map, parse_shard, parse_variants, save_sheet, DetectorSettings, FaceFilter, FaceSource,
-    FileFaces, Finished, FoundFaces, Inputs, MaskOptions, MaskRun, OutputFormat, Pipeline, Settings, SynthOptions, UnmaskedMode,
-    VariantMode,
+    build_synthesizer, parse_class_map, parse_shard, parse_variants, save_sheet, DetectorSettings, FaceFilter,
+    FaceSource, FileFaces, Finished, FoundFaces, Inputs, MaskOptions, MaskRun, OutputFormat, Pipeline, Settings,
+    SynthOptions, UnmaskedMode, VariantMode,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -156,7 +156,13 @@ enum Faces {
 }
 
 impl FaceSource for Faces {
-    fn find_faces(&mut self, image: &RgbImage, path: &Path, rel: &str, filter: FaceFilter) -> Result<FoundFaces, String> {
+    fn find_faces(
+        &mut self,
+        image: &RgbImage,
+        path: &Path,
+        rel: &str,
+        filter: FaceFilter,
+    ) -> Result<FoundFaces, String> {
         match self {
             Faces::Detected(dlib) => dlib.find_faces(image, path, rel, filter),
             Faces::FromFile(file) => file.find_faces(image, path, rel, filter),
@@ -203,7 +209,13 @@ fn faces_from_file(args: &MaskArgs, inputs: &mut Inputs) -> Result<Option<(FileF
 struct DlibFaces(Detector);
 
 impl FaceSource for DlibFaces {
-    fn find_faces(&mut self, image: &RgbImage, _path: &Path, _rel: &str, filter: FaceFilter) -> Result<FoundFaces, String> {
+    fn find_faces(
+        &mut self,
+        image: &RgbImage,
+        _path: &Path,
+        _rel: &str,
+        filter: FaceFilter,
+    ) -> Result<FoundFaces, String> {
         let det = &mut self.0;
         let boxes = det.detect_boxes(image).map_err(|e| e.to_string())?;
         let selected = filter.select(boxes);
@@ -331,7 +343,8 @@ pub fn run(args: MaskArgs) -> Result<()> {
 
 fn print_summary(finished: &Finished, secs: f64) {
     let s = &finished.summary;
-    let fmt_counts = |m: &BTreeMap<String, usize>| m.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(", ");
+    let fmt_counts =
+        |m: &BTreeMap<String, usize>| m.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(", ");
     for f in &finished.failures {
         eprintln!("skipped: {}: {}", f.path, f.reason);
     }

@@ -8,9 +8,9 @@ use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use maskforge_imageio::{write_atomic, LoadLimits};
 use maskforge_split::{
-    check_materialize_dir, check_output_dir, manifest_stats, materialize, open_manifests, plan_split, verify, write_split,
-    Allow, GroupBy, MaterializeMode, MaterializedRecord, Method, Progress, Ratios, ScanOptions, Split, SplitOptions,
-    SplitPlan, Stats, VerifyOptions, DEFAULT_SEED,
+    check_materialize_dir, check_output_dir, manifest_stats, materialize, open_manifests, plan_split, verify,
+    write_split, Allow, GroupBy, MaterializeMode, MaterializedRecord, Method, Progress, Ratios, ScanOptions, Split,
+    SplitOptions, SplitPlan, Stats, VerifyOptions, DEFAULT_SEED,
 };
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -247,7 +247,10 @@ fn print_report(plan: &SplitPlan, args: &SplitArgs, elapsed: f64) {
         scanned as f64 / elapsed.max(1e-9),
     );
     let seed_note = if args.seed.is_none() { " (default; --seed N to change)" } else { "" };
-    println!("seed {}{seed_note}, method {}, group-by {}: {} groups", o.seed, o.method, o.group_by, plan.grouping.groups);
+    println!(
+        "seed {}{seed_note}, method {}, group-by {}: {} groups",
+        o.seed, o.method, o.group_by, plan.grouping.groups
+    );
     if o.group_by == GroupBy::Source {
         let g = &plan.grouping;
         println!(
@@ -362,10 +365,14 @@ pub fn run_verify(args: VerifyArgs) -> Result<()> {
 }
 
 pub fn run_stats(args: StatsArgs) -> Result<()> {
-    let manifest = if args.manifest.is_dir() { args.manifest.join(Split::Train.manifest_name()) } else { args.manifest.clone() };
+    let manifest =
+        if args.manifest.is_dir() { args.manifest.join(Split::Train.manifest_name()) } else { args.manifest.clone() };
     let set = open_manifests(&manifest, args.root.as_deref())?;
     if let Some(out) = &args.out {
-        maskforge_imageio::check_disjoint(&[&manifest, &set.root], &[maskforge_imageio::Output::new(out, "--out file")])?;
+        maskforge_imageio::check_disjoint(
+            &[&manifest, &set.root],
+            &[maskforge_imageio::Output::new(out, "--out file")],
+        )?;
     }
     let pool = common::thread_pool(args.jobs)?;
     let bar = Bar(common::progress_bar(0, "stats"));

@@ -5,7 +5,9 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::ProgressBar;
 use maskforge_train::optim::{OptimizerKind, ScheduleKind};
-use maskforge_train::{check_loader_flags, read_run_config, Arch, EpochRow, Event, LossKind, NormKind, Phase, TrainConfig};
+use maskforge_train::{
+    check_loader_flags, read_run_config, Arch, EpochRow, Event, LossKind, NormKind, Phase, TrainConfig,
+};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -360,17 +362,26 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
         max_pixels: args.max_pixels,
     };
     let out = args.out.clone().unwrap_or_else(|| {
-        let stem = args.manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "manifest".into());
+        let stem =
+            args.manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "manifest".into());
         args.model.parent().unwrap_or(std::path::Path::new(".")).join(format!("eval-{stem}"))
     });
-    let manifest_dir = args.manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let manifest_dir =
+        args.manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let root = maskforge_train::manifest::resolve_root(manifest_dir, args.root.as_deref())?;
-    maskforge_imageio::check_disjoint(&[&args.manifest, &root], &[maskforge_imageio::Output::new(&out, "output folder")])?;
+    maskforge_imageio::check_disjoint(
+        &[&args.manifest, &root],
+        &[maskforge_imageio::Output::new(&out, "output folder")],
+    )?;
     let mut console = Console::new();
     let (report, preds) = maskforge_train::eval_manifest(&opts, &mut |e| console.handle(e))?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     report.write(&out)?;
-    maskforge_train::eval::write_predictions_csv(&out.join("predictions.csv"), &report.classification.classes.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), &preds)?;
+    maskforge_train::eval::write_predictions_csv(
+        &out.join("predictions.csv"),
+        &report.classification.classes.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        &preds,
+    )?;
     println!("{}", report.to_text());
     println!("wrote {}/report.txt, report.json, predictions.csv", out.display());
     Ok(())
