@@ -5,7 +5,8 @@
 //!
 //!   cargo xtask setup                 apt packages, .venv with torch, models, sample photos
 //!   cargo xtask demo                  set-up, then the whole pipeline on the sample photos
-//!   cargo xtask test                  set-up, then every test of the workspace
+//!   cargo xtask test                  set-up, fmt + clippy checks, then every test of the workspace
+//!   cargo xtask lint                  the fmt + clippy checks alone
 //!   cargo xtask build [ARGS]          set-up, then a release build of the binary
 //!   cargo xtask bench <stage>         detect | mask | split | train | all
 //!   cargo xtask convert-weights IN OUT   torchvision .pth state_dict -> .safetensors
@@ -31,6 +32,7 @@ fn run() -> Result<()> {
         Some("setup") => setup::setup(&root).map(|_| ()),
         Some("demo") => demo(&root),
         Some("test") => test(&root, &rest),
+        Some("lint") => setup::setup(&root).and_then(|()| lint(&root)),
         Some("build") => {
             setup::setup(&root)?;
             run_cmd(cargo(&root).args(["build", "--release", "-p", "maskforge"]).args(&rest))
@@ -52,7 +54,9 @@ tasks:
   setup                      install what is missing: Debian packages for dlib, a .venv with
                              torch 2.11.0, the dlib models (models/), the sample photos (data/samples/)
   demo                       setup, build, then run every pipeline stage on the sample photos
-  test [ARGS...]             setup, then `cargo test --workspace` (ARGS are passed to cargo test)
+  test [ARGS...]             setup, `cargo fmt --check`, `cargo clippy -D warnings`, then
+                             `cargo test --workspace` (ARGS are passed to cargo test)
+  lint                       just the fmt and clippy checks
   build [ARGS...]            setup, then `cargo build --release -p maskforge ARGS` with the libtorch
                              environment (e.g. `--no-default-features --features tch`: no dlib)
   bench <stage>              setup, then print images/s for a stage: detect | mask | split | train | all
@@ -100,8 +104,103 @@ fn build_release(root: &Path) -> Result<PathBuf> {
 
 fn test(root: &Path, extra: &[&str]) -> Result<()> {
     setup::setup(root)?;
+    lint(root)?;
     println!("==> cargo test --workspace");
     run_cmd(cargo(root).args(["test", "--workspace"]).args(extra))
+}
+
+/// The layer of each project crate (ARCHITECTURE.md, "Layers"): a crate may
+/// depend only on crates of a lower layer.
+const LAYERS: &[(&str, u8)] = &[
+    ("maskforge-face", 0),
+    ("maskforge-rng", 0),
+    ("maskforge-draw", 0),
+    ("maskforge-imageio", 0),
+    ("maskforge-metrics", 0),
+    ("maskforge-contracts", 1),
+    ("maskforge-mask", 1),
+    ("maskforge-pipeline", 2),
+    ("maskforge-split", 2),
+    ("maskforge-train-core", 2),
+    ("maskforge-landmarks", 3),
+    ("maskforge-train", 3),
+    ("maskforge", 4),
+];
+
+/// Native libraries and the crates allowed to link them.
+const NATIVE: &[(&str, &[&str])] = &[
+    ("dlib-face-recognition", &["maskforge-landmarks"]),
+    ("tch", &["maskforge-train", "maskforge"]),
+    ("torch-sys", &["maskforge-train", "maskforge"]),
+];
+
+/// Checks the normal (non-dev) dependencies of every workspace crate against
+/// [`LAYERS`] and [`NATIVE`]; returns one line per violation.
+fn layer_violations(root: &Path) -> Result<Vec<String>> {
+    let out = cargo(root).args(["metadata", "--format-version", "1", "--no-deps"]).output()?;
+    if !out.status.success() {
+        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(check_layers(&serde_json::from_slice(&out.stdout)?))
+}
+
+/// The violations in `cargo metadata` output.
+fn check_layers(meta: &serde_json::Value) -> Vec<String> {
+    let layer = |name: &str| LAYERS.iter().find(|(n, _)| *n == name).map(|(_, l)| *l);
+    let mut problems = Vec::new();
+    for pkg in meta["packages"].as_array().into_iter().flatten() {
+        let name = pkg["name"].as_str().unwrap_or_default();
+        if name == "xtask" {
+            continue;
+        }
+        let Some(own) = layer(name) else {
+            problems.push(format!("{name}: not in xtask's LAYERS table (add it there and to ARCHITECTURE.md)"));
+            continue;
+        };
+        for dep in pkg["dependencies"].as_array().into_iter().flatten() {
+            let (dep_name, kind) = (dep["name"].as_str().unwrap_or_default(), dep["kind"].as_str());
+            if kind.is_some() {
+                continue; // dev- and build-dependencies may reach anywhere
+            }
+            match layer(dep_name) {
+                Some(l) if l >= own => problems.push(format!("{name} (layer {own}) depends on {dep_name} (layer {l})")),
+                _ => {}
+            }
+            if let Some((_, allowed)) = NATIVE.iter().find(|(n, _)| *n == dep_name) {
+                if !allowed.contains(&name) {
+                    problems.push(format!("{name} links {dep_name}; only {allowed:?} may"));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The checks every commit must pass: the crate layers, formatted
+/// (rustfmt.toml), and no clippy warning in any target, for the full build
+/// and for the training-only one.
+fn lint(root: &Path) -> Result<()> {
+    println!("==> crate layers (ARCHITECTURE.md)");
+    let problems = layer_violations(root)?;
+    if !problems.is_empty() {
+        bail!("crate layering broken:\n  {}", problems.join("\n  "));
+    }
+    println!("==> cargo fmt --check");
+    run_cmd(cargo(root).args(["fmt", "--all", "--", "--check"]))?;
+    println!("==> cargo clippy --workspace --all-targets -- -D warnings");
+    run_cmd(cargo(root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    println!("==> cargo clippy -p maskforge --no-default-features --features tch -- -D warnings");
+    run_cmd(cargo(root).args([
+        "clippy",
+        "-p",
+        "maskforge",
+        "--no-default-features",
+        "--features",
+        "tch",
+        "--",
+        "-D",
+        "warnings",
+    ]))
 }
 
 fn demo(root: &Path) -> Result<()> {
@@ -127,7 +226,10 @@ fn demo(root: &Path) -> Result<()> {
             .arg("--out")
             .arg(&masked)
             .args(["--crop-size", "112", "--unmasked", "copy"])
-            .args(["--class-map", "correct=mask_correct,nose_exposed=mask_incorrect,chin=mask_incorrect,chin_exposed=mask_incorrect"])
+            .args([
+                "--class-map",
+                "correct=mask_correct,nose_exposed=mask_incorrect,chin=mask_incorrect,chin_exposed=mask_incorrect",
+            ])
             .arg("--preview")
             .arg(&preview),
     )?;
@@ -146,15 +248,18 @@ fn demo(root: &Path) -> Result<()> {
     if run_dir.exists() {
         std::fs::remove_dir_all(&run_dir)?;
     }
-    run_cmd(
-        Command::new(&bin)
-            .arg("train")
-            .arg("--manifests")
-            .arg(&manifests)
-            .arg("--out")
-            .arg(&run_dir)
-            .args(["--arch", "resnet18", "--img-size", "64", "--epochs", "3", "--batch-size", "8", "--patience", "0"]),
-    )?;
+    run_cmd(Command::new(&bin).arg("train").arg("--manifests").arg(&manifests).arg("--out").arg(&run_dir).args([
+        "--arch",
+        "resnet18",
+        "--img-size",
+        "64",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--patience",
+        "0",
+    ]))?;
     results.push(("checkpoints, metrics.csv, curves.png, report.txt".into(), run_dir.clone()));
 
     println!("==> maskforge predict (detect, crop, classify the sample photos)");
@@ -210,7 +315,12 @@ fn bench(root: &Path, args: &[&str]) -> Result<()> {
         )?;
         if stage == "train" {
             println!("==> bench train: the same work in PyTorch + torchvision DataLoader, for comparison");
-            run_cmd(Command::new(setup::venv_python(root)).arg(root.join("xtask/bench_train_pytorch.py")).arg("--work").arg(&work))?;
+            run_cmd(
+                Command::new(setup::venv_python(root))
+                    .arg(root.join("xtask/bench_train_pytorch.py"))
+                    .arg("--work")
+                    .arg(&work),
+            )?;
         }
     }
     Ok(())
@@ -226,4 +336,34 @@ fn convert_weights(root: &Path, args: &[&str]) -> Result<()> {
         bail!("{} is missing", script.display());
     }
     run_cmd(Command::new(setup::venv_python(root)).arg(script).arg(input).arg(output))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkg(name: &str, deps: &[(&str, Option<&str>)]) -> serde_json::Value {
+        let deps: Vec<_> = deps.iter().map(|(d, k)| serde_json::json!({"name": d, "kind": k})).collect();
+        serde_json::json!({"name": name, "dependencies": deps})
+    }
+
+    #[test]
+    fn layer_rules_catch_upward_sideways_and_native_dependencies() {
+        let ok = serde_json::json!({"packages": [
+            pkg("maskforge-split", &[("maskforge-contracts", None), ("regex", None), ("maskforge-pipeline", Some("dev"))]),
+            pkg("maskforge-train", &[("maskforge-train-core", None), ("tch", None)]),
+        ]});
+        assert_eq!(check_layers(&ok), Vec::<String>::new());
+        let bad = serde_json::json!({"packages": [
+            pkg("maskforge-split", &[("maskforge-pipeline", None)]),
+            pkg("maskforge-face", &[("maskforge-mask", None)]),
+            pkg("maskforge-mask", &[("tch", None)]),
+            pkg("maskforge-new", &[]),
+        ]});
+        let problems = check_layers(&bad);
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert!(problems[0].contains("maskforge-split (layer 2) depends on maskforge-pipeline (layer 2)"));
+        assert!(problems[2].contains("links tch"));
+        assert!(problems[3].contains("not in xtask's LAYERS table"));
+    }
 }

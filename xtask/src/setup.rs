@@ -70,7 +70,11 @@ fn is_root() -> bool {
 fn setup_apt() -> Result<()> {
     let mut missing: Vec<&str> = APT_PACKAGES.iter().copied().filter(|p| !dpkg_installed(p)).collect();
     // Debian's own python3 needs python3-venv for `python3 -m venv`.
-    let venv_ok = Command::new("python3").args(["-c", "import ensurepip, venv"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let venv_ok = Command::new("python3")
+        .args(["-c", "import ensurepip, venv"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !venv_ok {
         missing.push("python3-venv");
     }
@@ -146,7 +150,17 @@ fn fetch_sdist(root: &Path, (name, version): (&str, &str)) -> Result<PathBuf> {
     println!("    pip download {name}=={version} (sdist)");
     run_cmd(
         Command::new(venv_python(root))
-            .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps", "--no-binary", ":all:", "-d"])
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+            ])
             .arg(&cache)
             .arg(format!("{name}=={version}")),
     )?;
