@@ -18,6 +18,9 @@
 //! * [`mask_files`]: the other files of a mask output folder, shard file
 //!   names (`NAME.shard-I-of-N.csv`) and the source stamps of a re-run.
 //!
+//! * [`stats`]: `stats.json`, split's mean/std and class weights, and the
+//!   tolerant reader training uses.
+//!
 //! Pure: no dlib, no libtorch, no image decoding.
 
 pub mod annotations;
@@ -28,6 +31,7 @@ pub mod manifest;
 pub mod mask_files;
 pub mod relpath;
 pub mod set;
+pub mod stats;
 
 pub use annotations::{
     annotations_bytes, annotations_header, parse_annotations, polygon_text, read_annotations, read_output_sources,
@@ -45,3 +49,4 @@ pub use manifest::{
 };
 pub use relpath::{is_lexically_under, PathError, RelPath};
 pub use set::{read_checked, sha256_hex, SetRecord, CLASSES_CSV, FAILURES_CSV, SET_FILES, SPLIT_JSON, STATS_JSON};
+pub use stats::{read_training_stats, Stats, TrainingStats};

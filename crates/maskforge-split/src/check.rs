@@ -4,7 +4,7 @@ use crate::assign::Split;
 use crate::manifest::read_classes;
 use crate::plan::{SplitRecord, CLASSES_CSV, SPLIT_JSON};
 use crate::scan::{hex, load_complete};
-use crate::stats::{stats_sums, ChannelSums, Stats};
+use crate::stats::{stats_from_sums, stats_sums, ChannelSums, Stats};
 use crate::{Progress, SplitError};
 use maskforge_contracts::{read_manifest, Entry, ReadOptions, SetRecord};
 use maskforge_imageio::{Failure, LoadLimits};
@@ -347,5 +347,5 @@ pub fn manifest_stats(
             Err(f) => failures.push(f),
         }
     }
-    (Stats::new(name, &total, failures.len() as u64, stats_size, &set.classes, &counts), failures)
+    (stats_from_sums(name, &total, failures.len() as u64, stats_size, &set.classes, &counts), failures)
 }

@@ -7,7 +7,7 @@ use crate::classes::discover_classes;
 use crate::group::GroupBy;
 use crate::manifest::{write_classes, write_manifest, ClassInfo, ManifestRow};
 use crate::scan::{hex, scan_images, ScanOptions, ScannedImage};
-use crate::stats::{ChannelSums, Stats};
+use crate::stats::{stats_from_sums, ChannelSums, Stats};
 use crate::{EmptyClass, Progress, SplitError, TOOL_VERSION};
 use maskforge_contracts::{sha256_hex, RelPath};
 use maskforge_imageio::{
@@ -301,7 +301,7 @@ impl SplitPlan {
         let sums = self.train_sums.as_ref()?;
         let names: Vec<String> = self.classes.iter().map(|c| c.name.clone()).collect();
         let counts: Vec<u64> = self.counts().iter().map(|c| c[Split::Train.index()]).collect();
-        Some(Stats::new(&Split::Train.manifest_name(), sums, 0, self.options.scan.stats_size, &names, &counts))
+        Some(stats_from_sums(&Split::Train.manifest_name(), sums, 0, self.options.scan.stats_size, &names, &counts))
     }
 
     /// Refuses a split that cannot train a classifier: a single class

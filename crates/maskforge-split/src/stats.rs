@@ -7,7 +7,6 @@
 //! bit-identical results; floating point is used once, at the end.
 
 use image::RgbImage;
-use serde::{Deserialize, Serialize};
 
 /// Exact per-channel sums over a set of pixels (values 0..=255).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -102,57 +101,30 @@ pub fn stats_sums(img: &RgbImage, size: Option<u32>) -> ChannelSums {
     }
 }
 
-/// `stats.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Stats {
-    /// The manifest the statistics describe (`train.csv` for a split).
-    pub manifest: String,
-    /// Images that decoded (listed images that did not are in `skipped`).
-    pub images: u64,
-    pub skipped: u64,
-    pub pixels: u64,
-    /// Each image was resized to this square size first; `null`: as decoded.
-    pub stats_size: Option<u32>,
-    /// Per channel R, G, B, in [0, 1].
-    pub mean: [f64; 3],
-    pub std: [f64; 3],
-    pub class_names: Vec<String>,
-    /// Images per class (by class index) among the decoded images.
-    pub class_counts: Vec<u64>,
-    /// `images / (classes × count)`, 1.0 for balanced data (the
-    /// "balanced" weights of scikit-learn); `null` for a class with no image.
-    pub class_weights: Vec<Option<f64>>,
-}
+/// `stats.json` (its layout lives in `maskforge-contracts`).
+pub use maskforge_contracts::Stats;
 
-impl Stats {
-    pub fn new(
-        manifest: &str,
-        sums: &ChannelSums,
-        skipped: u64,
-        stats_size: Option<u32>,
-        class_names: &[String],
-        class_counts: &[u64],
-    ) -> Stats {
-        let (mean, std) = sums.mean_std().unwrap_or(([0.0; 3], [0.0; 3]));
-        Stats {
-            manifest: manifest.to_string(),
-            images: class_counts.iter().sum(),
-            skipped,
-            pixels: sums.pixels,
-            stats_size,
-            mean,
-            std,
-            class_names: class_names.to_vec(),
-            class_counts: class_counts.to_vec(),
-            class_weights: class_weights(class_counts),
-        }
-    }
-
-    /// Pretty JSON with a final newline.
-    pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
-        s.push('\n');
-        s
+/// The statistics of `sums` over images of `class_counts` per class.
+pub fn stats_from_sums(
+    manifest: &str,
+    sums: &ChannelSums,
+    skipped: u64,
+    stats_size: Option<u32>,
+    class_names: &[String],
+    class_counts: &[u64],
+) -> Stats {
+    let (mean, std) = sums.mean_std().unwrap_or(([0.0; 3], [0.0; 3]));
+    Stats {
+        manifest: manifest.to_string(),
+        images: class_counts.iter().sum(),
+        skipped,
+        pixels: sums.pixels,
+        stats_size,
+        mean,
+        std,
+        class_names: class_names.to_vec(),
+        class_counts: class_counts.to_vec(),
+        class_weights: class_weights(class_counts),
     }
 }
 

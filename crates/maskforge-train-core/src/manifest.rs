@@ -12,7 +12,6 @@
 use crate::error::{Result, TrainError};
 use maskforge_contracts::{parse_classes, parse_manifest, read_checked, ContractError, ReadOptions};
 use maskforge_imageio::Failure;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -96,29 +95,13 @@ pub fn read_manifest_for(path: &Path, classes: &[String], classes_from: &str) ->
     Ok(Manifest { file: path.to_path_buf(), samples, skipped: m.skipped, sha256: m.sha256 })
 }
 
-/// The parts of `stats.json` training uses; other fields are ignored.
-#[derive(Clone, Debug, Default, Deserialize)]
-pub struct Stats {
-    /// Per-channel R, G, B mean in [0, 1].
-    pub mean: Option<[f64; 3]>,
-    /// Per-channel standard deviation in [0, 1].
-    pub std: Option<[f64; 3]>,
-    /// Inverse-frequency weight per class; `null` for a class without images.
-    #[serde(default)]
-    pub class_weights: Option<Vec<Option<f64>>>,
-}
+/// `stats.json`'s parts training uses (the layout lives in `maskforge-contracts`).
+pub use maskforge_contracts::TrainingStats as Stats;
 
 /// Reads `stats.json`; refused when `split.json` beside it records other
-/// bytes (a mixed manifest set).
+/// bytes (a mixed manifest set) or a std channel is not > 0.
 pub fn read_stats(path: &Path) -> Result<Stats> {
-    let bytes = read_checked(path)?;
-    let stats: Stats = serde_json::from_slice(&bytes).map_err(|e| TrainError::manifest(path, e.to_string()))?;
-    if let Some(std) = stats.std {
-        if std.iter().any(|s| s.is_nan() || *s <= 0.0) {
-            return Err(TrainError::manifest(path, format!("std {std:?} has a channel <= 0: cannot normalise")));
-        }
-    }
-    Ok(stats)
+    Ok(maskforge_contracts::read_training_stats(path)?)
 }
 
 /// The dataset root recorded in `split.json` (key `dataset_root`, or
