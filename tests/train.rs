@@ -9,13 +9,11 @@
 //! which must be skipped and counted, not abort the run).
 
 use image::{Rgb, RgbImage};
-use imageproc::drawing::draw_polygon_mut;
-use imageproc::point::Point;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{samples, SAMPLE_FACES as FACES};
+use common::{draw_synthetic_mask, samples, SAMPLE_FACES as FACES};
 
 const CROP: u32 = 64;
 const VARIANTS: usize = 12;
@@ -42,23 +40,11 @@ fn crop(img: &RgbImage, cx: f32, cy: f32, side: f32) -> RgbImage {
     image::imageops::resize(&sub, CROP, CROP, image::imageops::FilterType::Triangle)
 }
 
-/// A surgical-mask-like polygon over nose, mouth and chin.
+/// A synthetic mask in one of four colours.
 fn draw_mask(img: &mut RgbImage, rng: &mut Lcg) {
     const COLORS: [Rgb<u8>; 4] = [Rgb([140, 190, 230]), Rgb([240, 240, 240]), Rgb([25, 25, 30]), Rgb([230, 160, 190])];
     let c = COLORS[(rng.unit() * 4.0) as usize % 4];
-    let s = CROP as f32;
-    let p = |x: f32, y: f32| Point::new((x * s) as i32, (y * s) as i32);
-    let poly = [
-        p(0.22, 0.55),
-        p(0.5, 0.5),
-        p(0.78, 0.55),
-        p(0.8, 0.75),
-        p(0.65, 0.9),
-        p(0.5, 0.93),
-        p(0.35, 0.9),
-        p(0.2, 0.75),
-    ];
-    draw_polygon_mut(img, &poly, c);
+    draw_synthetic_mask(img, c);
 }
 
 struct Dataset {

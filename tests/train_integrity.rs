@@ -8,15 +8,13 @@
 //! lower face, plus one corrupt training image that every report must list.
 
 use image::{Rgb, RgbImage};
-use imageproc::drawing::draw_polygon_mut;
-use imageproc::point::Point;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 mod common;
-use common::{samples, SAMPLE_FACES as FACES};
+use common::{draw_synthetic_mask, samples, SAMPLE_FACES as FACES};
 
 const CROP: u32 = 48;
 /// Crops per face and class; the first `VAL_FROM` train, the rest validate.
@@ -58,22 +56,10 @@ impl Dataset {
     }
 }
 
-/// A masked copy: a surgical-mask-like polygon over nose, mouth and chin.
+/// A masked copy of a face crop.
 fn masked(face: &RgbImage, shade: u8) -> RgbImage {
     let mut img = face.clone();
-    let s = CROP as f32;
-    let p = |x: f32, y: f32| Point::new((x * s) as i32, (y * s) as i32);
-    let poly = [
-        p(0.22, 0.55),
-        p(0.5, 0.5),
-        p(0.78, 0.55),
-        p(0.8, 0.75),
-        p(0.65, 0.9),
-        p(0.5, 0.93),
-        p(0.35, 0.9),
-        p(0.2, 0.75),
-    ];
-    draw_polygon_mut(&mut img, &poly, Rgb([shade, 200, 230]));
+    draw_synthetic_mask(&mut img, Rgb([shade, 200, 230]));
     img
 }
 

@@ -64,3 +64,22 @@ pub fn fails(args: &[&str]) -> String {
     assert!(!out.status.success(), "maskforge {args:?} should fail\nstdout:\n{stdout}\nstderr:\n{stderr}");
     stderr
 }
+
+/// Draws a surgical-mask-like polygon over the nose, mouth and chin of a
+/// square face crop: the synthetic "masked" class of the training tests.
+pub fn draw_synthetic_mask(img: &mut image::RgbImage, color: image::Rgb<u8>) {
+    use imageproc::point::Point;
+    let s = img.width() as f32;
+    let p = |x: f32, y: f32| Point::new((x * s) as i32, (y * s) as i32);
+    let poly = [
+        p(0.22, 0.55),
+        p(0.5, 0.5),
+        p(0.78, 0.55),
+        p(0.8, 0.75),
+        p(0.65, 0.9),
+        p(0.5, 0.93),
+        p(0.35, 0.9),
+        p(0.2, 0.75),
+    ];
+    imageproc::drawing::draw_polygon_mut(img, &poly, color);
+}
