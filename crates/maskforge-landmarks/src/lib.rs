@@ -220,16 +220,22 @@ impl Detector {
     /// Detects every face in `img` and predicts its landmarks. Faces come
     /// sorted by box area, largest first (ties by position, so the order is
     /// deterministic).
-    pub fn detect(&mut self, img: &RgbImage) -> Result<Vec<Face>, LandmarkError> {
-        let boxes = self.detect_boxes(img)?;
+    /// Faces for the given boxes (full-image coordinates, with scores): the
+    /// 68 landmarks of each, predicted on the full-size image, in box order.
+    pub fn faces_in_boxes(&self, img: &RgbImage, boxes: Vec<(BBox, f32)>) -> Result<Vec<Face>, LandmarkError> {
         if boxes.is_empty() {
             return Ok(Vec::new());
         }
         let full = to_matrix(img);
-        let mut faces: Vec<Face> = boxes
+        boxes
             .into_iter()
             .map(|(bbox, score)| Ok(Face { bbox, score, landmarks: self.landmarks(&full, &bbox)? }))
-            .collect::<Result<_, LandmarkError>>()?;
+            .collect()
+    }
+
+    pub fn detect(&mut self, img: &RgbImage) -> Result<Vec<Face>, LandmarkError> {
+        let boxes = self.detect_boxes(img)?;
+        let mut faces = self.faces_in_boxes(img, boxes)?;
         faces.sort_by(|a, b| {
             b.bbox
                 .area()

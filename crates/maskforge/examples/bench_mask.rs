@@ -22,7 +22,7 @@
 use image::RgbImage;
 use maskforge_face::Face;
 use maskforge_imageio::{encode_image, load_rgb_from_bytes, LoadLimits};
-use maskforge_landmarks::{to_matrix, Detector, DetectorConfig};
+use maskforge_landmarks::{Detector, DetectorConfig};
 use maskforge_pipeline::{
     build_synthesizer, FaceFilter, FaceSource, FoundFaces, MaskOptions, OutputFormat, Pipeline, StepTimes,
     SynthOptions, UnmaskedMode, VariantMode,
@@ -56,17 +56,7 @@ impl FaceSource for TimedDlibFaces {
         self.detect += s.elapsed();
         let selected = filter.select(boxes?);
         let s = Instant::now();
-        let mut faces = Vec::new();
-        if !selected.kept.is_empty() {
-            let full = to_matrix(image);
-            for (bbox, score) in selected.kept {
-                faces.push(Face {
-                    bbox,
-                    score,
-                    landmarks: self.det.landmarks(&full, &bbox).map_err(|e| e.to_string())?,
-                });
-            }
-        }
+        let faces = self.det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
         self.landmarks += s.elapsed();
         Ok(FoundFaces { faces, small: selected.small, found: selected.found })
     }

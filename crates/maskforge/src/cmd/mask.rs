@@ -11,9 +11,8 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use image::RgbImage;
 use maskforge_contracts::{read_face_file, FaceFileFormat};
-use maskforge_face::Face;
 use maskforge_imageio::{check_disjoint, resolve_existing_prefix, Output};
-use maskforge_landmarks::{Detector, LandmarkError};
+use maskforge_landmarks::Detector;
 use maskforge_pipeline::{
     build_synthesizer, parse_class_map, parse_shard, parse_variants, save_sheet, DetectorSettings, FaceFilter,
     FaceSource, FileFaces, Finished, FoundFaces, Inputs, MaskOptions, MaskRun, OutputFormat, Pipeline, Settings,
@@ -219,17 +218,7 @@ impl FaceSource for DlibFaces {
         let det = &mut self.0;
         let boxes = det.detect_boxes(image).map_err(|e| e.to_string())?;
         let selected = filter.select(boxes);
-        let faces = if selected.kept.is_empty() {
-            Vec::new()
-        } else {
-            let full = maskforge_landmarks::to_matrix(image);
-            selected
-                .kept
-                .into_iter()
-                .map(|(bbox, score)| Ok(Face { bbox, score, landmarks: det.landmarks(&full, &bbox)? }))
-                .collect::<Result<_, LandmarkError>>()
-                .map_err(|e| e.to_string())?
-        };
+        let faces = det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
         Ok(FoundFaces { faces, small: selected.small, found: selected.found })
     }
 }
