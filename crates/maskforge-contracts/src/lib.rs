@@ -17,6 +17,11 @@
 //!   and the other face files mask reads (plain CSV, FFHQ's JSON);
 //! * [`mask_files`]: the other files of a mask output folder, shard file
 //!   names (`NAME.shard-I-of-N.csv`) and the source stamps of a re-run.
+//! * [`labels`]: `mask --labels`: boxes for detector training, made from
+//!   annotation rows (`labels.coco.json`, YOLO `.txt` files beside the images).
+//!
+//! * [`image_list`]: the `--list FILE` of detect and mask: one path a line,
+//!   or a manifest; paths checked like a manifest's.
 //!
 //! * [`stats`]: `stats.json`, split's mean/std and class weights, and the
 //!   tolerant reader training uses.
@@ -26,6 +31,8 @@
 pub mod annotations;
 pub mod classes;
 mod error;
+pub mod image_list;
+pub mod labels;
 pub mod landmarks;
 pub mod manifest;
 pub mod mask_files;
@@ -39,6 +46,8 @@ pub use annotations::{
 };
 pub use classes::{classes_bytes, parse_classes, read_classes, write_classes, ClassInfo};
 pub use error::ContractError;
+pub use image_list::{parse_image_list, read_image_list, ImageList, ImageListFormat};
+pub use labels::{coco_bytes, yolo_files, yolo_yaml, LabelSet, LabelledImage};
 pub use landmarks::{
     box_from_landmarks, landmarks_header, landmarks_record, read_face_file, FaceEntry, FaceFile, FaceFileFormat,
     LANDMARKS_CSV,

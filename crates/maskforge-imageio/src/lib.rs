@@ -7,15 +7,19 @@
 //! * [`atomic`]: write-to-temp-and-rename, so a killed run never leaves a
 //!   half-written image or CSV behind;
 //! * [`guard`]: the check that no stage writes inside what it reads;
+//! * [`journal`]: append-only journals of finished work, torn last lines
+//!   tolerated (resume after `kill -9`);
 //! * [`Failure`] and [`write_failures_csv`]: the skip report every stage writes.
 
 pub mod atomic;
 pub mod guard;
+pub mod journal;
 mod load;
 mod walk;
 
 pub use atomic::{remove_stale_temp_files, temp_path_for, write_atomic, AtomicFile};
 pub use guard::{check_disjoint, resolve_existing_prefix, GuardError, Output};
+pub use journal::LineJournal;
 pub use load::{encode_image, jpeg_truncation, load_rgb, load_rgb_from_bytes, save_rgb_atomic, LoadError, LoadLimits};
 pub use walk::{is_image_path, walk_images, WalkOutput, IMAGE_EXTENSIONS, NON_UTF8_REASON};
 

@@ -11,6 +11,7 @@
 //! * [`naming`]: class folders and output file names;
 //! * [`record`]: what happened to each image, the journal and resume;
 //! * [`settings`]: `mask_settings.json`, which keeps two datasets apart;
+//! * [`labels`](mod@labels): `--labels`, boxes for detector training (COCO, YOLO);
 //! * [`run`]: a whole run over a tree, and its [`Summary`];
 //! * [`preview`]: contact sheets;
 //! * [`merge`](mod@merge): joining the folders of sharded runs.
@@ -18,6 +19,7 @@
 //! Pure: no dlib, no libtorch.
 
 mod error;
+pub mod labels;
 pub mod merge;
 pub mod naming;
 pub mod options;
@@ -34,8 +36,8 @@ pub use error::PipelineError;
 pub use merge::{merge, MergeReport};
 pub use naming::{extension_collisions, Naming};
 pub use options::{
-    build_synthesizer, parse_class_map, parse_shard, parse_variants, FaceFilter, MaskOptions, OutputFormat, Selected,
-    SelectedBoxes, SynthOptions, UnmaskedMode, VariantMode,
+    build_synthesizer, parse_class_map, parse_shard, parse_variants, FaceFilter, LabelFormat, MaskOptions,
+    OutputFormat, Selected, SelectedBoxes, SynthOptions, UnmaskedMode, VariantMode,
 };
 pub use preview::{preview_sample, save_sheet};
 pub use process::{ImageOutcome, Pipeline, StepTimes};

@@ -5,13 +5,19 @@
 //! destination (hard links, or copies across file systems; never
 //! overwriting a different file), then joins all annotation, failure and
 //! source-stamp CSVs in the destination into `NAME.csv`, sorted exactly as a
-//! single run would have written them.
+//! single run would have written them. When any of the folders has label
+//! files (`mask --labels`), the merged ones are written from the merged
+//! rows (the shards' YOLO `.txt` files are not brought: they are rewritten)
+//! and the shards' label files removed.
 
+use crate::labels::{formats_in, is_label_file, is_shard_label_file, settings_classes, write_labels};
+use crate::options::LabelFormat;
 use crate::PipelineError;
 use maskforge_contracts::mask_files::{self, csv_name, shard_of, ANNOTATIONS, FAILURES, MASK_SETTINGS_JSON, SOURCES};
 use maskforge_contracts::AnnotationRow;
 use maskforge_imageio::Failure;
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use walkdir::WalkDir;
 
@@ -30,8 +36,11 @@ pub struct MergeReport {
     pub brought: usize,
     /// The merged annotations file.
     pub annotations: PathBuf,
-    /// Shards of an N-way split that are missing (when not required).
+    /// Shards of an N-way split that are missing (when not required), and
+    /// outputs left out of the label files (`labels: OUTPUT: reason`).
     pub warnings: Vec<String>,
+    /// The label formats written.
+    pub labels: Vec<LabelFormat>,
 }
 
 /// Brings `from`'s files into `out` and joins every CSV there. With
@@ -40,13 +49,28 @@ pub fn merge(out: &Path, from: &[PathBuf], require_all_shards: bool) -> Result<M
     let inputs: Vec<&Path> = from.iter().map(PathBuf::as_path).collect();
     maskforge_imageio::check_disjoint(&inputs, &[maskforge_imageio::Output::new(out, "output folder")])?;
     std::fs::create_dir_all(out).map_err(PipelineError::io(out))?;
+    let mut formats = formats_in(out, |_| true);
     let mut brought = 0;
     for src in from {
-        brought += bring_folder(src, out)?;
+        let theirs = formats_in(src, |_| true);
+        brought += bring_folder(src, out, theirs.contains(&LabelFormat::Yolo))?;
+        formats.extend(theirs);
     }
-    let mut report = join_annotations(out, require_all_shards)?;
+    let (mut report, rows) = join_annotations(out, require_all_shards)?;
     report.failures = join_failures(out)?;
     join_sources(out)?;
+    if !formats.is_empty() {
+        let settings = std::fs::read_to_string(out.join(MASK_SETTINGS_JSON)).unwrap_or_default();
+        report.warnings.extend(write_labels(out, &rows, settings_classes(&settings), &formats, None)?);
+        // The shards' own label files: their class ids may differ from the merged ones.
+        for e in std::fs::read_dir(out).map_err(PipelineError::io(out))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if is_label_file(&name) && is_shard_label_file(&name) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        report.labels = formats.into_iter().collect();
+    }
     // The `from-*` copies were only staging for this join.
     for base in [ANNOTATIONS, FAILURES, SOURCES] {
         for (path, _) in from_files(out, base)? {
@@ -57,8 +81,10 @@ pub fn merge(out: &Path, from: &[PathBuf], require_all_shards: bool) -> Result<M
     Ok(report)
 }
 
-/// Brings one shard folder's images and CSVs into `out`; returns how many image files were added.
-fn bring_folder(src: &Path, out: &Path) -> Result<usize, PipelineError> {
+/// Brings one shard folder's images and CSVs into `out`; returns how many
+/// image files were added. Label files are not brought (merge writes its
+/// own), nor YOLO `.txt` files when `src` has YOLO labels.
+fn bring_folder(src: &Path, out: &Path, skip_txt: bool) -> Result<usize, PipelineError> {
     if !src.is_dir() {
         return Err(PipelineError::NotAFolder(src.to_path_buf()));
     }
@@ -74,7 +100,7 @@ fn bring_folder(src: &Path, out: &Path) -> Result<usize, PipelineError> {
         }
         _ => {}
     }
-    let brought = bring_files(src, out)?;
+    let brought = bring_files(src, out, skip_txt)?;
     // Their CSVs join ours under their shard names.
     for base in [ANNOTATIONS, FAILURES, SOURCES] {
         for (path, shard) in csv_files(src, base)? {
@@ -93,8 +119,8 @@ fn bring_folder(src: &Path, out: &Path) -> Result<usize, PipelineError> {
     Ok(brought)
 }
 
-/// Joins `annotations*.csv` into `annotations.csv`, checking the shards.
-fn join_annotations(out: &Path, require_all_shards: bool) -> Result<MergeReport, PipelineError> {
+/// Joins `annotations*.csv` into `annotations.csv`, checking the shards; returns the rows too.
+fn join_annotations(out: &Path, require_all_shards: bool) -> Result<(MergeReport, Vec<AnnotationRow>), PipelineError> {
     let mut rows: Vec<AnnotationRow> = Vec::new();
     let mut shards: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
     let mut files = csv_files(out, ANNOTATIONS)?;
@@ -125,14 +151,15 @@ fn join_annotations(out: &Path, require_all_shards: bool) -> Result<MergeReport,
     let annotations = out.join(csv_name(ANNOTATIONS, None));
     maskforge_contracts::write_annotations(&annotations, &rows)?;
     let sources: BTreeSet<&str> = rows.iter().map(|r| r.source.as_str()).collect();
-    Ok(MergeReport {
+    let report = MergeReport {
         annotation_rows: rows.len(),
         sources: sources.len(),
         csv_files: files.len(),
         annotations,
         warnings,
         ..Default::default()
-    })
+    };
+    Ok((report, rows))
 }
 
 /// Joins `failures*.csv` into `failures.csv`; returns how many failures it lists.
@@ -216,8 +243,9 @@ fn same_file_content(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Brings `src`'s files into `dst` (links or copies); returns how many were added.
-fn bring_files(src: &Path, dst: &Path) -> Result<usize, PipelineError> {
+/// Brings `src`'s files into `dst` (links or copies), but for `.txt` files
+/// with `skip_txt`; returns how many were added.
+fn bring_files(src: &Path, dst: &Path, skip_txt: bool) -> Result<usize, PipelineError> {
     let mut added = 0;
     for entry in WalkDir::new(src).follow_links(false) {
         let entry = entry.map_err(|source| PipelineError::Walk { path: src.to_path_buf(), source })?;
@@ -230,6 +258,11 @@ fn bring_files(src: &Path, dst: &Path) -> Result<usize, PipelineError> {
         // Each folder's CSVs are joined, not copied over each other; journals are private.
         let top_level = rel.components().count() == 1;
         if top_level && (name.ends_with(".csv") || name == MASK_SETTINGS_JSON || name.starts_with('.')) {
+            continue;
+        }
+        // Label files are written from the merged rows; a shard's may number classes differently.
+        let is_txt = rel.extension() == Some(OsStr::new("txt"));
+        if (top_level && is_label_file(&name)) || (skip_txt && is_txt && !top_level) {
             continue;
         }
         let target = dst.join(rel);

@@ -46,6 +46,17 @@ pub enum OutputFormat {
     Png,
 }
 
+/// A label format of `--labels`: boxes for detector training, written
+/// beside the images (see `maskforge_contracts::labels`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum LabelFormat {
+    /// OUT/labels.coco.json: images, one box (and 68 keypoints) per face, categories = classes.
+    Coco,
+    /// A CLASS CX CY W H .txt beside each image, and OUT/labels.yolo.yaml (Ultralytics).
+    Yolo,
+}
+
 /// Which detected faces are masked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FaceFilter {
@@ -118,6 +129,9 @@ pub struct MaskOptions {
     pub limits: LoadLimits,
     /// False for a preview-only run: outputs are kept in memory, nothing is written.
     pub write: bool,
+    /// Label files to write at the end of the run (besides those already in OUT).
+    /// Not part of the settings: they change no image.
+    pub labels: Vec<LabelFormat>,
 }
 
 /// Largest crop size (a 8192² RGB crop is 200 MB).

@@ -9,12 +9,10 @@
 use crate::PipelineError;
 use maskforge_contracts::mask_files::{self, csv_name, SourceStamp, ANNOTATIONS, FAILURES, SOURCES};
 use maskforge_contracts::AnnotationRow;
+use maskforge_imageio::LineJournal;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 /// What happened to one source image; one journal line.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
@@ -72,47 +70,26 @@ impl RunFiles {
     }
 }
 
-/// Append-only journal of finished images.
-pub(crate) struct Journal {
-    path: PathBuf,
-    file: Mutex<File>,
-}
+/// Append-only journal of finished images, one JSON [`Record`] a line
+/// (the torn-line handling is [`LineJournal`]'s).
+pub(crate) struct Journal(LineJournal);
 
 impl Journal {
     pub(crate) fn open(path: &Path) -> Result<Journal, PipelineError> {
-        let io = PipelineError::io;
-        let mut file = OpenOptions::new().create(true).read(true).append(true).open(path).map_err(io(path))?;
-        // A torn last line (killed mid-write) must not glue onto the next record.
-        let len = file.metadata().map_err(io(path))?.len();
-        if len > 0 {
-            let mut last = [0u8; 1];
-            file.seek(SeekFrom::Start(len - 1)).and_then(|_| file.read_exact(&mut last)).map_err(io(path))?;
-            if last[0] != b'\n' {
-                file.write_all(b"\n").map_err(io(path))?;
-            }
-        }
-        Ok(Journal { path: path.to_path_buf(), file: Mutex::new(file) })
+        Ok(Journal(LineJournal::open(path).map_err(PipelineError::io(path))?))
     }
 
     pub(crate) fn append(&self, rec: &Record) -> Result<(), PipelineError> {
-        let json = |source| PipelineError::Json { path: self.path.clone(), source };
-        let mut line = serde_json::to_string(rec).map_err(json)?;
-        line.push('\n');
-        let mut f = self.file.lock().map_err(|_| PipelineError::Poisoned(self.path.clone()))?;
-        f.write_all(line.as_bytes()).map_err(PipelineError::io(&self.path))
+        let path = self.0.path();
+        let line = serde_json::to_string(rec).map_err(|source| PipelineError::Json { path: path.into(), source })?;
+        self.0.append(&line).map_err(PipelineError::io(path))
     }
 
     /// The records of a journal; unreadable lines (a torn last one) are skipped.
     pub(crate) fn read(path: &Path) -> HashMap<String, Record> {
-        let mut map = HashMap::new();
-        if let Ok(f) = File::open(path) {
-            for line in BufReader::new(f).lines().map_while(Result::ok) {
-                if let Ok(rec) = serde_json::from_str::<Record>(&line) {
-                    map.insert(rec.source.clone(), rec);
-                }
-            }
-        }
-        map
+        let lines = LineJournal::read_lines(path).unwrap_or_default();
+        let records = lines.iter().filter_map(|line| serde_json::from_str::<Record>(line).ok());
+        records.map(|rec| (rec.source.clone(), rec)).collect()
     }
 }
 
@@ -162,6 +139,7 @@ pub(crate) fn write_stamps(path: &Path, records: &HashMap<String, Record>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn journal_skips_a_torn_line_and_appends_after_it() {

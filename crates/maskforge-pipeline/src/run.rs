@@ -1,4 +1,4 @@
-//! A whole mask run over a tree: walk → shard → limit → what is left to do
+//! A whole mask run over a tree: walk (or `--list`) → shard → limit → what is left to do
 //! → parallel [`Pipeline::process`] → journal → CSVs, and its summary.
 //!
 //! Resume and crash safety: every file is written to a temporary name and
@@ -6,8 +6,10 @@
 //! end, `annotations.csv`, `failures.csv` and the source stamps are written
 //! atomically from all records, sorted, and the journal is removed. A re-run
 //! reads the journal or the finished CSVs and skips images whose outputs all
-//! exist and whose source file did not change.
+//! exist and whose source file did not change. The label files (`--labels`,
+//! [`crate::labels`]) are then rewritten from all rows.
 
+use crate::labels::{formats_in, run_classes, write_labels};
 use crate::naming::extension_collisions;
 use crate::options::OutputFormat;
 use crate::record::{read_finished, write_stamps, Journal, Record, RunFiles};
@@ -16,7 +18,8 @@ use crate::source::FaceSource;
 use crate::{Pipeline, PipelineError};
 use maskforge_contracts::mask_files::SourceStamp;
 use maskforge_contracts::AnnotationRow;
-use maskforge_imageio::{relative_string, walk_images, Failure};
+use maskforge_contracts::{read_image_list, ImageList};
+use maskforge_imageio::{is_image_path, relative_string, walk_images, Failure};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -40,18 +43,64 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// The images of `list` ([`read_image_list`]) when given, else of a walk
+    /// of `root`; see [`Inputs::walk`] and [`Inputs::listed`].
+    pub fn new(
+        root: &Path,
+        list: Option<&Path>,
+        shard: Option<(usize, usize)>,
+        limit: Option<usize>,
+        format: OutputFormat,
+    ) -> Result<Inputs, PipelineError> {
+        Ok(match list {
+            Some(file) => Inputs::listed(root, &read_image_list(file)?, shard, limit, format),
+            None => Inputs::walk(root, shard, limit, format),
+        })
+    }
+
     /// Walks `root`; keeps shard `(I, N)`'s share (by a hash of each path)
     /// and then at most `limit` images.
     pub fn walk(root: &Path, shard: Option<(usize, usize)>, limit: Option<usize>, format: OutputFormat) -> Inputs {
         let walk = walk_images(root);
-        let mut walk_failures = walk.failures;
         let all: Vec<(PathBuf, String)> =
             walk.images.into_iter().map(|p| (p.clone(), relative_string(root, &p))).collect();
-        let all_sources = all.iter().map(|(_, rel)| rel.clone()).collect();
         let ext_suffixed = match format {
             OutputFormat::Same => HashSet::new(),
             _ => extension_collisions(all.iter().map(|(_, rel)| rel.as_str())),
         };
+        Inputs::select(all, walk.failures, ext_suffixed, shard, limit)
+    }
+
+    /// The images `list` names under `root` instead of a walk, sharded and
+    /// limited as [`Inputs::walk`]'s. Its bad lines and the listed files
+    /// that are missing or not images are failures. Output names are those
+    /// a walk would give: a listed image whose name collides with an
+    /// unlisted sibling's after a format change keeps its `__ext` suffix.
+    pub fn listed(
+        root: &Path,
+        list: &ImageList,
+        shard: Option<(usize, usize)>,
+        limit: Option<usize>,
+        format: OutputFormat,
+    ) -> Inputs {
+        let (all, mut failures) = list.resolve(root);
+        failures.extend(list.skipped.iter().cloned());
+        let ext_suffixed = match format {
+            OutputFormat::Same => HashSet::new(),
+            _ => sibling_collisions(&all),
+        };
+        Inputs::select(all, failures, ext_suffixed, shard, limit)
+    }
+
+    /// Shard `(I, N)`'s share of `all` (in path order), then at most `limit`.
+    fn select(
+        all: Vec<(PathBuf, String)>,
+        mut walk_failures: Vec<Failure>,
+        ext_suffixed: HashSet<String>,
+        shard: Option<(usize, usize)>,
+        limit: Option<usize>,
+    ) -> Inputs {
+        let all_sources = all.iter().map(|(_, rel)| rel.clone()).collect();
         let mut images: Vec<(PathBuf, String)> = match shard {
             Some((i, n)) => {
                 let in_shard =
@@ -71,9 +120,40 @@ impl Inputs {
     }
 }
 
+/// [`extension_collisions`] of listed images with the image files beside
+/// them (as a walk would list them: visible, image extension, UTF-8 name),
+/// so a listed image is named as in a run over the whole folder. Each
+/// folder is read once.
+fn sibling_collisions(listed: &[(PathBuf, String)]) -> HashSet<String> {
+    let mut folders: BTreeMap<&str, &Path> = BTreeMap::new();
+    for (file, rel) in listed {
+        let dir_rel = rel.rsplit_once('/').map_or("", |(d, _)| d);
+        if let Some(dir) = file.parent() {
+            folders.entry(dir_rel).or_insert(dir);
+        }
+    }
+    let mut siblings: Vec<String> = Vec::new();
+    for (dir_rel, dir) in folders {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        for e in entries.flatten() {
+            let Ok(name) = e.file_name().into_string() else { continue };
+            if name.starts_with('.') || !is_image_path(Path::new(&name)) || !e.path().is_file() {
+                continue;
+            }
+            siblings.push(if dir_rel.is_empty() { name } else { format!("{dir_rel}/{name}") });
+        }
+    }
+    let listed: HashSet<&str> = listed.iter().map(|(_, rel)| rel.as_str()).collect();
+    extension_collisions(siblings.iter().map(String::as_str))
+        .into_iter()
+        .filter(|s| listed.contains(s.as_str()))
+        .collect()
+}
+
 /// A run in progress: the output folder is ours, the earlier state read.
 pub struct MaskRun<'p> {
     pipeline: &'p Pipeline,
+    shard: Option<(usize, usize)>,
     files: RunFiles,
     inputs: Inputs,
     records: HashMap<String, Record>,
@@ -104,7 +184,7 @@ impl<'p> MaskRun<'p> {
             })
             .collect();
         let journal = Journal::open(&files.journal)?;
-        Ok(MaskRun { pipeline, files, inputs, records, todo, journal, fresh: Vec::new() })
+        Ok(MaskRun { pipeline, shard, files, inputs, records, todo, journal, fresh: Vec::new() })
     }
 
     /// Images of this run (done earlier or not).
@@ -149,7 +229,8 @@ impl<'p> MaskRun<'p> {
     }
 
     /// Writes the CSVs and stamps from all records, removes the journal and
-    /// the outputs of replaced sources that are no longer made.
+    /// the outputs of replaced sources that are no longer made; then the
+    /// label files: those asked for and those already in OUT.
     pub fn finish(mut self) -> Result<Finished, PipelineError> {
         let processed = self.todo.len();
         for r in std::mem::take(&mut self.fresh) {
@@ -175,11 +256,15 @@ impl<'p> MaskRun<'p> {
         write_stamps(&files.stamps, &self.records)?;
         drop(self.journal);
         let _ = std::fs::remove_file(&files.journal);
+        let opts = self.pipeline.options();
+        let mut formats = formats_in(&opts.out, |s| s == self.shard);
+        formats.extend(opts.labels.iter().copied());
+        let warnings = write_labels(&opts.out, &rows, run_classes(self.pipeline), &formats, self.shard)?;
         let small_faces = self.records.values().map(|r| r.small_faces).sum();
         let images = self.inputs.images.len();
         let counts = (images, processed);
         let summary = Summary::new(&rows, &failures, small_faces, counts, self.pipeline, &files.annotations);
-        Ok(Finished { rows, failures, summary })
+        Ok(Finished { rows, failures, summary, warnings })
     }
 }
 
@@ -208,6 +293,8 @@ fn remove_replaced_outputs(pipeline: &Pipeline, old: &Record, new: &Record) {
     let opts = pipeline.options();
     for o in old.outputs.iter().filter(|o| !new.outputs.contains(o)) {
         let _ = std::fs::remove_file(opts.out.join(o));
+        // Its YOLO labels (`--labels yolo`), if any.
+        let _ = std::fs::remove_file(opts.out.join(maskforge_contracts::labels::yolo_label_path(o)));
         if let Some(seg) = &opts.seg_dir {
             let _ = std::fs::remove_file(seg.join(o).with_extension("png"));
         }
@@ -221,6 +308,8 @@ pub struct Finished {
     pub rows: Vec<AnnotationRow>,
     pub failures: Vec<Failure>,
     pub summary: Summary,
+    /// `labels: OUTPUT: reason` for each output (or face) left out of the label files.
+    pub warnings: Vec<String>,
 }
 
 /// The numbers a run reports.
@@ -276,5 +365,41 @@ impl Summary {
             hardlink_fallbacks: pipeline.hardlink_fallbacks(),
             annotations: annotations.to_path_buf(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maskforge_contracts::parse_image_list;
+
+    #[test]
+    fn a_listed_run_names_and_shards_as_a_walk_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("p")).unwrap();
+        for f in ["p/a.jpg", "p/a.png", "p/b.jpg", "c.jpg", "c.bmp", "p/.a.webp", "p/a.txt"] {
+            std::fs::write(root.join(f), b"x").unwrap();
+        }
+        let text = "p/a.jpg\np/b.jpg\nc.jpg\nmissing.jpg\n../x.jpg\nc.jpg\n";
+        let list = parse_image_list(Path::new("list.txt"), text.as_bytes()).unwrap();
+        let walked = Inputs::walk(root, None, None, OutputFormat::Png);
+        let listed = Inputs::listed(root, &list, None, None, OutputFormat::Png);
+        let rels = |i: &Inputs| i.images.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>();
+        assert_eq!(rels(&listed), ["c.jpg", "p/a.jpg", "p/b.jpg"]);
+        let suffixed: BTreeSet<&String> = listed.ext_suffixed.iter().collect();
+        assert_eq!(suffixed, BTreeSet::from([&"c.jpg".to_string(), &"p/a.jpg".to_string()]));
+        assert!(listed.ext_suffixed.is_subset(&walked.ext_suffixed));
+        let failed: Vec<&str> = listed.walk_failures.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(failed, ["missing.jpg", "list.txt:5"]);
+        assert!(Inputs::listed(root, &list, None, None, OutputFormat::Same).ext_suffixed.is_empty());
+        // Shards: the same share of each listed image as of the walked ones; failures in shard 1 only.
+        for i in 1..=2 {
+            let shard = Inputs::listed(root, &list, Some((i, 2)), None, OutputFormat::Same);
+            let walk = Inputs::walk(root, Some((i, 2)), None, OutputFormat::Same);
+            assert!(shard.shard_sources.iter().all(|s| walk.shard_sources.contains(s)));
+            assert_eq!(shard.walk_failures.is_empty(), i != 1);
+        }
+        assert_eq!(rels(&Inputs::listed(root, &list, None, Some(1), OutputFormat::Same)), ["c.jpg"]);
     }
 }

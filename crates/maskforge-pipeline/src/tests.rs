@@ -84,6 +84,7 @@ fn options(out: &Path, crop_size: u32) -> MaskOptions {
         faces: FaceFilter { min_face: 40, largest_only: false },
         limits: LoadLimits::default(),
         write: true,
+        labels: Vec::new(),
     }
 }
 
@@ -97,11 +98,16 @@ fn detector() -> DetectorSettings {
 
 /// A whole run of `opts` over `root` on `threads` threads.
 fn run(root: &Path, opts: MaskOptions, threads: usize) -> Finished {
+    run_shard(root, opts, threads, None)
+}
+
+/// [`run`] of one shard.
+fn run_shard(root: &Path, opts: MaskOptions, threads: usize, shard: Option<(usize, usize)>) -> Finished {
     let synth_opts = synth_options();
     let pipeline = Pipeline::new(opts, build_synthesizer(&synth_opts).unwrap(), HashSet::new()).unwrap();
     let settings = Settings::new(&pipeline, &synth_opts, &detector());
-    let inputs = Inputs::walk(root, None, None, OutputFormat::Same);
-    let mut run = MaskRun::open(&pipeline, &settings, None, inputs).unwrap();
+    let inputs = Inputs::walk(root, shard, None, OutputFormat::Same);
+    let mut run = MaskRun::open(&pipeline, &settings, shard, inputs).unwrap();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     run.process(&pool, &FakeFaces, &|| {}).unwrap();
     run.finish().unwrap()
@@ -264,4 +270,102 @@ fn file_faces_match_by_path_and_report_what_matches_nothing() {
     assert_eq!(err, "no face for this image in f.csv");
     let err = faces.find_faces(&img, Path::new("b.png"), "b.png", filter).unwrap_err();
     assert!(err.starts_with("face 0 in f.csv: box 5000,10,5100,110 lies outside"), "{err}");
+}
+
+/// The label files in `dir`: `labels.*` and every `.txt`.
+fn label_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    tree(dir).into_iter().filter(|(p, _)| p.starts_with("labels.") || p.ends_with(".txt")).collect()
+}
+
+#[test]
+fn labels_box_every_face_and_follow_resumes_and_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = input_tree(dir.path());
+    let out = dir.path().join("out");
+    let opts = MaskOptions { labels: vec![LabelFormat::Coco, LabelFormat::Yolo], ..options(&out, 0) };
+    let done = run(&root, opts.clone(), 2);
+    assert!(done.warnings.is_empty(), "{:?}", done.warnings);
+    let coco: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("labels.coco.json")).unwrap()).unwrap();
+    let mut outputs: Vec<&str> = done.rows.iter().map(|r| r.output.as_str()).collect();
+    outputs.sort();
+    outputs.dedup();
+    let names: Vec<&str> =
+        coco["images"].as_array().unwrap().iter().map(|i| i["file_name"].as_str().unwrap()).collect();
+    assert_eq!(names, outputs, "every output, unmasked originals too");
+    let cats: Vec<&str> = coco["categories"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(cats, ["correct", "incorrect", "unmasked"]);
+    let anns = coco["annotations"].as_array().unwrap();
+    assert_eq!(anns.len(), 6, "one face in each of 6 outputs");
+    let face = frontal_face().bbox;
+    for a in anns {
+        let image = &coco["images"][a["image_id"].as_u64().unwrap() as usize - 1];
+        assert_eq!((image["width"].as_u64(), image["height"].as_u64()), (Some(500), Some(520)));
+        let want = [face.left, face.top, face.right - face.left, face.bottom - face.top].map(f64::from);
+        assert_eq!(a["bbox"], serde_json::json!(want), "{a}");
+        let class = image["file_name"].as_str().unwrap().split('/').next().unwrap();
+        assert_eq!(cats[a["category_id"].as_u64().unwrap() as usize - 1], class);
+    }
+    let (cx, cy) = (f64::from(face.left + face.right) / 2.0 / 500.0, f64::from(face.top + face.bottom) / 2.0 / 520.0);
+    let (w, h) = (f64::from(face.right - face.left) / 500.0, f64::from(face.bottom - face.top) / 520.0);
+    for (k, class) in cats.iter().enumerate() {
+        let text = std::fs::read_to_string(out.join(class).join("a.txt")).unwrap();
+        assert_eq!(text, format!("{k} {cx:.6} {cy:.6} {w:.6} {h:.6}\n"));
+    }
+    let yaml = std::fs::read_to_string(out.join("labels.yolo.yaml")).unwrap();
+    assert!(yaml.contains("names:\n  0: \"correct\"\n  1: \"incorrect\"\n  2: \"unmasked\"\n"), "{yaml}");
+    let single = label_files(&out);
+    assert_eq!(single.len(), 2 + 6);
+
+    // A re-run without --labels keeps the files there up to date: not a byte changes.
+    let before = tree(&out);
+    run(&root, options(&out, 0), 1);
+    assert_eq!(tree(&out), before);
+
+    // Shards in one folder, merged: the single run's label files, and the shards' removed.
+    let shared = dir.path().join("shared");
+    for i in 1..=2 {
+        run_shard(&root, MaskOptions { out: shared.clone(), ..opts.clone() }, 1, Some((i, 2)));
+    }
+    assert!(shared.join("labels.coco.shard-1-of-2.json").is_file());
+    let report = merge(&shared, &[], true).unwrap();
+    assert_eq!(report.labels, [LabelFormat::Coco, LabelFormat::Yolo]);
+    assert_eq!(label_files(&shared), single);
+    // Shards in their own folders (only COCO asked of one), merged into a new folder, twice.
+    let (s1, s2, merged) = (dir.path().join("s1"), dir.path().join("s2"), dir.path().join("merged"));
+    run_shard(&root, MaskOptions { out: s1.clone(), ..opts.clone() }, 1, Some((1, 2)));
+    let coco_only = MaskOptions { out: s2.clone(), labels: vec![LabelFormat::Coco], ..opts.clone() };
+    run_shard(&root, coco_only, 1, Some((2, 2)));
+    for _ in 0..2 {
+        let report = merge(&merged, &[s1.clone(), s2.clone()], true).unwrap();
+        assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+        assert_eq!(label_files(&merged), single);
+    }
+    // Without label files anywhere, merge writes none.
+    let plain = dir.path().join("plain");
+    run(&root, options(&plain, 0), 1);
+    merge(&plain, &[], true).unwrap();
+    assert!(label_files(&plain).is_empty());
+}
+
+#[test]
+fn labels_of_crops_box_the_face_in_each_crop() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = input_tree(dir.path());
+    let out = dir.path().join("out");
+    let done = run(&root, MaskOptions { labels: vec![LabelFormat::Coco], ..options(&out, 96) }, 1);
+    assert!(done.warnings.is_empty(), "{:?}", done.warnings);
+    let coco: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("labels.coco.json")).unwrap()).unwrap();
+    let anns = coco["annotations"].as_array().unwrap();
+    assert_eq!((coco["images"].as_array().unwrap().len(), anns.len()), (6, 6));
+    let mut rows = done.rows.clone();
+    rows.sort_by(|a, b| a.output.cmp(&b.output));
+    for (a, row) in anns.iter().zip(&rows) {
+        assert_eq!(coco["images"][a["image_id"].as_u64().unwrap() as usize - 1]["width"], 96);
+        let [l, t, r, b] = row.geometry.as_ref().unwrap().bbox().unwrap().map(|v| f64::from(v).clamp(0.0, 96.0));
+        let want = [l, t, r - l, b - t].map(|v| (v * 100.0).round() / 100.0);
+        assert_eq!(a["bbox"], serde_json::json!(want), "{}", row.output);
+    }
+    assert!(!out.join("labels.yolo.yaml").exists() && label_files(&out).len() == 1);
 }

@@ -81,6 +81,7 @@ fn pipeline(out: &Path) -> Result<Pipeline, Box<dyn std::error::Error>> {
         faces: FaceFilter { min_face: 40, largest_only: false },
         limits: LoadLimits::default(),
         write: true,
+        labels: Vec::new(),
     };
     Ok(Pipeline::new(opts, build_synthesizer(&synth)?, HashSet::new())?)
 }

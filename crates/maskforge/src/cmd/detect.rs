@@ -1,12 +1,14 @@
-//! `maskforge detect`: faces and 68 landmarks for every photo in a tree.
+//! `maskforge detect`: faces and 68 landmarks for every photo in a tree (or
+//! in a `--list`), resumable after a kill (see `maskforge_landmarks::tree`).
 
 use crate::common;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use maskforge_imageio::{check_disjoint, walk_images, LoadLimits, Output};
-use maskforge_landmarks::tree::DetectTree;
+use maskforge_contracts::read_image_list;
+use maskforge_imageio::{check_disjoint, walk_images, Failure, LoadLimits, Output};
+use maskforge_landmarks::tree::{DetectSettings, DetectTree};
 use maskforge_landmarks::{Detector, DetectorConfig, DetectorKind};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -65,7 +67,8 @@ impl DetectorOpts {
 pub struct DetectArgs {
     /// Folder of photos (searched recursively: jpg, jpeg, png, bmp, webp).
     pub input: PathBuf,
-    /// Output folder for landmarks.csv, failures.csv and overlays.
+    /// Output folder for landmarks.csv, failures.csv and overlays. A re-run into it resumes:
+    /// photos finished before (same detector settings, file unchanged) are not detected again.
     #[arg(long, short)]
     pub out: PathBuf,
     /// Also write each photo with boxes and landmarks drawn, to OUT/overlays/.
@@ -74,8 +77,25 @@ pub struct DetectArgs {
     /// Worker threads (default: all cores).
     #[arg(long, short)]
     pub jobs: Option<usize>,
+    /// Process the images named in this file instead of walking INPUT: one path relative to
+    /// INPUT a line (blank lines and `#` comments ignored), or a manifest CSV as `split` writes
+    /// it. Listed files that are missing or not images go to failures.csv.
+    #[arg(long, value_name = "FILE")]
+    pub list: Option<PathBuf>,
     #[command(flatten)]
     pub detector: DetectorOpts,
+}
+
+/// The photos to detect: the walk's or the list's, with the problems of finding them.
+fn photos(root: &Path, list: Option<&Path>) -> Result<(Vec<PathBuf>, Vec<Failure>)> {
+    let Some(file) = list else {
+        let walk = walk_images(root);
+        return Ok((walk.images, walk.failures));
+    };
+    let list = read_image_list(file)?;
+    let (images, mut failures) = list.resolve(root);
+    failures.extend(list.skipped);
+    Ok((images.into_iter().map(|(path, _)| path).collect(), failures))
 }
 
 pub fn run(args: DetectArgs) -> Result<()> {
@@ -88,32 +108,40 @@ pub fn run(args: DetectArgs) -> Result<()> {
     if args.overlay {
         outputs.push(Output::new(&overlay_dir, "overlay folder"));
     }
-    check_disjoint(&[root], &outputs)?;
-    let detector = Detector::new(&args.detector.config())?;
-    let walk = walk_images(root);
+    let mut inputs = vec![root.as_path()];
+    inputs.extend(args.list.as_deref());
+    check_disjoint(&inputs, &outputs)?;
+    let config = args.detector.config();
+    let detector = Detector::new(&config)?;
+    let (images, find_failures) = photos(root, args.list.as_deref())?;
     let tree = DetectTree {
         root: root.clone(),
-        images: walk.images,
+        images,
         out: args.out.clone(),
         overlay: args.overlay,
         limits: args.detector.limits(),
     };
+    let mut run = tree.open(&DetectSettings::of(&config))?;
     let pool = common::thread_pool(args.jobs)?;
-    let pb = common::progress_bar(tree.images.len() as u64, "detect");
+    let pb = common::progress_bar(run.todo() as u64, "detect");
     let start = Instant::now();
-    let summary = pool.install(|| tree.run(&detector, walk.failures, &|| pb.inc(1)))?;
+    pool.install(|| run.process(&detector, &|| pb.inc(1)))?;
     pb.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
+    let summary = run.finish(find_failures)?;
     for f in &summary.failures {
         eprintln!("skipped: {}: {}", f.path, f.reason);
     }
     println!(
-        "detect: {} images, {} faces, {} images without a face, {} failures, {:.1} images/s -> {}",
+        "detect: {} images, {} faces, {} images without a face, {} failures ({} detected now, {} already done), \
+         {:.1} images/s -> {}",
         summary.images,
         summary.faces,
         summary.without_face,
         summary.failures.len(),
-        (summary.images + summary.failures.len()) as f64 / secs.max(1e-9),
+        summary.processed,
+        summary.already_done,
+        summary.processed as f64 / secs.max(1e-9),
         summary.landmarks_csv.display()
     );
     Ok(())

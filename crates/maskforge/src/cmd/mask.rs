@@ -75,6 +75,10 @@ pub struct MaskArgs {
     /// folder, mirroring the output tree. Not inside OUT (it would look like a class).
     #[arg(long, value_name = "DIR")]
     pub seg_dir: Option<PathBuf>,
+    /// Boxes for detector training, comma-separated: `coco` (OUT/labels.coco.json) and/or
+    /// `yolo` (a .txt beside each image, OUT/labels.yolo.yaml). One box per face with its class.
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "FORMATS")]
+    pub labels: Vec<maskforge_pipeline::LabelFormat>,
     /// Write a contact sheet of a sample of the outputs to this PNG file.
     #[arg(long, value_name = "FILE.png")]
     pub preview: Option<PathBuf>,
@@ -109,6 +113,11 @@ pub struct MaskArgs {
     /// Process at most this many images (after sharding), in path order.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Process the images named in this file instead of walking INPUT: one path relative to
+    /// INPUT a line (blank lines and `#` comments ignored), or a manifest CSV as `split` writes
+    /// it. Listed files that are missing or not images go to failures.csv.
+    #[arg(long, value_name = "FILE")]
+    pub list: Option<PathBuf>,
     /// Take the faces from this file instead of detecting them (no dlib model is loaded;
     /// landmarks and boxes are used as given): `maskforge detect`'s landmarks.csv, FFHQ's
     /// ffhq-dataset-v2.json, or a CSV `path,x0,y0,...,x67,y67` [optional face, left,top,right,bottom,
@@ -279,6 +288,7 @@ fn mask_options(args: &MaskArgs, out: PathBuf) -> Result<MaskOptions> {
         faces: FaceFilter { min_face: args.min_face, largest_only: args.largest_only },
         limits: args.detector.limits(),
         write: !args.preview_only,
+        labels: args.labels.clone(),
     })
 }
 
@@ -298,7 +308,7 @@ pub fn run(args: MaskArgs) -> Result<()> {
     }
     check_paths(&args, &root, &opts.out)?;
 
-    let mut inputs = Inputs::walk(&root, shard, args.limit, args.format);
+    let mut inputs = Inputs::new(&root, args.list.as_deref(), shard, args.limit, args.format)?;
     let (from_file, file_settings) = faces_from_file(&args, &mut inputs)?.unzip();
     let pipeline = Pipeline::new(opts, synth, inputs.ext_suffixed.clone())?;
     let pool = common::thread_pool(args.jobs)?;
@@ -336,6 +346,9 @@ fn print_summary(finished: &Finished, secs: f64) {
         |m: &BTreeMap<String, usize>| m.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(", ");
     for f in &finished.failures {
         eprintln!("skipped: {}: {}", f.path, f.reason);
+    }
+    for w in &finished.warnings {
+        eprintln!("warning: {w}");
     }
     if s.hardlink_fallbacks > 0 {
         eprintln!("note: {} originals were copied because hard links were not possible", s.hardlink_fallbacks);
