@@ -119,6 +119,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("maskforge-metrics", 0),
     ("maskforge-contracts", 1),
     ("maskforge-mask", 1),
+    ("maskforge-weights", 1),
     ("maskforge-pipeline", 2),
     ("maskforge-split", 2),
     ("maskforge-train-core", 2),

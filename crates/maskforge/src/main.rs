@@ -43,6 +43,9 @@ enum Command {
     /// Detect, crop and classify faces in photos; annotated images and a CSV.
     #[cfg(all(feature = "tch", feature = "dlib"))]
     Predict(cmd::train::PredictArgs),
+    /// Pretrained ImageNet weights: `weights fetch ARCH` downloads torchvision's checkpoint,
+    /// checks it and caches it as safetensors for `train --weights imagenet`.
+    Weights(cmd::weights::WeightsArgs),
 }
 
 fn main() {
@@ -69,6 +72,7 @@ fn main() {
         Command::Eval(args) => cmd::train::run_eval(args),
         #[cfg(all(feature = "tch", feature = "dlib"))]
         Command::Predict(args) => cmd::train::run_predict(args),
+        Command::Weights(args) => cmd::weights::run(args),
     };
     if let Err(err) = result {
         eprintln!("error: {}", one_line(&err));

@@ -6,3 +6,4 @@ pub mod merge;
 pub mod split;
 #[cfg(feature = "tch")]
 pub mod train;
+pub mod weights;

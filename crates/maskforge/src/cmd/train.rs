@@ -30,9 +30,9 @@ pub struct TrainArgs {
     /// Backbone: resnet50, resnet18 or mobilenet_v2 [default: resnet50].
     #[arg(long, alias = "backbone")]
     pub arch: Option<Arch>,
-    /// Pretrained weights (.safetensors in torchvision's state_dict names; make one with
-    /// `cargo xtask convert-weights IN.pth OUT.safetensors`). Without it: from scratch.
-    #[arg(long, value_name = "FILE")]
+    /// Pretrained weights: `imagenet` (torchvision's, cached by `maskforge weights fetch ARCH`) or a
+    /// .safetensors file in torchvision's state_dict names. Without it: from scratch.
+    #[arg(long, value_name = "imagenet|FILE")]
     pub weights: Option<PathBuf>,
     /// Train the classifier head only (the backbone is a fixed feature extractor).
     #[arg(long)]
@@ -205,7 +205,8 @@ impl TrainArgs {
             c.arch = a;
         }
         c.dropout = self.dropout.unwrap_or(c.arch.default_dropout());
-        c.weights = self.weights.clone();
+        c.weights =
+            self.weights.as_deref().map(|w| crate::cmd::weights::train_weights(w, c.arch.name())).transpose()?;
         c.freeze_backbone = self.freeze_backbone;
         c.loss = self.loss.unwrap_or(c.loss);
         c.class_weights = self.class_weights;

@@ -1,0 +1,42 @@
+//! The one error type of the crate; every message is one line that names
+//! the URL or file concerned and, where there is one, the way out.
+
+use crate::model::Model;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// A checkpoint that cannot be read, or is not the model's state_dict.
+    #[error("{origin}: {msg}; nothing was cached")]
+    Checkpoint { origin: String, msg: String },
+    /// A file or folder that cannot be read or written.
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server could not be reached, answered with an error, or the
+    /// transfer stopped.
+    #[error("cannot download {url}: {msg}")]
+    Download { url: String, msg: String },
+    /// The file is not the published one.
+    #[error("SHA-256 of {origin} is {actual}, expected one starting with {expected} ({from}): {consequence}")]
+    HashMismatch { origin: String, actual: String, expected: String, from: &'static str, consequence: &'static str },
+    /// Bad flags or settings (no expected hash, no cache folder, ...).
+    #[error("{0}")]
+    Usage(String),
+    /// `train --weights imagenet` before `maskforge weights fetch`.
+    #[error("no ImageNet weights for {model} in {}: run `maskforge weights fetch {model}` first (or give --weights FILE.safetensors)", dir.display())]
+    NotCached { model: Model, dir: PathBuf },
+}
+
+impl WeightsError {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> WeightsError {
+        let path = path.into();
+        move |source| WeightsError::Io { action, path, source }
+    }
+}
+
+pub type Result<T, E = WeightsError> = std::result::Result<T, E>;

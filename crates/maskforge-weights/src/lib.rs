@@ -1,0 +1,36 @@
+//! Pretrained ImageNet weights without Python: torchvision's published
+//! checkpoints downloaded (hash-checked, resumable), read from PyTorch's
+//! `.pth` formats, converted to safetensors in torchvision's names (what
+//! `maskforge-train`'s models load) and cached.
+//!
+//! Modules, each using only those before it:
+//!
+//! * [`error`]: [`WeightsError`], one-line messages naming the URL or file;
+//! * [`pickle`]: a small pickle machine for what `torch.save` writes;
+//! * [`pth`]: zip and legacy `.pth` files to a [`StateDict`] of contiguous tensors;
+//! * [`model`]: the backbones, their official URLs and expected tensors;
+//! * [`convert`]: state_dict → safetensors bytes with provenance metadata;
+//! * [`cache`]: the cache folder (`--cache`, `$MASKFORGE_WEIGHTS`, `~/.cache/maskforge/weights`);
+//! * [`fetch`]: download, hash check, convert, cache.
+//!
+//! Invariant: no tch, no libtorch, no Python; nothing a file contains is
+//! executed, and bad input is an error, never a panic.
+
+pub mod cache;
+pub mod convert;
+pub mod error;
+pub mod fetch;
+pub mod model;
+pub mod pickle;
+pub mod pth;
+
+pub use cache::{cache_dir, cached_file, imagenet_weights, CacheDir, ENV_VAR};
+pub use convert::{convert_pth, read_provenance, Provenance};
+pub use error::{Result, WeightsError};
+pub use fetch::{fetch, FetchRequest, Fetched, NoProgress, Progress, Source};
+pub use model::Model;
+pub use pth::{read_pth, DType, RawTensor, StateDict};
+
+#[cfg(test)]
+#[path = "../tests/support/writer.rs"]
+mod writer;

@@ -1,0 +1,283 @@
+//! The backbones with published ImageNet weights: their official
+//! checkpoint URLs and the exact tensors (torchvision `state_dict` names and
+//! shapes) a checkpoint of each must hold, so a mirror serving the wrong
+//! model is caught before anything is cached.
+
+use crate::pth::StateDict;
+use std::fmt;
+use std::str::FromStr;
+
+/// A backbone (the same names as `--arch`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Model {
+    Resnet50,
+    Resnet18,
+    MobilenetV2,
+}
+
+impl Model {
+    pub const ALL: [Model; 3] = [Model::Resnet50, Model::Resnet18, Model::MobilenetV2];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Resnet50 => "resnet50",
+            Model::Resnet18 => "resnet18",
+            Model::MobilenetV2 => "mobilenet_v2",
+        }
+    }
+
+    /// torchvision's `IMAGENET1K_V1` checkpoint. Its file name ends in the
+    /// first hex digits of the file's SHA-256 (torch.hub's check).
+    pub fn official_url(self) -> &'static str {
+        match self {
+            Model::Resnet50 => "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+            Model::Resnet18 => "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+            Model::MobilenetV2 => "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+        }
+    }
+
+    /// Every parameter and batch-norm buffer of torchvision's model with
+    /// its shape, in torchvision's order; `num_batches_tracked` buffers are
+    /// not listed (optional, scalar int64, unused by maskforge).
+    pub fn expected_tensors(self) -> Vec<(String, Vec<usize>)> {
+        let mut t = Tensors::default();
+        match self {
+            Model::Resnet18 => resnet(&mut t, false, [2, 2, 2, 2]),
+            Model::Resnet50 => resnet(&mut t, true, [3, 4, 6, 3]),
+            Model::MobilenetV2 => mobilenet_v2(&mut t),
+        }
+        t.0
+    }
+
+    /// Checks that `sd` is this model's state_dict: the same names with the
+    /// same shapes, floating-point parameters and buffers. One message
+    /// lists every problem (the first few of each kind).
+    pub fn check(self, sd: &StateDict) -> Result<(), String> {
+        let expected = self.expected_tensors();
+        let mut missing = Vec::new();
+        let mut misshaped = Vec::new();
+        let mut not_float = Vec::new();
+        for (name, shape) in &expected {
+            match sd.get(name) {
+                None => missing.push(name.clone()),
+                Some(t) if &t.shape != shape => {
+                    misshaped.push(format!("{name} is {:?} in the file, {shape:?} in torchvision's {self}", t.shape))
+                }
+                Some(t) if !t.dtype.is_float() => not_float.push(format!("{name} ({})", t.dtype.name())),
+                Some(_) => {}
+            }
+        }
+        let mut extra = Vec::new();
+        for (name, t) in &sd.tensors {
+            if name.ends_with("num_batches_tracked") {
+                if t.numel() != 1 || t.dtype.is_float() {
+                    misshaped.push(format!("{name} is {:?} {}, not a scalar int", t.shape, t.dtype.name()));
+                }
+            } else if !expected.iter().any(|(n, _)| n == name) {
+                extra.push(name.clone());
+            }
+        }
+        let mut parts = Vec::new();
+        if !missing.is_empty() {
+            parts.push(format!("{} tensor(s) missing: {}", missing.len(), list(&missing)));
+        }
+        if !extra.is_empty() {
+            parts.push(format!("{} unexpected tensor(s): {}", extra.len(), list(&extra)));
+        }
+        if !misshaped.is_empty() {
+            parts.push(format!("{} mis-shaped: {}", misshaped.len(), list(&misshaped)));
+        }
+        if !not_float.is_empty() {
+            parts.push(format!("{} not floating point: {}", not_float.len(), list(&not_float)));
+        }
+        if parts.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("not torchvision's {self} state_dict: {}", parts.join("; ")))
+        }
+    }
+}
+
+fn list(items: &[String]) -> String {
+    const SHOWN: usize = 6;
+    let mut s = items.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > SHOWN {
+        s.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    s
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Model {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "resnet50" => Ok(Model::Resnet50),
+            "resnet18" => Ok(Model::Resnet18),
+            "mobilenet_v2" | "mobilenetv2" => Ok(Model::MobilenetV2),
+            _ => Err(format!("unknown backbone {s:?}: expected resnet50, resnet18 or mobilenet_v2")),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tensors(Vec<(String, Vec<usize>)>);
+
+impl Tensors {
+    fn add(&mut self, name: String, shape: Vec<usize>) {
+        self.0.push((name, shape));
+    }
+
+    fn conv(&mut self, p: &str, c_out: usize, c_in_per_group: usize, k: usize) {
+        self.add(format!("{p}.weight"), vec![c_out, c_in_per_group, k, k]);
+    }
+
+    fn bn(&mut self, p: &str, c: usize) {
+        for n in ["weight", "bias", "running_mean", "running_var"] {
+            self.add(format!("{p}.{n}"), vec![c]);
+        }
+    }
+
+    fn linear(&mut self, p: &str, c_out: usize, c_in: usize) {
+        self.add(format!("{p}.weight"), vec![c_out, c_in]);
+        self.add(format!("{p}.bias"), vec![c_out]);
+    }
+}
+
+/// torchvision's ResNet: BasicBlock (18, 34) or Bottleneck (50+).
+fn resnet(t: &mut Tensors, bottleneck: bool, blocks: [usize; 4]) {
+    let expansion = if bottleneck { 4 } else { 1 };
+    t.conv("conv1", 64, 3, 7);
+    t.bn("bn1", 64);
+    let mut c_in = 64;
+    for (i, &n) in blocks.iter().enumerate() {
+        let planes = 64 << i;
+        let stride = if i == 0 { 1 } else { 2 };
+        for b in 0..n {
+            let p = format!("layer{}.{b}", i + 1);
+            if bottleneck {
+                t.conv(&format!("{p}.conv1"), planes, c_in, 1);
+                t.bn(&format!("{p}.bn1"), planes);
+                t.conv(&format!("{p}.conv2"), planes, planes, 3);
+                t.bn(&format!("{p}.bn2"), planes);
+                t.conv(&format!("{p}.conv3"), planes * expansion, planes, 1);
+                t.bn(&format!("{p}.bn3"), planes * expansion);
+            } else {
+                t.conv(&format!("{p}.conv1"), planes, c_in, 3);
+                t.bn(&format!("{p}.bn1"), planes);
+                t.conv(&format!("{p}.conv2"), planes, planes, 3);
+                t.bn(&format!("{p}.bn2"), planes);
+            }
+            if b == 0 && (stride != 1 || c_in != planes * expansion) {
+                t.conv(&format!("{p}.downsample.0"), planes * expansion, c_in, 1);
+                t.bn(&format!("{p}.downsample.1"), planes * expansion);
+            }
+            c_in = planes * expansion;
+        }
+    }
+    t.linear("fc", 1000, 512 * expansion);
+}
+
+/// torchvision's MobileNetV2 (width 1.0): `features.N` blocks and `classifier.1`.
+fn mobilenet_v2(t: &mut Tensors) {
+    const SETTINGS: [(usize, usize, usize); 7] =
+        [(1, 16, 1), (6, 24, 2), (6, 32, 3), (6, 64, 4), (6, 96, 3), (6, 160, 3), (6, 320, 1)];
+    t.conv("features.0.0", 32, 3, 3);
+    t.bn("features.0.1", 32);
+    let mut c_in = 32;
+    let mut layer = 1;
+    for (expand, c_out, n) in SETTINGS {
+        for _ in 0..n {
+            let hidden = c_in * expand;
+            let p = format!("features.{layer}.conv");
+            let mut id = 0;
+            if expand != 1 {
+                t.conv(&format!("{p}.0.0"), hidden, c_in, 1);
+                t.bn(&format!("{p}.0.1"), hidden);
+                id = 1;
+            }
+            t.conv(&format!("{p}.{id}.0"), hidden, 1, 3); // depthwise
+            t.bn(&format!("{p}.{id}.1"), hidden);
+            t.conv(&format!("{p}.{}", id + 1), c_out, hidden, 1);
+            t.bn(&format!("{p}.{}", id + 2), c_out);
+            c_in = c_out;
+            layer += 1;
+        }
+    }
+    t.conv(&format!("features.{layer}.0"), 1280, c_in, 1);
+    t.bn(&format!("features.{layer}.1"), 1280);
+    t.linear("classifier.1", 1000, 1280);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pth::{DType, RawTensor};
+
+    fn params(m: Model) -> usize {
+        m.expected_tensors()
+            .iter()
+            .filter(|(n, _)| !n.contains("running_"))
+            .map(|(_, s)| s.iter().product::<usize>())
+            .sum()
+    }
+
+    #[test]
+    fn counts_match_torchvision() {
+        // len(state_dict()) minus the num_batches_tracked buffers, and the
+        // parameter counts torchvision documents for each model.
+        assert_eq!(Model::Resnet18.expected_tensors().len(), 122 - 20);
+        assert_eq!(Model::Resnet50.expected_tensors().len(), 320 - 53);
+        assert_eq!(Model::MobilenetV2.expected_tensors().len(), 314 - 52);
+        assert_eq!(params(Model::Resnet18), 11_689_512);
+        assert_eq!(params(Model::Resnet50), 25_557_032);
+        assert_eq!(params(Model::MobilenetV2), 3_504_872);
+    }
+
+    #[test]
+    fn names_parse_like_arch() {
+        assert_eq!("mobilenet-v2".parse::<Model>(), Ok(Model::MobilenetV2));
+        assert_eq!("ResNet50".parse::<Model>(), Ok(Model::Resnet50));
+        assert!("vgg16".parse::<Model>().unwrap_err().contains("expected resnet50"));
+        for m in Model::ALL {
+            assert_eq!(m.name().parse::<Model>(), Ok(m));
+            assert!(m.official_url().ends_with(".pth"));
+        }
+    }
+
+    #[test]
+    fn check_names_every_problem() {
+        let f32t = |shape: &[usize]| RawTensor {
+            dtype: DType::F32,
+            shape: shape.to_vec(),
+            data: vec![0; shape.iter().product::<usize>() * 4],
+        };
+        let mut sd = StateDict::default();
+        for (n, s) in Model::Resnet18.expected_tensors() {
+            sd.tensors.push((n, f32t(&s)));
+        }
+        sd.tensors
+            .push(("bn1.num_batches_tracked".into(), RawTensor { dtype: DType::I64, shape: vec![], data: vec![0; 8] }));
+        assert_eq!(Model::Resnet18.check(&sd), Ok(()));
+        let e = Model::Resnet50.check(&sd).unwrap_err();
+        assert!(e.contains("not torchvision's resnet50") && e.contains("missing") && e.contains("mis-shaped"), "{e}");
+
+        sd.tensors.retain(|(n, _)| n != "layer1.0.bn1.running_var");
+        sd.tensors.push(("fc.extra".into(), f32t(&[1])));
+        sd.tensors[0].1 = f32t(&[64, 3, 3, 3]);
+        sd.tensors[1].1.dtype = DType::I32;
+        let e = Model::Resnet18.check(&sd).unwrap_err();
+        assert!(e.contains("1 tensor(s) missing: layer1.0.bn1.running_var"), "{e}");
+        assert!(e.contains("1 unexpected tensor(s): fc.extra"), "{e}");
+        assert!(
+            e.contains("conv1.weight is [64, 3, 3, 3] in the file, [64, 3, 7, 7] in torchvision's resnet18"),
+            "{e}"
+        );
+        assert!(e.contains("not floating point: bn1.weight (int32)"), "{e}");
+    }
+}

@@ -1,0 +1,169 @@
+//! `maskforge weights fetch|list`: torchvision's ImageNet checkpoints,
+//! downloaded, checked, converted to safetensors and cached by
+//! `maskforge-weights`; and `--weights imagenet` for `train`.
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use maskforge_weights::{cache_dir, cached_file, read_provenance, FetchRequest, Model, Progress, Source};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct WeightsArgs {
+    #[command(subcommand)]
+    pub command: WeightsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WeightsCommand {
+    /// Download torchvision's ImageNet checkpoint of a backbone, check its SHA-256, convert it to
+    /// safetensors (no Python) and cache it for `train --weights imagenet`.
+    Fetch(FetchArgs),
+    /// Show the cache folder and which backbones' weights it holds.
+    List(ListArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FetchArgs {
+    /// Backbone: resnet50, resnet18 or mobilenet_v2.
+    #[arg(value_name = "ARCH")]
+    pub arch: Model,
+    /// Fetch from this URL (a mirror) instead of download.pytorch.org. The file name's -HASH part
+    /// (resnet50-0676ba61.pth) is the expected SHA-256 prefix, unless --sha256 is given.
+    #[arg(long, value_name = "URL", conflicts_with = "file")]
+    pub url: Option<String>,
+    /// Convert this local .pth file (downloaded elsewhere) instead of downloading; checked like a download.
+    #[arg(long, value_name = "FILE.pth")]
+    pub file: Option<PathBuf>,
+    /// Expected SHA-256 of the .pth file (all 64 hex digits, or at least the first 8).
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// Cache folder [default: $MASKFORGE_WEIGHTS, else $XDG_CACHE_HOME/maskforge/weights,
+    /// else ~/.cache/maskforge/weights].
+    #[arg(long, alias = "out", value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Fetch and convert again even when the cache already holds this checkpoint.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Cache folder [default: as for fetch].
+    #[arg(long, alias = "out", value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+}
+
+pub fn run(args: WeightsArgs) -> Result<()> {
+    match args.command {
+        WeightsCommand::Fetch(a) => run_fetch(a),
+        WeightsCommand::List(a) => run_list(a),
+    }
+}
+
+/// A byte progress bar on stderr when it is a terminal, hidden otherwise.
+struct Bar(Option<ProgressBar>);
+
+impl Progress for Bar {
+    fn start(&mut self, total: Option<u64>, resumed_from: u64) {
+        let pb = match total {
+            Some(t) => ProgressBar::new(t),
+            None => ProgressBar::no_length(),
+        };
+        if std::io::stderr().is_terminal() {
+            pb.set_draw_target(ProgressDrawTarget::stderr());
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} download [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+        } else {
+            pb.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        pb.set_position(resumed_from);
+        if resumed_from > 0 {
+            pb.println(format!("resuming after {resumed_from} bytes already downloaded"));
+        }
+        self.0 = Some(pb);
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        if let Some(pb) = &self.0 {
+            pb.inc(bytes);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(pb) = self.0.take() {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+fn run_fetch(a: FetchArgs) -> Result<()> {
+    let cache = cache_dir(a.cache.as_deref())?;
+    let source = match (&a.url, &a.file) {
+        (_, Some(f)) => Source::File(f.clone()),
+        (Some(u), None) => Source::Url(u.clone()),
+        (None, None) => Source::Url(a.arch.official_url().to_string()),
+    };
+    eprintln!("{}: {} -> {}", a.arch, source.describe(), cached_file(&cache.dir, a.arch).display());
+    let req =
+        FetchRequest { model: a.arch, source, sha256: a.sha256.clone(), cache_dir: cache.dir.clone(), force: a.force };
+    let mut bar = Bar(None);
+    let got = maskforge_weights::fetch(&req, &mut bar);
+    bar.finish();
+    let got = got?;
+    let sha = &got.provenance.sha256;
+    if got.fresh {
+        println!(
+            "cached {} ImageNet weights: {} ({} tensors, sha256 {sha}{}); use them with `maskforge train --arch {} --weights imagenet --norm imagenet`",
+            a.arch,
+            got.path.display(),
+            got.tensors,
+            if got.resumed_from > 0 { format!(", resumed after {} bytes", got.resumed_from) } else { String::new() },
+            a.arch
+        );
+    } else {
+        println!(
+            "{} ImageNet weights already cached: {} (sha256 {sha}, from {}); --force fetches them again",
+            a.arch,
+            got.path.display(),
+            got.provenance.source
+        );
+    }
+    Ok(())
+}
+
+fn run_list(a: ListArgs) -> Result<()> {
+    let cache = cache_dir(a.cache.as_deref())?;
+    println!("weights cache: {} (from {})", cache.dir.display(), cache.from);
+    for m in Model::ALL {
+        let path = cached_file(&cache.dir, m);
+        if !path.is_file() {
+            println!("{:<13} missing: maskforge weights fetch {m}   ({})", m.name(), m.official_url());
+            continue;
+        }
+        match read_provenance(&path) {
+            Ok(Some(p)) => println!("{:<13} {}   (sha256 {}, from {})", m.name(), path.display(), p.sha256, p.source),
+            Ok(None) => println!("{:<13} {}   (no provenance recorded)", m.name(), path.display()),
+            Err(e) => println!("{:<13} {}   unreadable: {e}", m.name(), path.display()),
+        }
+    }
+    Ok(())
+}
+
+/// `train --weights`: `imagenet` means the cached ImageNet weights of
+/// `arch` (an error saying to run `maskforge weights fetch ARCH` when they
+/// are missing); anything else is a file path, unchanged.
+#[cfg(feature = "tch")]
+pub fn train_weights(weights: &std::path::Path, arch: &str) -> Result<PathBuf> {
+    if weights.as_os_str() != "imagenet" {
+        return Ok(weights.to_path_buf());
+    }
+    let model: Model = arch.parse().map_err(anyhow::Error::msg)?;
+    Ok(maskforge_weights::imagenet_weights(model)?)
+}
