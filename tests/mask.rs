@@ -129,7 +129,7 @@ fn annotations_match_the_outputs() {
     let seg = tmp.path().join("seg");
     mask(&input, &out, &["--unmasked", "copy", "--seg-dir", seg.to_str().unwrap()]);
     let (h, rows) = read_annotations(&out);
-    assert_eq!(h.len(), 13 + 136 + 1);
+    assert_eq!(h.len(), 14 + 136 + 1);
     assert_eq!(&h[0], "source");
     assert_eq!(&h[h.len() - 1], "mask_polygon");
     // Every listed output exists, sits in its class folder, mirrors its source path.
@@ -149,6 +149,7 @@ fn annotations_match_the_outputs() {
         }
         assert_eq!(class, variant);
         assert_eq!(row.get("seed", &h), "0");
+        assert_eq!(row.get("method", &h), "hog");
         assert!(["surgical", "n95", "kn95", "cloth", "printed"].contains(&row.get("template", &h).as_str()));
         assert!(!row.get("colour", &h).is_empty());
         let img = image::open(out.join(&output)).unwrap().to_rgb8();

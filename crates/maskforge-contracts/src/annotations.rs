@@ -4,9 +4,14 @@
 //! versions in one split).
 //!
 //! Columns, in order: `source,output,face,variant,class,template,colour,seed,
-//! box_left,box_top,box_right,box_bottom,score,x0,y0,...,x67,y67,mask_polygon`.
+//! box_left,box_top,box_right,box_bottom,score,method,x0,y0,...,x67,y67,mask_polygon`.
 //! Coordinates are in the output image's pixels; an unmasked original copied
 //! whole has only the first eight columns filled (`variant` = `none`).
+//! `method` says how the face was found: `hog`, `cnn` (detectors),
+//! `landmarks` (`mask --landmarks`) or `crop` (`mask --faces crop`); `score`
+//! is the detector's, 1 for a landmarks file, and the crop fit's anchoring
+//! score for a crop. Files of the previous version (no `method` column) are
+//! still read, with the method empty.
 //!
 //! [`write_annotations`] is the one writer (rows sorted by output, then face
 //! index; duplicates dropped), [`read_annotations`] the one reader (it
@@ -26,10 +31,12 @@ use std::path::Path;
 pub const UNMASKED_VARIANT: &str = "none";
 /// Columns before the face geometry.
 const LEAD_COLUMNS: [&str; 8] = ["source", "output", "face", "variant", "class", "template", "colour", "seed"];
-const BOX_COLUMNS: [&str; 5] = ["box_left", "box_top", "box_right", "box_bottom", "score"];
+const BOX_COLUMNS: [&str; 6] = ["box_left", "box_top", "box_right", "box_bottom", "score", "method"];
+/// Where `method` is among the columns.
+const METHOD_COLUMN: usize = LEAD_COLUMNS.len() + BOX_COLUMNS.len() - 1;
 /// Landmark coordinates per row (68 points, x and y).
 const LANDMARK_VALUES: usize = 136;
-/// Every column: 8 + 5 + 136 + 1.
+/// Every column: 8 + 6 + 136 + 1.
 pub const ANNOTATION_COLUMNS: usize = LEAD_COLUMNS.len() + BOX_COLUMNS.len() + LANDMARK_VALUES + 1;
 
 /// The header of `annotations.csv`.
@@ -52,20 +59,32 @@ fn fmt2(v: f32) -> String {
 /// their CSV text: formatted once, so reading and writing keeps the bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FaceColumns {
-    /// `box_left, box_top, box_right, box_bottom, score`.
-    box_and_score: [String; 5],
+    /// `box_left, box_top, box_right, box_bottom, score, method`.
+    box_and_score: [String; 6],
     /// `x0, y0, ..., x67, y67`.
     landmarks: Vec<String>,
 }
 
 impl FaceColumns {
-    /// Formats a box (`[left, top, right, bottom]`), a score and 68 points.
+    /// Formats a box (`[left, top, right, bottom]`), a score and 68 points;
+    /// the method is empty until [`FaceColumns::with_method`].
     pub fn new(bbox: [f32; 4], score: f32, landmarks: &[(f32, f32); 68]) -> FaceColumns {
         let [l, t, r, b] = bbox;
         FaceColumns {
-            box_and_score: [fmt2(l), fmt2(t), fmt2(r), fmt2(b), format!("{score:.4}")],
+            box_and_score: [fmt2(l), fmt2(t), fmt2(r), fmt2(b), format!("{score:.4}"), String::new()],
             landmarks: landmarks.iter().flat_map(|&(x, y)| [fmt2(x), fmt2(y)]).collect(),
         }
+    }
+
+    /// How the face was found (`hog`, `cnn`, `landmarks`, `crop`).
+    pub fn with_method(mut self, method: &str) -> FaceColumns {
+        self.box_and_score[5] = method.to_string();
+        self
+    }
+
+    /// The `method` column (empty in files of the previous version).
+    pub fn method(&self) -> &str {
+        &self.box_and_score[5]
     }
 
     /// The box as written (`[left, top, right, bottom]`), rounded to 0.01.
@@ -143,19 +162,26 @@ impl AnnotationRow {
     }
 
     /// A row from its fields in column order; the message says what is wrong.
+    /// Rows of the previous version (no `method` field) are read with the
+    /// method empty.
     pub fn from_fields(mut fields: Vec<String>) -> Result<AnnotationRow, String> {
+        if fields.len() == ANNOTATION_COLUMNS - 1 {
+            fields.insert(METHOD_COLUMN, String::new());
+        }
         if fields.len() != ANNOTATION_COLUMNS {
             return Err(format!("{} fields, expected {ANNOTATION_COLUMNS}", fields.len()));
         }
         let mask_polygon = fields.pop().unwrap_or_default();
         let landmarks = fields.split_off(LEAD_COLUMNS.len() + BOX_COLUMNS.len());
         let box_and_score = fields.split_off(LEAD_COLUMNS.len());
-        let geometry = if box_and_score.iter().chain(&landmarks).all(String::is_empty) {
+        // The method may be empty (files of the previous version).
+        let numbers = || box_and_score[..5].iter().chain(&landmarks);
+        let geometry = if numbers().all(String::is_empty) && box_and_score[5].is_empty() {
             None
-        } else if box_and_score.iter().chain(&landmarks).any(String::is_empty) {
+        } else if numbers().any(String::is_empty) {
             return Err("box, score and landmarks must be all filled or all empty".into());
         } else {
-            let box_and_score: [String; 5] = box_and_score.try_into().map_err(|_| "bad box columns".to_string())?;
+            let box_and_score: [String; 6] = box_and_score.try_into().map_err(|_| "bad box columns".to_string())?;
             Some(FaceColumns { box_and_score, landmarks })
         };
         let [source, output, face, variant, class, template, colour, seed]: [String; 8] =
@@ -226,7 +252,10 @@ pub fn read_annotations(path: &Path) -> Result<Vec<AnnotationRow>, ContractError
 pub fn parse_annotations(path: &Path, bytes: &[u8]) -> Result<Vec<AnnotationRow>, ContractError> {
     let mut r = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
     let header = r.headers().map_err(|e| ContractError::format(path, e.to_string()))?;
-    if header.iter().ne(annotations_header().iter().map(String::as_str)) {
+    let mut previous = annotations_header();
+    previous.remove(METHOD_COLUMN);
+    let is = |h: &[String]| header.iter().eq(h.iter().map(String::as_str));
+    if !is(&annotations_header()) && !is(&previous) {
         return Err(ContractError::format(
             path,
             "unexpected header: not an annotations file of this maskforge version",
@@ -303,7 +332,7 @@ mod tests {
             template: "surgical".into(),
             colour: "#3a5fcd".into(),
             seed: 7,
-            geometry: Some(FaceColumns::new([1.0, 2.004, 103.5, -4.0], 0.987_66, &points)),
+            geometry: Some(FaceColumns::new([1.0, 2.004, 103.5, -4.0], 0.987_66, &points).with_method("hog")),
             mask_polygon: polygon_text([(1.26, 2.0), (3.0, -4.56)]),
         }
     }
@@ -328,8 +357,8 @@ mod tests {
         let fields = masked("o.jpg", 0).to_fields();
         assert_eq!(fields.len(), ANNOTATION_COLUMNS);
         assert_eq!(annotations_header().len(), ANNOTATION_COLUMNS);
-        assert_eq!(&fields[8..13], ["1.00", "2.00", "103.50", "-4.00", "0.9877"]);
-        assert_eq!(&fields[13..15], ["10.00", "20.00"]);
+        assert_eq!(&fields[8..14], ["1.00", "2.00", "103.50", "-4.00", "0.9877", "hog"]);
+        assert_eq!(&fields[14..16], ["10.00", "20.00"]);
         assert_eq!(fields[ANNOTATION_COLUMNS - 1], "1.3 2.0;3.0 -4.6");
         let orig = original("u.jpg").to_fields();
         assert_eq!(orig.iter().filter(|f| !f.is_empty()).count(), 5, "{orig:?}");
@@ -349,6 +378,27 @@ mod tests {
         let json = serde_json::to_string(&back[1]).unwrap();
         assert!(json.starts_with("[\"p/a,b.jpg\",\"b.jpg\",\"\",\"none\""), "{json}");
         assert_eq!(serde_json::from_str::<AnnotationRow>(&json).unwrap(), back[1]);
+    }
+
+    #[test]
+    fn files_of_the_previous_version_read_with_an_empty_method() {
+        let row = masked("a.jpg", 0);
+        let mut old = annotations_header();
+        old.remove(METHOD_COLUMN);
+        let mut fields = row.to_fields();
+        fields.remove(METHOD_COLUMN);
+        let mut orig = original("u.jpg").to_fields();
+        orig.remove(METHOD_COLUMN);
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for record in [old, fields, orig] {
+            w.write_record(record).unwrap();
+        }
+        let bytes = w.into_inner().unwrap();
+        let back = parse_annotations(Path::new("annotations.csv"), &bytes).unwrap();
+        assert_eq!(back.len(), 2);
+        let g = back[0].geometry.as_ref().unwrap();
+        assert_eq!((g.method(), g.bbox()), ("", row.geometry.as_ref().unwrap().bbox()));
+        assert!(back[1].geometry.is_none());
     }
 
     #[test]

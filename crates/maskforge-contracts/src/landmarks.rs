@@ -28,7 +28,7 @@
 //! `FILE:LINE` (`FILE:entry KEY` in JSON), and the rest is read.
 
 use crate::ContractError;
-use maskforge_face::{BBox, Face, Landmarks68, Point};
+use maskforge_face::{BBox, Face, Landmarks68};
 use maskforge_imageio::Failure;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -147,18 +147,10 @@ pub fn read_face_file(path: &Path, name: &str, format: Option<FaceFileFormat>) -
     Ok(FaceFile { format, sha256: crate::sha256_hex(&bytes), faces, problems })
 }
 
-/// The box a face without one gets: the landmarks' bounds made square
-/// (side 1.1 × the longer side) and centred 0.11 × their height above
-/// their centre. This is how dlib's HOG boxes sit on dlib's landmarks: on
-/// the seven sample photos the box side is 0.96–1.24 (median 1.10) times
-/// the landmarks' extent and its centre 0.06–0.13 (median 0.11) of their
-/// height higher.
-pub fn box_from_landmarks(landmarks: &Landmarks68) -> BBox {
-    let b = landmarks.bounds();
-    let side = 1.1 * b.width().max(b.height());
-    let c = Point::new(b.center().x, b.center().y - 0.11 * b.height());
-    BBox::new(c.x - side / 2.0, c.y - side / 2.0, c.x + side / 2.0, c.y + side / 2.0)
-}
+/// The box a face without one gets: where dlib's HOG detector puts the box
+/// of a face with these landmarks (the convention the landmark model was
+/// trained on); one definition, shared with `mask --faces crop`.
+pub use maskforge_face::fit::box_from_landmarks;
 
 /// Column indices of a face CSV.
 struct CsvColumns {
@@ -441,9 +433,10 @@ mod tests {
 
     #[test]
     fn derived_boxes_sit_like_dlib_boxes() {
-        let b = box_from_landmarks(&face().landmarks);
-        let l = face().landmarks.bounds();
-        assert!((b.width() - 1.1 * l.width().max(l.height())).abs() < 1e-3);
-        assert!(b.center().y < l.center().y);
+        let lm = face().landmarks;
+        let b = box_from_landmarks(&lm);
+        assert!((b.width() - b.height()).abs() < 1e-3, "square");
+        // HOG's box holds the eyes, nose and mouth, not the whole jaw.
+        assert!(lm.0[17..].iter().all(|p| b.contains(*p)), "{b:?}");
     }
 }

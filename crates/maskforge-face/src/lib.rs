@@ -10,6 +10,7 @@
 //! right eye (36..42) appears on the image's left side.
 
 pub mod crop;
+pub mod fit;
 
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -280,6 +281,36 @@ impl Landmarks68 {
             *p = f(*p);
         }
         Landmarks68(out)
+    }
+}
+
+/// How a face was found: `annotations.csv`'s `method` column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FaceMethod {
+    /// dlib's HOG detector.
+    Hog,
+    /// dlib's CNN (MMOD) detector.
+    Cnn,
+    /// Read from a landmarks file (`mask --landmarks`).
+    Landmarks,
+    /// Fitted in a face crop without a detector (`mask --faces crop`).
+    Crop,
+}
+
+impl FaceMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaceMethod::Hog => "hog",
+            FaceMethod::Cnn => "cnn",
+            FaceMethod::Landmarks => "landmarks",
+            FaceMethod::Crop => "crop",
+        }
+    }
+}
+
+impl std::fmt::Display for FaceMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

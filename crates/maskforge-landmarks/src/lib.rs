@@ -16,6 +16,7 @@ pub mod tree;
 use dlib_face_recognition::ImageMatrix;
 use ffi::{CnnDetector, HogDetector, RawDetection, ShapePredictor};
 use image::RgbImage;
+use maskforge_face::fit::{fit_crop, CropLimits, CropRejection};
 use maskforge_face::{BBox, Face, Landmarks68, Point};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -60,14 +61,32 @@ pub enum DetectorKind {
     Cnn,
 }
 
+impl DetectorKind {
+    /// The smallest face (box side, pixels) the detector finds without
+    /// upsampling: HOG scans an 80×80 window; dlib's MMOD face model was
+    /// trained on 40×40 ones.
+    pub fn window(self) -> u32 {
+        match self {
+            DetectorKind::Hog => 80,
+            DetectorKind::Cnn => 40,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct DetectorConfig {
     pub kind: DetectorKind,
     /// Folder with [`LANDMARK_MODEL`] (and [`CNN_MODEL`] for the CNN detector).
     pub models_dir: PathBuf,
-    /// Detect on a copy whose longest side is at most this many pixels
-    /// (`None`: full size). Boxes are mapped back to full size.
+    /// Detect on a copy whose longest side is at most this many pixels.
+    /// `None`: the scale [`DetectorConfig::min_face`] asks for. Boxes are
+    /// mapped back to full size.
     pub detect_max_side: Option<u32>,
+    /// With `detect_max_side` `None`: the smallest face wanted (shorter box
+    /// side, pixels). Detection runs on the smallest copy on which such a
+    /// face still fills the detector's window ([`DetectorKind::window`]),
+    /// never above full size: `window / min_face`, at most 1. 0: full size.
+    pub min_face: u32,
     /// Double the detection image this many times first (finds faces smaller
     /// than HOG's 80 px window; each step costs ~4x).
     pub upsample: u32,
@@ -76,11 +95,34 @@ pub struct DetectorConfig {
 }
 
 impl DetectorConfig {
+    /// The scale `min_face` asks for (see [`DetectorConfig::min_face`]).
+    pub fn auto_scale(&self) -> f32 {
+        match self.min_face {
+            0 => 1.0,
+            m => (self.kind.window() as f32 / m as f32).min(1.0),
+        }
+    }
+
+    /// How the detection image is sized, in words (settings files, summaries).
+    pub fn scale_text(&self) -> String {
+        match self.detect_max_side {
+            Some(0) => "full size".into(),
+            Some(n) => format!("longest side at most {n} px"),
+            None => format!(
+                "auto: {:.3} of full size ({} px window, --min-face {})",
+                self.auto_scale(),
+                self.kind.window(),
+                self.min_face
+            ),
+        }
+    }
+
     pub fn new(models_dir: impl Into<PathBuf>) -> Self {
         DetectorConfig {
             kind: DetectorKind::Hog,
             models_dir: models_dir.into(),
-            detect_max_side: Some(640),
+            detect_max_side: None,
+            min_face: 40,
             upsample: 0,
             hog_threshold: 0.0,
         }
@@ -143,8 +185,9 @@ impl Detector {
     pub fn detection_scale(&self, w: u32, h: u32) -> f32 {
         let long = w.max(h).max(1) as f32;
         let mut s = match self.config.detect_max_side {
-            Some(max) if (max as f32) < long => max.max(1) as f32 / long,
-            _ => 1.0,
+            Some(max) if max > 0 && (max as f32) < long => max as f32 / long,
+            Some(_) => 1.0,
+            None => self.config.auto_scale(),
         };
         s *= 2f32.powi(self.config.upsample.min(4) as i32);
         s
@@ -217,9 +260,6 @@ impl Detector {
         Ok(Landmarks68(pts))
     }
 
-    /// Detects every face in `img` and predicts its landmarks. Faces come
-    /// sorted by box area, largest first (ties by position, so the order is
-    /// deterministic).
     /// Faces for the given boxes (full-image coordinates, with scores): the
     /// 68 landmarks of each, predicted on the full-size image, in box order.
     pub fn faces_in_boxes(&self, img: &RgbImage, boxes: Vec<(BBox, f32)>) -> Result<Vec<Face>, LandmarkError> {
@@ -233,6 +273,22 @@ impl Detector {
             .collect()
     }
 
+    /// The face of a face crop without detection (`mask --faces crop`): the
+    /// box comes from the crop and is refined from the predicted points, and
+    /// the points are checked ([`maskforge_face::fit::fit_crop`]). `Ok(Err)`
+    /// says why the crop holds no face.
+    pub fn face_in_crop(
+        &self,
+        img: &RgbImage,
+        limits: &CropLimits,
+    ) -> Result<Result<Face, CropRejection>, LandmarkError> {
+        let full = to_matrix(img);
+        fit_crop(img.width(), img.height(), limits, |b| self.landmarks(&full, b))
+    }
+
+    /// Detects every face in `img` and predicts its landmarks. Faces come
+    /// sorted by box area, largest first (ties by position, so the order is
+    /// deterministic).
     pub fn detect(&mut self, img: &RgbImage) -> Result<Vec<Face>, LandmarkError> {
         let boxes = self.detect_boxes(img)?;
         let mut faces = self.faces_in_boxes(img, boxes)?;
@@ -245,6 +301,33 @@ impl Detector {
         });
         Ok(faces)
     }
+}
+
+extern "C" {
+    // OpenBLAS (Debian's pthread build), which dlib's CNN layers call for
+    // their matrix products.
+    fn openblas_set_num_threads(n: std::os::raw::c_int);
+    fn openblas_get_num_threads() -> std::os::raw::c_int;
+}
+
+/// Gives OpenBLAS the cores that `workers` threads of our own leave free:
+/// `cores / workers`, at least one. Without it every worker's matrix
+/// product starts a thread per core, so N workers run N×cores busy threads
+/// on N cores (the CNN detector slows down instead of speeding up).
+/// Returns the thread count set.
+pub fn share_cores_with_workers(workers: usize) -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let per_worker = (cores / workers.max(1)).max(1);
+    // SAFETY: plain setters of OpenBLAS's global thread count; safe to call
+    // while no BLAS call is running (before the workers start).
+    unsafe { openblas_set_num_threads(per_worker as std::os::raw::c_int) };
+    per_worker
+}
+
+/// OpenBLAS's current thread count (for benchmarks and tests).
+pub fn blas_threads() -> usize {
+    // SAFETY: a plain getter.
+    unsafe { openblas_get_num_threads().max(1) as usize }
 }
 
 /// Copies an RGB image into dlib's matrix type. Goes through the raw buffer,

@@ -61,8 +61,11 @@ pub struct DetectSettings {
     pub tool: String,
     /// `hog` or `cnn`.
     pub detector: String,
-    /// Longest side of the detection image (0: full size).
+    /// Longest side of the detection image (0: full size or `detect_scale`).
     pub detect_max_side: u32,
+    /// How the detection image is sized, in words ([`DetectorConfig::scale_text`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detect_scale: String,
     pub upsample: u32,
     pub hog_threshold: f64,
     /// The model files used, by name, with their sizes in bytes (a
@@ -86,6 +89,7 @@ impl DetectSettings {
             }
             .to_string(),
             detect_max_side: config.detect_max_side.unwrap_or(0),
+            detect_scale: config.scale_text(),
             upsample: config.upsample,
             hog_threshold: config.hog_threshold,
             models: names.into_iter().map(|n| (n.to_string(), size(n))).collect(),

@@ -14,7 +14,7 @@ use image::{GrayImage, RgbImage};
 use maskforge_contracts::mask_files::SourceStamp;
 use maskforge_contracts::{polygon_text, AnnotationRow, FaceColumns, UNMASKED_VARIANT};
 use maskforge_face::crop::{crop_face, CropTransform};
-use maskforge_face::{BBox, Face, Point};
+use maskforge_face::{BBox, Face, FaceMethod, Point};
 use maskforge_imageio::load_rgb;
 use maskforge_mask::sheet::{thumbnail, SheetItem};
 use maskforge_mask::{MaskStyle, MaskVariant, Placement, SplitMix64, Synthesizer};
@@ -74,6 +74,7 @@ struct Masked {
 struct FaceInOutput<'a> {
     index: usize,
     face: &'a Face,
+    method: FaceMethod,
     bbox: BBox,
     to_output: &'a dyn Fn(Point) -> Point,
 }
@@ -85,7 +86,7 @@ impl FaceInOutput<'_> {
             let q = (self.to_output)(self.face.landmarks.0[k]);
             (q.x, q.y)
         });
-        FaceColumns::new([b.left, b.top, b.right, b.bottom], self.face.score, &points)
+        FaceColumns::new([b.left, b.top, b.right, b.bottom], self.face.score, &points).with_method(self.method.as_str())
     }
 }
 
@@ -216,7 +217,7 @@ impl Pipeline {
             outcome.record = outcome.record.failed(reason);
             return Ok(outcome);
         }
-        self.mask_faces(&img, &found.faces, path, rel, &mut outcome)?;
+        self.mask_faces(&img, &found.faces, found.method, path, rel, &mut outcome)?;
         Ok(outcome)
     }
 
@@ -225,6 +226,7 @@ impl Pipeline {
         &self,
         img: &RgbImage,
         faces: &[Face],
+        method: FaceMethod,
         path: &Path,
         rel: &str,
         outcome: &mut ImageOutcome,
@@ -251,9 +253,9 @@ impl Pipeline {
             masked_any = true;
             let start = Instant::now();
             if self.opts.crop_size == 0 {
-                self.emit_whole(rel, &masked, faces, &styles, outcome)?;
+                self.emit_whole(rel, &masked, faces, method, &styles, outcome)?;
             } else {
-                self.emit_crops(rel, &masked, faces, &styles, outcome)?;
+                self.emit_crops(rel, &masked, faces, method, &styles, outcome)?;
             }
             outcome.times.write += start.elapsed();
         }
@@ -261,7 +263,7 @@ impl Pipeline {
         // class holds the same kind of photos as the masked ones).
         if self.opts.unmasked != UnmaskedMode::None && masked_any && self.opts.write {
             let start = Instant::now();
-            self.emit_original(img, faces, path, rel, &mut outcome.record)?;
+            self.emit_original(img, faces, method, path, rel, &mut outcome.record)?;
             outcome.times.write += start.elapsed();
         }
         Ok(())
@@ -308,6 +310,7 @@ impl Pipeline {
         rel: &str,
         m: &Masked,
         faces: &[Face],
+        method: FaceMethod,
         styles: &[MaskStyle],
         outcome: &mut ImageOutcome,
     ) -> Result<(), PipelineError> {
@@ -327,7 +330,7 @@ impl Pipeline {
         }
         let identity = |p: Point| p;
         for (i, (face, p)) in faces.iter().zip(&m.placements).enumerate() {
-            let f = FaceInOutput { index: i, face, bbox: face.bbox, to_output: &identity };
+            let f = FaceInOutput { index: i, face, method, bbox: face.bbox, to_output: &identity };
             let polygon = polygon_text(p.polygon.iter().map(|q| (q.x, q.y)));
             outcome.record.rows.push(target.row(self.opts.seed, Some(&styles[i]), Some(&f), polygon));
         }
@@ -341,6 +344,7 @@ impl Pipeline {
         rel: &str,
         m: &Masked,
         faces: &[Face],
+        method: FaceMethod,
         styles: &[MaskStyle],
         outcome: &mut ImageOutcome,
     ) -> Result<(), PipelineError> {
@@ -362,7 +366,7 @@ impl Pipeline {
                 outcome.thumbnails.push(SheetItem { thumbnail: thumbnail(&crop, None, THUMBNAIL), label });
             }
             let to_crop = |q: Point| map.to_crop(q);
-            let f = FaceInOutput { index: i, face, bbox: map.box_to_crop(&face.bbox), to_output: &to_crop };
+            let f = FaceInOutput { index: i, face, method, bbox: map.box_to_crop(&face.bbox), to_output: &to_crop };
             let polygon = polygon_text(p.polygon.iter().map(|&q| map.to_crop(q)).map(|q| (q.x, q.y)));
             outcome.record.rows.push(target.row(self.opts.seed, Some(&styles[i]), Some(&f), polygon));
             outcome.record.outputs.push(target.output);
@@ -375,6 +379,7 @@ impl Pipeline {
         &self,
         img: &RgbImage,
         faces: &[Face],
+        method: FaceMethod,
         path: &Path,
         rel: &str,
         rec: &mut Record,
@@ -397,7 +402,7 @@ impl Pipeline {
             let target = Target { source: rel, output, variant: UNMASKED_VARIANT, class };
             self.write_image(&crop, &target.output)?;
             let to_crop = |q: Point| map.to_crop(q);
-            let f = FaceInOutput { index: i, face, bbox: map.box_to_crop(&face.bbox), to_output: &to_crop };
+            let f = FaceInOutput { index: i, face, method, bbox: map.box_to_crop(&face.bbox), to_output: &to_crop };
             rec.rows.push(target.row(seed, None, Some(&f), String::new()));
             rec.outputs.push(target.output);
         }

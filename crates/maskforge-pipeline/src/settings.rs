@@ -14,8 +14,11 @@ use std::path::Path;
 pub struct DetectorSettings {
     /// Detector name, e.g. `hog` or `cnn`.
     pub detector: String,
-    /// Longest side of the detection image (0: full size).
+    /// Longest side of the detection image (0: full size or `scale`).
     pub detect_max_side: u32,
+    /// How the detection image is sized, in words, when that is not just
+    /// `detect_max_side` (e.g. the automatic scale from `--min-face`).
+    pub scale: Option<String>,
     pub upsample: u32,
     /// Faces read from a file instead (`mask --landmarks`): e.g.
     /// `landmarks.csv (detect, sha256 …)`. Not written when `None`, so the
@@ -45,6 +48,8 @@ pub struct Settings {
     quality: u8,
     detector: String,
     detect_max_side: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detect_scale: Option<String>,
     upsample: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     faces: Option<String>,
@@ -76,6 +81,7 @@ impl Settings {
             quality: opts.quality,
             detector: detector.detector.clone(),
             detect_max_side: detector.detect_max_side,
+            detect_scale: detector.scale.clone(),
             upsample: detector.upsample,
             faces: detector.faces.clone(),
             segmentation: opts.seg_dir.is_some(),

@@ -5,14 +5,14 @@
 use crate::options::FaceFilter;
 use image::RgbImage;
 use maskforge_contracts::FaceFile;
-use maskforge_face::Face;
+use maskforge_face::{Face, FaceMethod};
 use maskforge_imageio::Failure;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 /// The faces of one image to mask, and what was left out.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct FoundFaces {
     /// Largest first (see [`FaceFilter::select`]), with their 68 landmarks in
     /// the image's pixel coordinates.
@@ -21,6 +21,8 @@ pub struct FoundFaces {
     pub small: usize,
     /// All faces found, kept or not.
     pub found: usize,
+    /// How they were found (`annotations.csv`'s `method`).
+    pub method: FaceMethod,
 }
 
 /// Finds the faces of a decoded image. An error is a one-line reason: the
@@ -123,6 +125,11 @@ impl FaceSource for FileFaces {
             }
         }
         let selected = filter.select_by(faces.clone(), |f| f.bbox);
-        Ok(FoundFaces { faces: selected.kept, small: selected.small, found: selected.found })
+        Ok(FoundFaces {
+            faces: selected.kept,
+            small: selected.small,
+            found: selected.found,
+            method: FaceMethod::Landmarks,
+        })
     }
 }

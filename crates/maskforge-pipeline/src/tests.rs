@@ -48,7 +48,7 @@ impl FaceSource for FakeFaces {
         }
         let found = !rel.rsplit('/').next().unwrap_or(rel).starts_with("blank");
         let faces = if found { vec![frontal_face()] } else { Vec::new() };
-        Ok(FoundFaces { faces, small: 0, found: usize::from(found) })
+        Ok(FoundFaces { faces, small: 0, found: usize::from(found), method: maskforge_face::FaceMethod::Hog })
     }
 }
 
@@ -93,7 +93,7 @@ fn synth_options() -> SynthOptions {
 }
 
 fn detector() -> DetectorSettings {
-    DetectorSettings { detector: "fake".into(), detect_max_side: 0, upsample: 0, faces: None }
+    DetectorSettings { detector: "fake".into(), detect_max_side: 0, scale: None, upsample: 0, faces: None }
 }
 
 /// A whole run of `opts` over `root` on `threads` threads.

@@ -1,30 +1,42 @@
 //! Throughput of the mask stage, split by step, timing the code that ships:
 //! every image goes through `maskforge_pipeline::Pipeline::process`, as in
-//! `maskforge mask`, with the dlib detector as its face source.
+//! `maskforge mask`, with the face source `mask` would use for each setting.
 //!
 //! ```text
 //! cargo run --release -p maskforge --no-default-features --features dlib --example bench_mask -- \
 //!     --samples data/samples --models models --work /tmp/bench_mask [--passes 3] [--threads N]
 //! ```
 //!
-//! Three sets are built from the sample photos in WORK/sets: the photos at
-//! their own size, 1024×1024 face-centred squares (FFHQ-like) and ~250 px
-//! face crops (RMFD-like), all JPEG q95. For each set: images/s on one
-//! thread with the share of time in decode, detection, landmarks, mask
-//! drawing (placement, warp, blend) and writing (encode + write to
-//! WORK/out); then images/s on all threads; then the JPEG decode+encode-only
-//! rate (the floor the stage is measured against) and a baseline proxy: dlib
-//! HOG detection on the full-size image with one upsampling, single-threaded,
-//! which is how the Python MaskTheFace tool detects faces (its cost is a
-//! lower bound of that tool's per-image time). Inputs are read once before
-//! timing, so they come from the page cache: disk speed is hardly measured.
+//! Sets built from the sample photos in WORK/sets, all JPEG q95: the photos
+//! at their own size, 1024×1024 face-centred squares (FFHQ-like), ~250 px
+//! and ~120 px face crops (RMFD-like: the face box plus 25% margin). Each
+//! row is one way of finding faces on one set:
+//!
+//! * `hog auto`: the default, detection on the copy `--min-face` asks for
+//!   (40 px: full size); `hog 640`: the old fixed 640 px copy;
+//!   `hog min200`: `--min-face 200` (FFHQ's faces are larger), a 0.4 copy;
+//! * `landmarks`: faces read from a landmarks file (`--landmarks`), no dlib;
+//! * `crop`: `--faces crop`, the crop fit without a detector;
+//! * `cnn`: the CNN detector, with OpenBLAS threads shared out among the
+//!   workers as `mask` does, and `cnn blas=all`, every worker's matrix
+//!   products on all cores (what `mask` did before).
+//!
+//! Columns: faces masked per pass, images/s on one thread and on all, the
+//! share of one-thread time in decode, detection, landmarks (or the crop
+//! fit), mask drawing and writing, and the JPEG decode+encode rate (the
+//! floor). The `vs MTF` column divides the all-threads rate by what the
+//! real MaskTheFace managed on the same kind of photos and machine (2
+//! cores, one process): 1.9 images/s on face-centred 1024² photos and 23.6
+//! on ~120 px crops (where it finds a face in 51% of them).
 
 use image::RgbImage;
-use maskforge_face::Face;
+use maskforge_contracts::{FaceEntry, FaceFile, FaceFileFormat};
+use maskforge_face::fit::CropLimits;
+use maskforge_face::{Face, FaceMethod};
 use maskforge_imageio::{encode_image, load_rgb_from_bytes, LoadLimits};
-use maskforge_landmarks::{Detector, DetectorConfig};
+use maskforge_landmarks::{Detector, DetectorConfig, DetectorKind};
 use maskforge_pipeline::{
-    build_synthesizer, FaceFilter, FaceSource, FoundFaces, MaskOptions, OutputFormat, Pipeline, StepTimes,
+    build_synthesizer, FaceFilter, FaceSource, FileFaces, FoundFaces, MaskOptions, OutputFormat, Pipeline, StepTimes,
     SynthOptions, UnmaskedMode, VariantMode,
 };
 use rayon::prelude::*;
@@ -35,35 +47,75 @@ use std::time::{Duration, Instant};
 /// A named set of images on disk: `(file, name)`.
 type Set = (&'static str, Vec<(PathBuf, String)>);
 
-/// The binary's dlib face source (`cmd/mask.rs`), with a clock on each of its two steps.
+/// MaskTheFace's own rate on a set, where it was measured (images/s).
+fn mtf_rate(set: &str) -> Option<f64> {
+    match set {
+        "1024x1024" => Some(1.9),
+        "120px crops" => Some(23.6),
+        _ => None,
+    }
+}
+
+/// A face source of `mask`, with a clock on its two steps.
 #[derive(Clone)]
-struct TimedDlibFaces {
-    det: Detector,
+struct Timed {
+    kind: Kind,
     detect: Duration,
     landmarks: Duration,
 }
 
-impl FaceSource for TimedDlibFaces {
+#[derive(Clone)]
+enum Kind {
+    /// The dlib detector (`--faces detect`).
+    Detect(Detector),
+    /// `--faces crop`.
+    Crop(Detector),
+    /// `--landmarks FILE`.
+    File(FileFaces),
+}
+
+impl FaceSource for Timed {
     fn find_faces(
         &mut self,
         image: &RgbImage,
-        _path: &Path,
-        _rel: &str,
+        path: &Path,
+        rel: &str,
         filter: FaceFilter,
     ) -> Result<FoundFaces, String> {
         let s = Instant::now();
-        let boxes = self.det.detect_boxes(image).map_err(|e| e.to_string());
-        self.detect += s.elapsed();
-        let selected = filter.select(boxes?);
-        let s = Instant::now();
-        let faces = self.det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
-        self.landmarks += s.elapsed();
-        Ok(FoundFaces { faces, small: selected.small, found: selected.found })
+        match &mut self.kind {
+            Kind::Detect(det) => {
+                let boxes = det.detect_boxes(image).map_err(|e| e.to_string());
+                self.detect += s.elapsed();
+                let selected = filter.select(boxes?);
+                let s = Instant::now();
+                let faces = det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
+                self.landmarks += s.elapsed();
+                let method = if det.config().kind == DetectorKind::Cnn { FaceMethod::Cnn } else { FaceMethod::Hog };
+                Ok(FoundFaces { faces, small: selected.small, found: selected.found, method })
+            }
+            Kind::Crop(det) => {
+                let face = det.face_in_crop(image, &CropLimits::default()).map_err(|e| e.to_string())?;
+                self.landmarks += s.elapsed();
+                let selected = filter.select_by(face.into_iter().collect(), |f| f.bbox);
+                Ok(FoundFaces {
+                    faces: selected.kept,
+                    small: selected.small,
+                    found: selected.found,
+                    method: FaceMethod::Crop,
+                })
+            }
+            Kind::File(file) => {
+                let found = file.find_faces(image, path, rel, filter);
+                self.landmarks += s.elapsed();
+                found
+            }
+        }
     }
 }
 
-/// The pipeline as `maskforge mask --variants correct --format jpg` runs it.
-fn pipeline(out: &Path) -> Result<Pipeline, Box<dyn std::error::Error>> {
+/// The pipeline as `maskforge mask --variants correct --format jpg --min-face M` runs it.
+fn pipeline(out: &Path, min_face: u32) -> Result<Pipeline, Box<dyn std::error::Error>> {
     let synth =
         SynthOptions { colour: "palette".into(), texture: "default".into(), lighting: 1.0, ..Default::default() };
     let opts = MaskOptions {
@@ -78,7 +130,7 @@ fn pipeline(out: &Path) -> Result<Pipeline, Box<dyn std::error::Error>> {
         format: OutputFormat::Jpg,
         quality: 95,
         seed: 0,
-        faces: FaceFilter { min_face: 40, largest_only: false },
+        faces: FaceFilter { min_face, largest_only: false },
         limits: LoadLimits::default(),
         write: true,
         labels: Vec::new(),
@@ -96,7 +148,7 @@ fn face_square(img: &RgbImage, det: &mut Detector, grow: f32, size: u32) -> Opti
     Some(maskforge_face::crop::crop_face(img, &face, size, 0.0))
 }
 
-/// Writes the three sets under `WORK/sets`.
+/// Writes the sets under `WORK/sets`.
 fn build_sets(
     samples: &Path,
     work: &Path,
@@ -110,8 +162,9 @@ fn build_sets(
         }
     }
     originals.sort();
-    let mut sets: Vec<Set> = vec![("photos", vec![]), ("1024x1024", vec![]), ("250px crops", vec![])];
-    let dirs: Vec<PathBuf> = ["photos", "1024", "250"].iter().map(|d| work.join("sets").join(d)).collect();
+    let mut sets: Vec<Set> =
+        vec![("photos", vec![]), ("1024x1024", vec![]), ("250px crops", vec![]), ("120px crops", vec![])];
+    let dirs: Vec<PathBuf> = ["photos", "1024", "250", "120"].iter().map(|d| work.join("sets").join(d)).collect();
     for d in &dirs {
         std::fs::create_dir_all(d)?;
     }
@@ -121,7 +174,7 @@ fn build_sets(
         let Ok(img) = load_rgb_from_bytes(p, &bytes, LoadLimits::default()) else { continue };
         std::fs::write(dirs[0].join(&name), &bytes)?;
         sets[0].1.push((dirs[0].join(&name), name.clone()));
-        for (k, grow, size) in [(1usize, 2.0f32, 1024u32), (2, 1.5, 250)] {
+        for (k, grow, size) in [(1usize, 2.0f32, 1024u32), (2, 1.5, 250), (3, 1.5, 120)] {
             if let Some(sq) = face_square(&img, det, grow, size) {
                 let file = format!("{size}_{}.jpg", name.trim_end_matches(".jpg").trim_end_matches(".png"));
                 std::fs::write(dirs[k].join(&file), encode_image(&sq, Path::new("x.jpg"), 95)?)?;
@@ -135,7 +188,7 @@ fn build_sets(
 /// One thread, `passes` times over the set: images/s, step times, faces per pass.
 fn single_thread(
     p: &Pipeline,
-    source: &mut TimedDlibFaces,
+    source: &mut Timed,
     set: &[(PathBuf, String)],
     passes: usize,
 ) -> Result<(f64, StepTimes, usize), Box<dyn std::error::Error>> {
@@ -167,19 +220,59 @@ fn codec_rate(set: &[(PathBuf, String)], passes: usize) -> Result<f64, Box<dyn s
     Ok((passes * bytes.len()) as f64 / start.elapsed().as_secs_f64())
 }
 
-/// MaskTheFace's detection proxy: HOG on the full image, upsampled once, one thread.
-fn baseline_rate(models: &Path, set: &[(PathBuf, String)]) -> Result<f64, Box<dyn std::error::Error>> {
-    let mut cfg = DetectorConfig::new(models);
-    cfg.detect_max_side = None;
-    cfg.upsample = 1;
-    let mut base = Detector::new(&cfg)?;
-    let images: Vec<RgbImage> =
-        set.iter().take(4).filter_map(|(p, _)| maskforge_imageio::load_rgb(p, LoadLimits::default()).ok()).collect();
-    let start = Instant::now();
-    for img in &images {
-        let _ = std::hint::black_box(base.detect_boxes(img));
+/// The faces of a set as a landmarks file would give them (found by HOG at full size).
+fn file_faces(det: &mut Detector, set: &[(PathBuf, String)]) -> Result<FileFaces, Box<dyn std::error::Error>> {
+    let mut faces = Vec::new();
+    for (path, rel) in set {
+        let img = maskforge_imageio::load_rgb(path, LoadLimits::default())?;
+        for (k, face) in det.detect(&img)?.into_iter().enumerate() {
+            faces.push(FaceEntry { location: format!("bench:{rel}:{k}"), paths: vec![rel.clone()], face });
+        }
     }
-    Ok(images.len() as f64 / start.elapsed().as_secs_f64())
+    let file = FaceFile { format: FaceFileFormat::Detect, sha256: String::new(), faces, problems: Vec::new() };
+    let names: HashSet<String> = set.iter().map(|(_, rel)| rel.clone()).collect();
+    Ok(FileFaces::new(&file, "bench", &names).0)
+}
+
+/// One row: a way of finding faces on a set.
+struct Row {
+    name: &'static str,
+    kind: Kind,
+    min_face: u32,
+    /// OpenBLAS threads per worker: shared out (as `mask` does) or all cores.
+    blas_all_cores: bool,
+}
+
+fn rows(
+    models: &Path,
+    set: &str,
+    det: &mut Detector,
+    files: &[(PathBuf, String)],
+) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
+    let hog = |max_side: Option<u32>, min_face: u32| -> Result<Kind, Box<dyn std::error::Error>> {
+        let mut cfg = DetectorConfig::new(models);
+        cfg.detect_max_side = max_side;
+        cfg.min_face = min_face;
+        Ok(Kind::Detect(Detector::new(&cfg)?))
+    };
+    let row = |name, kind, min_face| Row { name, kind, min_face, blas_all_cores: false };
+    let mut rows = vec![row("hog auto", hog(None, 40)?, 40)];
+    match set {
+        "photos" => rows.push(row("hog 640", hog(Some(640), 40)?, 40)),
+        "1024x1024" => {
+            rows.push(row("hog 640", hog(Some(640), 40)?, 40));
+            rows.push(row("hog min200", hog(None, 200)?, 200));
+            rows.push(row("landmarks", Kind::File(file_faces(det, files)?), 40));
+        }
+        _ => {
+            rows.push(row("crop", Kind::Crop(Detector::new(&DetectorConfig::new(models))?), 40));
+            let mut cfg = DetectorConfig::new(models);
+            cfg.kind = DetectorKind::Cnn;
+            rows.push(row("cnn", Kind::Detect(Detector::new(&cfg)?), 40));
+            rows.push(Row { blas_all_cores: true, ..row("cnn blas=all", Kind::Detect(Detector::new(&cfg)?), 40) });
+        }
+    }
+    Ok(rows)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -200,15 +293,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
-    let det = Detector::new(&DetectorConfig::new(&models))?;
-    let (n_originals, sets) = build_sets(&samples, &work, &mut det.clone())?;
-    let n_threads =
-        if threads > 0 { threads } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) };
+    let mut det = Detector::new(&DetectorConfig::new(&models))?;
+    let (n_originals, sets) = build_sets(&samples, &work, &mut det)?;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let n_threads = if threads > 0 { threads } else { cores };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(n_threads).build()?;
     println!("bench_mask: {n_originals} sample photos, {passes} passes, {n_threads} threads for the parallel run");
     println!(
-        "{:<12} {:>7} {:>9} {:>9} | {:>6} {:>6} {:>6} {:>6} {:>6} | {:>9} {:>10}",
+        "{:<12} {:<13} {:>5} {:>8} {:>8} | {:>5} {:>5} {:>5} {:>5} {:>5} | {:>9} {:>7}",
         "set",
+        "faces by",
         "faces",
         "img/s 1t",
         format!("img/s {n_threads}t"),
@@ -218,45 +312,51 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "mask%",
         "wrt%",
         "dec+enc/s",
-        "baseline/s"
+        "vs MTF"
     );
     for (k, (name, set)) in sets.iter().enumerate() {
         if set.is_empty() {
             continue;
         }
-        let p = pipeline(&work.join("out").join(k.to_string()))?;
-        // Warm-up (template rasters, page cache), then one thread.
-        let mut source = TimedDlibFaces { det: det.clone(), detect: Duration::ZERO, landmarks: Duration::ZERO };
-        single_thread(&p, &mut source, set, 1)?;
-        let mut source = TimedDlibFaces { detect: Duration::ZERO, landmarks: Duration::ZERO, ..source };
-        let (single, t, faces) = single_thread(&p, &mut source, set, passes)?;
-        // All threads: one source per worker, as in `maskforge mask`.
-        let jobs: Vec<&(PathBuf, String)> = (0..passes.max(n_threads)).flat_map(|_| set.iter()).collect();
-        let start = Instant::now();
-        pool.install(|| {
-            jobs.par_iter()
-                .map_init(|| source.clone(), |s, (path, rel)| p.process(s, path, rel).map(|_| ()))
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        let multi = jobs.len() as f64 / start.elapsed().as_secs_f64();
-        let tot = t.total().as_secs_f64().max(1e-12);
-        let pct = |d: Duration| 100.0 * d.as_secs_f64() / tot;
-        // The source's own clocks split the pipeline's face time into its two steps.
-        let (det_pct, lmk_pct) = (pct(source.detect), pct(source.landmarks));
-        println!(
-            "{:<12} {:>7} {:>9.1} {:>9.1} | {:>6.1} {:>6.1} {:>6.1} {:>6.1} {:>6.1} | {:>9.1} {:>10.2}",
-            name,
-            faces,
-            single,
-            multi,
-            pct(t.decode),
-            det_pct,
-            lmk_pct,
-            pct(t.masks),
-            pct(t.write),
-            codec_rate(set, passes)?,
-            baseline_rate(&models, set)?
-        );
+        let codec = codec_rate(set, passes)?;
+        for (r, row) in rows(&models, name, &mut det, set)?.into_iter().enumerate() {
+            let p = pipeline(&work.join("out").join(format!("{k}-{r}")), row.min_face)?;
+            // One thread: OpenBLAS may use every core, as a one-job run does.
+            maskforge_landmarks::share_cores_with_workers(1);
+            // Warm-up (template rasters, page cache), then one thread.
+            let mut source = Timed { kind: row.kind, detect: Duration::ZERO, landmarks: Duration::ZERO };
+            single_thread(&p, &mut source, set, 1)?;
+            let mut source = Timed { detect: Duration::ZERO, landmarks: Duration::ZERO, ..source };
+            let (single, t, faces) = single_thread(&p, &mut source, set, passes)?;
+            // All threads: one source per worker, as in `maskforge mask`.
+            maskforge_landmarks::share_cores_with_workers(if row.blas_all_cores { 1 } else { n_threads });
+            let jobs: Vec<&(PathBuf, String)> = (0..passes.max(n_threads)).flat_map(|_| set.iter()).collect();
+            let start = Instant::now();
+            pool.install(|| {
+                jobs.par_iter()
+                    .map_init(|| source.clone(), |s, (path, rel)| p.process(s, path, rel).map(|_| ()))
+                    .collect::<Result<Vec<_>, _>>()
+            })?;
+            let multi = jobs.len() as f64 / start.elapsed().as_secs_f64();
+            let tot = t.total().as_secs_f64().max(1e-12);
+            let pct = |d: Duration| 100.0 * d.as_secs_f64() / tot;
+            let vs = mtf_rate(name).map(|m| format!("{:.1}x", multi / m)).unwrap_or_default();
+            println!(
+                "{:<12} {:<13} {:>5} {:>8.1} {:>8.1} | {:>5.1} {:>5.1} {:>5.1} {:>5.1} {:>5.1} | {:>9.1} {:>7}",
+                name,
+                row.name,
+                faces,
+                single,
+                multi,
+                pct(t.decode),
+                pct(source.detect),
+                pct(source.landmarks),
+                pct(t.masks),
+                pct(t.write),
+                codec,
+                vs
+            );
+        }
     }
     Ok(())
 }

@@ -34,10 +34,17 @@ pub struct DetectorOpts {
     /// Face detector.
     #[arg(long, value_enum, default_value = "hog")]
     pub detector: DetectorArg,
-    /// Detect on a copy whose longest side is at most this many pixels (0 = full size);
-    /// landmarks are still predicted on the full image.
-    #[arg(long, default_value_t = 640)]
-    pub detect_max_side: u32,
+    /// Detect on a copy whose longest side is at most this many pixels (0 = full size)
+    /// [default: the smallest copy on which a face of --min-face px still fills the
+    /// detector's window (HOG 80 px, CNN 40 px), never above full size]. Landmarks are
+    /// always predicted on the full image.
+    #[arg(long, value_name = "PX")]
+    pub detect_max_side: Option<u32>,
+    /// The smallest face wanted (shorter side of its box, pixels): sets the detection scale
+    /// (raise it for large photos of large faces: --min-face 160 detects at half size);
+    /// mask also leaves smaller faces bare.
+    #[arg(long, default_value_t = 40)]
+    pub min_face: u32,
     /// Upsample the detection image this many times (finds faces under ~80 px; 4x cost each).
     #[arg(long, default_value_t = 0)]
     pub upsample: u32,
@@ -53,7 +60,8 @@ impl DetectorOpts {
     pub fn config(&self) -> DetectorConfig {
         let mut cfg = DetectorConfig::new(common::models_dir(self.models.clone()));
         cfg.kind = self.detector.into();
-        cfg.detect_max_side = (self.detect_max_side > 0).then_some(self.detect_max_side);
+        cfg.detect_max_side = self.detect_max_side;
+        cfg.min_face = self.min_face;
         cfg.upsample = self.upsample;
         cfg
     }
@@ -123,6 +131,7 @@ pub fn run(args: DetectArgs) -> Result<()> {
     };
     let mut run = tree.open(&DetectSettings::of(&config))?;
     let pool = common::thread_pool(args.jobs)?;
+    maskforge_landmarks::share_cores_with_workers(pool.current_num_threads());
     let pb = common::progress_bar(run.todo() as u64, "detect");
     let start = Instant::now();
     pool.install(|| run.process(&detector, &|| pb.inc(1)))?;

@@ -5,12 +5,14 @@
 //! checks of their values, the pipeline's face source (the dlib detector,
 //! or `--landmarks FILE`), and what is printed.
 
-use crate::cmd::detect::DetectorOpts;
+use crate::cmd::detect::{DetectorArg, DetectorOpts};
 use crate::common;
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use image::RgbImage;
 use maskforge_contracts::{read_face_file, FaceFileFormat};
+use maskforge_face::fit::CropLimits;
+use maskforge_face::FaceMethod;
 use maskforge_imageio::{check_disjoint, resolve_existing_prefix, Output};
 use maskforge_landmarks::Detector;
 use maskforge_pipeline::{
@@ -98,9 +100,6 @@ pub struct MaskArgs {
     /// images chosen by a hash of their paths. Merge shards with `maskforge merge`.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
-    /// Faces whose detector box is smaller than this (shorter side, pixels) are not masked.
-    #[arg(long, default_value_t = 40)]
-    pub min_face: u32,
     /// Mask only the largest face of each image.
     #[arg(long)]
     pub largest_only: bool,
@@ -128,8 +127,38 @@ pub struct MaskArgs {
     /// any other CSV is plain).
     #[arg(long, value_enum, default_value = "auto")]
     pub landmarks_format: LandmarksFormat,
+    /// How faces are found: `detect` (the --detector), `crop` (for datasets of face crops,
+    /// one face per image: no detector; the face box comes from the crop and is refined from
+    /// the predicted landmarks, which must pass a check: face shape, eyes, nose and mouth
+    /// inside the image, points that stay put when refitted from moved boxes; rejected crops
+    /// go to failures.csv with the reason) or `auto` (detect, and fit a crop where the
+    /// detector finds nothing).
+    #[arg(long, value_enum, default_value = "detect", conflicts_with = "landmarks")]
+    pub faces: FacesMode,
     #[command(flatten)]
     pub detector: DetectorOpts,
+}
+
+/// How `mask` finds faces without a landmarks file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FacesMode {
+    /// The face detector (--detector).
+    Detect,
+    /// No detector: every image is a face crop; its landmarks are fitted and checked.
+    Crop,
+    /// The detector, and the crop fit where it finds no face.
+    Auto,
+}
+
+impl FacesMode {
+    /// What mask_settings.json records beside the detector.
+    fn settings(self) -> Option<String> {
+        match self {
+            FacesMode::Detect => None,
+            FacesMode::Crop => Some("crop (box from the crop, landmarks checked)".into()),
+            FacesMode::Auto => Some("auto (detector, else crop)".into()),
+        }
+    }
 }
 
 /// The layouts `--landmarks` reads.
@@ -183,7 +212,14 @@ impl Faces {
     fn open(args: &MaskArgs, from_file: Option<FileFaces>) -> Result<Faces> {
         Ok(match from_file {
             Some(file) => Faces::FromFile(file),
-            None => Faces::Detected(Box::new(DlibFaces(Detector::new(&args.detector.config())?))),
+            None => Faces::Detected(Box::new(DlibFaces {
+                det: Detector::new(&args.detector.config())?,
+                mode: args.faces,
+                method: match args.detector.detector {
+                    DetectorArg::Hog => FaceMethod::Hog,
+                    DetectorArg::Cnn => FaceMethod::Cnn,
+                },
+            })),
         })
     }
 }
@@ -205,6 +241,7 @@ fn faces_from_file(args: &MaskArgs, inputs: &mut Inputs) -> Result<Option<(FileF
     let settings = DetectorSettings {
         detector: "none".into(),
         detect_max_side: 0,
+        scale: None,
         upsample: 0,
         faces: Some(format!("landmarks {file_name} ({}, sha256 {})", file.format.name(), file.sha256)),
     };
@@ -212,9 +249,24 @@ fn faces_from_file(args: &MaskArgs, inputs: &mut Inputs) -> Result<Option<(FileF
 }
 
 /// Faces from dlib: boxes on the downscaled copy, the size filter, then
-/// landmarks on the full image for the faces kept.
+/// landmarks on the full image for the faces kept; or the crop fit.
 #[derive(Clone)]
-struct DlibFaces(Detector);
+struct DlibFaces {
+    det: Detector,
+    mode: FacesMode,
+    /// The detector's method.
+    method: FaceMethod,
+}
+
+impl DlibFaces {
+    /// The face of a face crop, or why there is none.
+    fn crop_face(&self, image: &RgbImage, filter: FaceFilter) -> Result<FoundFaces, String> {
+        let face = self.det.face_in_crop(image, &CropLimits::default()).map_err(|e| e.to_string())?;
+        let face = face.map_err(|why| why.to_string())?;
+        let selected = filter.select_by(vec![face], |f| f.bbox);
+        Ok(FoundFaces { faces: selected.kept, small: selected.small, found: selected.found, method: FaceMethod::Crop })
+    }
+}
 
 impl FaceSource for DlibFaces {
     fn find_faces(
@@ -224,11 +276,16 @@ impl FaceSource for DlibFaces {
         _rel: &str,
         filter: FaceFilter,
     ) -> Result<FoundFaces, String> {
-        let det = &mut self.0;
-        let boxes = det.detect_boxes(image).map_err(|e| e.to_string())?;
+        if self.mode == FacesMode::Crop {
+            return self.crop_face(image, filter);
+        }
+        let boxes = self.det.detect_boxes(image).map_err(|e| e.to_string())?;
+        if boxes.is_empty() && self.mode == FacesMode::Auto {
+            return self.crop_face(image, filter);
+        }
         let selected = filter.select(boxes);
-        let faces = det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
-        Ok(FoundFaces { faces, small: selected.small, found: selected.found })
+        let faces = self.det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
+        Ok(FoundFaces { faces, small: selected.small, found: selected.found, method: self.method })
     }
 }
 
@@ -285,7 +342,7 @@ fn mask_options(args: &MaskArgs, out: PathBuf) -> Result<MaskOptions> {
         format: args.format,
         quality: args.quality,
         seed: args.seed,
-        faces: FaceFilter { min_face: args.min_face, largest_only: args.largest_only },
+        faces: FaceFilter { min_face: args.detector.min_face, largest_only: args.largest_only },
         limits: args.detector.limits(),
         write: !args.preview_only,
         labels: args.labels.clone(),
@@ -312,14 +369,16 @@ pub fn run(args: MaskArgs) -> Result<()> {
     let (from_file, file_settings) = faces_from_file(&args, &mut inputs)?.unzip();
     let pipeline = Pipeline::new(opts, synth, inputs.ext_suffixed.clone())?;
     let pool = common::thread_pool(args.jobs)?;
+    maskforge_landmarks::share_cores_with_workers(pool.current_num_threads());
     if args.preview_only {
         return preview_only(&pipeline, &args, &pool, inputs.images, from_file);
     }
     let detector = file_settings.unwrap_or_else(|| DetectorSettings {
         detector: format!("{:?}", args.detector.detector).to_lowercase(),
-        detect_max_side: args.detector.detect_max_side,
+        detect_max_side: args.detector.detect_max_side.unwrap_or(0),
+        scale: Some(args.detector.config().scale_text()),
         upsample: args.detector.upsample,
-        faces: None,
+        faces: args.faces.settings(),
     });
     let mut run = MaskRun::open(&pipeline, &Settings::new(&pipeline, &synth_opts, &detector), shard, inputs)?;
     let start = Instant::now();

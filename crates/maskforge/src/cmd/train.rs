@@ -480,6 +480,7 @@ mod predict {
         opts.check(s)?;
         let finder = DlibFinder(Detector::new(&args.detector.config())?);
         let pool = common::thread_pool(args.jobs)?;
+        maskforge_landmarks::share_cores_with_workers(pool.current_num_threads());
         let pb = common::progress_bar(opts.photos.len() as u64, "predict");
         let progress = |rel: &str, skipped: Option<&str>| {
             pb.inc(1);
