@@ -230,10 +230,12 @@ pub fn check_shape_and_frame(
 
 /// Refinements of the box from the points before giving up on convergence.
 const REFINE_STEPS: usize = 4;
+/// A box that moves less than this fraction of its side has settled.
+const SETTLED: f32 = 0.04;
 
 /// Moves `bbox` to where the predicted points say HOG would have put it,
-/// until it settles (or [`REFINE_STEPS`] times); returns the last box and
-/// its points.
+/// until it settles (or [`REFINE_STEPS`] times); returns the box the last
+/// points were predicted in, and those points.
 pub fn refine<E>(
     mut bbox: BBox,
     predict: &mut impl FnMut(&BBox) -> Result<Landmarks68, E>,
@@ -244,13 +246,15 @@ pub fn refine<E>(
         if !next.width().is_finite() || next.width() < 1.0 {
             break;
         }
+        // dlib's points are whole pixels, so on a small crop the box moves by
+        // a pixel or two however good it is: settled is within 4% or 2 px.
         let side = bbox.width().max(1.0);
-        let settled = next.center().distance(bbox.center()) < 0.02 * side && (next.width() - side).abs() < 0.02 * side;
-        bbox = next;
-        lm = predict(&bbox)?;
-        if settled {
+        let tolerance = (SETTLED * side).max(2.0);
+        if next.center().distance(bbox.center()) < tolerance && (next.width() - side).abs() < tolerance {
             break;
         }
+        bbox = next;
+        lm = predict(&bbox)?;
     }
     Ok((bbox, lm))
 }
