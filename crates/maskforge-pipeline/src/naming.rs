@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The class key of the originals (`--class-map unmasked=...`).
 pub const UNMASKED_KEY: &str = "unmasked";
+/// The class key of whole images with a bare face (`--bare-faces CLASS`).
+pub const BARE_KEY: &str = "bare_faces";
 
 /// Decides where every output goes.
 #[derive(Clone, Debug)]
@@ -55,7 +57,18 @@ impl Naming {
         Naming { classes, suffixed_classes, format, ext_suffixed }
     }
 
-    /// The class folder of a variant name or [`UNMASKED_KEY`].
+    /// Files whole images with a bare face under `class` ([`BARE_KEY`]);
+    /// their names get the `__variant` suffix when several variants may
+    /// land there.
+    pub fn with_bare_class(mut self, class: &str, variants: usize) -> Naming {
+        self.classes.insert(BARE_KEY.into(), class.to_string());
+        if variants > 1 {
+            self.suffixed_classes.insert(class.to_string());
+        }
+        self
+    }
+
+    /// The class folder of a variant name, [`UNMASKED_KEY`] or [`BARE_KEY`].
     pub fn class_of<'k>(&'k self, key: &'k str) -> &'k str {
         self.classes.get(key).map(String::as_str).unwrap_or(key)
     }

@@ -132,6 +132,10 @@ pub struct MaskOptions {
     /// Label files to write at the end of the run (besides those already in OUT).
     /// Not part of the settings: they change no image.
     pub labels: Vec<LabelFormat>,
+    /// Whole-image outputs in which a detected face stays bare (under
+    /// `--min-face`, not the largest, or not placeable): `None` skips them,
+    /// `Some(class)` files them under that class instead of a masked one.
+    pub bare_faces: Option<String>,
 }
 
 /// Largest crop size (a 8192² RGB crop is 200 MB).
@@ -151,6 +155,16 @@ impl MaskOptions {
         }
         if self.variants.is_empty() {
             return bad("--variants: no variant with a positive weight".into());
+        }
+        if let Some(c) = &self.bare_faces {
+            if !valid_class_name(c) {
+                return bad(format!("--bare-faces {c:?}: not a usable class folder name"));
+            }
+            let mut keys: Vec<&str> = self.variants.iter().map(|(v, _)| v.as_str()).collect();
+            keys.push(crate::naming::UNMASKED_KEY);
+            if keys.iter().any(|k| self.class_map.get(*k).map_or(*k, String::as_str) == c) {
+                return bad(format!("--bare-faces {c}: already the class of a variant or of the originals"));
+            }
         }
         Ok(())
     }

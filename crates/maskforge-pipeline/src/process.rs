@@ -5,7 +5,7 @@
 //! come from `(seed, relative path, face index)`, so the result does not
 //! depend on threads or order.
 
-use crate::naming::{Naming, UNMASKED_KEY};
+use crate::naming::{Naming, BARE_KEY, UNMASKED_KEY};
 use crate::options::{MaskOptions, UnmaskedMode, VariantMode};
 use crate::record::Record;
 use crate::source::FaceSource;
@@ -61,12 +61,16 @@ pub struct ImageOutcome {
     pub times: StepTimes,
 }
 
-/// The masks of one variant on every face of an image.
+/// The masks of one variant on the faces of an image.
 struct Masked {
     variant: MaskVariant,
     image: RgbImage,
     seg: Option<GrayImage>,
-    placements: Vec<Placement>,
+    /// Per face; `None` where the mask could not be placed (the face is bare).
+    placements: Vec<Option<Placement>>,
+    /// Detected faces left bare in `image`: not masked (under `--min-face`,
+    /// not the largest) or not placeable.
+    bare: usize,
 }
 
 /// A face as it appears in an output: its box there and the map from
@@ -160,7 +164,12 @@ impl Pipeline {
         ext_suffixed: HashSet<String>,
     ) -> Result<Pipeline, PipelineError> {
         opts.check()?;
-        let naming = Naming::new(&opts.variants, opts.mode, &opts.class_map, opts.unmasked, opts.format, ext_suffixed);
+        let mut naming =
+            Naming::new(&opts.variants, opts.mode, &opts.class_map, opts.unmasked, opts.format, ext_suffixed);
+        if let Some(class) = &opts.bare_faces {
+            let per_image = if opts.mode == VariantMode::Each { opts.variants.len() } else { 1 };
+            naming = naming.with_bare_class(class, per_image);
+        }
         Ok(Pipeline { opts, synth, naming, hardlink_fallbacks: AtomicUsize::new(0) })
     }
 
@@ -217,15 +226,17 @@ impl Pipeline {
             outcome.record = outcome.record.failed(reason);
             return Ok(outcome);
         }
-        self.mask_faces(&img, &found.faces, found.method, path, rel, &mut outcome)?;
+        let unmasked = found.found.saturating_sub(found.faces.len());
+        self.mask_faces(&img, (&found.faces, unmasked), found.method, path, rel, &mut outcome)?;
         Ok(outcome)
     }
 
     /// The variants of an image with faces, then its original.
+    /// `faces`: the faces to mask, and how many detected ones are not to be masked.
     fn mask_faces(
         &self,
         img: &RgbImage,
-        faces: &[Face],
+        (faces, unmasked): (&[Face], usize),
         method: FaceMethod,
         path: &Path,
         rel: &str,
@@ -240,16 +251,10 @@ impl Pipeline {
         let mut masked_any = false;
         for v in self.variants_of(rel) {
             let start = Instant::now();
-            let masked = self.draw_variant(img, faces, v, &styles, &face_rngs);
+            let masked = self.draw_variant(img, faces, v, &styles, &face_rngs, &mut outcome.record);
             outcome.times.masks += start.elapsed();
-            let masked = match masked {
-                Ok(m) => m,
-                Err(reason) => {
-                    // A wrongly labelled output is worse than none.
-                    outcome.record.failures.push((rel.to_string(), reason));
-                    continue;
-                }
-            };
+            let Some(mut masked) = masked else { continue };
+            masked.bare += unmasked;
             masked_any = true;
             let start = Instant::now();
             if self.opts.crop_size == 0 {
@@ -282,7 +287,8 @@ impl Pipeline {
         }
     }
 
-    /// Masks of variant `v` on every face, or why one face could not get it.
+    /// Masks of variant `v` on every face that can take one; a face that
+    /// cannot is a failure line and stays bare. `None` when no face could.
     fn draw_variant(
         &self,
         img: &RgbImage,
@@ -290,18 +296,23 @@ impl Pipeline {
         v: MaskVariant,
         styles: &[MaskStyle],
         face_rngs: &[SplitMix64],
-    ) -> Result<Masked, String> {
+        rec: &mut Record,
+    ) -> Option<Masked> {
         let mut image = img.clone();
         let mut seg = self.opts.seg_dir.as_ref().map(|_| GrayImage::new(img.width(), img.height()));
         let mut placements = Vec::with_capacity(faces.len());
         for (i, face) in faces.iter().enumerate() {
             let mut rng = face_rngs[i].fork(v.as_str());
             match self.synth.apply(&mut image, &face.landmarks, v, &styles[i], &mut rng, seg.as_mut()) {
-                Ok(p) => placements.push(p),
-                Err(e) => return Err(format!("{v}: face {i}: {e}")),
+                Ok(p) => placements.push(Some(p)),
+                Err(e) => {
+                    rec.failures.push((rec.source.clone(), format!("{v}: face {i}: {e}")));
+                    placements.push(None);
+                }
             }
         }
-        Ok(Masked { variant: v, image, seg, placements })
+        let bare = placements.iter().filter(|p| p.is_none()).count();
+        (bare < faces.len()).then_some(Masked { variant: v, image, seg, placements, bare })
     }
 
     /// One output for all faces of a variant.
@@ -315,7 +326,23 @@ impl Pipeline {
         outcome: &mut ImageOutcome,
     ) -> Result<(), PipelineError> {
         let v = m.variant.as_str();
-        let class = self.naming.class_of(v);
+        // A bare face inside an image filed as masked would be a wrong label.
+        let class = match (m.bare, &self.opts.bare_faces) {
+            (0, _) => self.naming.class_of(v),
+            (n, None) => {
+                let why = format!(
+                    "{v}: not written: {n} detected face(s) would stay bare in it (under --min-face, not the \
+                     largest, or not placeable); --bare-faces CLASS files such images apart"
+                );
+                outcome.record.failures.push((rel.to_string(), why));
+                outcome.record.bare_outputs += 1;
+                return Ok(());
+            }
+            (_, Some(_)) => {
+                outcome.record.bare_outputs += 1;
+                self.naming.class_of(BARE_KEY)
+            }
+        };
         let output = self.naming.output_rel(rel, class, v, None, false);
         let target = Target { source: rel, output, variant: v, class };
         if self.opts.write {
@@ -330,6 +357,7 @@ impl Pipeline {
         }
         let identity = |p: Point| p;
         for (i, (face, p)) in faces.iter().zip(&m.placements).enumerate() {
+            let Some(p) = p else { continue };
             let f = FaceInOutput { index: i, face, method, bbox: face.bbox, to_output: &identity };
             let polygon = polygon_text(p.polygon.iter().map(|q| (q.x, q.y)));
             outcome.record.rows.push(target.row(self.opts.seed, Some(&styles[i]), Some(&f), polygon));
@@ -352,6 +380,8 @@ impl Pipeline {
         let v = m.variant.as_str();
         let class = self.naming.class_of(v);
         for (i, (face, p)) in faces.iter().zip(&m.placements).enumerate() {
+            // A face that could not take the mask gets no crop (its failure is recorded).
+            let Some(p) = p else { continue };
             let crop = crop_face(&m.image, face, size, margin);
             let map = CropTransform::for_face(face, size, margin);
             let output = self.naming.output_rel(rel, class, v, Some(i), false);

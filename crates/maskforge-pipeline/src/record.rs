@@ -33,6 +33,10 @@ pub struct Record {
     /// Faces skipped as too small.
     #[serde(default)]
     pub small_faces: usize,
+    /// Whole-image outputs with a detected face left bare: skipped, or
+    /// filed under `--bare-faces CLASS`.
+    #[serde(default)]
+    pub bare_outputs: usize,
     /// The source file as it was when processed; a changed file is redone.
     #[serde(default)]
     pub stamp: Option<SourceStamp>,

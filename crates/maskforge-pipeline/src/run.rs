@@ -261,9 +261,11 @@ impl<'p> MaskRun<'p> {
         formats.extend(opts.labels.iter().copied());
         let warnings = write_labels(&opts.out, &rows, run_classes(self.pipeline), &formats, self.shard)?;
         let small_faces = self.records.values().map(|r| r.small_faces).sum();
+        let bare_outputs = self.records.values().map(|r| r.bare_outputs).sum();
         let images = self.inputs.images.len();
         let counts = (images, processed);
-        let summary = Summary::new(&rows, &failures, small_faces, counts, self.pipeline, &files.annotations);
+        let faces = (small_faces, bare_outputs);
+        let summary = Summary::new(&rows, &failures, faces, counts, self.pipeline, &files.annotations);
         Ok(Finished { rows, failures, summary, warnings })
     }
 }
@@ -323,6 +325,9 @@ pub struct Summary {
     pub faces_masked: usize,
     /// Faces under the minimum size.
     pub small_faces: usize,
+    /// Whole-image outputs with a detected face left bare (skipped or filed
+    /// under `--bare-faces CLASS`).
+    pub bare_outputs: usize,
     /// Distinct outputs per variant (`none` for originals).
     pub outputs_per_variant: BTreeMap<String, usize>,
     /// Distinct outputs per class.
@@ -337,7 +342,7 @@ impl Summary {
     fn new(
         rows: &[AnnotationRow],
         failures: &[Failure],
-        small_faces: usize,
+        (small_faces, bare_outputs): (usize, usize),
         (images, processed): (usize, usize),
         pipeline: &Pipeline,
         annotations: &Path,
@@ -359,6 +364,7 @@ impl Summary {
             skipped: images - processed,
             faces_masked: faces.len(),
             small_faces,
+            bare_outputs,
             outputs_per_variant: counts(per_variant),
             outputs_per_class: counts(per_class),
             failures: failures.len(),

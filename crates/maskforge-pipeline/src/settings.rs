@@ -44,6 +44,8 @@ pub struct Settings {
     seed: u64,
     min_face: u32,
     largest_only: bool,
+    /// `skip`, or the class of whole images with a bare face.
+    bare_faces: String,
     format: OutputFormat,
     quality: u8,
     detector: String,
@@ -77,6 +79,7 @@ impl Settings {
             seed: opts.seed,
             min_face: opts.faces.min_face,
             largest_only: opts.faces.largest_only,
+            bare_faces: opts.bare_faces.clone().unwrap_or_else(|| "skip".into()),
             format: opts.format,
             quality: opts.quality,
             detector: detector.detector.clone(),

@@ -85,6 +85,7 @@ fn options(out: &Path, crop_size: u32) -> MaskOptions {
         limits: LoadLimits::default(),
         write: true,
         labels: Vec::new(),
+        bare_faces: None,
     }
 }
 

@@ -134,6 +134,7 @@ fn pipeline(out: &Path, min_face: u32) -> Result<Pipeline, Box<dyn std::error::E
         limits: LoadLimits::default(),
         write: true,
         labels: Vec::new(),
+        bare_faces: None,
     };
     Ok(Pipeline::new(opts, build_synthesizer(&synth)?, HashSet::new())?)
 }

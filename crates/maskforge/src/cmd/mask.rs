@@ -103,6 +103,12 @@ pub struct MaskArgs {
     /// Mask only the largest face of each image.
     #[arg(long)]
     pub largest_only: bool,
+    /// A whole-image output in which a detected face stays bare (under --min-face, not the
+    /// largest, or its mask could not be placed) would be a wrongly labelled masked image:
+    /// `skip` leaves it out (a failures.csv line, counted in the summary); a class name files
+    /// it under that class instead. Crops (--crop-size) are per face and not affected.
+    #[arg(long, value_name = "skip|CLASS", default_value = "skip")]
+    pub bare_faces: String,
     /// Output image format.
     #[arg(long, value_enum, default_value = "same")]
     pub format: OutputFormat,
@@ -346,6 +352,7 @@ fn mask_options(args: &MaskArgs, out: PathBuf) -> Result<MaskOptions> {
         limits: args.detector.limits(),
         write: !args.preview_only,
         labels: args.labels.clone(),
+        bare_faces: (args.bare_faces != "skip").then(|| args.bare_faces.clone()),
     })
 }
 
@@ -395,12 +402,16 @@ pub fn run(args: MaskArgs) -> Result<()> {
         save_sheet(&items, preview)?;
         println!("preview: {} outputs -> {}", items.len(), preview.display());
     }
-    print_summary(&finished, secs);
+    print_summary(&finished, secs, &args.bare_faces);
     Ok(())
 }
 
-fn print_summary(finished: &Finished, secs: f64) {
+fn print_summary(finished: &Finished, secs: f64, bare_faces: &str) {
     let s = &finished.summary;
+    let bare_note = match bare_faces {
+        "skip" => "skipped (failures.csv; --bare-faces CLASS keeps them apart)".to_string(),
+        class => format!("filed under {class}/"),
+    };
     let fmt_counts =
         |m: &BTreeMap<String, usize>| m.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(", ");
     for f in &finished.failures {
@@ -416,6 +427,9 @@ fn print_summary(finished: &Finished, secs: f64) {
         "mask: {} images ({} processed now, {} already done), {} faces masked, {} faces under --min-face skipped",
         s.images, s.processed, s.skipped, s.faces_masked, s.small_faces
     );
+    if s.bare_outputs > 0 {
+        println!("  {} whole-image outputs with a bare detected face: {}", s.bare_outputs, bare_note);
+    }
     println!("  outputs per variant: {}", fmt_counts(&s.outputs_per_variant));
     println!("  outputs per class:   {}", fmt_counts(&s.outputs_per_class));
     println!(
