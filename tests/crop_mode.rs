@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{maskforge, samples, SAMPLE_FACES};
+use common::{fails, maskforge, samples, SAMPLE_FACES};
 
 fn load(name: &str) -> RgbImage {
     maskforge_imageio::load_rgb(&samples().join(name), Default::default()).unwrap()
@@ -162,14 +162,7 @@ fn auto_mode_detects_first_and_fits_crops_only_where_the_detector_finds_nothing(
 #[test]
 fn crop_mode_conflicts_with_a_landmarks_file() {
     let dir = tempfile::tempdir().unwrap();
-    let o = maskforge()
-        .arg("mask")
-        .arg(dir.path())
-        .arg("--out")
-        .arg(dir.path().join("out"))
-        .args(["--faces", "crop", "--landmarks", "x.csv"])
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--landmarks"), "{}", String::from_utf8_lossy(&o.stderr));
+    let d = dir.path().to_str().unwrap();
+    let stderr = fails(&["mask", d, "--out", &format!("{d}/out"), "--faces", "crop", "--landmarks", "x.csv"]);
+    assert!(stderr.contains("--landmarks"), "{stderr}");
 }

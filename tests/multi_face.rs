@@ -7,7 +7,7 @@ use image::RgbImage;
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{maskforge, samples};
+use common::{fails, maskforge, samples};
 
 fn load(name: &str) -> RgbImage {
     maskforge_imageio::load_rgb(&samples().join(name), Default::default()).unwrap()
@@ -83,15 +83,7 @@ fn a_whole_image_with_a_bare_face_is_skipped_or_filed_apart_and_crops_are_kept()
 #[test]
 fn bare_faces_class_must_not_be_a_masked_class() {
     let dir = tempfile::tempdir().unwrap();
-    let o = maskforge()
-        .arg("mask")
-        .arg(dir.path())
-        .arg("--out")
-        .arg(dir.path().join("out"))
-        .args(["--variants", "correct", "--bare-faces", "correct"])
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let d = dir.path().to_str().unwrap();
+    let stderr = fails(&["mask", d, "--out", &format!("{d}/out"), "--variants", "correct", "--bare-faces", "correct"]);
     assert!(stderr.contains("--bare-faces correct: already the class"), "{stderr}");
 }

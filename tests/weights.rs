@@ -13,7 +13,7 @@ mod server;
 
 use maskforge_train::checkpoint::{load_into, read_safetensors, LoadMode};
 use maskforge_train::{Arch, Classifier};
-use server::Server;
+use server::{files, Server};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -71,22 +71,6 @@ fn fails(args: &[&str], weights_env: Option<&Path>) -> String {
     assert_eq!(errors.len(), 1, "one error line expected:\n{stderr}");
     assert_eq!(stderr.lines().last(), Some(errors[0]), "the error comes last:\n{stderr}");
     errors[0].to_string()
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                todo.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 const MAKE_MODELS: &str = r#"

@@ -14,7 +14,7 @@ use maskforge_weights::fetch::{partial_path, sha256_file};
 use maskforge_weights::{fetch, read_provenance, FetchRequest, Model, NoProgress, Source, WeightsError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use support::server::Server;
+use support::server::{files, Server};
 use support::writer::f32_checkpoint;
 
 /// A MobileNetV2 checkpoint (zip) with values derived from each tensor's index.
@@ -37,22 +37,6 @@ fn sha256(bytes: &[u8]) -> String {
     let p = dir.path().join("f");
     std::fs::write(&p, bytes).unwrap();
     sha256_file(&p).unwrap()
-}
-
-/// Every file under `dir` (recursively).
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                todo.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 struct Fixture {

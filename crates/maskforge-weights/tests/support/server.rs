@@ -117,3 +117,20 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         _ => out.write_all(part),
     }
 }
+
+/// Every file under `dir`, recursively (what a fetch left in its cache).
+#[allow(dead_code)]
+pub fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
