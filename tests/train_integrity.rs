@@ -283,7 +283,7 @@ fn a_diverging_run_stops_with_one_line_and_no_checkpoint() {
 #[test]
 fn out_of_range_numbers_are_refused_before_anything_is_written() {
     let ds = build_dataset();
-    let bad: [(&str, &str); 28] = [
+    let bad: [(&str, &str); 33] = [
         ("--lr", "0"),
         ("--lr", "-0.1"),
         ("--lr", "nan"),
@@ -307,6 +307,11 @@ fn out_of_range_numbers_are_refused_before_anything_is_written() {
         ("--rotate", "1000"),
         ("--crop-scale", "0"),
         ("--jitter", "2"),
+        ("--grey", "1.5"),
+        ("--blur", "-0.1"),
+        ("--jpeg", "2"),
+        ("--downscale", "nan"),
+        ("--erase", "-1"),
         ("--workers", "100000"),
         ("--prefetch", "0"),
         ("--prefetch", "100000"),

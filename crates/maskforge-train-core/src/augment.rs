@@ -3,17 +3,30 @@
 //! Training images go through one resampling pass that combines random
 //! resized crop, rotation and flips (an affine map from output to source
 //! pixels, sampled bilinearly), then colour jitter, then normalisation into
-//! a CHW `f32` buffer. Evaluation images get a centre square crop and an
+//! a CHW `f32` buffer. Between the jitter and the normalisation come the
+//! realism augmentations, each on its own probability, which make clean
+//! synthetic masks look more like real photos: grey-scale, down-and-up
+//! scaling, Gaussian blur, JPEG re-compression and, last, random erasing
+//! (an occluder). Evaluation images get a centre square crop and an
 //! antialiased resize. Both run on the loader's worker threads.
+//!
+//! Every draw comes from the item's `Rng` in a fixed order, and a
+//! probability of 0 draws nothing: with the realism augmentations off, a
+//! seed gives exactly the images it gave before they existed.
 
 use crate::rng::Rng;
 use image::imageops::FilterType;
-use image::RgbImage;
+use image::{Rgb32FImage, RgbImage};
 use serde::{Deserialize, Serialize};
 
 /// Random augmentations applied to training images (seed 000's
 /// `RandomHorizontalFlip`, `RandomVerticalFlip`, `RandomRotation`,
-/// `RandomResizedCrop`; seed 002's `ColorJitter`).
+/// `RandomResizedCrop`; seed 002's `ColorJitter`), and the realism
+/// augmentations `grey`, `downscale`, `blur`, `jpeg` and `erase`.
+///
+/// The realism fields are `#[serde(default)]` *per field*, so a
+/// `config.json` written before they existed reads them as 0 (off): a
+/// resumed old run keeps the augmentations it started with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AugmentConfig {
     /// Probability of a horizontal flip.
@@ -28,27 +41,88 @@ pub struct AugmentConfig {
     /// Colour jitter: brightness, contrast and saturation factors drawn from
     /// [1 − j, 1 + j] (seed 002 jittered saturation over [0, 2]: 1.0).
     pub jitter: f64,
+    /// Probability of converting to grey-scale (ITU-R 601 luma, kept as
+    /// three equal channels).
+    #[serde(default)]
+    pub grey: f64,
+    /// Probability of a Gaussian blur; sigma drawn from 0.5–2 px at 224 px,
+    /// scaled with the input size.
+    #[serde(default)]
+    pub blur: f64,
+    /// Probability of JPEG re-compression, quality drawn from 30–90.
+    #[serde(default)]
+    pub jpeg: f64,
+    /// Probability of scaling down by a factor drawn from 0.25–0.75 and
+    /// back up (bilinear): a low-resolution photo.
+    #[serde(default)]
+    pub downscale: f64,
+    /// Probability of random erasing (torchvision's `RandomErasing`): a
+    /// rectangle of 2–20 % of the area, aspect ratio 0.3–3.3, filled with
+    /// one random colour or with noise.
+    #[serde(default)]
+    pub erase: f64,
 }
 
 impl Default for AugmentConfig {
     fn default() -> Self {
-        AugmentConfig { hflip: 0.5, vflip: 0.0, rotate: 10.0, crop_scale: 0.85, jitter: 0.1 }
+        AugmentConfig {
+            hflip: 0.5,
+            vflip: 0.0,
+            rotate: 10.0,
+            crop_scale: 0.85,
+            jitter: 0.1,
+            grey: 0.1,
+            blur: 0.1,
+            jpeg: 0.2,
+            downscale: 0.1,
+            // Off: an occluder can hide the very region a label is about
+            // (a nose over or under the mask), so erasing is opt-in.
+            erase: 0.0,
+        }
     }
 }
 
 impl AugmentConfig {
     /// No augmentation at all (training then sees the evaluation transform).
     pub fn none() -> Self {
-        AugmentConfig { hflip: 0.0, vflip: 0.0, rotate: 0.0, crop_scale: 1.0, jitter: 0.0 }
+        AugmentConfig {
+            hflip: 0.0,
+            vflip: 0.0,
+            rotate: 0.0,
+            crop_scale: 1.0,
+            jitter: 0.0,
+            grey: 0.0,
+            blur: 0.0,
+            jpeg: 0.0,
+            downscale: 0.0,
+            erase: 0.0,
+        }
     }
 
     pub fn is_none(&self) -> bool {
-        self.hflip <= 0.0 && self.vflip <= 0.0 && self.rotate == 0.0 && self.crop_scale >= 1.0 && self.jitter <= 0.0
+        self.hflip <= 0.0
+            && self.vflip <= 0.0
+            && self.rotate == 0.0
+            && self.crop_scale >= 1.0
+            && self.jitter <= 0.0
+            && self.realism().iter().all(|(_, p)| *p <= 0.0)
+    }
+
+    /// The realism augmentations' probabilities with their flags.
+    fn realism(&self) -> [(&'static str, f64); 5] {
+        [
+            ("--grey", self.grey),
+            ("--blur", self.blur),
+            ("--jpeg", self.jpeg),
+            ("--downscale", self.downscale),
+            ("--erase", self.erase),
+        ]
     }
 
     /// Checks the ranges; the message names the flag.
     pub fn validate(&self) -> Result<(), String> {
-        for (name, p) in [("--hflip", self.hflip), ("--vflip", self.vflip)] {
+        let flips = [("--hflip", self.hflip), ("--vflip", self.vflip)];
+        for (name, p) in flips.into_iter().chain(self.realism()) {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} must be a probability in [0, 1], got {p}"));
             }
@@ -196,11 +270,162 @@ pub fn train_transform(
     if brightness != 1.0 || contrast != 1.0 || saturation != 1.0 {
         color_jitter(&mut rgb, brightness, contrast, saturation);
     }
+    realism(&mut rgb, n, aug, rng);
     let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / norm.std[c]);
     for i in 0..plane {
         for c in 0..3 {
             out[c * plane + i] = (rgb[i * 3 + c] - norm.mean[c]) * scale[c];
         }
+    }
+}
+
+/// The realism augmentations on an `n`×`n` HWC buffer in [0, 1], in a
+/// fixed order: grey-scale, down-and-up scaling, blur, JPEG, erasing. Each
+/// draws its parameters only when it applies.
+fn realism(rgb: &mut Vec<f32>, n: usize, aug: &AugmentConfig, rng: &mut Rng) {
+    if rng.chance(aug.grey) {
+        greyscale(rgb);
+    }
+    if rng.chance(aug.downscale) {
+        let factor = rng.uniform(0.25, 0.75);
+        down_up(rgb, n, factor);
+    }
+    if rng.chance(aug.blur) {
+        let sigma = rng.uniform(0.5, 2.0) * n as f64 / 224.0;
+        gaussian_blur(rgb, n, sigma as f32);
+    }
+    if rng.chance(aug.jpeg) {
+        let quality = 30 + rng.below(61) as u8;
+        jpeg_roundtrip(rgb, n, quality);
+    }
+    if rng.chance(aug.erase) {
+        random_erase(rgb, n, rng);
+    }
+}
+
+/// Grey-scale as torchvision's `Grayscale(3)`: luma in all three channels.
+fn greyscale(rgb: &mut [f32]) {
+    for p in rgb.chunks_exact_mut(3) {
+        let g = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+        p.fill(g);
+    }
+}
+
+/// Scales the `n`×`n` image down by `factor` (antialiased) and back up
+/// (bilinear).
+fn down_up(rgb: &mut Vec<f32>, n: usize, factor: f64) {
+    let m = ((n as f64 * factor).round() as u32).max(1);
+    let side = n as u32;
+    if rgb.len() != 3 * n * n {
+        return;
+    }
+    let Some(img) = Rgb32FImage::from_raw(side, side, std::mem::take(rgb)) else {
+        return; // unreachable: the length is checked above
+    };
+    let small = image::imageops::resize(&img, m, m, FilterType::Triangle);
+    let back = image::imageops::resize(&small, side, side, FilterType::Triangle);
+    *rgb = if back.dimensions() == (side, side) { back.into_raw() } else { img.into_raw() };
+    for v in rgb.iter_mut() {
+        *v = v.clamp(0.0, 1.0);
+    }
+}
+
+/// Separable Gaussian blur with edge clamping; the kernel reaches 3 sigma.
+fn gaussian_blur(rgb: &mut [f32], n: usize, sigma: f32) {
+    if n == 0 || sigma <= 0.0 {
+        return;
+    }
+    let radius = (3.0 * sigma).ceil().max(1.0) as i64;
+    let mut kernel: Vec<f32> = (-radius..=radius).map(|i| (-((i * i) as f32) / (2.0 * sigma * sigma)).exp()).collect();
+    let total: f32 = kernel.iter().sum();
+    kernel.iter_mut().for_each(|k| *k /= total);
+    let last = n as i64 - 1;
+    let mut tmp = vec![0f32; rgb.len()];
+    // Horizontal pass into tmp, vertical pass back.
+    for y in 0..n {
+        for x in 0..n {
+            let mut acc = [0f32; 3];
+            for (k, w) in kernel.iter().enumerate() {
+                let sx = (x as i64 + k as i64 - radius).clamp(0, last) as usize;
+                let o = (y * n + sx) * 3;
+                for c in 0..3 {
+                    acc[c] += w * rgb[o + c];
+                }
+            }
+            tmp[(y * n + x) * 3..][..3].copy_from_slice(&acc);
+        }
+    }
+    for y in 0..n {
+        for x in 0..n {
+            let mut acc = [0f32; 3];
+            for (k, w) in kernel.iter().enumerate() {
+                let sy = (y as i64 + k as i64 - radius).clamp(0, last) as usize;
+                let o = (sy * n + x) * 3;
+                for c in 0..3 {
+                    acc[c] += w * tmp[o + c];
+                }
+            }
+            for c in 0..3 {
+                rgb[(y * n + x) * 3 + c] = acc[c].clamp(0.0, 1.0);
+            }
+        }
+    }
+}
+
+/// Encodes the image as a JPEG of `quality` in memory and decodes it again.
+/// Should either step fail (it does not for a valid buffer), the image is
+/// left as it was.
+fn jpeg_roundtrip(rgb: &mut [f32], n: usize, quality: u8) {
+    use image::codecs::jpeg::{JpegDecoder, JpegEncoder};
+    use image::{ExtendedColorType, ImageDecoder};
+    let bytes: Vec<u8> = rgb.iter().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
+    let mut encoded = Vec::new();
+    let side = n as u32;
+    if JpegEncoder::new_with_quality(&mut encoded, quality).encode(&bytes, side, side, ExtendedColorType::Rgb8).is_err()
+    {
+        return;
+    }
+    let Ok(decoder) = JpegDecoder::new(std::io::Cursor::new(&encoded)) else {
+        return;
+    };
+    if decoder.dimensions() != (side, side) || decoder.color_type() != image::ColorType::Rgb8 {
+        return;
+    }
+    let mut decoded = vec![0u8; bytes.len()];
+    if decoder.read_image(&mut decoded).is_ok() {
+        for (v, b) in rgb.iter_mut().zip(&decoded) {
+            *v = *b as f32 / 255.0;
+        }
+    }
+}
+
+/// torchvision's `RandomErasing` with area 2–20 % and aspect ratio 0.3–3.3
+/// (log-uniform), ten tries for a box that fits; filled with one random
+/// colour or, as often, with per-pixel noise.
+fn random_erase(rgb: &mut [f32], n: usize, rng: &mut Rng) {
+    let area = (n * n) as f64;
+    let (lo, hi) = (0.3f64.ln(), 3.3f64.ln());
+    for _ in 0..10 {
+        let target = area * rng.uniform(0.02, 0.2);
+        let ratio = rng.uniform(lo, hi).exp();
+        let h = (target * ratio).sqrt().round() as usize;
+        let w = (target / ratio).sqrt().round() as usize;
+        if h == 0 || w == 0 || h >= n || w >= n {
+            continue;
+        }
+        let top = rng.below(n - h + 1);
+        let left = rng.below(n - w + 1);
+        let colour = if rng.chance(0.5) { Some([rng.unit(), rng.unit(), rng.unit()].map(|v| v as f32)) } else { None };
+        for y in top..top + h {
+            for x in left..left + w {
+                let p = &mut rgb[(y * n + x) * 3..][..3];
+                match colour {
+                    Some(c) => p.copy_from_slice(&c),
+                    None => p.iter_mut().for_each(|v| *v = rng.unit() as f32),
+                }
+            }
+        }
+        return;
     }
 }
 
@@ -287,7 +512,14 @@ mod tests {
         assert!(out[0] > out[7]);
         assert!((out[0] - img.get_pixel(7, 0).0[0] as f32 / 255.0).abs() < 1e-5);
 
-        let all = AugmentConfig { hflip: 0.5, vflip: 0.5, rotate: 30.0, crop_scale: 0.5, jitter: 0.4 };
+        let all = AugmentConfig {
+            hflip: 0.5,
+            vflip: 0.5,
+            rotate: 30.0,
+            crop_scale: 0.5,
+            jitter: 0.4,
+            ..AugmentConfig::none()
+        };
         let mut a = vec![0f32; 3 * 64];
         let mut b = vec![0f32; 3 * 64];
         train_transform(&img, 8, &all, &Normalize::IMAGENET, &mut Rng::derive(3, 1, 2), &mut a);
@@ -317,5 +549,207 @@ mod tests {
         assert!(bad.validate().unwrap_err().contains("--hflip"));
         assert!(AugmentConfig::default().validate().is_ok());
         assert!(AugmentConfig::none().is_none());
+        for flag in ["--grey", "--blur", "--jpeg", "--downscale", "--erase"] {
+            for p in [-0.1, 1.5, f64::NAN] {
+                let mut a = AugmentConfig::none();
+                match flag {
+                    "--grey" => a.grey = p,
+                    "--blur" => a.blur = p,
+                    "--jpeg" => a.jpeg = p,
+                    "--downscale" => a.downscale = p,
+                    _ => a.erase = p,
+                }
+                let err = a.validate().unwrap_err();
+                assert!(err.contains(flag) && err.contains("[0, 1]"), "{err}");
+            }
+            let mut a = AugmentConfig::none();
+            match flag {
+                "--grey" => a.grey = 0.3,
+                "--blur" => a.blur = 0.3,
+                "--jpeg" => a.jpeg = 0.3,
+                "--downscale" => a.downscale = 0.3,
+                _ => a.erase = 0.3,
+            }
+            assert!(a.validate().is_ok());
+            assert!(!a.is_none(), "{flag} on is an augmentation");
+        }
+    }
+
+    /// The training transform of one image with a fixed seed, hashed.
+    fn transform_hash(aug: &AugmentConfig) -> u64 {
+        let img = RgbImage::from_fn(40, 30, |x, y| Rgb([(x * 6) as u8, (y * 8) as u8, ((x * y) % 256) as u8]));
+        let mut out = vec![0f32; 3 * 24 * 24];
+        train_transform(&img, 24, aug, &Normalize::IMAGENET, &mut Rng::derive(42, 1, 2), &mut out);
+        let bytes: Vec<u8> = out.iter().flat_map(|v| v.to_le_bytes()).collect();
+        maskforge_rng::stable_hash(&bytes)
+    }
+
+    fn realism_off(aug: AugmentConfig) -> AugmentConfig {
+        AugmentConfig { grey: 0.0, blur: 0.0, jpeg: 0.0, downscale: 0.0, erase: 0.0, ..aug }
+    }
+
+    /// Literal hashes computed with the transform as it was before the
+    /// realism augmentations existed: with them at 0 nothing is drawn, so
+    /// every seeded run of that version sees the same images.
+    #[test]
+    fn realism_off_is_bit_identical_to_the_earlier_transform() {
+        assert_eq!(transform_hash(&realism_off(AugmentConfig::default())), 0xf24a_032a_0bd9_59e2);
+        let all = AugmentConfig {
+            hflip: 0.5,
+            vflip: 0.5,
+            rotate: 30.0,
+            crop_scale: 0.5,
+            jitter: 0.4,
+            ..AugmentConfig::none()
+        };
+        assert_eq!(transform_hash(&all), 0xe409_644c_4820_8403);
+    }
+
+    /// Only one realism augmentation on, always.
+    fn only(f: impl FnOnce(&mut AugmentConfig)) -> AugmentConfig {
+        let mut a = AugmentConfig::none();
+        f(&mut a);
+        a
+    }
+
+    /// The train transform with identity normalisation, as HWC pixels in [0, 1].
+    fn run(img: &RgbImage, aug: &AugmentConfig, seed: u64) -> Vec<[f32; 3]> {
+        let n = img.width() as usize;
+        let plane = n * n;
+        let mut out = vec![0f32; 3 * plane];
+        train_transform(img, n as u32, aug, &Normalize::IDENTITY, &mut Rng::derive(seed, 0, 0), &mut out);
+        (0..plane).map(|i| [out[i], out[plane + i], out[2 * plane + i]]).collect()
+    }
+
+    /// Sum of squared differences between horizontal and vertical neighbours.
+    fn high_freq(px: &[[f32; 3]], n: usize) -> f32 {
+        let d = |a: &[f32; 3], b: &[f32; 3]| a.iter().zip(b).map(|(u, v)| (u - v).powi(2)).sum::<f32>();
+        let mut e = 0.0;
+        for y in 0..n {
+            for x in 0..n {
+                let p = &px[y * n + x];
+                if x + 1 < n {
+                    e += d(p, &px[y * n + x + 1]);
+                }
+                if y + 1 < n {
+                    e += d(p, &px[(y + 1) * n + x]);
+                }
+            }
+        }
+        e
+    }
+
+    fn checker(n: u32, cell: u32) -> RgbImage {
+        RgbImage::from_fn(n, n, |x, y| {
+            if (x / cell + y / cell).is_multiple_of(2) {
+                Rgb([230, 40, 90])
+            } else {
+                Rgb([20, 200, 160])
+            }
+        })
+    }
+
+    #[test]
+    fn grey_makes_channels_equal() {
+        let img = gradient(32, 32);
+        let px = run(&img, &only(|a| a.grey = 1.0), 1);
+        assert!(px.iter().all(|p| p[0] == p[1] && p[1] == p[2]));
+        // The luma of a pure colour.
+        let red = run(&RgbImage::from_pixel(8, 8, Rgb([255, 0, 0])), &only(|a| a.grey = 1.0), 1);
+        assert!((red[0][0] - 0.299).abs() < 1e-5, "{:?}", red[0]);
+    }
+
+    #[test]
+    fn blur_and_downscale_remove_high_frequencies() {
+        // Blur: sigma is relative to the size, so test at 224 px.
+        let img = checker(224, 2);
+        let sharp = high_freq(&run(&img, &AugmentConfig::none(), 1), 224);
+        for seed in 0..3 {
+            let blurred = high_freq(&run(&img, &only(|a| a.blur = 1.0), seed), 224);
+            assert!(blurred < sharp * 0.5, "blur: {blurred} vs {sharp}");
+        }
+        let img = checker(32, 2);
+        let sharp = high_freq(&run(&img, &AugmentConfig::none(), 1), 32);
+        for seed in 0..3 {
+            let px = run(&img, &only(|a| a.downscale = 1.0), seed);
+            assert!(high_freq(&px, 32) < sharp * 0.5, "downscale: {} vs {sharp}", high_freq(&px, 32));
+            assert!(px.iter().flatten().all(|v| (0.0..=1.0).contains(v)));
+        }
+        // A flat image stays flat.
+        let flat = RgbImage::from_pixel(32, 32, Rgb([100, 150, 200]));
+        let px = run(&flat, &only(|a| (a.blur, a.downscale) = (1.0, 1.0)), 2);
+        assert!(px.iter().all(|p| (p[1] - 150.0 / 255.0).abs() < 1e-4), "{:?}", px[0]);
+    }
+
+    #[test]
+    fn jpeg_changes_pixels_but_keeps_the_colour() {
+        let img = RgbImage::from_fn(64, 64, |x, y| {
+            Rgb([(x * 4) as u8, (y * 4) as u8, if (x / 3 + y / 5).is_multiple_of(2) { 200 } else { 60 }])
+        });
+        let before = run(&img, &AugmentConfig::none(), 1);
+        for seed in 0..3 {
+            let after = run(&img, &only(|a| a.jpeg = 1.0), seed);
+            let changed = before.iter().zip(&after).filter(|(a, b)| a != b).count();
+            assert!(changed > before.len() / 4, "only {changed} pixels changed");
+            for c in 0..3 {
+                let mean = |px: &[[f32; 3]]| px.iter().map(|p| p[c]).sum::<f32>() / px.len() as f32;
+                assert!((mean(&before) - mean(&after)).abs() < 0.02, "channel {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn erase_replaces_one_rectangle() {
+        let n = 32usize;
+        let img = RgbImage::from_pixel(n as u32, n as u32, Rgb([128, 128, 128]));
+        let mut erased_any = 0;
+        for seed in 0..20 {
+            let px = run(&img, &only(|a| a.erase = 1.0), seed);
+            let changed: Vec<(usize, usize)> = (0..n * n)
+                .filter(|&i| px[i].iter().any(|v| (v - 128.0 / 255.0).abs() > 1e-6))
+                .map(|i| (i % n, i / n))
+                .collect();
+            if changed.is_empty() {
+                continue; // ten tries found no box that fits (rare)
+            }
+            erased_any += 1;
+            let (x0, x1) = (changed.iter().map(|p| p.0).min().unwrap(), changed.iter().map(|p| p.0).max().unwrap());
+            let (y0, y1) = (changed.iter().map(|p| p.1).min().unwrap(), changed.iter().map(|p| p.1).max().unwrap());
+            let boxed = (x1 - x0 + 1) * (y1 - y0 + 1);
+            assert_eq!(boxed, changed.len(), "seed {seed}: not a filled rectangle");
+            let fraction = boxed as f64 / (n * n) as f64;
+            // 2–20 % of the area, give or take the rounding of the sides.
+            assert!((0.012..=0.24).contains(&fraction), "seed {seed}: {fraction}");
+            let aspect = (y1 - y0 + 1) as f64 / (x1 - x0 + 1) as f64;
+            assert!((0.2..=5.0).contains(&aspect), "seed {seed}: aspect {aspect}");
+        }
+        assert!(erased_any >= 18, "{erased_any}");
+    }
+
+    #[test]
+    fn realism_repeats_for_a_seed() {
+        let img = gradient(48, 40);
+        let all =
+            AugmentConfig { grey: 0.5, blur: 0.5, jpeg: 0.5, downscale: 0.5, erase: 0.5, ..AugmentConfig::default() };
+        let mut differs = false;
+        for seed in 0..6 {
+            let a = run(&img, &all, seed);
+            assert_eq!(a, run(&img, &all, seed));
+            differs |= a != run(&img, &all, seed + 100);
+        }
+        assert!(differs);
+        // Pinned with JPEG off (its decoder's arithmetic is the image crate's).
+        let no_jpeg = AugmentConfig { grey: 1.0, blur: 1.0, downscale: 1.0, erase: 1.0, ..AugmentConfig::default() };
+        assert_eq!(transform_hash(&no_jpeg), 0x1a8a_38fb_466d_7313);
+    }
+
+    #[test]
+    fn older_config_json_reads_realism_as_off() {
+        let old = r#"{"hflip":0.5,"vflip":0.0,"rotate":10.0,"crop_scale":0.85,"jitter":0.1}"#;
+        let a: AugmentConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(a, realism_off(AugmentConfig::default()));
+        let text = serde_json::to_string(&AugmentConfig::default()).unwrap();
+        assert!(text.contains("\"jpeg\":0.2") && text.contains("\"erase\":0.0"), "{text}");
+        assert_eq!(serde_json::from_str::<AugmentConfig>(&text).unwrap(), AugmentConfig::default());
     }
 }

@@ -12,7 +12,8 @@
 //! 2. [`error`]: [`TrainError`], the one error type of training;
 //! 3. [`rng`], [`arch`], [`optim`]: seeded randomness, the backbones by
 //!    name, optimiser kinds with the learning-rate schedule and loss scaler;
-//! 4. [`augment`]: the seeds' augmentations and normalisation on images;
+//! 4. [`augment`]: the seeds' augmentations, the realism ones (grey-scale,
+//!    blur, JPEG, down-and-up scaling, erasing) and normalisation on images;
 //! 5. [`config`]: [`TrainConfig`] and the range checks of every number;
 //! 6. [`manifest`]: reading what `maskforge split` writes;
 //! 7. [`data`]: dataset items and the threaded input pipeline;

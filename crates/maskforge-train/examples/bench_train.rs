@@ -104,12 +104,19 @@ fn make_crops(samples: Option<&Path>, dir: &Path) -> Vec<Item> {
     items
 }
 
+/// The default augmentations without the realism ones (grey-scale, blur,
+/// JPEG, down-and-up scaling, erasing): the recipe
+/// `xtask/bench_train_pytorch.py` does the same work for.
+fn bench_augment() -> AugmentConfig {
+    AugmentConfig { grey: 0.0, blur: 0.0, jpeg: 0.0, downscale: 0.0, erase: 0.0, ..AugmentConfig::default() }
+}
+
 fn pipeline_rate(items: &Arc<Vec<Item>>, threads: usize, rounds: usize) -> f64 {
     let loader = Loader::new(threads, 224, Normalize::IMAGENET, LoadLimits::default(), 4).expect("loader");
     let started = Instant::now();
     let mut n = 0;
     for round in 0..rounds {
-        let t = Transform::Train { augment: AugmentConfig::default(), seed: 1, epoch: round as u64 };
+        let t = Transform::Train { augment: bench_augment(), seed: 1, epoch: round as u64 };
         for b in loader.batches(Arc::clone(items), (0..items.len()).collect(), 32, t) {
             n += b.len();
         }
@@ -140,7 +147,7 @@ fn train_rate(items: &Arc<Vec<Item>>, size: u32, batch: usize, warmup: usize, st
         order.extend(maskforge_train::data::shuffled(items.len(), 7, pass));
         pass += 1;
     }
-    let t = Transform::Train { augment: AugmentConfig::default(), seed: 1, epoch: 0 };
+    let t = Transform::Train { augment: bench_augment(), seed: 1, epoch: 0 };
     let mut started = Instant::now();
     let mut images = 0;
     for (i, b) in loader.batches(Arc::clone(items), order, batch, t).take(total).enumerate() {

@@ -100,6 +100,22 @@ pub struct TrainArgs {
     /// Colour jitter strength for brightness, contrast and saturation, in [0, 1] [default: 0.1].
     #[arg(long)]
     pub jitter: Option<f64>,
+    /// Grey-scale probability, in [0, 1]: luma in all three channels [default: 0.1].
+    #[arg(long, value_name = "P")]
+    pub grey: Option<f64>,
+    /// Gaussian blur probability, in [0, 1]; sigma 0.5-2 px at 224 px, scaled with --img-size [default: 0.1].
+    #[arg(long, value_name = "P")]
+    pub blur: Option<f64>,
+    /// JPEG re-compression probability, in [0, 1]; quality drawn from 30-90 [default: 0.2].
+    #[arg(long, value_name = "P")]
+    pub jpeg: Option<f64>,
+    /// Down-and-up scaling probability, in [0, 1]; factor drawn from 0.25-0.75 [default: 0.1].
+    #[arg(long, value_name = "P")]
+    pub downscale: Option<f64>,
+    /// Random erasing probability, in [0, 1]: a rectangle of 2-20% of the image, aspect 0.3-3.3,
+    /// filled with a random colour or noise (an occluder) [default: 0; it can hide what the label is about].
+    #[arg(long, value_name = "P")]
+    pub erase: Option<f64>,
     /// No augmentation at all.
     #[arg(long)]
     pub no_augment: bool,
@@ -155,6 +171,11 @@ impl TrainArgs {
                 ("--rotate", self.rotate.is_some()),
                 ("--crop-scale", self.crop_scale.is_some()),
                 ("--jitter", self.jitter.is_some()),
+                ("--grey", self.grey.is_some()),
+                ("--blur", self.blur.is_some()),
+                ("--jpeg", self.jpeg.is_some()),
+                ("--downscale", self.downscale.is_some()),
+                ("--erase", self.erase.is_some()),
                 ("--no-augment", self.no_augment),
                 ("--norm", self.norm.is_some()),
                 ("--seed", self.seed.is_some()),
@@ -232,6 +253,11 @@ impl TrainArgs {
         a.rotate = self.rotate.unwrap_or(a.rotate);
         a.crop_scale = self.crop_scale.unwrap_or(a.crop_scale);
         a.jitter = self.jitter.unwrap_or(a.jitter);
+        a.grey = self.grey.unwrap_or(a.grey);
+        a.blur = self.blur.unwrap_or(a.blur);
+        a.jpeg = self.jpeg.unwrap_or(a.jpeg);
+        a.downscale = self.downscale.unwrap_or(a.downscale);
+        a.erase = self.erase.unwrap_or(a.erase);
         c.norm = self.norm.unwrap_or(c.norm);
         c.seed = self.seed.unwrap_or(c.seed);
         c.workers = self.workers.unwrap_or(0);
