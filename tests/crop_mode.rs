@@ -10,11 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{fails, maskforge, samples, SAMPLE_FACES};
-
-fn load(name: &str) -> RgbImage {
-    maskforge_imageio::load_rgb(&samples().join(name), Default::default()).unwrap()
-}
+use common::{fails, mask_ok, sample_image as load, SAMPLE_FACES};
 
 fn save(img: &RgbImage, path: &Path) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -62,19 +58,8 @@ fn no_face_crops(root: &Path) -> Vec<String> {
     names
 }
 
-fn mask(input: &Path, out: &Path, extra: &[&str]) -> String {
-    let o = maskforge()
-        .arg("mask")
-        .arg(input)
-        .arg("--out")
-        .arg(out)
-        .args(["--variants", "correct", "--jobs", "2"])
-        .args(extra)
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    assert!(o.status.success(), "mask failed:\nstdout: {}\nstderr: {}", text(&o.stdout), text(&o.stderr));
-    text(&o.stderr)
+fn mask(input: &Path, out: &Path, extra: &[&str]) {
+    mask_ok(input, out, &[&["--variants", "correct", "--jobs", "2"], extra].concat());
 }
 
 fn failures(out: &Path) -> BTreeMap<String, String> {

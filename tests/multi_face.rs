@@ -7,11 +7,7 @@ use image::RgbImage;
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{fails, maskforge, samples};
-
-fn load(name: &str) -> RgbImage {
-    maskforge_imageio::load_rgb(&samples().join(name), Default::default()).unwrap()
-}
+use common::{fails, mask_ok, sample_image as load};
 
 /// `in/group.jpg`: biden and obama at full size, obama2 at a third (a ~100 px face).
 fn group_photo(dir: &Path) -> PathBuf {
@@ -30,19 +26,9 @@ fn group_photo(dir: &Path) -> PathBuf {
 }
 
 fn mask(input: &Path, out: &Path, extra: &[&str]) -> String {
-    let o = maskforge()
-        .arg("mask")
-        .arg(input)
-        .arg("--out")
-        .arg(out)
-        // Full-size detection, so the small face is seen (and known to be bare).
-        .args(["--variants", "correct", "--min-face", "150", "--detect-max-side", "0"])
-        .args(extra)
-        .output()
-        .unwrap();
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    assert!(o.status.success(), "mask failed:\nstdout: {}\nstderr: {}", text(&o.stdout), text(&o.stderr));
-    text(&o.stdout)
+    // Full-size detection, so the small face is seen (and known to be bare).
+    let fixed = ["--variants", "correct", "--min-face", "150", "--detect-max-side", "0"];
+    mask_ok(input, out, &[&fixed[..], extra].concat()).0
 }
 
 /// `(output, class, face)` of every annotation row.

@@ -83,3 +83,17 @@ pub fn draw_synthetic_mask(img: &mut image::RgbImage, color: image::Rgb<u8>) {
     ];
     imageproc::drawing::draw_polygon_mut(img, &poly, color);
 }
+
+/// A sample photo, decoded (EXIF orientation applied).
+pub fn sample_image(name: &str) -> image::RgbImage {
+    maskforge_imageio::load_rgb(&samples().join(name), Default::default()).expect("sample photo")
+}
+
+/// `maskforge mask INPUT --out OUT ARGS...` with the models set, which must
+/// succeed; returns (stdout, stderr).
+pub fn mask_ok(input: &Path, out: &Path, args: &[&str]) -> (String, String) {
+    let o = maskforge().arg("mask").arg(input).arg("--out").arg(out).args(args).output().expect("run maskforge");
+    let (stdout, stderr) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "maskforge mask {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    (stdout, stderr)
+}

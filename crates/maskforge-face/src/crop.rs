@@ -72,11 +72,8 @@ impl CropTransform {
             Point::new(b.right, b.top),
             Point::new(b.left, b.bottom),
             Point::new(b.right, b.bottom),
-        ]
-        .map(|p| self.to_crop(p));
-        corners.iter().fold(BBox::new(f32::MAX, f32::MAX, f32::MIN, f32::MIN), |acc, p| {
-            BBox::new(acc.left.min(p.x), acc.top.min(p.y), acc.right.max(p.x), acc.bottom.max(p.y))
-        })
+        ];
+        BBox::enclosing(corners.map(|p| self.to_crop(p)))
     }
 
     /// Cuts the crop out of `img`: bilinear inside the photo, black outside.

@@ -58,22 +58,11 @@ pub const MEAN_SHAPE: [(f32, f32); 68] = [
 
 /// The square box in HOG's convention for a face with these landmarks.
 pub fn box_from_landmarks(lm: &Landmarks68) -> BBox {
-    let inner = bounds(&lm.0[17..]);
+    let inner = BBox::enclosing(lm.0[17..].iter().copied());
     let side = inner.width().max(inner.height()) * BOX_SIDE;
     let c = inner.center() + Point::new(BOX_DX, BOX_DY) * side;
     let half = side / 2.0;
     BBox::new(c.x - half, c.y - half, c.x + half, c.y + half)
-}
-
-fn bounds(points: &[Point]) -> BBox {
-    let mut b = BBox::new(f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-    for p in points {
-        b.left = b.left.min(p.x);
-        b.top = b.top.min(p.y);
-        b.right = b.right.max(p.x);
-        b.bottom = b.bottom.max(p.y);
-    }
-    b
 }
 
 /// The box to start from in a `width`×`height` face crop.

@@ -97,6 +97,13 @@ impl BBox {
         (self.bottom - self.top).max(0.0)
     }
 
+    /// The tight box around `points` (inverted, `MAX..MIN`, when there are none).
+    pub fn enclosing(points: impl IntoIterator<Item = Point>) -> BBox {
+        points.into_iter().fold(BBox::new(f32::MAX, f32::MAX, f32::MIN, f32::MIN), |b, p| {
+            BBox::new(b.left.min(p.x), b.top.min(p.y), b.right.max(p.x), b.bottom.max(p.y))
+        })
+    }
+
     pub fn area(&self) -> f32 {
         self.width() * self.height()
     }
@@ -265,14 +272,7 @@ impl Landmarks68 {
 
     /// Tight bounding box of all 68 points.
     pub fn bounds(&self) -> BBox {
-        let mut b = BBox::new(f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-        for p in &self.0 {
-            b.left = b.left.min(p.x);
-            b.top = b.top.min(p.y);
-            b.right = b.right.max(p.x);
-            b.bottom = b.bottom.max(p.y);
-        }
-        b
+        BBox::enclosing(self.0)
     }
 
     pub fn map(&self, f: impl Fn(Point) -> Point) -> Landmarks68 {

@@ -125,10 +125,7 @@ const MIRROR: [usize; 68] = [
 ];
 
 fn inner_bounds(lm: &Landmarks68) -> BBox {
-    let pts = &lm.0[17..];
-    pts.iter().fold(BBox::new(f32::MAX, f32::MAX, f32::MIN, f32::MIN), |b, p| {
-        BBox::new(b.left.min(p.x), b.top.min(p.y), b.right.max(p.x), b.bottom.max(p.y))
-    })
+    BBox::enclosing(lm.0[17..].iter().copied())
 }
 
 /// Eye centres to (-0.5, 0) and (0.5, 0).

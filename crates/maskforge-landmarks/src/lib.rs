@@ -17,7 +17,7 @@ use dlib_face_recognition::ImageMatrix;
 use ffi::{CnnDetector, HogDetector, RawDetection, ShapePredictor};
 use image::RgbImage;
 use maskforge_face::fit::{fit_crop, CropLimits, CropRejection};
-use maskforge_face::{BBox, Face, Landmarks68, Point};
+use maskforge_face::{BBox, Face, FaceMethod, Landmarks68, Point};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -69,6 +69,14 @@ impl DetectorKind {
         match self {
             DetectorKind::Hog => 80,
             DetectorKind::Cnn => 40,
+        }
+    }
+
+    /// How `annotations.csv` names faces this detector found.
+    pub fn method(self) -> FaceMethod {
+        match self {
+            DetectorKind::Hog => FaceMethod::Hog,
+            DetectorKind::Cnn => FaceMethod::Cnn,
         }
     }
 }
@@ -307,7 +315,6 @@ extern "C" {
     // OpenBLAS (Debian's pthread build), which dlib's CNN layers call for
     // their matrix products.
     fn openblas_set_num_threads(n: std::os::raw::c_int);
-    fn openblas_get_num_threads() -> std::os::raw::c_int;
 }
 
 /// Gives OpenBLAS the cores that `workers` threads of our own leave free:
@@ -322,12 +329,6 @@ pub fn share_cores_with_workers(workers: usize) -> usize {
     // while no BLAS call is running (before the workers start).
     unsafe { openblas_set_num_threads(per_worker as std::os::raw::c_int) };
     per_worker
-}
-
-/// OpenBLAS's current thread count (for benchmarks and tests).
-pub fn blas_threads() -> usize {
-    // SAFETY: a plain getter.
-    unsafe { openblas_get_num_threads().max(1) as usize }
 }
 
 /// Copies an RGB image into dlib's matrix type. Goes through the raw buffer,

@@ -8,7 +8,7 @@
 use crate::naming::{Naming, BARE_KEY, UNMASKED_KEY};
 use crate::options::{MaskOptions, UnmaskedMode, VariantMode};
 use crate::record::Record;
-use crate::source::FaceSource;
+use crate::source::{FaceSource, FoundFaces};
 use crate::PipelineError;
 use image::{GrayImage, RgbImage};
 use maskforge_contracts::mask_files::SourceStamp;
@@ -226,23 +226,20 @@ impl Pipeline {
             outcome.record = outcome.record.failed(reason);
             return Ok(outcome);
         }
-        let unmasked = found.found.saturating_sub(found.faces.len());
-        self.mask_faces(&img, (&found.faces, unmasked), found.method, path, rel, &mut outcome)?;
+        self.mask_faces(&img, &found, path, rel, &mut outcome)?;
         Ok(outcome)
     }
 
     /// The variants of an image with faces, then its original.
-    /// `faces`: the faces to mask, and how many detected ones are not to be masked.
     fn mask_faces(
         &self,
         img: &RgbImage,
-        (faces, unmasked): (&[Face], usize),
-        method: FaceMethod,
+        found: &FoundFaces,
         path: &Path,
         rel: &str,
         outcome: &mut ImageOutcome,
     ) -> Result<(), PipelineError> {
-        let seed = self.opts.seed;
+        let (seed, faces) = (self.opts.seed, &found.faces);
         // Styles per face, from the face's own stream; the variants' placements
         // fork the stream as it is after the style was drawn.
         let mut face_rngs: Vec<SplitMix64> = (0..faces.len()).map(|i| SplitMix64::for_face(seed, rel, i)).collect();
@@ -251,16 +248,15 @@ impl Pipeline {
         let mut masked_any = false;
         for v in self.variants_of(rel) {
             let start = Instant::now();
-            let masked = self.draw_variant(img, faces, v, &styles, &face_rngs, &mut outcome.record);
+            let masked = self.draw_variant(img, found, v, &styles, &face_rngs, &mut outcome.record);
             outcome.times.masks += start.elapsed();
-            let Some(mut masked) = masked else { continue };
-            masked.bare += unmasked;
+            let Some(masked) = masked else { continue };
             masked_any = true;
             let start = Instant::now();
             if self.opts.crop_size == 0 {
-                self.emit_whole(rel, &masked, faces, method, &styles, outcome)?;
+                self.emit_whole(rel, &masked, found, &styles, outcome)?;
             } else {
-                self.emit_crops(rel, &masked, faces, method, &styles, outcome)?;
+                self.emit_crops(rel, &masked, found, &styles, outcome)?;
             }
             outcome.times.write += start.elapsed();
         }
@@ -268,7 +264,7 @@ impl Pipeline {
         // class holds the same kind of photos as the masked ones).
         if self.opts.unmasked != UnmaskedMode::None && masked_any && self.opts.write {
             let start = Instant::now();
-            self.emit_original(img, faces, method, path, rel, &mut outcome.record)?;
+            self.emit_original(img, found, path, rel, &mut outcome.record)?;
             outcome.times.write += start.elapsed();
         }
         Ok(())
@@ -292,7 +288,7 @@ impl Pipeline {
     fn draw_variant(
         &self,
         img: &RgbImage,
-        faces: &[Face],
+        found: &FoundFaces,
         v: MaskVariant,
         styles: &[MaskStyle],
         face_rngs: &[SplitMix64],
@@ -300,6 +296,7 @@ impl Pipeline {
     ) -> Option<Masked> {
         let mut image = img.clone();
         let mut seg = self.opts.seg_dir.as_ref().map(|_| GrayImage::new(img.width(), img.height()));
+        let faces = &found.faces;
         let mut placements = Vec::with_capacity(faces.len());
         for (i, face) in faces.iter().enumerate() {
             let mut rng = face_rngs[i].fork(v.as_str());
@@ -311,8 +308,10 @@ impl Pipeline {
                 }
             }
         }
-        let bare = placements.iter().filter(|p| p.is_none()).count();
-        (bare < faces.len()).then_some(Masked { variant: v, image, seg, placements, bare })
+        let unplaced = placements.iter().filter(|p| p.is_none()).count();
+        // Bare: not placeable, or found but not to be masked (small, not the largest).
+        let bare = unplaced + found.found.saturating_sub(faces.len());
+        (unplaced < faces.len()).then_some(Masked { variant: v, image, seg, placements, bare })
     }
 
     /// One output for all faces of a variant.
@@ -320,8 +319,7 @@ impl Pipeline {
         &self,
         rel: &str,
         m: &Masked,
-        faces: &[Face],
-        method: FaceMethod,
+        found: &FoundFaces,
         styles: &[MaskStyle],
         outcome: &mut ImageOutcome,
     ) -> Result<(), PipelineError> {
@@ -352,13 +350,13 @@ impl Pipeline {
             }
         } else {
             let label = style_label(class, v, &styles[0]);
-            let thumbnail = thumbnail(&m.image, Some(faces[0].bbox), THUMBNAIL);
+            let thumbnail = thumbnail(&m.image, Some(found.faces[0].bbox), THUMBNAIL);
             outcome.thumbnails.push(SheetItem { thumbnail, label });
         }
         let identity = |p: Point| p;
-        for (i, (face, p)) in faces.iter().zip(&m.placements).enumerate() {
+        for (i, (face, p)) in found.faces.iter().zip(&m.placements).enumerate() {
             let Some(p) = p else { continue };
-            let f = FaceInOutput { index: i, face, method, bbox: face.bbox, to_output: &identity };
+            let f = FaceInOutput { index: i, face, method: found.method, bbox: face.bbox, to_output: &identity };
             let polygon = polygon_text(p.polygon.iter().map(|q| (q.x, q.y)));
             outcome.record.rows.push(target.row(self.opts.seed, Some(&styles[i]), Some(&f), polygon));
         }
@@ -371,15 +369,14 @@ impl Pipeline {
         &self,
         rel: &str,
         m: &Masked,
-        faces: &[Face],
-        method: FaceMethod,
+        found: &FoundFaces,
         styles: &[MaskStyle],
         outcome: &mut ImageOutcome,
     ) -> Result<(), PipelineError> {
         let (size, margin) = (self.opts.crop_size, self.opts.crop_margin);
         let v = m.variant.as_str();
         let class = self.naming.class_of(v);
-        for (i, (face, p)) in faces.iter().zip(&m.placements).enumerate() {
+        for (i, (face, p)) in found.faces.iter().zip(&m.placements).enumerate() {
             // A face that could not take the mask gets no crop (its failure is recorded).
             let Some(p) = p else { continue };
             let crop = crop_face(&m.image, face, size, margin);
@@ -396,7 +393,13 @@ impl Pipeline {
                 outcome.thumbnails.push(SheetItem { thumbnail: thumbnail(&crop, None, THUMBNAIL), label });
             }
             let to_crop = |q: Point| map.to_crop(q);
-            let f = FaceInOutput { index: i, face, method, bbox: map.box_to_crop(&face.bbox), to_output: &to_crop };
+            let f = FaceInOutput {
+                index: i,
+                face,
+                method: found.method,
+                bbox: map.box_to_crop(&face.bbox),
+                to_output: &to_crop,
+            };
             let polygon = polygon_text(p.polygon.iter().map(|&q| map.to_crop(q)).map(|q| (q.x, q.y)));
             outcome.record.rows.push(target.row(self.opts.seed, Some(&styles[i]), Some(&f), polygon));
             outcome.record.outputs.push(target.output);
@@ -408,8 +411,7 @@ impl Pipeline {
     fn emit_original(
         &self,
         img: &RgbImage,
-        faces: &[Face],
-        method: FaceMethod,
+        found: &FoundFaces,
         path: &Path,
         rel: &str,
         rec: &mut Record,
@@ -425,14 +427,20 @@ impl Pipeline {
             return Ok(());
         }
         let (size, margin) = (self.opts.crop_size, self.opts.crop_margin);
-        for (i, face) in faces.iter().enumerate() {
+        for (i, face) in found.faces.iter().enumerate() {
             let crop = crop_face(img, face, size, margin);
             let map = CropTransform::for_face(face, size, margin);
             let output = self.naming.output_rel(rel, class, UNMASKED_KEY, Some(i), false);
             let target = Target { source: rel, output, variant: UNMASKED_VARIANT, class };
             self.write_image(&crop, &target.output)?;
             let to_crop = |q: Point| map.to_crop(q);
-            let f = FaceInOutput { index: i, face, method, bbox: map.box_to_crop(&face.bbox), to_output: &to_crop };
+            let f = FaceInOutput {
+                index: i,
+                face,
+                method: found.method,
+                bbox: map.box_to_crop(&face.bbox),
+                to_output: &to_crop,
+            };
             rec.rows.push(target.row(seed, None, Some(&f), String::new()));
             rec.outputs.push(target.output);
         }

@@ -91,7 +91,7 @@ impl FaceSource for Timed {
                 let s = Instant::now();
                 let faces = det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
                 self.landmarks += s.elapsed();
-                let method = if det.config().kind == DetectorKind::Cnn { FaceMethod::Cnn } else { FaceMethod::Hog };
+                let method = det.config().kind.method();
                 Ok(FoundFaces { faces, small: selected.small, found: selected.found, method })
             }
             Kind::Crop(det) => {

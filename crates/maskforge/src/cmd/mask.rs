@@ -5,7 +5,7 @@
 //! checks of their values, the pipeline's face source (the dlib detector,
 //! or `--landmarks FILE`), and what is printed.
 
-use crate::cmd::detect::{DetectorArg, DetectorOpts};
+use crate::cmd::detect::DetectorOpts;
 use crate::common;
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
@@ -218,14 +218,9 @@ impl Faces {
     fn open(args: &MaskArgs, from_file: Option<FileFaces>) -> Result<Faces> {
         Ok(match from_file {
             Some(file) => Faces::FromFile(file),
-            None => Faces::Detected(Box::new(DlibFaces {
-                det: Detector::new(&args.detector.config())?,
-                mode: args.faces,
-                method: match args.detector.detector {
-                    DetectorArg::Hog => FaceMethod::Hog,
-                    DetectorArg::Cnn => FaceMethod::Cnn,
-                },
-            })),
+            None => {
+                Faces::Detected(Box::new(DlibFaces { det: Detector::new(&args.detector.config())?, mode: args.faces }))
+            }
         })
     }
 }
@@ -260,8 +255,6 @@ fn faces_from_file(args: &MaskArgs, inputs: &mut Inputs) -> Result<Option<(FileF
 struct DlibFaces {
     det: Detector,
     mode: FacesMode,
-    /// The detector's method.
-    method: FaceMethod,
 }
 
 impl DlibFaces {
@@ -291,7 +284,8 @@ impl FaceSource for DlibFaces {
         }
         let selected = filter.select(boxes);
         let faces = self.det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
-        Ok(FoundFaces { faces, small: selected.small, found: selected.found, method: self.method })
+        let method = self.det.config().kind.method();
+        Ok(FoundFaces { faces, small: selected.small, found: selected.found, method })
     }
 }
 
