@@ -106,7 +106,12 @@ fn test(root: &Path, extra: &[&str]) -> Result<()> {
     setup::setup(root)?;
     lint(root)?;
     println!("==> cargo test --workspace");
-    run_cmd(cargo(root).args(["test", "--workspace"]).args(extra))
+    let mut cmd = cargo(root);
+    if std::env::var_os("CI").is_some() {
+        // A CI run builds once: incremental caches would only take disk.
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
+    run_cmd(cmd.args(["test", "--workspace"]).args(extra))
 }
 
 /// The layer of each project crate (ARCHITECTURE.md, "Layers"): a crate may
