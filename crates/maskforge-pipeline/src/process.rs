@@ -63,7 +63,8 @@ pub struct ImageOutcome {
 
 /// The masks of one variant on the faces of an image.
 struct Masked {
-    variant: MaskVariant,
+    /// Per face (all the same for whole-image outputs).
+    variants: Vec<MaskVariant>,
     image: RgbImage,
     seg: Option<GrayImage>,
     /// Per face; `None` where the mask could not be placed (the face is bare).
@@ -246,9 +247,9 @@ impl Pipeline {
         let styles: Vec<MaskStyle> =
             face_rngs.iter_mut().map(|r| self.synth.choose_style(r)).collect::<Result<_, _>>()?;
         let mut masked_any = false;
-        for v in self.variants_of(rel) {
+        for vs in self.face_variants(rel, faces.len()) {
             let start = Instant::now();
-            let masked = self.draw_variant(img, found, v, &styles, &face_rngs, &mut outcome.record);
+            let masked = self.draw_variants(img, found, &vs, &styles, &face_rngs, &mut outcome.record);
             outcome.times.masks += start.elapsed();
             let Some(masked) = masked else { continue };
             masked_any = true;
@@ -270,26 +271,37 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The variants an image gets: all listed, or one drawn from its own stream.
-    fn variants_of(&self, rel: &str) -> Vec<MaskVariant> {
+    /// The masked copies an image gets, each as a variant per face: every
+    /// listed variant on all faces (`each`), or one drawn from the image's
+    /// stream (`random`). With `random` and crops, each face after the first
+    /// draws its own from its own stream, since each crop is its own sample;
+    /// a whole image keeps one variant so that its one class is true.
+    fn face_variants(&self, rel: &str, faces: usize) -> Vec<Vec<MaskVariant>> {
         let variants = &self.opts.variants;
         match self.opts.mode {
-            VariantMode::Each => variants.iter().map(|(v, _)| *v).collect(),
+            VariantMode::Each => variants.iter().map(|(v, _)| vec![*v; faces]).collect(),
             VariantMode::Random => {
                 let weights: Vec<f32> = variants.iter().map(|(_, w)| *w).collect();
-                let i = SplitMix64::for_image(self.opts.seed, rel).weighted(&weights).unwrap_or(0);
-                vec![variants[i].0]
+                let first = variants[SplitMix64::for_image(self.opts.seed, rel).weighted(&weights).unwrap_or(0)].0;
+                let mut per_face = vec![first; faces];
+                if self.opts.crop_size > 0 {
+                    for (i, v) in per_face.iter_mut().enumerate().skip(1) {
+                        let mut rng = SplitMix64::for_face(self.opts.seed, rel, i).fork("variant");
+                        *v = variants[rng.weighted(&weights).unwrap_or(0)].0;
+                    }
+                }
+                vec![per_face]
             }
         }
     }
 
-    /// Masks of variant `v` on every face that can take one; a face that
-    /// cannot is a failure line and stays bare. `None` when no face could.
-    fn draw_variant(
+    /// Masks of variant `vs[i]` on every face `i` that can take one; a face
+    /// that cannot is a failure line and stays bare. `None` when no face could.
+    fn draw_variants(
         &self,
         img: &RgbImage,
         found: &FoundFaces,
-        v: MaskVariant,
+        vs: &[MaskVariant],
         styles: &[MaskStyle],
         face_rngs: &[SplitMix64],
         rec: &mut Record,
@@ -299,6 +311,7 @@ impl Pipeline {
         let faces = &found.faces;
         let mut placements = Vec::with_capacity(faces.len());
         for (i, face) in faces.iter().enumerate() {
+            let v = vs[i];
             let mut rng = face_rngs[i].fork(v.as_str());
             match self.synth.apply(&mut image, &face.landmarks, v, &styles[i], &mut rng, seg.as_mut()) {
                 Ok(p) => placements.push(Some(p)),
@@ -311,7 +324,7 @@ impl Pipeline {
         let unplaced = placements.iter().filter(|p| p.is_none()).count();
         // Bare: not placeable, or found but not to be masked (small, not the largest).
         let bare = unplaced + found.found.saturating_sub(faces.len());
-        (unplaced < faces.len()).then_some(Masked { variant: v, image, seg, placements, bare })
+        (unplaced < faces.len()).then_some(Masked { variants: vs.to_vec(), image, seg, placements, bare })
     }
 
     /// One output for all faces of a variant.
@@ -323,7 +336,7 @@ impl Pipeline {
         styles: &[MaskStyle],
         outcome: &mut ImageOutcome,
     ) -> Result<(), PipelineError> {
-        let v = m.variant.as_str();
+        let v = m.variants[0].as_str();
         // A bare face inside an image filed as masked would be a wrong label.
         let class = match (m.bare, &self.opts.bare_faces) {
             (0, _) => self.naming.class_of(v),
@@ -374,11 +387,11 @@ impl Pipeline {
         outcome: &mut ImageOutcome,
     ) -> Result<(), PipelineError> {
         let (size, margin) = (self.opts.crop_size, self.opts.crop_margin);
-        let v = m.variant.as_str();
-        let class = self.naming.class_of(v);
         for (i, (face, p)) in found.faces.iter().zip(&m.placements).enumerate() {
             // A face that could not take the mask gets no crop (its failure is recorded).
             let Some(p) = p else { continue };
+            let v = m.variants[i].as_str();
+            let class = self.naming.class_of(v);
             let crop = crop_face(&m.image, face, size, margin);
             let map = CropTransform::for_face(face, size, margin);
             let output = self.naming.output_rel(rel, class, v, Some(i), false);

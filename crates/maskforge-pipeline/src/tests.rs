@@ -370,3 +370,58 @@ fn labels_of_crops_box_the_face_in_each_crop() {
     }
     assert!(!out.join("labels.yolo.yaml").exists() && label_files(&out).len() == 1);
 }
+
+/// Six faces a third the size of [`frontal_face`], in two rows.
+#[derive(Clone)]
+struct SixFaces;
+
+impl FaceSource for SixFaces {
+    fn find_faces(&mut self, _: &RgbImage, _: &Path, _: &str, _: FaceFilter) -> Result<FoundFaces, String> {
+        let base = frontal_face();
+        let faces: Vec<Face> = (0..6)
+            .map(|i| {
+                let (dx, dy) = (120.0 + 160.0 * (i % 3) as f32, 110.0 + 200.0 * (i / 3) as f32);
+                let at = |p: Point| Point::new(dx + 0.4 * (p.x - 250.0), dy + 0.4 * (p.y - 260.0));
+                let b = base.bbox;
+                let (tl, br) = (at(Point::new(b.left, b.top)), at(Point::new(b.right, b.bottom)));
+                Face { bbox: BBox::new(tl.x, tl.y, br.x, br.y), score: 1.0, landmarks: base.landmarks.map(at) }
+            })
+            .collect();
+        Ok(FoundFaces { found: faces.len(), faces, small: 0, method: maskforge_face::FaceMethod::Hog })
+    }
+}
+
+#[test]
+fn random_mode_draws_a_variant_per_face_crop_and_one_per_whole_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("group.png");
+    RgbImage::from_fn(520, 420, |x, y| Rgb([150 + (x % 9) as u8, 110 + (y % 7) as u8, 95])).save(&src).unwrap();
+    let random = |crop_size: u32| {
+        let out = dir.path().join(format!("out{crop_size}"));
+        std::fs::create_dir_all(&out).unwrap();
+        let opts = MaskOptions {
+            mode: VariantMode::Random,
+            variants: parse_variants("correct,nose_exposed,chin").unwrap(),
+            class_map: parse_class_map(None).unwrap(),
+            unmasked: UnmaskedMode::None,
+            faces: FaceFilter { min_face: 10, largest_only: false },
+            ..options(&out, crop_size)
+        };
+        let pipeline = Pipeline::new(opts, build_synthesizer(&synth_options()).unwrap(), HashSet::new()).unwrap();
+        let o = pipeline.process(&mut SixFaces, &src, "group.png").unwrap();
+        assert!(o.record.failures.is_empty(), "{:?}", o.record.failures);
+        o.record.rows.iter().map(|r| (r.variant.clone(), r.output.clone())).collect::<Vec<_>>()
+    };
+    let crops = random(64);
+    assert_eq!(crops.len(), 6);
+    let kinds: HashSet<&str> = crops.iter().map(|(v, _)| v.as_str()).collect();
+    assert!(kinds.len() >= 2, "six crops, one variant: {crops:?}");
+    for (v, output) in &crops {
+        assert!(output.starts_with(&format!("{v}/")), "{output} filed outside its variant's class");
+    }
+    let whole = random(0);
+    assert_eq!(whole.len(), 6);
+    assert!(whole.iter().all(|(v, o)| *v == whole[0].0 && *o == whole[0].1), "{whole:?}");
+    // The first face keeps the image's own draw in both layouts.
+    assert_eq!(crops[0].0, whole[0].0);
+}

@@ -37,7 +37,7 @@ pub struct MaskArgs {
     #[arg(long, default_value = "correct,nose_exposed,chin,chin_exposed")]
     pub variants: String,
     /// `each`: one output per listed variant per image; `random`: one variant per image,
-    /// drawn with the proportions of --variants.
+    /// drawn with the proportions of --variants (per face with --crop-size).
     #[arg(long, value_enum, default_value = "each")]
     pub mode: VariantMode,
     /// Class folder per variant (and `unmasked`), e.g.
