@@ -9,8 +9,10 @@
 //!   cargo xtask lint                  the fmt + clippy checks alone
 //!   cargo xtask build [ARGS]          set-up, then a release build of the binary
 //!   cargo xtask bench <stage>         detect | mask | split | train | all
+//!   cargo xtask gallery               README's mask gallery, from the sample photos
 //!   cargo xtask convert-weights IN OUT   torchvision .pth state_dict -> .safetensors
 
+mod gallery;
 mod setup;
 
 use anyhow::{bail, Context, Result};
@@ -38,6 +40,7 @@ fn run() -> Result<()> {
             run_cmd(cargo(&root).args(["build", "--release", "-p", "maskforge"]).args(&rest))
         }
         Some("bench") => bench(&root, &rest),
+        Some("gallery") => gallery::gallery(&root),
         Some("convert-weights") => convert_weights(&root, &rest),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", HELP);
@@ -60,6 +63,9 @@ tasks:
   build [ARGS...]            setup, then `cargo build --release -p maskforge ARGS` with the libtorch
                              environment (e.g. `--no-default-features --features tch`: no dlib)
   bench <stage>              setup, then print images/s for a stage: detect | mask | split | train | all
+  gallery                    setup, build, then draw docs/gallery/: one contact sheet per mask style
+                             (every wear variant) and per variant (every style), from the sample
+                             photos; rewrites README.md's gallery section to list them
   convert-weights IN OUT     torchvision state_dict (.pth) -> safetensors, for `maskforge train --weights`";
 
 pub fn project_root() -> PathBuf {

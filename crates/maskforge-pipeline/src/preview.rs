@@ -32,7 +32,10 @@ pub fn preview_sample(rows: &[AnnotationRow], seed: u64, count: usize) -> Vec<&A
 pub fn save_sheet(items: &[SheetItem], path: &Path) -> Result<(), PipelineError> {
     let cols = (items.len() as f64).sqrt().ceil().clamp(1.0, 8.0) as usize;
     let sheet = contact_sheet(items, cols, THUMBNAIL);
-    let bytes = maskforge_imageio::encode_image(&sheet, &path.with_extension("png"), 90)
+    // JPEG when asked for (small enough to commit, e.g. the README gallery), PNG otherwise.
+    let is_jpeg = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
+    let format_path = if is_jpeg { path.to_path_buf() } else { path.with_extension("png") };
+    let bytes = maskforge_imageio::encode_image(&sheet, &format_path, 88)
         .map_err(|source| PipelineError::Encode { path: path.to_path_buf(), source })?;
     maskforge_imageio::write_atomic(path, &bytes).map_err(PipelineError::io(path))
 }

@@ -81,7 +81,7 @@ pub struct MaskArgs {
     /// `yolo` (a .txt beside each image, OUT/labels.yolo.yaml). One box per face with its class.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "FORMATS")]
     pub labels: Vec<maskforge_pipeline::LabelFormat>,
-    /// Write a contact sheet of a sample of the outputs to this PNG file.
+    /// Write a contact sheet of a sample of the outputs to this PNG file (JPEG when it ends in .jpg).
     #[arg(long, value_name = "FILE.png")]
     pub preview: Option<PathBuf>,
     /// How many outputs the contact sheet shows.
