@@ -150,7 +150,8 @@ fn annotations_match_the_outputs() {
         assert_eq!(class, variant);
         assert_eq!(row.get("seed", &h), "0");
         assert_eq!(row.get("method", &h), "hog");
-        assert!(["surgical", "n95", "kn95", "cloth", "printed"].contains(&row.get("template", &h).as_str()));
+        assert!(["surgical", "n95", "n95_valve", "kn95", "cloth", "cloth_pleated", "printed", "sponge"]
+            .contains(&row.get("template", &h).as_str()));
         assert!(!row.get("colour", &h).is_empty());
         let img = image::open(out.join(&output)).unwrap().to_rgb8();
         let poly: Vec<(f32, f32)> = row

@@ -156,7 +156,16 @@ fn predict_and_mask_refuse_unbounded_or_nonsense_numbers() {
     let out = dir.path().join("out");
     let o = run(args!["predict", input, "--model", "missing.safetensors", "--out", out, "--crop-size", "100000"]);
     assert!(!o.status.success() && stderr(&o).contains("--crop-size"), "{}", stderr(&o));
-    for bad in ["--lighting=nan", "--lighting=-1", "--crop-margin=-1", "--texture-weight=2", "--crop-size=100000"] {
+    for bad in [
+        "--lighting=nan",
+        "--lighting=-1",
+        "--shadow=2",
+        "--relief=-1",
+        "--photo-match=nan",
+        "--crop-margin=-1",
+        "--texture-weight=2",
+        "--crop-size=100000",
+    ] {
         let o = run(args!["mask", input, "--out", out, bad]);
         refused(&o, bad.split('=').next().unwrap());
     }

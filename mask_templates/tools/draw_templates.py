@@ -13,6 +13,42 @@ OUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 W, H = 480, 300
 CX = 240.0
 
+# Default draw: each built-in's share of the masks (`weight`) and its colours'
+# shares (`palette_weights`, parallel to `palette`), chosen to resemble what
+# people actually wear: disposable surgical masks dominate, in light blue,
+# white and black first; dark cloth and sponge masks are common and are the
+# ones detectors miss most. Each entry: (weight, reason, [(colour, weight)]).
+# The README's "Built-in styles" table mirrors this; keep the two in step.
+STYLES = {
+    "surgical": (0.38, "the disposable pleated mask is the most worn mask by far", [
+        ("surgicalblue", 0.45), ("white", 0.20), ("black", 0.20), ("lightblue", 0.05),
+        ("pink", 0.04), ("mint", 0.03), ("navy", 0.03)]),
+    "kn95": (0.14, "flat-fold KN95s are the most common respirator", [
+        ("white", 0.45), ("black", 0.30), ("lightgrey", 0.10), ("pink", 0.08), ("lightblue", 0.07)]),
+    "cloth": (0.12, "reusable cloth masks, mostly dark", [
+        ("black", 0.28), ("navy", 0.15), ("grey", 0.10), ("beige", 0.07), ("olive", 0.06),
+        ("maroon", 0.07), ("teal", 0.07), ("blue", 0.10), ("charcoal", 0.10)]),
+    "printed": (0.10, "patterned fabric masks", [
+        ("navy", 0.25), ("teal", 0.15), ("maroon", 0.15), ("purple", 0.10), ("black", 0.20), ("#7fa7c9", 0.15)]),
+    "cloth_pleated": (0.08, "pleated fabric masks, mostly dark", [
+        ("black", 0.32), ("navy", 0.18), ("charcoal", 0.15), ("grey", 0.10), ("white", 0.08),
+        ("blue", 0.07), ("maroon", 0.05), ("olive", 0.05)]),
+    "sponge": (0.08, "one-piece sponge masks, common in East Asia, mostly black or grey", [
+        ("black", 0.35), ("charcoal", 0.20), ("grey", 0.10), ("navy", 0.10), ("white", 0.10),
+        ("pink", 0.08), ("lightblue", 0.07)]),
+    "n95": (0.06, "moulded cup respirators, mostly white", [
+        ("white", 0.75), ("lightgrey", 0.15), ("lightblue", 0.10)]),
+    "n95_valve": (0.04, "valved cups are rarer than plain ones", [
+        ("white", 0.60), ("lightgrey", 0.20), ("black", 0.15), ("lightblue", 0.05)]),
+}
+
+
+def styled(name, **desc):
+    """The descriptor fields plus the palette and weights from STYLES."""
+    weight, reason, colours = STYLES[name]
+    return dict(desc, palette=[c for c, _ in colours], palette_weights=[w for _, w in colours],
+                weight=weight, reason=reason)
+
 
 def fmt(v):
     s = f"{v:.1f}"
@@ -80,6 +116,12 @@ def write(name, svg_body, desc, top, bottom, right_side, left_side):
         f'default_colour = "{desc["palette"][0]}"',
         "palette = [" + ", ".join(f'"{c}"' for c in desc["palette"]) + "]",
     ]
+    if "weight" in desc:
+        lines += [
+            f'# Default draw (tools/draw_templates.py STYLES): {desc["reason"]}.',
+            f'weight = {desc["weight"]}',
+            "palette_weights = [" + ", ".join(str(w) for w in desc["palette_weights"]) + "]",
+        ]
     if desc.get("texture"):
         lines += [f'texture = "{desc["texture"]}"', f'texture_weight = {desc["texture_weight"]}']
     lines += [
@@ -89,6 +131,7 @@ def write(name, svg_body, desc, top, bottom, right_side, left_side):
         f'side_margin = {desc.get("side_margin", 0.03)}',
         f'chin_drop = {desc.get("chin_drop", 0.05)}',
         f'ear_loops = {desc.get("ear_loops", 0)}',
+    ] + ([f'top_bias = {desc["top_bias"]}'] if "top_bias" in desc else []) + [
         "",
         "[anchors]",
         f"nose_top = {toml_points([nose])[1:-1]}",
@@ -134,7 +177,7 @@ COMMON_DEFS = """<defs>
 """
 
 
-def ear_loops(x_side, y_top, y_bot, outward, colour, width, ext):
+def ear_loops(x_side, y_top, y_bot, outward, colour, width, ext, shine=0.35):
     """Two elastic stubs leaving a side edge toward the ear, fading out at the strip's end."""
     s = -1 if outward == "right" else 1  # wearer's right = image left = -x
     x_end = x_side + s * ext
@@ -149,7 +192,7 @@ def ear_loops(x_side, y_top, y_bot, outward, colour, width, ext):
     for d in (a, b):
         out += f'  <path d="{d}" stroke="#000" stroke-opacity="0.35" stroke-width="{fmt(width + 2.2)}"/>\n'
         out += f'  <path d="{d}" stroke="{colour}" stroke-width="{fmt(width)}"/>\n'
-        out += f'  <path d="{d}" stroke="#fff" stroke-opacity="0.35" stroke-width="{fmt(width * 0.3)}" transform="translate(0,-{fmt(width*0.2)})"/>\n'
+        out += f'  <path d="{d}" stroke="#fff" stroke-opacity="{shine}" stroke-width="{fmt(width * 0.3)}" transform="translate(0,-{fmt(width*0.2)})"/>\n'
     out += "</g>\n"
     return out
 
@@ -212,13 +255,14 @@ def surgical():
         s += f'<line x1="{fmt(x0 + sx*12)}" y1="0" x2="{fmt(x0 + sx*12)}" y2="{H}" stroke="#000" stroke-opacity="0.25" stroke-width="1.1" stroke-dasharray="3.5 2.5"/>\n'
     s += "</g>\n"
     s += f'<path d="{path(body)}" fill="none" stroke="#000" stroke-opacity="0.22" stroke-width="1.5"/>\n'
-    desc = dict(style="surgical", palette=["surgicalblue", "white", "lightblue", "mint", "pink", "black"],
-                side_reach=1.0, side_margin=0.03, chin_drop=0.05, ear_loops=44)
+    desc = styled("surgical", style="surgical", side_reach=1.0, side_margin=0.03, chin_drop=0.05, ear_loops=44)
     write("surgical", s, desc, top, bottom, rside, lside)
 
 
 # ---------------------------------------------------------------- n95 cup
-def n95():
+def n95(name="n95", valve=False, fibres=0.5):
+    """The moulded cup; with `valve`, an exhalation valve on the wearer's left (image right).
+    `fibres`: opacity of the light fibre streaks (they read as rain on dark colours)."""
     half_t, half_b = 172.0, 164.0
     top_f = lambda x: 28 + 66 * (abs(x - CX) / half_t) ** 1.55
     bot_f = lambda x: 272 - 90 * (abs(x - CX) / half_b) ** 2.1
@@ -244,7 +288,7 @@ def n95():
     s += f'<path d="{path(body)}" fill="currentColor"/>\n'
     s += '<g clip-path="url(#body)">\n'
     s += f'<rect x="0" y="0" width="{W}" height="{H}" fill="#000" opacity="0.12" filter="url(#speckle)"/>\n'
-    s += f'<rect x="0" y="0" width="{W}" height="{H}" fill="#fff" opacity="0.5" filter="url(#fibres)"/>\n'
+    s += f'<rect x="0" y="0" width="{W}" height="{H}" fill="#fff" opacity="{fibres}" filter="url(#fibres)"/>\n'
     s += f'<rect x="{CX - half_t - 6}" y="20" width="{2*half_t + 12}" height="260" fill="url(#dome)"/>\n'
     # Welded rim: a lighter band and a dotted weld line inside the edge.
     s += f'<path d="{path(body)}" fill="none" stroke="#fff" stroke-opacity="0.16" stroke-width="26"/>\n'
@@ -264,10 +308,41 @@ def n95():
     for xs in (CX - half_t + 8, CX + half_t - 14):
         for y in (108, 168):
             s += f'<rect x="{fmt(xs)}" y="{y}" width="6" height="9" rx="1" fill="#c7ccd2" stroke="#000" stroke-opacity="0.35" stroke-width="0.8"/>\n'
+    if valve:
+        s += exhalation_valve(CX + 84, 176, 34)
     s += f'<path d="{path(body)}" fill="none" stroke="#000" stroke-opacity="0.28" stroke-width="1.6"/>\n'
-    desc = dict(style="n95", palette=["white", "lightgrey", "white", "lightblue"], side_reach=0.84,
-                side_margin=0.02, chin_drop=0.06, ear_loops=44)
-    write("n95", s, desc, top, bottom, rside, lside)
+    desc = styled(name, style="n95", side_reach=0.84, side_margin=0.02, chin_drop=0.06, ear_loops=44)
+    write(name, s, desc, top, bottom, rside, lside)
+
+
+def exhalation_valve(vx, vy, r):
+    """A round plastic valve in fixed greys (not currentColor), so it shows on any mask colour:
+    drop shadow, flange with a rim, domed cover with a slotted grille, specular highlight."""
+    s = """<defs>
+  <radialGradient id="valveFlange" cx="0.38" cy="0.32" r="0.75">
+    <stop offset="0" stop-color="#f2f3f4"/><stop offset="0.6" stop-color="#c9cdd2"/><stop offset="1" stop-color="#8d939a"/></radialGradient>
+  <radialGradient id="valveCover" cx="0.36" cy="0.30" r="0.8">
+    <stop offset="0" stop-color="#fbfbfc"/><stop offset="0.5" stop-color="#dde0e3"/><stop offset="1" stop-color="#a3a9b0"/></radialGradient>
+  <clipPath id="valveGrille"><circle cx="%s" cy="%s" r="%s"/></clipPath>
+</defs>
+""" % (fmt(vx), fmt(vy), fmt(r * 0.58))
+    s += f'<circle cx="{fmt(vx + 3)}" cy="{fmt(vy + 6)}" r="{fmt(r + 3)}" fill="#000" fill-opacity="0.38" filter="url(#soft4)"/>\n'
+    s += f'<circle cx="{fmt(vx)}" cy="{fmt(vy)}" r="{fmt(r)}" fill="url(#valveFlange)" stroke="#5d636a" stroke-opacity="0.8" stroke-width="1.4"/>\n'
+    s += f'<circle cx="{fmt(vx)}" cy="{fmt(vy)}" r="{fmt(r - 3)}" fill="none" stroke="#fff" stroke-opacity="0.55" stroke-width="1.2"/>\n'
+    # The cover sits proud of the flange: its own soft shadow, then the dome.
+    s += f'<circle cx="{fmt(vx + 1.5)}" cy="{fmt(vy + 3)}" r="{fmt(r * 0.76)}" fill="#000" fill-opacity="0.30" filter="url(#soft2)"/>\n'
+    s += f'<circle cx="{fmt(vx)}" cy="{fmt(vy)}" r="{fmt(r * 0.76)}" fill="url(#valveCover)" stroke="#6b7178" stroke-opacity="0.9" stroke-width="1.2"/>\n'
+    # Grille: horizontal slots, dark with a lit lower lip.
+    s += '<g clip-path="url(#valveGrille)">\n'
+    gap = r * 0.19
+    for k in range(-3, 4):
+        y = vy + k * gap
+        s += f'<rect x="{fmt(vx - r)}" y="{fmt(y - 2.6)}" width="{fmt(2 * r)}" height="5.2" rx="2.6" fill="#3d4248" fill-opacity="0.85"/>\n'
+        s += f'<line x1="{fmt(vx - r)}" y1="{fmt(y + 3.4)}" x2="{fmt(vx + r)}" y2="{fmt(y + 3.4)}" stroke="#fff" stroke-opacity="0.6" stroke-width="1"/>\n'
+    s += "</g>\n"
+    s += f'<circle cx="{fmt(vx)}" cy="{fmt(vy)}" r="{fmt(r * 0.58)}" fill="none" stroke="#4f555c" stroke-opacity="0.7" stroke-width="1.2"/>\n'
+    s += f'<ellipse cx="{fmt(vx - r * 0.32)}" cy="{fmt(vy - r * 0.42)}" rx="{fmt(r * 0.36)}" ry="{fmt(r * 0.16)}" fill="#fff" fill-opacity="0.55" transform="rotate(-28 {fmt(vx - r * 0.32)} {fmt(vy - r * 0.42)})" filter="url(#soft2)"/>\n'
+    return s
 
 
 # ---------------------------------------------------------------- kn95 fold
@@ -313,8 +388,7 @@ def kn95():
             s += f'<rect x="{fmt(xs)}" y="{y}" width="12" height="12" fill="url(#weld)" stroke="#000" stroke-opacity="0.15"/>\n'
     s += "</g>\n"
     s += f'<path d="{path(body)}" fill="none" stroke="#000" stroke-opacity="0.25" stroke-width="1.4"/>\n'
-    desc = dict(style="kn95", palette=["white", "black", "lightgrey", "pink", "lightblue"], side_reach=0.96,
-                side_margin=0.025, chin_drop=0.06, ear_loops=44)
+    desc = styled("kn95", style="kn95", side_reach=0.96, side_margin=0.025, chin_drop=0.06, ear_loops=44)
     write("kn95", s, desc, top, bottom, rside, lside)
 
 
@@ -352,8 +426,8 @@ def cloth():
         s += f'<path d="M {xl+10} {y0+8} Q {CX-80} {y0-6} {CX} {y0+4} T {xr-10} {y0}" fill="none" stroke="#000" stroke-opacity="{op}" stroke-width="10" filter="url(#soft8)"/>\n'
     s += "</g>\n"
     s += f'<path d="{path(body)}" fill="none" stroke="#000" stroke-opacity="0.3" stroke-width="1.4"/>\n'
-    desc = dict(style="cloth", palette=["black", "navy", "grey", "beige", "olive", "maroon", "teal", "blue"],
-                texture="weave", texture_weight=0.35, side_reach=1.0, side_margin=0.035, chin_drop=0.05, ear_loops=44)
+    desc = styled("cloth", style="cloth", texture="weave", texture_weight=0.35, side_reach=1.0, side_margin=0.035,
+                  chin_drop=0.05, ear_loops=44)
     write("cloth", s, desc, top, bottom, rside, lside)
 
 
@@ -399,9 +473,118 @@ def printed():
     s += f'<path d="{path(scaled(body, 0.955, (CX, 150)))}" fill="none" stroke="#fff" stroke-opacity="0.35" stroke-width="1" stroke-dasharray="3.5 2.5"/>\n'
     s += "</g>\n"
     s += f'<path d="{path(body)}" fill="none" stroke="#000" stroke-opacity="0.3" stroke-width="1.4"/>\n'
-    desc = dict(style="printed", palette=["navy", "teal", "maroon", "purple", "black", "#7fa7c9"],
-                texture="weave", texture_weight=0.2, side_reach=1.0, side_margin=0.03, chin_drop=0.05, ear_loops=44)
+    desc = styled("printed", style="printed", texture="weave", texture_weight=0.2, side_reach=1.0, side_margin=0.03,
+                  chin_drop=0.05, ear_loops=44)
     write("printed", s, desc, top, bottom, rside, lside)
+
+
+# ---------------------------------------------------------------- sponge
+def sponge():
+    """One-piece moulded sponge (polyurethane/neoprene) mask: smooth matte surface, no seams or
+    stitching, a raised nose with a moulded ridge, wide ear bands cut from the same sheet."""
+    half_t, half_b = 176.0, 160.0
+    # Top edge: flat over the cheeks, rising to a rounded peak over the nose bridge.
+    top_f = lambda x: 22 + 40 * (1 - math.exp(-(((x - CX) / 58) ** 2))) + 26 * (abs(x - CX) / half_t) ** 2
+    bot_f = lambda x: 282 - 86 * (abs(x - CX) / half_b) ** 1.8
+    top = sym_edge(top_f, half_t, 10)
+    bottom = sym_edge(bot_f, half_b, 8)
+    ytr, ybr = top_f(CX - half_t), bot_f(CX - half_b)
+    # Sides: a gentle outward curve from the cheek corner down to the jaw corner.
+    side = [(half_t + (half_b - half_t) * t + 8 * math.sin(math.pi * t), ytr + (ybr - ytr) * t)
+            for t in (0, 0.25, 0.5, 0.75, 1)]
+    rside = [(CX - dx, y) for dx, y in side]
+    lside = [(CX + dx, y) for dx, y in side]
+    body = polygon(top, rside, bottom, lside)
+    s = COMMON_DEFS
+    s += """<defs>
+  <radialGradient id="foamDome" cx="0.5" cy="0.42" r="0.62">
+    <stop offset="0" stop-color="#fff" stop-opacity="0.10"/><stop offset="0.5" stop-color="#fff" stop-opacity="0.03"/>
+    <stop offset="0.8" stop-color="#000" stop-opacity="0.08"/><stop offset="1" stop-color="#000" stop-opacity="0.26"/></radialGradient>
+  <linearGradient id="chinShade" x1="0" y1="0" x2="0" y2="1">
+    <stop offset="0" stop-color="#000" stop-opacity="0"/><stop offset="0.7" stop-color="#000" stop-opacity="0.03"/>
+    <stop offset="1" stop-color="#000" stop-opacity="0.16"/></linearGradient>
+</defs>
+"""
+    s += f'<clipPath id="body"><path d="{path(body)}"/></clipPath>\n'
+    # Ear bands: wide, matte, the mask's own material (they start under the body's edge).
+    s += ear_loops(CX - half_t + 12, 98, 182, "right", "currentColor", 15, 50, shine=0.06)
+    s += ear_loops(CX + half_t - 12, 98, 182, "left", "currentColor", 15, 50, shine=0.06)
+    s += f'<path d="{path(body)}" fill="currentColor"/>\n'
+    s += '<g clip-path="url(#body)">\n'
+    # Fine foam pores, barely visible: matte, not woven.
+    s += f'<rect x="0" y="0" width="{W}" height="{H}" fill="#000" opacity="0.07" filter="url(#speckle)"/>\n'
+    s += f'<rect x="{CX - half_t - 8}" y="10" width="{2 * half_t + 16}" height="280" fill="url(#foamDome)"/>\n'
+    s += f'<rect x="{CX - half_t - 8}" y="0" width="{2 * half_t + 16}" height="{H}" fill="url(#sideShade)"/>\n'
+    s += f'<rect x="0" y="150" width="{W}" height="140" fill="url(#chinShade)"/>\n'
+    # Moulded nose: a soft lit ridge down the bridge, shadowed on the far side, and the
+    # broad hollow where the mask turns from the nose onto the cheeks and the mouth.
+    s += f'<path d="M {CX} 22 C {CX + 1} 50, {CX + 2} 78, {CX + 3} 112" fill="none" stroke="#fff" stroke-opacity="0.16" stroke-width="16" stroke-linecap="round" filter="url(#soft8)"/>\n'
+    s += f'<path d="M {CX + 12} 30 C {CX + 14} 56, {CX + 15} 82, {CX + 14} 112" fill="none" stroke="#000" stroke-opacity="0.10" stroke-width="12" stroke-linecap="round" filter="url(#soft8)"/>\n'
+    s += f'<path d="M {CX - 74} 66 C {CX - 52} 128, {CX + 52} 128, {CX + 74} 66" fill="none" stroke="#000" stroke-opacity="0.12" stroke-width="14" filter="url(#soft8)"/>\n'
+    s += f'<path d="M {CX - 70} 56 C {CX - 50} 114, {CX + 50} 114, {CX + 70} 56" fill="none" stroke="#fff" stroke-opacity="0.06" stroke-width="10" filter="url(#soft8)"/>\n'
+    # Cheek pads: the flat parts either side of the nose catch a little light.
+    for x0 in (CX - 104, CX + 104):
+        s += f'<ellipse cx="{x0}" cy="150" rx="54" ry="62" fill="#fff" fill-opacity="0.035" filter="url(#soft8)"/>\n'
+    # Cut edge: the foam's rounded edge, lighter just inside, darker right at the rim.
+    s += f'<path d="{path(body)}" fill="none" stroke="#fff" stroke-opacity="0.09" stroke-width="9" filter="url(#soft2)"/>\n'
+    s += f'<path d="{path(body)}" fill="none" stroke="#000" stroke-opacity="0.18" stroke-width="3" filter="url(#soft2)"/>\n'
+    s += "</g>\n"
+    s += f'<path d="{path(body)}" fill="none" stroke="#000" stroke-opacity="0.26" stroke-width="1.3"/>\n'
+    # Moulded sponge masks sit high on the nose bridge, close under the eyes.
+    desc = styled("sponge", style="sponge", side_reach=0.98, side_margin=0.02, chin_drop=0.035, ear_loops=44,
+                  top_bias=-0.6)
+    write("sponge", s, desc, top, bottom, rside, lside)
+
+
+# ---------------------------------------------------------------- pleated cloth
+def cloth_pleated():
+    """A fabric mask with three pleats (shown as shading), bound edges and elastic channels."""
+    half, xl, xr = 178.0, 62.0, 418.0
+    top_f = lambda x: 46 - 12 * (1 - ((x - CX) / half) ** 2)
+    bot_f = lambda x: 236 + 14 * (1 - ((x - CX) / half) ** 2)
+    top = sym_edge(top_f, half, 6)
+    bottom = sym_edge(bot_f, half, 6)
+    rside = [(xl, top_f(xl)), (xl - 3, (top_f(xl) + bot_f(xl)) / 2), (xl, bot_f(xl))]
+    lside = [(xr, top_f(xr)), (xr + 3, (top_f(xr) + bot_f(xr)) / 2), (xr, bot_f(xr))]
+    body = polygon(top, rside, bottom, lside)
+    fine = lambda f, a, b: sample(f, a, b, 41)
+    s = COMMON_DEFS
+    s += f'<clipPath id="body"><path d="{path(body)}"/></clipPath>\n'
+    s += ear_loops(xl + 4, 54, 226, "right", "currentColor", 5.5, 44, shine=0.2)
+    s += ear_loops(xr - 4, 54, 226, "left", "currentColor", 5.5, 44, shine=0.2)
+    s += f'<path d="{path(body)}" fill="currentColor"/>\n'
+    s += '<g clip-path="url(#body)">\n'
+    s += f'<rect x="{xl}" y="0" width="{xr - xl}" height="{H}" fill="url(#sideShade)"/>\n'
+    s += f'<rect x="0" y="24" width="{W}" height="236" fill="url(#topLight)"/>\n'
+    # Pleats: each fold lays a lit band over a shadowed one; the fabric between them bellies out.
+    for f_k in (0.33, 0.53, 0.73):
+        curve = fine(lambda x, f_k=f_k: top_f(x) + (bot_f(x) - top_f(x)) * f_k + 1.2 * math.sin((x - xl) / 31.0), xl + 10, xr - 10)
+        s += f'<path d="{path(offset_curve(curve, -20), close=False)}" fill="none" stroke="#fff" stroke-opacity="0.07" stroke-width="18" filter="url(#soft8)"/>\n'
+        s += f'<path d="{path(offset_curve(curve, 9), close=False)}" fill="none" stroke="#000" stroke-opacity="0.16" stroke-width="12" filter="url(#soft8)"/>\n'
+        s += pleat(curve, 0.75)
+    # Bound top and bottom edges, topstitched; a stitched channel for the nose wire.
+    s += f'<path d="{path(fine(top_f, xl, xr), close=False)}" fill="none" stroke="#000" stroke-opacity="0.10" stroke-width="20"/>\n'
+    s += f'<path d="{path(offset_curve(fine(top_f, xl, xr), 10), close=False)}" fill="none" stroke="#000" stroke-opacity="0.16" stroke-width="3" filter="url(#soft2)"/>\n'
+    s += stitch(fine(top_f, xl + 14, xr - 14), 7, "4 2.5", 0.32)
+    s += stitch(fine(top_f, CX - 60, CX + 60), 18, "4 2.5", 0.26)
+    s += f'<path d="{path(fine(bot_f, xl, xr), close=False)}" fill="none" stroke="#000" stroke-opacity="0.12" stroke-width="20"/>\n'
+    s += f'<path d="{path(offset_curve(fine(bot_f, xl, xr), -10), close=False)}" fill="none" stroke="#fff" stroke-opacity="0.08" stroke-width="3" filter="url(#soft2)"/>\n'
+    s += stitch(fine(bot_f, xl + 14, xr - 14), -7, "4 2.5", 0.32)
+    # Side channels holding the elastic: gathered a little, with soft vertical wrinkles.
+    for x0, sx in ((xl, 1), (xr, -1)):
+        xb = x0 + sx * 18
+        s += f'<rect x="{fmt(min(x0, xb))}" y="0" width="18" height="{H}" fill="#000" opacity="0.08"/>\n'
+        s += f'<line x1="{fmt(xb)}" y1="0" x2="{fmt(xb)}" y2="{H}" stroke="#000" stroke-opacity="0.25" stroke-width="2.5" filter="url(#soft2)"/>\n'
+        s += f'<line x1="{fmt(x0 + sx * 15)}" y1="0" x2="{fmt(x0 + sx * 15)}" y2="{H}" stroke="#000" stroke-opacity="0.30" stroke-width="1.1" stroke-dasharray="4 2.5"/>\n'
+        for k, y in enumerate(range(70, 230, 26)):
+            xw = x0 + sx * (5 + 4 * (k % 2))
+            s += f'<line x1="{fmt(xw)}" y1="{y}" x2="{fmt(xw)}" y2="{y + 16}" stroke="#000" stroke-opacity="0.12" stroke-width="2" filter="url(#soft2)"/>\n'
+    s += f'<path d="{path(body)}" fill="none" stroke="#000" stroke-opacity="0.18" stroke-width="6" filter="url(#soft2)"/>\n'
+    s += "</g>\n"
+    s += f'<path d="{path(body)}" fill="none" stroke="#000" stroke-opacity="0.3" stroke-width="1.4"/>\n'
+    desc = styled("cloth_pleated", style="cloth", texture="weave", texture_weight=0.35, side_reach=1.0,
+                  side_margin=0.03, chin_drop=0.05, ear_loops=44)
+    write("cloth_pleated", s, desc, top, bottom, rside, lside)
 
 
 if __name__ == "__main__":
@@ -410,3 +593,6 @@ if __name__ == "__main__":
     kn95()
     cloth()
     printed()
+    sponge()
+    cloth_pleated()
+    n95("n95_valve", valve=True, fibres=0.2)

@@ -1,5 +1,6 @@
 //! Mask colours: named colours, `#rgb` / `#rrggbb` hex, and the choice rule
-//! (`--colour`): fixed colours to draw from, or each template's own palette.
+//! (`--colour`): fixed, optionally weighted colours to draw from, or each
+//! template's own weighted palette.
 
 use crate::rng::SplitMix64;
 use std::fmt;
@@ -9,8 +10,17 @@ use std::fmt;
 pub struct Colour(pub [u8; 3]);
 
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("unknown colour {0:?}: use a name ({names}) or hex like #3a5fcd", names = NAMED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))]
-pub struct ColourError(pub String);
+pub enum ColourError {
+    #[error("unknown colour {0:?}: use a name ({names}) or hex like #3a5fcd", names = NAMED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))]
+    Unknown(String),
+    /// A `name=weight` item whose weight is not a finite number >= 0.
+    #[error("{0:?}: the weight after '=' must be a number >= 0")]
+    Weight(String),
+    #[error("{0:?} is listed twice")]
+    Duplicate(String),
+    #[error("all colour weights are 0: nothing to draw")]
+    AllZero,
+}
 
 /// Colours masks are commonly made in.
 const NAMED: &[(&str, [u8; 3])] = &[
@@ -18,6 +28,7 @@ const NAMED: &[(&str, [u8; 3])] = &[
     ("black", [38, 38, 42]),
     ("grey", [128, 130, 134]),
     ("gray", [128, 130, 134]),
+    ("charcoal", [54, 56, 60]),
     ("lightgrey", [200, 202, 204]),
     ("blue", [52, 92, 178]),
     ("lightblue", [150, 196, 228]),
@@ -50,11 +61,15 @@ impl Colour {
             return match digits.as_deref() {
                 Some([r, g, b]) => Ok(Colour([r * 17, g * 17, b * 17])),
                 Some([r1, r2, g1, g2, b1, b2]) => Ok(Colour([r1 * 16 + r2, g1 * 16 + g2, b1 * 16 + b2])),
-                _ => Err(ColourError(s.to_string())),
+                _ => Err(ColourError::Unknown(s.to_string())),
             };
         }
         let lower = t.to_ascii_lowercase();
-        NAMED.iter().find(|(n, _)| *n == lower).map(|(_, c)| Colour(*c)).ok_or_else(|| ColourError(s.to_string()))
+        NAMED
+            .iter()
+            .find(|(n, _)| *n == lower)
+            .map(|(_, c)| Colour(*c))
+            .ok_or_else(|| ColourError::Unknown(s.to_string()))
     }
 
     /// The name if this is exactly a named colour, else `#rrggbb`.
@@ -77,38 +92,75 @@ impl fmt::Display for Colour {
     }
 }
 
+/// Splits one item of a weighted list, `name` or `name=weight`; `Err` when
+/// the weight is not a finite number >= 0 (or the name is empty).
+pub(crate) fn split_weighted(item: &str) -> Result<(&str, Option<f32>), ()> {
+    match item.split_once('=') {
+        None if !item.trim().is_empty() => Ok((item.trim(), None)),
+        None => Err(()),
+        Some((name, w)) => match w.trim().parse::<f32>() {
+            Ok(w) if w.is_finite() && w >= 0.0 && !name.trim().is_empty() => Ok((name.trim(), Some(w))),
+            _ => Err(()),
+        },
+    }
+}
+
 /// How a face's mask colour is chosen.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub enum ColourChoice {
-    /// From the chosen template's own palette (its descriptor's `palette`).
+    /// From the chosen template's own palette, drawn with its `palette_weights`.
     #[default]
     TemplatePalette,
-    /// Uniformly from these colours (one given: always that one).
-    Among(Vec<Colour>),
+    /// From these colours, with probability proportional to their weights
+    /// (one given: always that one).
+    Among(Vec<(Colour, f32)>),
 }
 
 impl ColourChoice {
     /// Parses `--colour`: `palette` (or `random`), or a comma-separated list of
-    /// names / hex values.
+    /// names / hex values, each optionally weighted: `black=3,navy,#102030=0.5`
+    /// (a bare colour weighs 1). Weights are numbers >= 0, not all 0; each
+    /// colour is listed once.
     pub fn parse(s: &str) -> Result<ColourChoice, ColourError> {
         let t = s.trim();
         if t.is_empty() || t.eq_ignore_ascii_case("palette") || t.eq_ignore_ascii_case("random") {
             return Ok(ColourChoice::TemplatePalette);
         }
-        let colours = t.split(',').map(Colour::parse).collect::<Result<Vec<_>, _>>()?;
-        Ok(ColourChoice::Among(colours))
+        let mut list: Vec<(Colour, f32)> = Vec::new();
+        for item in t.split(',') {
+            let (name, weight) = split_weighted(item).map_err(|()| ColourError::Weight(item.trim().to_string()))?;
+            let colour = Colour::parse(name)?;
+            if list.iter().any(|(c, _)| *c == colour) {
+                return Err(ColourError::Duplicate(name.to_string()));
+            }
+            list.push((colour, weight.unwrap_or(1.0)));
+        }
+        if list.iter().all(|(_, w)| *w <= 0.0) {
+            return Err(ColourError::AllZero);
+        }
+        Ok(ColourChoice::Among(list))
     }
 
-    /// Draws a colour; `palette` is the template's, `fallback` its default.
-    pub fn choose(&self, rng: &mut SplitMix64, palette: &[Colour], fallback: Colour) -> Colour {
-        let list = match self {
-            ColourChoice::TemplatePalette => palette,
-            ColourChoice::Among(list) => list.as_slice(),
-        };
-        if list.is_empty() {
-            fallback
-        } else {
-            list[rng.below(list.len())]
+    /// Draws a colour: from `palette` with `palette_weights` (the template's;
+    /// equal weights when the lengths differ), or from the `Among` list;
+    /// `fallback` (the template's default) when there is nothing to draw.
+    pub fn choose(
+        &self,
+        rng: &mut SplitMix64,
+        palette: &[Colour],
+        palette_weights: &[f32],
+        fallback: Colour,
+    ) -> Colour {
+        match self {
+            ColourChoice::TemplatePalette if palette_weights.len() == palette.len() => {
+                rng.weighted(palette_weights).map_or(fallback, |i| palette[i])
+            }
+            ColourChoice::TemplatePalette if palette.is_empty() => fallback,
+            ColourChoice::TemplatePalette => palette[rng.below(palette.len())],
+            ColourChoice::Among(list) => {
+                let weights: Vec<f32> = list.iter().map(|(_, w)| *w).collect();
+                rng.weighted(&weights).map_or(fallback, |i| list[i].0)
+            }
         }
     }
 }
@@ -122,6 +174,7 @@ mod tests {
         assert_eq!(Colour::parse("#fff").unwrap(), Colour([255, 255, 255]));
         assert_eq!(Colour::parse("#3a5FCD").unwrap(), Colour([0x3a, 0x5f, 0xcd]));
         assert_eq!(Colour::parse(" Navy ").unwrap(), Colour([34, 44, 86]));
+        assert_eq!(Colour::parse("charcoal").unwrap(), Colour([54, 56, 60]));
         assert!(Colour::parse("#12345").is_err());
         assert!(Colour::parse("#ggg").is_err());
         assert!(Colour::parse("chartreuse").is_err());
@@ -135,12 +188,58 @@ mod tests {
         let pal = [Colour([1, 1, 1]), Colour([2, 2, 2])];
         let fb = Colour([9, 9, 9]);
         for _ in 0..20 {
-            assert!(pal.contains(&ColourChoice::TemplatePalette.choose(&mut rng, &pal, fb)));
+            assert!(pal.contains(&ColourChoice::TemplatePalette.choose(&mut rng, &pal, &[], fb)));
+            assert_eq!(ColourChoice::TemplatePalette.choose(&mut rng, &pal, &[0.0, 1.0], fb), pal[1]);
         }
-        assert_eq!(ColourChoice::TemplatePalette.choose(&mut rng, &[], fb), fb);
+        assert_eq!(ColourChoice::TemplatePalette.choose(&mut rng, &[], &[], fb), fb);
         let c = ColourChoice::parse("black").unwrap();
-        assert_eq!(c.choose(&mut rng, &pal, fb), Colour([38, 38, 42]));
+        assert_eq!(c.choose(&mut rng, &pal, &[], fb), Colour([38, 38, 42]));
         assert_eq!(ColourChoice::parse("random").unwrap(), ColourChoice::TemplatePalette);
+        assert_eq!(ColourChoice::parse(" Palette ").unwrap(), ColourChoice::TemplatePalette);
         assert!(ColourChoice::parse("black,#zz").is_err());
+    }
+
+    #[test]
+    fn weighted_colour_lists_parse_and_draw_in_proportion() {
+        let c = ColourChoice::parse("black=3, #102030=1,navy").unwrap();
+        let black = Colour::parse("black").unwrap();
+        let hex = Colour([0x10, 0x20, 0x30]);
+        let navy = Colour::parse("navy").unwrap();
+        assert_eq!(c, ColourChoice::Among(vec![(black, 3.0), (hex, 1.0), (navy, 1.0)]));
+        let mut rng = SplitMix64::new(11);
+        let n = 20_000;
+        let mut counts = [0usize; 3];
+        for _ in 0..n {
+            let got = c.choose(&mut rng, &[], &[], Colour([0, 0, 0]));
+            counts[[black, hex, navy].iter().position(|x| *x == got).unwrap()] += 1;
+        }
+        for (count, want) in counts.iter().zip([0.6, 0.2, 0.2]) {
+            let share = *count as f64 / n as f64;
+            assert!((share - want).abs() < 0.015, "{counts:?}");
+        }
+        // A zero weight is allowed as long as something is left to draw.
+        let c = ColourChoice::parse("black=0,white").unwrap();
+        for _ in 0..50 {
+            assert_eq!(c.choose(&mut rng, &[], &[], black), Colour::parse("white").unwrap());
+        }
+    }
+
+    #[test]
+    fn bad_colour_lists_are_one_line_errors() {
+        for (spec, want) in [
+            ("black=-1", ColourError::Weight("black=-1".into())),
+            ("black=x", ColourError::Weight("black=x".into())),
+            ("black=nan", ColourError::Weight("black=nan".into())),
+            ("black=inf", ColourError::Weight("black=inf".into())),
+            ("=2", ColourError::Weight("=2".into())),
+            ("black,,white", ColourError::Weight("".into())),
+            ("nosuch=1", ColourError::Unknown("nosuch".into())),
+            ("black=0,#fff=0", ColourError::AllZero),
+            ("black,Black=2", ColourError::Duplicate("Black".into())),
+        ] {
+            let e = ColourChoice::parse(spec).unwrap_err();
+            assert_eq!(e, want, "{spec}");
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
     }
 }

@@ -94,19 +94,32 @@ pub enum PlacementError {
     Coverage { variant: MaskVariant, landmark: usize, should_cover: bool },
 }
 
-/// Small random variations of the placement, each in `-1..1`; zero is the
+/// Random variations of the placement, each in `-1..1`; zero is the
 /// canonical placement. Amplitudes are chosen per variant so the variant's
-/// coverage rules hold for any value.
+/// coverage rules hold for any value (a draw that still breaks them falls
+/// back to the canonical placement, see `Synthesizer::place`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Jitter {
+    /// How high the top edge sits: -1 is worn high (over the nose bridge up
+    /// to just under the eyes for a proper mask), +1 low.
     pub top: f32,
+    /// Where the lower edge crosses the face (masks worn above the chin).
     pub bottom: f32,
+    /// How far the sides reach toward the ears (±6%).
     pub width: f32,
+    /// How closely the mask hugs the face: -1 tight (half the template's
+    /// stand-off at the sides and under the chin), +1 loose (1.5 times).
+    pub fit: f32,
 }
 
 impl Jitter {
     pub fn draw(rng: &mut SplitMix64) -> Jitter {
-        Jitter { top: rng.range(-1.0, 1.0), bottom: rng.range(-1.0, 1.0), width: rng.range(-1.0, 1.0) }
+        Jitter {
+            top: rng.range(-1.0, 1.0),
+            bottom: rng.range(-1.0, 1.0),
+            width: rng.range(-1.0, 1.0),
+            fit: rng.range(-1.0, 1.0),
+        }
     }
 }
 
@@ -399,7 +412,7 @@ pub fn place(
     let jaw = face.jaw_outline(fit, jitter);
     let cover = variant.covered_landmarks();
     let (right, left) = face.side_contours(&jaw, &cover);
-    let top = face.top_edge(face.top_shape(variant, jitter), &right, &left);
+    let top = face.top_edge(face.top_shape(variant, jitter, fit.top_bias), &right, &left);
     let lower = match variant {
         MaskVariant::ChinExposed => face.lower_edge_above_chin(jitter, &right, &left, &top),
         _ => face.lower_edge_along_jaw(outline, &right, &left, &top),
@@ -533,7 +546,8 @@ impl FaceFrame {
         let l = |i: usize| self.l(i);
         let (w, h) = (self.w, self.h);
         let interior = Point::centroid(&[l(30), l(33), l(51), l(57), l(62)]).unwrap_or(l(33));
-        let reach = fit.side_reach * (1.0 + 0.04 * jitter.width);
+        let reach = fit.side_reach * (1.0 + 0.06 * jitter.width);
+        let slack = 1.0 + 0.5 * jitter.fit.clamp(-1.0, 1.0);
         (0..17)
             .map(|i| {
                 let prev = l(if i == 0 { 0 } else { i - 1 });
@@ -546,7 +560,7 @@ impl FaceFrame {
                     n = -n;
                 }
                 let down = n.y.max(0.0);
-                let d = fit.side_margin * w * (1.0 - down) + fit.chin_drop * h * down;
+                let d = slack * (fit.side_margin * w * (1.0 - down) + fit.chin_drop * h * down);
                 let p = l(i) + n * d;
                 let m = self.mid_x(p.y);
                 Point::new(m + reach * (p.x - m), p.y)
@@ -589,12 +603,16 @@ impl FaceFrame {
 
     /// Where the variant's top edge goes: over the nose bridge, between the
     /// nose and the upper lip, or under the lower lip.
-    fn top_shape(&self, variant: MaskVariant, jitter: Jitter) -> TopShape {
+    fn top_shape(&self, variant: MaskVariant, jitter: Jitter, top_bias: f32) -> TopShape {
         let l = |i: usize| self.l(i);
         let (w, h) = (self.w, self.h);
         match variant {
             MaskVariant::Correct | MaskVariant::ChinExposed => {
-                let nose = l(27).lerp(l(29), 0.42 + 0.10 * jitter.top);
+                // From high on the bridge (22% of the way down from its top,
+                // where sponge and snug masks sit) to low (52%, a loose
+                // surgical mask that has slipped a little).
+                let top = (jitter.top + top_bias).clamp(-1.0, 1.0);
+                let nose = l(27).lerp(l(29), 0.37 + 0.15 * top);
                 let corner_y = nose.y + (l(30).y - nose.y) * 0.6;
                 TopShape { nose, corner_y, beside: None, under_eyes: true }
             }
@@ -868,8 +886,9 @@ pub(crate) mod tests {
             for (fname, lm) in faces() {
                 for jit in [
                     Jitter::default(),
-                    Jitter { top: 1.0, bottom: 1.0, width: 1.0 },
-                    Jitter { top: -1.0, bottom: -1.0, width: -1.0 },
+                    Jitter { top: 1.0, bottom: 1.0, width: 1.0, fit: 1.0 },
+                    Jitter { top: -1.0, bottom: -1.0, width: -1.0, fit: -1.0 },
+                    Jitter { top: -1.0, bottom: 1.0, width: 1.0, fit: 1.0 },
                 ] {
                     let ctx = format!("{tname} on {fname} with {jit:?}");
                     let p =
@@ -927,6 +946,51 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    fn polygon_area(poly: &[Point]) -> f32 {
+        let n = poly.len();
+        (0..n).map(|i| poly[i].x * poly[(i + 1) % n].y - poly[(i + 1) % n].x * poly[i].y).sum::<f32>().abs() / 2.0
+    }
+
+    #[test]
+    fn jitter_spans_high_to_low_and_tight_to_loose_within_the_rules() {
+        let lm = frontal_face();
+        let eye_level = lm.right_eye_center().lerp(lm.left_eye_center(), 0.5).y;
+        for (tname, outline, fit) in builtin_outlines() {
+            // The template's own bias (sponge sits high) shifts the range; measured without it here.
+            let unbiased = Fit { top_bias: 0.0, ..fit };
+            let at = |j: Jitter| place(&lm, MaskVariant::Correct, &outline, &unbiased, j).unwrap();
+            let high = at(Jitter { top: -1.0, ..Jitter::default() });
+            let low = at(Jitter { top: 1.0, ..Jitter::default() });
+            // Worn high, the edge over the bridge sits over a quarter of the
+            // bridge's length above where a low mask's does, still under the eyes.
+            let bridge = lm.point(29).y - lm.point(27).y;
+            assert!(low.top_y - high.top_y > 0.25 * bridge, "{tname}: high {} vs low {}", high.top_y, low.top_y);
+            assert!(high.top_y < lm.point(27).y + 0.3 * bridge, "{tname}: a high mask starts at {}", high.top_y);
+            assert!(high.polygon.iter().all(|q| q.y > eye_level), "{tname}: a high mask rises above the eyes");
+            for i in 36..48 {
+                assert!(!point_in_polygon(lm.point(i), &high.polygon), "{tname}: a high mask covers eye point {i}");
+            }
+            let tight = at(Jitter { fit: -1.0, ..Jitter::default() });
+            let loose = at(Jitter { fit: 1.0, ..Jitter::default() });
+            let (a_tight, a_loose) = (polygon_area(&tight.polygon), polygon_area(&loose.polygon));
+            assert!(a_loose > 1.04 * a_tight, "{tname}: loose {a_loose} vs tight {a_tight}");
+            assert!(loose.bottom_y > tight.bottom_y, "{tname}: a loose mask hangs lower under the chin");
+            let narrow = at(Jitter { width: -1.0, ..Jitter::default() });
+            let wide = at(Jitter { width: 1.0, ..Jitter::default() });
+            assert!(wide.half_right + wide.half_left > narrow.half_right + narrow.half_left, "{tname}: width");
+        }
+    }
+
+    #[test]
+    fn a_template_biased_high_sits_higher_on_the_nose() {
+        let lm = frontal_face();
+        let (_, outline, fit) = builtin_outlines().into_iter().find(|(n, _, _)| n == "sponge").unwrap();
+        assert!(fit.top_bias < -0.3, "sponge's descriptor: {fit:?}");
+        let at = |f: &Fit| place(&lm, MaskVariant::Correct, &outline, f, Jitter::default()).unwrap().top_y;
+        let bridge = lm.point(29).y - lm.point(27).y;
+        assert!(at(&Fit { top_bias: 0.0, ..fit }) - at(&fit) > 0.08 * bridge);
     }
 
     #[test]

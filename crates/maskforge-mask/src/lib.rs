@@ -8,7 +8,9 @@
 //! * [`template`]: SVG/PNG templates with TOML descriptors (built-ins embedded
 //!   from `mask_templates/`, user folders via [`TemplateSet::load_dir`]);
 //! * [`geometry`]: the wear variants and the placement mesh;
-//! * [`render`]: warp, feathering, lighting, compositing;
+//! * [`render`]: warp, feathering, lighting, relief, contact shadows, compositing;
+//! * [`photo`]: what the photo around a face is like (softness, noise,
+//!   colourfulness, colour cast), so the mask can match it;
 //! * [`texture`], [`colour`]: recolouring and fabric/print overlays;
 //! * [`rng`]: the `(seed, path, face)`-keyed random streams;
 //! * [`sheet`]: contact sheets for previews.
@@ -18,6 +20,7 @@
 
 pub mod colour;
 pub mod geometry;
+pub mod photo;
 pub mod raster;
 pub mod render;
 pub mod rng;
@@ -101,14 +104,15 @@ impl Synthesizer {
         })
     }
 
-    /// Draws the template, colour and texture for one face from its stream.
+    /// Draws the template, colour and texture for one face from its stream:
+    /// the template with probability proportional to its weight in the set
+    /// (descriptor `weight` or `--template name=weight`), then the colour by
+    /// the template's `palette_weights` (or the `--colour` list's weights).
     pub fn choose_style(&self, rng: &mut SplitMix64) -> Result<MaskStyle, MaskError> {
         let list = self.templates.templates();
-        if list.is_empty() {
-            return Err(MaskError::NoTemplates);
-        }
-        let template = list[rng.below(list.len())].clone();
-        let colour = self.colour.choose(rng, &template.palette, template.default_colour);
+        let i = rng.weighted(self.templates.weights()).ok_or(MaskError::NoTemplates)?;
+        let template = list[i].clone();
+        let colour = self.colour.choose(rng, &template.palette, &template.palette_weights, template.default_colour);
         let texture = match &self.texture {
             TextureChoice::None => None,
             TextureChoice::TemplateDefault => match &template.descriptor.texture {
@@ -134,9 +138,12 @@ impl Synthesizer {
     /// Places and draws a mask of `style` on the face with `landmarks`.
     /// `rng` supplies the placement jitter (use a per-variant fork of the
     /// face's stream). If the jittered placement breaks the variant's rules,
-    /// the canonical one is tried before giving up. Pixels outside the mask
-    /// (and its few-pixel feathered rim) are left untouched. When `seg` is
-    /// given, pixels at least half covered are set to 255 in it.
+    /// the canonical one is tried before giving up. Pixels outside the mask,
+    /// its few-pixel feathered rim and the contact shadow on the skin around
+    /// it ([`render::shadow_reach`]) are left untouched. The added photo
+    /// noise is seeded from `rng` too, so the same stream gives the same
+    /// bytes. When `seg` is given, pixels at least half covered are set to
+    /// 255 in it.
     pub fn apply(
         &self,
         img: &mut RgbImage,
@@ -147,8 +154,10 @@ impl Synthesizer {
         seg: Option<&mut GrayImage>,
     ) -> Result<Placement, MaskError> {
         let placement = self.place(landmarks, variant, style, rng)?;
-        let layer = render::warp_layer(&placement, style, img.width(), img.height(), &self.blend)?;
-        render::composite(img, &layer, &placement, &self.blend);
+        // The noise seed comes last, from a fork: the placement draws and the
+        // stream's state after this call are what they were without it.
+        let seed = rng.fork("photo-noise").next_u64();
+        let layer = render::draw(img, &placement, style, &self.blend, seed)?;
         if let Some(seg) = seg {
             layer.write_segmentation(seg);
         }
@@ -183,6 +192,9 @@ mod tests {
     use image::Rgb;
     use maskforge_face::Point;
 
+    const BUILTIN_NAMES: [&str; 8] =
+        ["surgical", "n95", "kn95", "cloth", "printed", "sponge", "cloth_pleated", "n95_valve"];
+
     fn synth() -> Synthesizer {
         Synthesizer::new(TemplateSet::builtin().unwrap()).unwrap()
     }
@@ -194,7 +206,7 @@ mod tests {
     #[test]
     fn builtin_descriptors_parse_and_render_with_art_matching_the_outline() {
         let set = TemplateSet::builtin().unwrap();
-        assert_eq!(set.names(), ["surgical", "n95", "kn95", "cloth", "printed"]);
+        assert_eq!(set.names(), BUILTIN_NAMES);
         for t in set.templates() {
             let r = t.rendered().unwrap();
             assert!(r.recolourable, "{}", t.name());
@@ -213,6 +225,95 @@ mod tests {
                     assert!(alpha(outward) < 30.0, "{}: art outside outline point {i} {p:?}", t.name());
                 }
             }
+        }
+    }
+
+    /// The default draw as documented (README "Built-in styles" and
+    /// tools/draw_templates.py STYLES): template shares, surgical colour shares.
+    const DOCUMENTED_WEIGHTS: [(&str, f64); 8] = [
+        ("surgical", 0.38),
+        ("n95", 0.06),
+        ("kn95", 0.14),
+        ("cloth", 0.12),
+        ("printed", 0.10),
+        ("sponge", 0.08),
+        ("cloth_pleated", 0.08),
+        ("n95_valve", 0.04),
+    ];
+    const DOCUMENTED_SURGICAL_COLOURS: [(&str, f64); 7] = [
+        ("surgicalblue", 0.45),
+        ("white", 0.20),
+        ("black", 0.20),
+        ("lightblue", 0.05),
+        ("pink", 0.04),
+        ("mint", 0.03),
+        ("navy", 0.03),
+    ];
+
+    #[test]
+    fn default_draw_follows_the_documented_weights() {
+        let s = synth();
+        let total: f32 = s.templates.weights().iter().sum();
+        for (name, want) in DOCUMENTED_WEIGHTS {
+            let i = s.templates.names().iter().position(|n| n == name).unwrap();
+            assert!((s.templates.weights()[i] / total - want as f32).abs() < 1e-6, "{name}");
+        }
+        let n = 20_000;
+        let mut counts = std::collections::HashMap::<String, usize>::new();
+        let mut surgical_colours = std::collections::HashMap::<String, usize>::new();
+        for face in 0..n {
+            let style = s.choose_style(&mut SplitMix64::for_face(7, "people/a.jpg", face)).unwrap();
+            *counts.entry(style.template.name().to_string()).or_default() += 1;
+            if style.template.name() == "surgical" {
+                *surgical_colours.entry(style.colour.name()).or_default() += 1;
+            }
+        }
+        for (name, want) in DOCUMENTED_WEIGHTS {
+            let share = counts.get(name).copied().unwrap_or(0) as f64 / n as f64;
+            assert!((share - want).abs() < 0.015, "{name}: {share:.4} drawn, {want} documented");
+        }
+        // Colours within the surgical template, over a draw of surgical masks only.
+        let mut s = synth();
+        s.templates = TemplateSet::builtin().unwrap().select(&["surgical".to_string()]).unwrap();
+        let mut colours = std::collections::HashMap::<String, usize>::new();
+        for face in 0..n {
+            let style = s.choose_style(&mut SplitMix64::for_face(8, "people/b.jpg", face)).unwrap();
+            *colours.entry(style.colour.name()).or_default() += 1;
+        }
+        assert_eq!(colours.len(), DOCUMENTED_SURGICAL_COLOURS.len(), "{colours:?}");
+        for (name, want) in DOCUMENTED_SURGICAL_COLOURS {
+            let share = colours.get(name).copied().unwrap_or(0) as f64 / n as f64;
+            assert!((share - want).abs() < 0.015, "surgical {name}: {share:.4} drawn, {want} documented");
+        }
+        // The same within the mixed draw, where surgical is a 38% share.
+        let m: usize = surgical_colours.values().sum();
+        let blue = surgical_colours["surgicalblue"] as f64 / m as f64;
+        assert!((blue - 0.45).abs() < 0.025, "{blue}");
+    }
+
+    #[test]
+    fn template_and_colour_overrides_change_the_draw() {
+        let mut s = synth();
+        s.templates = TemplateSet::builtin().unwrap().select_spec("surgical=4,sponge=1").unwrap();
+        s.colour = ColourChoice::parse("black=3,#102030=1").unwrap();
+        let n = 20_000;
+        let (mut surgical, mut black) = (0usize, 0usize);
+        for face in 0..n {
+            let style = s.choose_style(&mut SplitMix64::for_face(3, "x.jpg", face)).unwrap();
+            assert!(["surgical", "sponge"].contains(&style.template.name()));
+            surgical += (style.template.name() == "surgical") as usize;
+            assert!(style.colour == Colour::parse("black").unwrap() || style.colour == Colour([0x10, 0x20, 0x30]));
+            black += (style.colour.name() == "black") as usize;
+        }
+        assert!((surgical as f64 / n as f64 - 0.8).abs() < 0.015, "{surgical}");
+        assert!((black as f64 / n as f64 - 0.75).abs() < 0.015, "{black}");
+        // A zero weight removes a template from the draw.
+        s.templates = TemplateSet::builtin().unwrap().select_spec("surgical=0,n95_valve").unwrap();
+        for face in 0..200 {
+            assert_eq!(
+                s.choose_style(&mut SplitMix64::for_face(3, "x.jpg", face)).unwrap().template.name(),
+                "n95_valve"
+            );
         }
     }
 
@@ -262,7 +363,7 @@ chin_bottom = [50, 100]
         }
         let mut s = synth();
         s.templates.extend(set);
-        assert_eq!(s.templates.len(), 7);
+        assert_eq!(s.templates.len(), BUILTIN_NAMES.len() + 2);
         std::fs::remove_dir_all(&dir).ok();
         assert!(matches!(TemplateSet::load_dir(std::path::Path::new("/nonexistent/x")), Err(TemplateError::Io { .. })));
     }
@@ -270,7 +371,7 @@ chin_bottom = [50, 100]
     #[test]
     fn blending_changes_only_the_mask_region() {
         let mut s = synth();
-        for t in ["surgical", "n95", "kn95", "cloth", "printed"] {
+        for t in BUILTIN_NAMES {
             s.templates = TemplateSet::builtin().unwrap().select(&[t.to_string()]).unwrap();
             for (name, lm) in
                 [("frontal", frontal_face()), ("yawed", yawed_face(0.4)), ("rolled", rolled(&frontal_face(), 0.3))]
@@ -281,7 +382,8 @@ chin_bottom = [50, 100]
                     let mut rng = SplitMix64::for_face(1, "x.jpg", 0);
                     let style = s.choose_style(&mut rng).unwrap();
                     let p = s.apply(&mut img, &lm, v, &style, &mut rng.fork(v.as_str()), None).unwrap();
-                    let margin = 3.0 * p.feather_sigma() + 2.0;
+                    // Feathered rim, plus the contact shadow on the skin around it.
+                    let margin = 3.0 * p.feather_sigma() + 2.0 + render::shadow_reach(&p);
                     // The ear-loop strips lie beside the polygon; only pixels away from
                     // the whole mesh (polygon plus strips) must be untouched.
                     let mut hull = vec![];

@@ -34,6 +34,13 @@ pub enum TemplateError {
     EmptyDir(PathBuf),
     #[error("unknown template {0:?} (known: {1})")]
     Unknown(String, String),
+    /// A `name=weight` item of a template list whose weight is not a number >= 0.
+    #[error("{0:?}: the weight after '=' must be a number >= 0")]
+    Weight(String),
+    #[error("template {0:?} is listed twice")]
+    Duplicate(String),
+    #[error("no template with a weight above 0: nothing to draw")]
+    AllZero,
 }
 
 /// Named anchor points, in template coordinates. "Right" and "left" are the
@@ -85,11 +92,15 @@ pub struct Fit {
     /// Width, in template units, of the strip beyond each side edge that
     /// holds ear-loop stubs (0: none).
     pub ear_loops: f32,
+    /// Where the top edge of a mask over the nose sits, added to the
+    /// placement's `top` jitter (-1: high on the bridge, just under the eyes;
+    /// +1: low). Sponge masks sit high.
+    pub top_bias: f32,
 }
 
 impl Default for Fit {
     fn default() -> Self {
-        Fit { side_reach: 1.0, side_margin: 0.03, chin_drop: 0.05, ear_loops: 0.0 }
+        Fit { side_reach: 1.0, side_margin: 0.03, chin_drop: 0.05, ear_loops: 0.0, top_bias: 0.0 }
     }
 }
 
@@ -108,6 +119,13 @@ pub struct Descriptor {
     /// Colours to draw from when `--colour palette` (the default).
     #[serde(default)]
     pub palette: Vec<String>,
+    /// The template's share in the default draw of templates (relative to the
+    /// other templates' weights; 0: only when asked for with a weight).
+    #[serde(default = "one")]
+    pub weight: f32,
+    /// Shares of the `palette` colours, parallel to it (default: all equal).
+    #[serde(default)]
+    pub palette_weights: Vec<f32>,
     /// Built-in texture applied by default (`weave`, `knit`, `melange`) and its weight.
     #[serde(default)]
     pub texture: Option<String>,
@@ -123,12 +141,53 @@ pub struct Descriptor {
     pub fit: Fit,
 }
 
+fn one() -> f32 {
+    1.0
+}
+
 impl Descriptor {
     pub fn parse(text: &str, path: &Path) -> Result<Descriptor, TemplateError> {
-        toml::from_str(text).map_err(|e| TemplateError::Descriptor {
-            path: path.to_path_buf(),
-            message: e.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
-        })
+        let err = |message: String| TemplateError::Descriptor { path: path.to_path_buf(), message };
+        let d: Descriptor =
+            toml::from_str(text).map_err(|e| err(e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")))?;
+        d.check_weights().map_err(err)?;
+        Ok(d)
+    }
+
+    /// `weight` and `palette_weights` are finite and >= 0; the palette
+    /// weights, when given, match the palette and are not all 0.
+    pub fn check_weights(&self) -> Result<(), String> {
+        let ok = |w: f32| w.is_finite() && w >= 0.0;
+        if !ok(self.weight) {
+            return Err(format!("weight = {}: must be a number >= 0", self.weight));
+        }
+        let pw = &self.palette_weights;
+        if pw.is_empty() {
+            return Ok(());
+        }
+        if pw.len() != self.palette.len() {
+            return Err(format!(
+                "palette_weights has {} entries but palette has {} (one weight per colour)",
+                pw.len(),
+                self.palette.len()
+            ));
+        }
+        if let Some(w) = pw.iter().find(|w| !ok(**w)) {
+            return Err(format!("palette_weights: {w} must be a number >= 0"));
+        }
+        if pw.iter().all(|w| *w == 0.0) {
+            return Err("palette_weights are all 0".into());
+        }
+        Ok(())
+    }
+
+    /// The palette weights, one per palette colour (all 1 when not given).
+    pub fn resolved_palette_weights(&self) -> Vec<f32> {
+        if self.palette_weights.is_empty() {
+            vec![1.0; self.palette.len()]
+        } else {
+            self.palette_weights.clone()
+        }
     }
 }
 
@@ -268,6 +327,8 @@ pub struct Template {
     /// Template-coordinate size (SVG user units or PNG pixels).
     pub size: (f32, f32),
     pub palette: Vec<Colour>,
+    /// The palette's weights, parallel to `palette`.
+    pub palette_weights: Vec<f32>,
     pub default_colour: Colour,
     /// Stable hash of the descriptor and the artwork: output depends on both.
     pub fingerprint: u64,
@@ -306,6 +367,8 @@ impl Template {
             });
         }
         let outline = TemplateOutline::from_descriptor(&descriptor, size)?;
+        descriptor.check_weights().map_err(|message| TemplateError::Invalid { name: name.clone(), message })?;
+        let palette_weights = descriptor.resolved_palette_weights();
         let parse = |s: &str| {
             Colour::parse(s)
                 .map_err(|e| TemplateError::Invalid { name: descriptor.name.clone(), message: e.to_string() })
@@ -340,6 +403,7 @@ impl Template {
             outline,
             size,
             palette,
+            palette_weights,
             default_colour,
             fingerprint,
             source,
@@ -453,31 +517,26 @@ impl Template {
     }
 }
 
-/// The templates drawn for this project, embedded in the binary.
-const BUILTIN: &[(&str, &str, &str)] = &[
-    (
-        "surgical.toml",
-        include_str!("../../../mask_templates/surgical.toml"),
-        include_str!("../../../mask_templates/surgical.svg"),
-    ),
-    ("n95.toml", include_str!("../../../mask_templates/n95.toml"), include_str!("../../../mask_templates/n95.svg")),
-    ("kn95.toml", include_str!("../../../mask_templates/kn95.toml"), include_str!("../../../mask_templates/kn95.svg")),
-    (
-        "cloth.toml",
-        include_str!("../../../mask_templates/cloth.toml"),
-        include_str!("../../../mask_templates/cloth.svg"),
-    ),
-    (
-        "printed.toml",
-        include_str!("../../../mask_templates/printed.toml"),
-        include_str!("../../../mask_templates/printed.svg"),
-    ),
-];
+/// The templates drawn for this project, embedded in the binary, in the
+/// order `TemplateSet::builtin` lists them.
+macro_rules! builtin {
+    ($($name:literal),* $(,)?) => {
+        &[$((
+            concat!($name, ".toml"),
+            include_str!(concat!("../../../mask_templates/", $name, ".toml")),
+            include_str!(concat!("../../../mask_templates/", $name, ".svg")),
+        )),*]
+    };
+}
+const BUILTIN: &[(&str, &str, &str)] =
+    builtin!["surgical", "n95", "kn95", "cloth", "printed", "sponge", "cloth_pleated", "n95_valve"];
 
-/// A set of templates, looked up by name.
+/// A set of templates, looked up by name, each with its weight in the draw
+/// (its descriptor's `weight` unless a selection said otherwise).
 #[derive(Debug, Clone, Default)]
 pub struct TemplateSet {
     templates: Vec<Arc<Template>>,
+    weights: Vec<f32>,
 }
 
 impl TemplateSet {
@@ -527,33 +586,75 @@ impl TemplateSet {
         }
     }
 
-    /// Adds a template, replacing one of the same name.
+    /// Adds a template (at its descriptor's weight), replacing one of the same name.
     pub fn insert(&mut self, t: Template) {
-        let t = Arc::new(t);
-        match self.templates.iter_mut().find(|x| x.name() == t.name()) {
-            Some(slot) => *slot = t,
-            None => self.templates.push(t),
-        }
+        self.put(Arc::new(t));
     }
 
-    /// Adds all templates of `other`, replacing same-named ones.
-    pub fn extend(&mut self, other: TemplateSet) {
-        for t in other.templates {
-            match self.templates.iter_mut().find(|x| x.name() == t.name()) {
-                Some(slot) => *slot = t,
-                None => self.templates.push(t),
+    fn put(&mut self, t: Arc<Template>) {
+        let w = t.descriptor.weight;
+        match self.templates.iter().position(|x| x.name() == t.name()) {
+            Some(i) => {
+                self.templates[i] = t;
+                self.weights[i] = w;
+            }
+            None => {
+                self.templates.push(t);
+                self.weights.push(w);
             }
         }
     }
 
-    /// Keeps only the named templates, in the order given.
+    /// Adds all templates of `other` (at their descriptors' weights), replacing same-named ones.
+    pub fn extend(&mut self, other: TemplateSet) {
+        for t in other.templates {
+            self.put(t);
+        }
+    }
+
+    /// Keeps only the named templates, in the order given, at their descriptors' weights.
     pub fn select(&self, names: &[String]) -> Result<TemplateSet, TemplateError> {
+        let items: Vec<(String, Option<f32>)> = names.iter().map(|n| (n.clone(), None)).collect();
+        self.select_weighted(&items)
+    }
+
+    /// Keeps only the named templates, in the order given, each at the
+    /// given weight or (`None`) its descriptor's. Weights must be finite and
+    /// >= 0, not all 0; each name may appear once.
+    pub fn select_weighted(&self, items: &[(String, Option<f32>)]) -> Result<TemplateSet, TemplateError> {
         let mut out = TemplateSet::default();
-        for n in names {
+        for (n, weight) in items {
             let t = self.get(n).ok_or_else(|| TemplateError::Unknown(n.clone(), self.names().join(", ")))?;
+            if out.get(n).is_some() {
+                return Err(TemplateError::Duplicate(n.clone()));
+            }
+            let w = weight.unwrap_or(t.descriptor.weight);
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(TemplateError::Weight(format!("{n}={w}")));
+            }
             out.templates.push(t.clone());
+            out.weights.push(w);
+        }
+        if out.weights.iter().all(|w| *w <= 0.0) {
+            return Err(TemplateError::AllZero);
         }
         Ok(out)
+    }
+
+    /// Parses and applies a `--template` list: comma-separated `name` or
+    /// `name=weight` items, e.g. `surgical=4,sponge=1,n95` (a bare name keeps
+    /// its descriptor's weight); only the listed templates are kept.
+    pub fn select_spec(&self, spec: &str) -> Result<TemplateSet, TemplateError> {
+        let items = spec
+            .split(',')
+            .filter(|item| !item.trim().is_empty())
+            .map(|item| {
+                crate::colour::split_weighted(item)
+                    .map(|(n, w)| (n.to_string(), w))
+                    .map_err(|()| TemplateError::Weight(item.trim().to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.select_weighted(&items)
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Template>> {
@@ -568,11 +669,92 @@ impl TemplateSet {
         &self.templates
     }
 
+    /// Each template's weight in the draw, parallel to [`TemplateSet::templates`].
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
+    }
+
     pub fn is_empty(&self) -> bool {
         self.templates.is_empty()
     }
 
     pub fn len(&self) -> usize {
         self.templates.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SVG: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100"><path d="M5 20 L50 5 L95 20 L95 70 L50 95 L5 70 Z" fill="currentColor"/></svg>"#;
+
+    fn desc(extra: &str) -> String {
+        format!(
+            "name = \"w\"\nstyle = \"plain\"\nimage = \"w.svg\"\npalette = [\"black\", \"white\"]\n{extra}\n[anchors]\nnose_top = [50, 5]\nright_cheek_top = [5, 20]\nleft_cheek_top = [95, 20]\nright_jaw = [5, 70]\nleft_jaw = [95, 70]\nchin_bottom = [50, 95]\n"
+        )
+    }
+
+    #[test]
+    fn descriptor_weights_parse_with_defaults() {
+        let d = Descriptor::parse(&desc(""), Path::new("w.toml")).unwrap();
+        assert_eq!((d.weight, d.palette_weights.as_slice()), (1.0, &[][..]));
+        let t = Template::from_svg(d, SVG.into(), None).unwrap();
+        assert_eq!(t.palette_weights, [1.0, 1.0]);
+        let d = Descriptor::parse(&desc("weight = 0.25\npalette_weights = [3, 0]"), Path::new("w.toml")).unwrap();
+        assert_eq!((d.weight, d.palette_weights.as_slice()), (0.25, &[3.0, 0.0][..]));
+        let t = Template::from_svg(d, SVG.into(), None).unwrap();
+        assert_eq!(t.palette_weights, [3.0, 0.0]);
+        let mut set = TemplateSet::default();
+        set.insert(t);
+        assert_eq!(set.weights(), [0.25]);
+    }
+
+    #[test]
+    fn bad_descriptor_weights_name_the_file() {
+        for (extra, want) in [
+            ("weight = -1.0", "weight = -1: must be a number >= 0"),
+            ("weight = nan", "weight = NaN: must be a number >= 0"),
+            ("weight = inf", "weight = inf: must be a number >= 0"),
+            ("weight = \"x\"", "invalid type"),
+            ("palette_weights = [1.0]", "palette_weights has 1 entries but palette has 2"),
+            ("palette_weights = [1.0, -2.0]", "palette_weights: -2 must be a number >= 0"),
+            ("palette_weights = [0, 0]", "palette_weights are all 0"),
+        ] {
+            let e = Descriptor::parse(&desc(extra), Path::new("dir/w.toml")).unwrap_err();
+            assert!(matches!(e, TemplateError::Descriptor { .. }), "{extra}: {e:?}");
+            let msg = e.to_string();
+            assert!(msg.starts_with("dir/w.toml: invalid template descriptor: "), "{msg}");
+            assert!(msg.contains(want), "{extra}: {msg}");
+            assert!(!msg.contains('\n'), "{msg}");
+        }
+        // Descriptors built in code are checked too.
+        let mut d = Descriptor::parse(&desc(""), Path::new("w.toml")).unwrap();
+        d.palette_weights = vec![1.0];
+        assert!(matches!(Template::from_svg(d, SVG.into(), None), Err(TemplateError::Invalid { .. })));
+    }
+
+    #[test]
+    fn template_lists_parse_with_weights() {
+        let set = TemplateSet::builtin().unwrap();
+        let sel = set.select_spec("surgical=4, sponge=1,n95").unwrap();
+        assert_eq!(sel.names(), ["surgical", "sponge", "n95"]);
+        assert_eq!(sel.weights(), [4.0, 1.0, set.get("n95").unwrap().descriptor.weight]);
+        let sel = set.select(&["kn95".to_string(), "cloth".to_string()]).unwrap();
+        assert_eq!(sel.weights(), [0.14, 0.12]);
+        assert_eq!(set.select_spec("surgical=0,n95").unwrap().weights(), [0.0, 0.06]);
+        for (spec, want) in [
+            ("surgical=-1", "\"surgical=-1\": the weight after '=' must be a number >= 0"),
+            ("surgical=x", "\"surgical=x\": the weight after '=' must be a number >= 0"),
+            ("surgical=", "\"surgical=\": the weight after '=' must be a number >= 0"),
+            ("nosuch=1", "unknown template \"nosuch\" (known: surgical, n95, kn95, cloth, printed, sponge"),
+            ("surgical=0,n95=0", "no template with a weight above 0: nothing to draw"),
+            ("surgical,surgical=2", "template \"surgical\" is listed twice"),
+            (" , ", "no template with a weight above 0"),
+        ] {
+            let e = set.select_spec(spec).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{spec}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
     }
 }

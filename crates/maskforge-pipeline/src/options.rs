@@ -242,19 +242,44 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize), PipelineError> {
 }
 
 /// How the masks look: the option strings behind a [`Synthesizer`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct SynthOptions {
     /// Folder of extra templates (same names replace built-ins).
     pub templates_dir: Option<PathBuf>,
-    /// Only these templates (comma-separated names); all when `None`.
+    /// Only these templates (comma-separated `name` or `name=weight`); all,
+    /// at their descriptors' weights, when `None`.
     pub template_names: Option<String>,
-    /// `palette`, or comma-separated colour names / hex.
+    /// `palette`, or comma-separated colour names / hex, each optionally `=weight`.
     pub colour: String,
     /// `default`, `none`, or comma-separated texture names / image files.
     pub texture: String,
     pub texture_weight: Option<f32>,
     /// Lighting transfer strength, 0 to 4; used clamped to 0..1.
     pub lighting: f32,
+    /// Contact shadows on the skin along the mask's edges, 0 to 1.
+    pub shadow: f32,
+    /// Relief of pleats and seams lit from the face's light direction, 0 to 1.
+    pub relief: f32,
+    /// Matching the photo's softness, noise and colour, 0 to 1.
+    pub photo_match: f32,
+}
+
+/// What `maskforge mask` does without flags: template palettes and textures,
+/// every rendering effect at full strength.
+impl Default for SynthOptions {
+    fn default() -> Self {
+        SynthOptions {
+            templates_dir: None,
+            template_names: None,
+            colour: "palette".into(),
+            texture: "default".into(),
+            texture_weight: None,
+            lighting: 1.0,
+            shadow: 1.0,
+            relief: 1.0,
+            photo_match: 1.0,
+        }
+    }
 }
 
 impl SynthOptions {
@@ -263,6 +288,11 @@ impl SynthOptions {
         if !(self.lighting.is_finite() && (0.0..=4.0).contains(&self.lighting)) {
             let l = self.lighting;
             return Err(PipelineError::Option(format!("--lighting {l}: must be a number from 0 (flat) to 4")));
+        }
+        for (flag, v) in [("--shadow", self.shadow), ("--relief", self.relief), ("--photo-match", self.photo_match)] {
+            if !(v.is_finite() && (0.0..=1.0).contains(&v)) {
+                return Err(PipelineError::Option(format!("{flag} {v}: must be a number from 0 (off) to 1")));
+            }
         }
         if let Some(w) = self.texture_weight.filter(|w| !(w.is_finite() && (0.0..=1.0).contains(w))) {
             return Err(PipelineError::Option(format!("--texture-weight {w}: must be a number from 0 to 1")));
@@ -279,9 +309,8 @@ pub fn build_synthesizer(opts: &SynthOptions) -> Result<Synthesizer, PipelineErr
     if let Some(dir) = &opts.templates_dir {
         templates.extend(TemplateSet::load_dir(dir)?);
     }
-    if let Some(names) = &opts.template_names {
-        let names: Vec<String> = names.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-        templates = templates.select(&names)?;
+    if let Some(spec) = &opts.template_names {
+        templates = templates.select_spec(spec).map_err(|e| PipelineError::Option(format!("--template: {e}")))?;
     }
     for t in templates.templates() {
         t.rendered()?;
@@ -295,6 +324,9 @@ pub fn build_synthesizer(opts: &SynthOptions) -> Result<Synthesizer, PipelineErr
     };
     synth.texture_weight = opts.texture_weight;
     synth.blend.lighting = opts.lighting.clamp(0.0, 1.0);
+    synth.blend.shadow = opts.shadow;
+    synth.blend.relief = opts.relief;
+    synth.blend.photo_match = opts.photo_match;
     Ok(synth)
 }
 
@@ -332,11 +364,44 @@ mod tests {
         let synth = SynthOptions { lighting: 1.0, ..Default::default() };
         assert!(synth.check().is_ok());
         let nan = SynthOptions { lighting: f32::NAN, ..synth.clone() };
-        for bad in [nan, SynthOptions { texture_weight: Some(2.0), ..synth.clone() }] {
+        let bad_shadow = SynthOptions { shadow: 1.5, ..synth.clone() };
+        let bad_match = SynthOptions { photo_match: f32::NAN, ..synth.clone() };
+        let bad_relief = SynthOptions { relief: -0.1, ..synth.clone() };
+        for bad in [nan, SynthOptions { texture_weight: Some(2.0), ..synth.clone() }, bad_shadow, bad_match, bad_relief]
+        {
             assert!(bad.check().is_err());
         }
         let err = build_synthesizer(&SynthOptions { lighting: -1.0, ..synth }).unwrap_err().to_string();
         assert!(err.starts_with("--lighting -1"), "{err}");
+    }
+
+    #[test]
+    fn template_and_colour_lists_take_weights() {
+        let opts = |template: &str, colour: &str| SynthOptions {
+            lighting: 1.0,
+            template_names: Some(template.into()),
+            colour: colour.into(),
+            texture: "default".into(),
+            ..Default::default()
+        };
+        let synth = build_synthesizer(&opts("surgical=4, sponge=1,n95", "black=3,#102030=1")).unwrap();
+        assert_eq!(synth.templates.names(), ["surgical", "sponge", "n95"]);
+        assert_eq!(synth.templates.weights(), [4.0, 1.0, 0.06]);
+        let (black, hex) = (maskforge_mask::Colour::parse("black").unwrap(), maskforge_mask::Colour([16, 32, 48]));
+        assert_eq!(synth.colour, ColourChoice::Among(vec![(black, 3.0), (hex, 1.0)]));
+        for (template, colour, want) in [
+            ("surgical=-1", "palette", "--template: \"surgical=-1\": the weight after '=' must be a number >= 0"),
+            ("surgical=x", "palette", "--template: \"surgical=x\": the weight after '=' must be a number >= 0"),
+            ("nosuch=1", "palette", "--template: unknown template \"nosuch\" (known: surgical, "),
+            ("surgical=0,kn95=0", "palette", "--template: no template with a weight above 0"),
+            ("surgical", "black=-1", "--colour: \"black=-1\": the weight after '=' must be a number >= 0"),
+            ("surgical", "nosuch=2", "--colour: unknown colour \"nosuch\""),
+            ("surgical", "black=0,white=0", "--colour: all colour weights are 0"),
+        ] {
+            let err = build_synthesizer(&opts(template, colour)).unwrap_err().to_string();
+            assert!(err.starts_with(want), "{template} {colour}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
     }
 
     #[test]

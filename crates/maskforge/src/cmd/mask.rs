@@ -51,10 +51,15 @@ pub struct MaskArgs {
     /// Folder of extra templates (NAME.toml + NAME.svg/png); same names replace built-ins.
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
-    /// Use only these templates (comma-separated names) [default: all].
+    /// Use only these templates, drawn by weight: comma-separated `name` or `name=weight`, e.g.
+    /// `surgical=4,sponge=1,n95` (a bare name keeps its default weight) [default: all built-ins at
+    /// their default weights: surgical .38, kn95 .14, cloth .12, printed .10, cloth_pleated .08,
+    /// sponge .08, n95 .06, n95_valve .04; user templates: their `weight`, 1 if unset].
     #[arg(long, value_name = "NAMES")]
     pub template: Option<String>,
-    /// Mask colour: `palette` (each template's own), or comma-separated names/hex (#3a5fcd) to draw from.
+    /// Mask colour: `palette` (each template's own, drawn by its palette weights: surgical is
+    /// surgicalblue .45, white .20, black .20, ...), or comma-separated names/hex to draw from,
+    /// each optionally weighted: `black=3,navy,#3a5fcd=0.5` (a bare colour weighs 1).
     #[arg(long, alias = "color", default_value = "palette")]
     pub colour: String,
     /// Texture: `default` (templates' own), `none`, or comma-separated weave, knit, melange or image files.
@@ -66,6 +71,16 @@ pub struct MaskArgs {
     /// Strength of the lighting transfer from the skin to the mask (0 = flat).
     #[arg(long, default_value_t = 1.0)]
     pub lighting: f32,
+    /// Strength of the contact shadows the mask casts on the skin along its edges (0 = none, 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub shadow: f32,
+    /// Strength of the relief of pleats and seams, lit from the face's own light direction (0 = none, 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub relief: f32,
+    /// Strength of matching the photo: its softness (blur, JPEG), noise, saturation and colour cast
+    /// (0 = a clean mask on any photo, 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub photo_match: f32,
     /// Write aligned square face crops of this size instead of full images (0 = full images).
     #[arg(long, default_value_t = 0)]
     pub crop_size: u32,
@@ -325,6 +340,9 @@ fn synth_options(args: &MaskArgs) -> SynthOptions {
         texture: args.texture.clone(),
         texture_weight: args.texture_weight,
         lighting: args.lighting,
+        shadow: args.shadow,
+        relief: args.relief,
+        photo_match: args.photo_match,
     }
 }
 
