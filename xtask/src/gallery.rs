@@ -69,7 +69,6 @@ fn gallery_sheet(root: &Path, bin: &Path, sheet: &Path, args: &[&str]) -> Result
     let mut cmd = Command::new(bin);
     apply_torch_env(&mut cmd, root);
     cmd.args(["mask", "--preview-only", "--mode", "each", "--preview-count", "28", "--seed", GALLERY_SEED])
-        .arg("--input")
         .arg(root.join("data/samples"))
         .arg("--preview")
         .arg(sheet)
