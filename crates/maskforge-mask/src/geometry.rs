@@ -151,6 +151,18 @@ impl Mesh {
             })
         })
     }
+
+    /// The mesh's boundary in image coordinates, once around: the mask's
+    /// polygon plus the ear-loop strips beside it.
+    pub fn outline(&self) -> Vec<Point> {
+        let (r, c) = (self.rows, self.cols);
+        let mut hull = Vec::with_capacity(2 * (r + c));
+        hull.extend((0..c).map(|i| self.image[i]));
+        hull.extend((0..r).map(|j| self.image[j * c + c - 1]));
+        hull.extend((0..c).rev().map(|i| self.image[(r - 1) * c + i]));
+        hull.extend((0..r).rev().map(|j| self.image[j * c]));
+        hull
+    }
 }
 
 /// A placed mask.

@@ -386,12 +386,7 @@ chin_bottom = [50, 100]
                     let margin = 3.0 * p.feather_sigma() + 2.0 + render::shadow_reach(&p);
                     // The ear-loop strips lie beside the polygon; only pixels away from
                     // the whole mesh (polygon plus strips) must be untouched.
-                    let mut hull = vec![];
-                    let (r, c) = (p.mesh.rows, p.mesh.cols);
-                    hull.extend((0..c).map(|i| p.mesh.image[i]));
-                    hull.extend((0..r).map(|j| p.mesh.image[j * c + c - 1]));
-                    hull.extend((0..c).rev().map(|i| p.mesh.image[(r - 1) * c + i]));
-                    hull.extend((0..r).rev().map(|j| p.mesh.image[j * c]));
+                    let hull = p.mesh.outline();
                     let mut changed_inside = 0;
                     for (x, y, px) in img.enumerate_pixels() {
                         let q = Point::new(x as f32 + 0.5, y as f32 + 0.5);

@@ -1437,12 +1437,7 @@ mod tests {
             darker / n as f32
         );
         // Three shadow widths (plus its grid) beyond the mask, nothing changes.
-        let mut hull = vec![];
-        let (r, c) = (p.mesh.rows, p.mesh.cols);
-        hull.extend((0..c).map(|i| p.mesh.image[i]));
-        hull.extend((0..r).map(|j| p.mesh.image[j * c + c - 1]));
-        hull.extend((0..c).rev().map(|i| p.mesh.image[(r - 1) * c + i]));
-        hull.extend((0..r).rev().map(|j| p.mesh.image[j * c]));
+        let hull = p.mesh.outline();
         let far = 3.0 * sigma + shadow_cell(sigma) as f32 + 2.5 * p.feather_sigma();
         for (x, y, q) in with.enumerate_pixels() {
             let c = Point::new(x as f32 + 0.5, y as f32 + 0.5);
