@@ -213,20 +213,8 @@ pub fn draw(
     let stats = if opts.photo_match > 0.0 { PhotoStats::estimate(img, placement) } else { PhotoStats::NEUTRAL };
     let sigma = layer_sigma(placement, opts, &stats);
     let layer = rasterise(placement, style, img.width(), img.height(), sigma, opts.relief > 0.0)?;
-    composite_with(img, &layer, placement, opts, &stats, seed);
+    composite(img, &layer, placement, opts, &stats, seed);
     Ok(layer)
-}
-
-/// Rasterises the warped template into a layer, feathered by `opts.feather`.
-pub fn warp_layer(
-    placement: &Placement,
-    style: &MaskStyle,
-    img_w: u32,
-    img_h: u32,
-    opts: &BlendOptions,
-) -> Result<MaskLayer, TemplateError> {
-    let sigma = placement.feather_sigma() * opts.feather.max(0.0);
-    rasterise(placement, style, img_w, img_h, sigma, opts.relief > 0.0)
 }
 
 /// Grey level (0..255) of the mask colour at which the relief height is read.
@@ -1027,13 +1015,8 @@ fn inverse_normal_cdf(p: f64) -> f64 {
 }
 
 /// Composites a feathered layer onto the image with lighting, shading,
-/// relief and contact shadow (no photo matching: see [`draw`]).
-pub fn composite(img: &mut RgbImage, layer: &MaskLayer, placement: &Placement, opts: &BlendOptions) {
-    let opts = BlendOptions { photo_match: 0.0, ..*opts };
-    composite_with(img, layer, placement, &opts, &PhotoStats::NEUTRAL, 0);
-}
-
-fn composite_with(
+/// relief, contact shadow and the photo's look (`stats`; noise from `seed`).
+fn composite(
     img: &mut RgbImage,
     layer: &MaskLayer,
     placement: &Placement,
@@ -1458,7 +1441,7 @@ mod tests {
         let mut rng = SplitMix64::new(1);
         let style = s.choose_style(&mut rng).unwrap();
         let p = s.place(&frontal_face(), MaskVariant::Correct, &style, &mut rng).unwrap();
-        let layer = warp_layer(&p, &style, 520, 520, &BlendOptions::default()).unwrap();
+        let layer = rasterise(&p, &style, 520, 520, p.feather_sigma(), true).unwrap();
         let grid = layer.relief.as_ref().unwrap();
         let gains = |x: f32, y: f32| relief_gains(grid, Point::new(x, y), RELIEF_GAIN * p.face_width);
         // Side light catches the side seams, light from above or below the pleats;
