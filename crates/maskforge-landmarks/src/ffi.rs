@@ -43,12 +43,42 @@ cpp! {{
     using mf_cnn_net = dlib::loss_mmod<dlib::con<1,9,9,1,1,mf_rcon5<mf_rcon5<mf_rcon5<mf_downsampler<dlib::input_rgb_image_pyramid<dlib::pyramid_down<6>>>>>>>>;
 
     struct mf_detection { double score; long left; long top; long right; long bottom; };
+
+    // A shape predictor file read in parts: what dlib's own `shape_predictor`
+    // keeps private. The forests are copied into Rust's packed layout and
+    // freed; the rest stays here for dlib's own feature extraction.
+    typedef std::vector<std::vector<dlib::impl::regression_tree>> mf_forests;
+    struct mf_shape_frame {
+        dlib::matrix<float,0,1> initial_shape;
+        std::vector<std::vector<unsigned long>> anchor_idx;
+        std::vector<std::vector<dlib::vector<float,2>>> deltas;
+    };
+    struct mf_shape_file { mf_shape_frame frame; mf_forests forests; };
+    // The layout of dlib::deserialize(shape_predictor&), version 1.
+    inline void deserialize(mf_shape_file& item, std::istream& in) {
+        int version = 0;
+        dlib::deserialize(version, in);
+        if (version != 1)
+            throw dlib::serialization_error("Unexpected version found while deserializing dlib::shape_predictor.");
+        dlib::deserialize(item.frame.initial_shape, in);
+        dlib::deserialize(item.forests, in);
+        dlib::deserialize(item.frame.anchor_idx, in);
+        dlib::deserialize(item.frame.deltas, in);
+    }
+    static dlib::matrix<float,0,1> mf_shape_matrix(const float* shape, long len) {
+        dlib::matrix<float,0,1> m(len);
+        for (long i = 0; i < len; ++i) m(i) = shape[i];
+        return m;
+    }
 }}
 
 cpp_class!(unsafe struct HogInner as "dlib::frontal_face_detector");
 cpp_class!(unsafe struct CnnInner as "mf_cnn_net");
 cpp_class!(unsafe struct RawDetections as "std::vector<mf_detection>");
+#[cfg(test)]
 cpp_class!(unsafe struct ShapeInner as "dlib::shape_predictor");
+cpp_class!(unsafe struct FrameInner as "mf_shape_frame");
+cpp_class!(unsafe struct ShapeFileInner as "mf_shape_file");
 
 /// Mirrors `mf_detection`.
 #[repr(C)]
@@ -189,12 +219,14 @@ impl CnnDetector {
     }
 }
 
-/// dlib's shape predictor (the 68-point model), loaded and called here so
-/// that both can report C++ exceptions as errors.
+/// dlib's own shape predictor (the 68-point model): the reference that
+/// [`crate::shape::LandmarkModel`] is tested against.
+#[cfg(test)]
 pub struct ShapePredictor {
     inner: ShapeInner,
 }
 
+#[cfg(test)]
 impl ShapePredictor {
     pub fn open(path: &std::path::Path) -> Result<Self, String> {
         let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
@@ -258,4 +290,228 @@ impl ShapePredictor {
             Err(error_message(&err))
         }
     }
+}
+
+/// One regression tree of a shape predictor file, as dlib stores it: split
+/// `i` compares feature pixels `idx1[i]` and `idx2[i]` against `thresh[i]`;
+/// `leaves` holds one shape offset after the other.
+pub struct RawTree {
+    pub idx1: Vec<u64>,
+    pub idx2: Vec<u64>,
+    pub thresh: Vec<f32>,
+    pub leaves: Vec<f32>,
+    pub leaf_len: usize,
+}
+
+/// The parts of a shape predictor file that stay in C++: the mean shape and
+/// where each cascade level's feature pixels sit relative to it. dlib's own
+/// code extracts the features and places the final points, so both are
+/// exactly dlib's; the regression forests live in Rust
+/// ([`crate::shape::LandmarkModel`]).
+pub struct ShapeFrame {
+    inner: FrameInner,
+}
+
+impl ShapeFrame {
+    /// Reads a shape predictor file: the frame, and every cascade level's
+    /// trees in file order.
+    pub fn open(path: &std::path::Path) -> Result<(Self, Vec<Vec<RawTree>>), String> {
+        let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+        let mut file = ShapeFileInner::default();
+        let mut err = [0u8; ERROR_LEN];
+        let err_ptr = err.as_mut_ptr() as *mut c_char;
+        let ok = unsafe {
+            let filename = cpath.as_ptr();
+            let f = &mut file;
+            cpp!([filename as "const char*", f as "mf_shape_file*", err_ptr as "char*"] -> bool as "bool" {
+                try {
+                    dlib::deserialize(filename) >> *f;
+                    return true;
+                } catch (...) {
+                    mf_store_error(err_ptr);
+                    return false;
+                }
+            })
+        };
+        if !ok {
+            return Err(error_message(&err));
+        }
+        let f = &file;
+        let levels = unsafe { cpp!([f as "const mf_shape_file*"] -> usize as "size_t" { return f->forests.size(); }) };
+        let mut forests = Vec::with_capacity(levels);
+        for level in 0..levels {
+            let trees = unsafe {
+                cpp!([f as "const mf_shape_file*", level as "size_t"] -> usize as "size_t" { return f->forests[level].size(); })
+            };
+            forests.push((0..trees).map(|tree| raw_tree(f, level, tree)).collect());
+        }
+        let inner =
+            unsafe { cpp!([f as "const mf_shape_file*"] -> FrameInner as "mf_shape_frame" { return f->frame; }) };
+        Ok((ShapeFrame { inner }, forests))
+    }
+
+    /// Length of the shape vector (2 × points).
+    pub fn shape_len(&self) -> usize {
+        let fr = &self.inner;
+        unsafe { cpp!([fr as "const mf_shape_frame*"] -> usize as "size_t" { return fr->initial_shape.size(); }) }
+    }
+
+    /// The mean shape, normalised to the unit box.
+    pub fn initial_shape(&self) -> Vec<f32> {
+        let fr = &self.inner;
+        let mut out = vec![0f32; self.shape_len()];
+        let ptr = out.as_mut_ptr();
+        unsafe {
+            cpp!([fr as "const mf_shape_frame*", ptr as "float*"] {
+                for (long i = 0; i < fr->initial_shape.size(); ++i) ptr[i] = fr->initial_shape(i);
+            })
+        };
+        out
+    }
+
+    /// How many feature pixels each cascade level reads (`None` when the
+    /// anchors and offsets of the file disagree).
+    pub fn features_per_level(&self) -> Option<Vec<usize>> {
+        let fr = &self.inner;
+        let levels = unsafe {
+            cpp!([fr as "const mf_shape_frame*"] -> usize as "size_t" {
+                return fr->anchor_idx.size() == fr->deltas.size() ? fr->deltas.size() : (size_t)-1;
+            })
+        };
+        if levels == usize::MAX {
+            return None;
+        }
+        let points = self.shape_len() / 2;
+        (0..levels)
+            .map(|level| {
+                let n = unsafe {
+                    cpp!([fr as "const mf_shape_frame*", level as "size_t", points as "size_t"] -> usize as "size_t" {
+                        const auto& a = fr->anchor_idx[level];
+                        if (a.size() != fr->deltas[level].size()) return (size_t)-1;
+                        for (auto i : a) if (i >= points) return (size_t)-1;
+                        return a.size();
+                    })
+                };
+                (n != usize::MAX).then_some(n)
+            })
+            .collect()
+    }
+
+    /// The feature pixel values of cascade level `level` for the current
+    /// `shape` in `rect` (dlib's `extract_feature_pixel_values`).
+    pub fn features(
+        &self,
+        image: &ImageMatrix,
+        rect: [c_long; 4],
+        level: usize,
+        shape: &[f32],
+        out: &mut [f32],
+    ) -> Result<(), String> {
+        let fr = &self.inner;
+        let (l, t, r, b) = (rect[0], rect[1], rect[2], rect[3]);
+        let (shape_ptr, shape_len) = (shape.as_ptr(), shape.len() as c_long);
+        let (out_ptr, out_len) = (out.as_mut_ptr(), out.len());
+        let mut err = [0u8; ERROR_LEN];
+        let err_ptr = err.as_mut_ptr() as *mut c_char;
+        let ok = unsafe {
+            cpp!([fr as "const mf_shape_frame*", image as "const dlib::matrix<dlib::rgb_pixel>*", l as "long", t as "long", r as "long", b as "long", level as "size_t", shape_ptr as "const float*", shape_len as "long", out_ptr as "float*", out_len as "size_t", err_ptr as "char*"]
+                -> bool as "bool" {
+                try {
+                    if (level >= fr->deltas.size() || shape_len != fr->initial_shape.size())
+                        throw std::runtime_error("shape predictor: cascade level or shape size out of range");
+                    const dlib::matrix<float,0,1> current = mf_shape_matrix(shape_ptr, shape_len);
+                    std::vector<float> values;
+                    dlib::impl::extract_feature_pixel_values(*image, dlib::rectangle(l, t, r, b), current,
+                        fr->initial_shape, fr->anchor_idx[level], fr->deltas[level], values);
+                    if (values.size() != out_len)
+                        throw std::runtime_error("shape predictor: feature count changed");
+                    std::memcpy(out_ptr, values.data(), out_len * sizeof(float));
+                    return true;
+                } catch (...) {
+                    mf_store_error(err_ptr);
+                    return false;
+                }
+            })
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(error_message(&err))
+        }
+    }
+
+    /// The image points of a normalised `shape` in `rect`, rounded as dlib
+    /// rounds them.
+    pub fn to_points(&self, rect: [c_long; 4], shape: &[f32; 136]) -> Result<[[c_long; 2]; 68], String> {
+        let mut points = [[0 as c_long; 2]; 68];
+        let out = points.as_mut_ptr() as *mut c_long;
+        let shape_ptr = shape.as_ptr();
+        let (l, t, r, b) = (rect[0], rect[1], rect[2], rect[3]);
+        let mut err = [0u8; ERROR_LEN];
+        let err_ptr = err.as_mut_ptr() as *mut c_char;
+        let ok = unsafe {
+            cpp!([l as "long", t as "long", r as "long", b as "long", shape_ptr as "const float*", out as "long*", err_ptr as "char*"]
+                -> bool as "bool" {
+                try {
+                    const dlib::matrix<float,0,1> current = mf_shape_matrix(shape_ptr, 136);
+                    const dlib::point_transform_affine tform_to_img = dlib::impl::unnormalizing_tform(dlib::rectangle(l, t, r, b));
+                    for (unsigned long i = 0; i < 68; ++i) {
+                        const dlib::point p = tform_to_img(dlib::impl::location(current, i));
+                        out[2 * i] = p.x();
+                        out[2 * i + 1] = p.y();
+                    }
+                    return true;
+                } catch (...) {
+                    mf_store_error(err_ptr);
+                    return false;
+                }
+            })
+        };
+        if ok {
+            Ok(points)
+        } else {
+            Err(error_message(&err))
+        }
+    }
+}
+
+/// Copies tree `tree` of cascade level `level` out of the C++ file.
+fn raw_tree(f: &ShapeFileInner, level: usize, tree: usize) -> RawTree {
+    let (mut splits, mut leaves, mut leaf_len) = (0usize, 0usize, 0usize);
+    let (sp, lp, llp) = (&mut splits as *mut usize, &mut leaves as *mut usize, &mut leaf_len as *mut usize);
+    unsafe {
+        cpp!([f as "const mf_shape_file*", level as "size_t", tree as "size_t", sp as "size_t*", lp as "size_t*", llp as "size_t*"] {
+            const auto& t = f->forests[level][tree];
+            size_t len = t.leaf_values.empty() ? 0 : (size_t)t.leaf_values[0].size();
+            for (const auto& leaf : t.leaf_values) if ((size_t)leaf.size() != len) len = (size_t)-1;
+            *sp = t.splits.size();
+            *lp = t.leaf_values.size();
+            *llp = len;
+        })
+    };
+    let mut raw = RawTree {
+        idx1: vec![0; splits],
+        idx2: vec![0; splits],
+        thresh: vec![0.0; splits],
+        leaves: vec![0.0; if leaf_len == usize::MAX { 0 } else { leaves * leaf_len }],
+        leaf_len,
+    };
+    let (i1, i2, th, lv) =
+        (raw.idx1.as_mut_ptr(), raw.idx2.as_mut_ptr(), raw.thresh.as_mut_ptr(), raw.leaves.as_mut_ptr());
+    let copy_leaves = leaf_len != usize::MAX;
+    unsafe {
+        cpp!([f as "const mf_shape_file*", level as "size_t", tree as "size_t", i1 as "uint64_t*", i2 as "uint64_t*", th as "float*", lv as "float*", copy_leaves as "bool"] {
+            const auto& t = f->forests[level][tree];
+            for (size_t i = 0; i < t.splits.size(); ++i) {
+                i1[i] = t.splits[i].idx1;
+                i2[i] = t.splits[i].idx2;
+                th[i] = t.splits[i].thresh;
+            }
+            if (!copy_leaves) return;
+            size_t k = 0;
+            for (const auto& leaf : t.leaf_values)
+                for (long j = 0; j < leaf.size(); ++j) lv[k++] = leaf(j);
+        })
+    };
+    raw
 }

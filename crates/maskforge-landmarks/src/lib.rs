@@ -8,16 +8,20 @@
 //!   grows with the pixel count, and faces in photos are large — and the boxes
 //!   are mapped back; the landmarks are always predicted on the full image.
 //! * The 68-point model (~100 MB) is loaded once and shared by all threads
-//!   (`Arc`); detectors are cheap to clone, one per worker thread.
+//!   (`Arc`); detectors are cheap to clone, one per worker thread. Its trees
+//!   are walked in Rust over a packed copy ([`shape::LandmarkModel`]), with
+//!   dlib's results.
 
 mod ffi;
+pub mod shape;
 pub mod tree;
 
 use dlib_face_recognition::ImageMatrix;
-use ffi::{CnnDetector, HogDetector, RawDetection, ShapePredictor};
+use ffi::{CnnDetector, HogDetector, RawDetection};
 use image::RgbImage;
 use maskforge_face::fit::{fit_crop, CropLimits, CropRejection};
 use maskforge_face::{BBox, Face, FaceMethod, Landmarks68, Point};
+use shape::LandmarkModel;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -151,7 +155,7 @@ enum Engine {
 #[derive(Clone)]
 pub struct Detector {
     engine: Engine,
-    predictor: Arc<ShapePredictor>,
+    predictor: Arc<LandmarkModel>,
     config: DetectorConfig,
 }
 
@@ -180,7 +184,7 @@ impl Detector {
                 })?))
             }
         };
-        let predictor = ShapePredictor::open(&lm_path)
+        let predictor = LandmarkModel::open(&lm_path)
             .map_err(|message| LandmarkError::ModelLoad { path: lm_path.clone(), message })?;
         Ok(Detector { engine, predictor: Arc::new(predictor), config: config.clone() })
     }
