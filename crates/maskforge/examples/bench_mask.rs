@@ -7,10 +7,12 @@
 //!     --samples data/samples --models models --work /tmp/bench_mask [--passes 3] [--threads N]
 //! ```
 //!
-//! Sets built from the sample photos in WORK/sets, all JPEG q95: the photos
-//! at their own size, 1024×1024 face-centred squares (FFHQ-like), ~250 px
-//! and ~120 px face crops (RMFD-like: the face box plus 25% margin). Each
-//! row is one way of finding faces on one set:
+//! Sets built from the sample photos in WORK/sets, JPEG q95 in and out: the
+//! photos at their own size, 1024×1024 face-centred squares (FFHQ-like),
+//! ~250 px and ~120 px face crops (RMFD-like: the face box plus 25% margin);
+//! and the same 1024² squares as PNG, masked PNG in → PNG out (`--format
+//! same`, FFHQ's own format). Each row is one way of finding faces on one
+//! set:
 //!
 //! * `hog auto`: the default, detection on the copy `--min-face` asks for
 //!   (40 px: full size); `hog 640`: the old fixed 640 px copy;
@@ -23,7 +25,7 @@
 //!
 //! Columns: faces masked per pass, images/s on one thread and on all, the
 //! share of one-thread time in decode, detection, landmarks (or the crop
-//! fit), mask drawing and writing, and the JPEG decode+encode rate (the
+//! fit), mask drawing and writing, and the decode+encode rate of the set's format (the
 //! floor). The `vs MTF` column divides the all-threads rate by what the
 //! real MaskTheFace managed on the same kind of photos and machine (2
 //! cores, one process): 1.9 images/s on face-centred 1024² photos and 23.6
@@ -50,7 +52,7 @@ type Set = (&'static str, Vec<(PathBuf, String)>);
 /// MaskTheFace's own rate on a set, where it was measured (images/s).
 fn mtf_rate(set: &str) -> Option<f64> {
     match set {
-        "1024x1024" => Some(1.9),
+        "1024x1024" | "1024 png" => Some(1.9),
         "120px crops" => Some(23.6),
         _ => None,
     }
@@ -114,8 +116,13 @@ impl FaceSource for Timed {
     }
 }
 
-/// The pipeline as `maskforge mask --variants correct --format jpg --min-face M` runs it.
-fn pipeline(out: &Path, min_face: u32) -> Result<Pipeline, Box<dyn std::error::Error>> {
+/// Sets whose images are PNG, masked into PNG (`--format same`).
+fn is_png_set(set: &str) -> bool {
+    set.ends_with("png")
+}
+
+/// The pipeline as `maskforge mask --variants correct --format jpg|same --min-face M` runs it.
+fn pipeline(out: &Path, min_face: u32, format: OutputFormat) -> Result<Pipeline, Box<dyn std::error::Error>> {
     let synth =
         SynthOptions { colour: "palette".into(), texture: "default".into(), lighting: 1.0, ..Default::default() };
     let opts = MaskOptions {
@@ -127,7 +134,7 @@ fn pipeline(out: &Path, min_face: u32) -> Result<Pipeline, Box<dyn std::error::E
         unmasked: UnmaskedMode::None,
         crop_size: 0,
         crop_margin: 0.2,
-        format: OutputFormat::Jpg,
+        format,
         quality: 95,
         seed: 0,
         faces: FaceFilter { min_face, largest_only: false },
@@ -163,9 +170,15 @@ fn build_sets(
         }
     }
     originals.sort();
-    let mut sets: Vec<Set> =
-        vec![("photos", vec![]), ("1024x1024", vec![]), ("250px crops", vec![]), ("120px crops", vec![])];
-    let dirs: Vec<PathBuf> = ["photos", "1024", "250", "120"].iter().map(|d| work.join("sets").join(d)).collect();
+    let mut sets: Vec<Set> = vec![
+        ("photos", vec![]),
+        ("1024x1024", vec![]),
+        ("1024 png", vec![]),
+        ("250px crops", vec![]),
+        ("120px crops", vec![]),
+    ];
+    let dirs: Vec<PathBuf> =
+        ["photos", "1024", "1024png", "250", "120"].iter().map(|d| work.join("sets").join(d)).collect();
     for d in &dirs {
         std::fs::create_dir_all(d)?;
     }
@@ -175,18 +188,31 @@ fn build_sets(
         let Ok(img) = load_rgb_from_bytes(p, &bytes, LoadLimits::default()) else { continue };
         std::fs::write(dirs[0].join(&name), &bytes)?;
         sets[0].1.push((dirs[0].join(&name), name.clone()));
-        for (k, grow, size) in [(1usize, 2.0f32, 1024u32), (2, 1.5, 250), (3, 1.5, 120)] {
+        for (k, grow, size) in [(1usize, 2.0f32, 1024u32), (3, 1.5, 250), (4, 1.5, 120)] {
             if let Some(sq) = face_square(&img, det, grow, size) {
-                let file = format!("{size}_{}.jpg", name.trim_end_matches(".jpg").trim_end_matches(".png"));
-                std::fs::write(dirs[k].join(&file), encode_image(&sq, Path::new("x.jpg"), 95)?)?;
-                sets[k].1.push((dirs[k].join(&file), file));
+                let stem = format!("{size}_{}", name.trim_end_matches(".jpg").trim_end_matches(".png"));
+                let mut write = |k: usize, ext: &str| -> Result<(), Box<dyn std::error::Error>> {
+                    let file = format!("{stem}.{ext}");
+                    std::fs::write(dirs[k].join(&file), encode_image(&sq, Path::new(&file), 95)?)?;
+                    sets[k].1.push((dirs[k].join(&file), file));
+                    Ok(())
+                };
+                write(k, "jpg")?;
+                if size == 1024 {
+                    write(2, "png")?;
+                }
             }
         }
     }
     Ok((originals.len(), sets))
 }
 
-/// One thread, `passes` times over the set: images/s, step times, faces per pass.
+/// Shortest timed run: small sets are repeated until a run lasts this long,
+/// so that the rates of 120 px crops are not timer noise.
+const MIN_RUN: Duration = Duration::from_secs(2);
+
+/// One thread, at least `passes` times over the set and at least
+/// [`MIN_RUN`]: images/s, step times, faces per pass.
 fn single_thread(
     p: &Pipeline,
     source: &mut Timed,
@@ -195,18 +221,21 @@ fn single_thread(
 ) -> Result<(f64, StepTimes, usize), Box<dyn std::error::Error>> {
     let mut times = StepTimes::default();
     let mut faces = 0;
+    let mut done = 0;
     let start = Instant::now();
-    for _ in 0..passes {
+    while done < passes || start.elapsed() < MIN_RUN {
         for (path, rel) in set {
             let o = p.process(source, path, rel)?;
             times.add(&o.times);
             faces += o.record.faces;
         }
+        done += 1;
     }
-    Ok(((passes * set.len()) as f64 / start.elapsed().as_secs_f64(), times, faces / passes.max(1)))
+    Ok(((done * set.len()) as f64 / start.elapsed().as_secs_f64(), times, faces / done))
 }
 
-/// Decode + encode only, one thread: the floor of any per-image stage.
+/// Decode + encode only (into the set's own format), one thread: the floor
+/// of any per-image stage.
 fn codec_rate(set: &[(PathBuf, String)], passes: usize) -> Result<f64, Box<dyn std::error::Error>> {
     let bytes: Vec<(&Path, Vec<u8>)> =
         set.iter().map(|(p, _)| Ok((p.as_path(), std::fs::read(p)?))).collect::<std::io::Result<_>>()?;
@@ -214,7 +243,7 @@ fn codec_rate(set: &[(PathBuf, String)], passes: usize) -> Result<f64, Box<dyn s
     for _ in 0..passes {
         for (p, b) in &bytes {
             if let Ok(img) = load_rgb_from_bytes(p, b, LoadLimits::default()) {
-                std::hint::black_box(encode_image(&img, Path::new("x.jpg"), 95).unwrap_or_default());
+                std::hint::black_box(encode_image(&img, p, 95).unwrap_or_default());
             }
         }
     }
@@ -262,6 +291,10 @@ fn rows(
         "photos" => rows.push(row("hog 640", hog(Some(640), 40)?, 40)),
         "1024x1024" => {
             rows.push(row("hog 640", hog(Some(640), 40)?, 40));
+            rows.push(row("hog min200", hog(None, 200)?, 200));
+            rows.push(row("landmarks", Kind::File(file_faces(det, files)?), 40));
+        }
+        "1024 png" => {
             rows.push(row("hog min200", hog(None, 200)?, 200));
             rows.push(row("landmarks", Kind::File(file_faces(det, files)?), 40));
         }
@@ -321,7 +354,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let codec = codec_rate(set, passes)?;
         for (r, row) in rows(&models, name, &mut det, set)?.into_iter().enumerate() {
-            let p = pipeline(&work.join("out").join(format!("{k}-{r}")), row.min_face)?;
+            let format = if is_png_set(name) { OutputFormat::Same } else { OutputFormat::Jpg };
+            let p = pipeline(&work.join("out").join(format!("{k}-{r}")), row.min_face, format)?;
             // One thread: OpenBLAS may use every core, as a one-job run does.
             maskforge_landmarks::share_cores_with_workers(1);
             // Warm-up (template rasters, page cache), then one thread.
@@ -331,7 +365,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (single, t, faces) = single_thread(&p, &mut source, set, passes)?;
             // All threads: one source per worker, as in `maskforge mask`.
             maskforge_landmarks::share_cores_with_workers(if row.blas_all_cores { 1 } else { n_threads });
-            let jobs: Vec<&(PathBuf, String)> = (0..passes.max(n_threads)).flat_map(|_| set.iter()).collect();
+            // Enough passes for MIN_RUN at the rate all threads should reach.
+            let expected = single * n_threads as f64 * MIN_RUN.as_secs_f64() / set.len() as f64;
+            let rounds = passes.max(n_threads).max(expected.ceil() as usize);
+            let jobs: Vec<&(PathBuf, String)> = (0..rounds).flat_map(|_| set.iter()).collect();
             let start = Instant::now();
             pool.install(|| {
                 jobs.par_iter()
