@@ -411,3 +411,32 @@ fn preview_only_writes_just_the_sheet() {
     assert!(img.width() > 300 && img.height() > 300);
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2, "only the input and the sheet");
 }
+
+/// Every face in the sample photos is large; the summary says which
+/// `--min-face` would detect on a smaller copy, and that value finds the
+/// same faces (and earns no further tip).
+#[test]
+fn a_run_of_large_faces_suggests_a_min_face_that_finds_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("in");
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+        for name in ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "obama_partial_face.jpg"] {
+            std::fs::copy(samples().join(name), root.join(sub).join(name)).unwrap();
+        }
+    }
+    let stdout = |o: Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let faces_masked = |text: &str| text.split(", ").find_map(|p| p.strip_suffix(" faces masked")).map(str::to_owned);
+
+    let first = stdout(mask(&root, &dir.path().join("auto"), &["--variants", "correct"]));
+    let tip = first.lines().find(|l| l.contains("tip:")).unwrap_or_else(|| panic!("no tip in:\n{first}"));
+    let suggested: u32 = tip.split("--min-face ").nth(1).and_then(|t| t.split(' ').next()).unwrap().parse().unwrap();
+    let smallest: f32 = tip.split("was ").nth(1).and_then(|t| t.split(" px").next()).unwrap().parse().unwrap();
+    assert!(suggested >= 120 && (suggested as f32) <= smallest * 0.75, "{tip}");
+
+    let min_face = suggested.to_string();
+    let second = stdout(mask(&root, &dir.path().join("raised"), &["--variants", "correct", "--min-face", &min_face]));
+    assert_eq!(faces_masked(&first), Some("10".into()), "{first}");
+    assert_eq!(faces_masked(&second), faces_masked(&first), "{second}");
+    assert!(!second.contains("tip:"), "{second}");
+}

@@ -19,6 +19,7 @@ use crate::{Pipeline, PipelineError};
 use maskforge_contracts::mask_files::SourceStamp;
 use maskforge_contracts::AnnotationRow;
 use maskforge_contracts::{read_image_list, ImageList};
+use maskforge_face::FaceMethod;
 use maskforge_imageio::{is_image_path, relative_string, walk_images, Failure};
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -270,6 +271,16 @@ impl<'p> MaskRun<'p> {
     }
 }
 
+/// See [`Summary::smallest_detected_face`].
+fn smallest_detected_face(rows: &[AnnotationRow]) -> Option<f32> {
+    rows.iter()
+        .filter_map(|r| r.geometry.as_ref())
+        .filter(|g| [FaceMethod::Hog.as_str(), FaceMethod::Cnn.as_str()].contains(&g.method()))
+        .filter_map(|g| g.bbox())
+        .map(|[l, t, r, b]| (r - l).min(b - t))
+        .min_by(f32::total_cmp)
+}
+
 /// Folders of older versions have no stamps: their records count as current.
 fn is_current(rec: &Record, path: &Path) -> bool {
     rec.stamp.is_none() || rec.stamp == SourceStamp::of(path)
@@ -315,7 +326,7 @@ pub struct Finished {
 }
 
 /// The numbers a run reports.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Summary {
     pub images: usize,
     /// Processed by this run (the others were done earlier).
@@ -334,6 +345,10 @@ pub struct Summary {
     pub outputs_per_class: BTreeMap<String, usize>,
     pub failures: usize,
     pub hardlink_fallbacks: usize,
+    /// The shorter box side of the smallest face a detector (`hog`, `cnn`)
+    /// found among the masked faces, in source pixels; `None` without such
+    /// faces or with `--crop-size` (boxes are then in crop pixels).
+    pub smallest_detected_face: Option<f32>,
     /// The annotations file written.
     pub annotations: PathBuf,
 }
@@ -369,6 +384,7 @@ impl Summary {
             outputs_per_class: counts(per_class),
             failures: failures.len(),
             hardlink_fallbacks: pipeline.hardlink_fallbacks(),
+            smallest_detected_face: if pipeline.options().crop_size == 0 { smallest_detected_face(rows) } else { None },
             annotations: annotations.to_path_buf(),
         }
     }
