@@ -162,6 +162,8 @@ enum Engine {
     Hog(HogDetector),
     // Boxed: the network is over 1 KB, and Detector is cloned per thread.
     Cnn(Box<CnnDetector>),
+    /// Landmarks only ([`Detector::landmarks_only`]).
+    None,
 }
 
 /// Detector plus landmark predictor. Detection takes `&mut self` (dlib's
@@ -187,21 +189,43 @@ impl Detector {
     /// Loads the models named by `config`; fails with a message that says how
     /// to get them when a file is missing.
     pub fn new(config: &DetectorConfig) -> Result<Self, LandmarkError> {
+        Detector::load(config, true)
+    }
+
+    /// The landmark model alone, for faces whose boxes come from elsewhere
+    /// (`mask --faces crop`): skips building the detector (dlib unpacks the
+    /// HOG model's compressed text on every construction, about 0.6 s of CPU).
+    /// [`Detector::detect_boxes`] then finds nothing.
+    pub fn landmarks_only(config: &DetectorConfig) -> Result<Self, LandmarkError> {
+        Detector::load(config, false)
+    }
+
+    fn load(config: &DetectorConfig, with_detector: bool) -> Result<Self, LandmarkError> {
         let lm_path = config.models_dir.join(LANDMARK_MODEL);
         require(&lm_path)?;
-        let engine = match config.kind {
-            DetectorKind::Hog => Engine::Hog(HogDetector::new()),
+        let cnn_path = config.models_dir.join(CNN_MODEL);
+        if with_detector && config.kind == DetectorKind::Cnn {
+            require(&cnn_path)?;
+        }
+        let build_engine = || match config.kind {
+            _ if !with_detector => Ok(Engine::None),
+            DetectorKind::Hog => Ok(Engine::Hog(HogDetector::new())),
             DetectorKind::Cnn => {
-                let path = config.models_dir.join(CNN_MODEL);
-                require(&path)?;
-                Engine::Cnn(Box::new(CnnDetector::open(&path).ok_or_else(|| LandmarkError::ModelLoad {
-                    path: path.clone(),
+                CnnDetector::open(&cnn_path).map(|d| Engine::Cnn(Box::new(d))).ok_or_else(|| LandmarkError::ModelLoad {
+                    path: cnn_path.clone(),
                     message: "dlib could not deserialise the MMOD network".into(),
-                })?))
+                })
             }
         };
-        let predictor = LandmarkModel::open(&lm_path)
-            .map_err(|message| LandmarkError::ModelLoad { path: lm_path.clone(), message })?;
+        // Both take a good fraction of a second (the HOG model is unpacked
+        // from compressed text, the landmark model is 100 MB): side by side.
+        let (engine, predictor) = std::thread::scope(|s| {
+            let engine = s.spawn(build_engine);
+            let predictor = LandmarkModel::open(&lm_path);
+            (engine.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), predictor)
+        });
+        let engine = engine?;
+        let predictor = predictor.map_err(|message| LandmarkError::ModelLoad { path: lm_path.clone(), message })?;
         Ok(Detector { engine, predictor: Arc::new(predictor), config: config.clone() })
     }
 
@@ -267,6 +291,7 @@ impl Detector {
         match &mut self.engine {
             Engine::Hog(d) => d.detect(m, self.config.hog_threshold),
             Engine::Cnn(d) => d.detect(m),
+            Engine::None => Ok(Vec::new()),
         }
         .map_err(dlib_error)
     }

@@ -436,6 +436,12 @@ impl Template {
         &self.descriptor.name
     }
 
+    /// Whether the art is a PNG file (read again when first rendered) rather
+    /// than SVG text (parsed when loaded).
+    pub fn is_png(&self) -> bool {
+        matches!(self.source, Source::Png(_))
+    }
+
     /// The raster, rendered on first call (thread-safe, deterministic).
     pub fn rendered(&self) -> Result<Arc<RenderedTemplate>, TemplateError> {
         self.raster
@@ -460,8 +466,15 @@ impl Template {
                     resvg::render(&tree, resvg::tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
                     Ok(pixmap.take())
                 };
-                let black = render("#000000")?;
-                let white = render("#ffffff")?;
+                // The two renders are independent: the white one on a thread
+                // of its own (not rayon's: a worker waiting in a join could
+                // pick up a job that waits for this very raster).
+                let (black, white) = std::thread::scope(|s| {
+                    let white = s.spawn(|| render("#ffffff"));
+                    let black = render("#000000");
+                    (black, white.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                });
+                let (black, white) = (black?, white?);
                 let mut data = Vec::with_capacity((w * h) as usize);
                 let mut recolourable = false;
                 for (b, wh) in black.chunks_exact(4).zip(white.chunks_exact(4)) {

@@ -234,7 +234,12 @@ impl Faces {
         Ok(match from_file {
             Some(file) => Faces::FromFile(file),
             None => {
-                Faces::Detected(Box::new(DlibFaces { det: Detector::new(&args.detector.config())?, mode: args.faces }))
+                let config = args.detector.config();
+                let det = match args.faces {
+                    FacesMode::Crop => Detector::landmarks_only(&config)?,
+                    FacesMode::Detect | FacesMode::Auto => Detector::new(&config)?,
+                };
+                Faces::Detected(Box::new(DlibFaces { det, mode: args.faces }))
             }
         })
     }
