@@ -18,6 +18,24 @@ fn error_message(buf: &[u8; ERROR_LEN]) -> String {
     CStr::from_bytes_until_nul(buf).map(|m| m.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
+/// Runs `call(err)`, a C++ call that catches every exception: its `false`
+/// is the exception's message, which it wrote into `err`.
+fn checked(call: impl FnOnce(*mut c_char) -> bool) -> Result<(), String> {
+    let mut err = [0u8; ERROR_LEN];
+    if call(err.as_mut_ptr() as *mut c_char) {
+        Ok(())
+    } else {
+        Err(error_message(&err))
+    }
+}
+
+/// Runs `load(filename, err)`, a C++ reader of the model file at `path`
+/// (see [`checked`]).
+fn load_file(path: &std::path::Path, load: impl FnOnce(*const c_char, *mut c_char) -> bool) -> Result<(), String> {
+    let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    checked(|err| load(cpath.as_ptr(), err))
+}
+
 cpp! {{
     #include <dlib/dnn.h>
     #include <dlib/image_processing/frontal_face_detector.h>
@@ -35,7 +53,18 @@ cpp! {{
         buf[511] = 0;
     }
 
-    // The MMOD face detector network of dlib's tools/python/src/cnn_face_detector.cpp.
+    // Reads `item` from a dlib model file; a C++ exception goes into `err`.
+    template <typename T> static bool mf_deserialize_file(const char* filename, T* item, char* err) {
+        try {
+            dlib::deserialize(filename) >> *item;
+            return true;
+        } catch (...) {
+            mf_store_error(err);
+            return false;
+        }
+    }
+
+        // The MMOD face detector network of dlib's tools/python/src/cnn_face_detector.cpp.
     template <long num_filters, typename SUBNET> using mf_con5d = dlib::con<num_filters,5,5,2,2,SUBNET>;
     template <long num_filters, typename SUBNET> using mf_con5  = dlib::con<num_filters,5,5,1,1,SUBNET>;
     template <typename SUBNET> using mf_downsampler = dlib::relu<dlib::affine<mf_con5d<32, dlib::relu<dlib::affine<mf_con5d<32, dlib::relu<dlib::affine<mf_con5d<16,SUBNET>>>>>>>>>;
@@ -128,11 +157,9 @@ impl HogDetector {
     /// Detections with their SVM scores; `adjust_threshold` < 0 finds more.
     pub fn detect(&mut self, image: &ImageMatrix, adjust_threshold: f64) -> Result<Vec<RawDetection>, String> {
         let det = &mut self.inner;
-        let mut err = [0u8; ERROR_LEN];
-        let err_ptr = err.as_mut_ptr() as *mut c_char;
         let mut raw = RawDetections::default();
         let out = &mut raw;
-        let ok = unsafe {
+        checked(|err_ptr| unsafe {
             cpp!([det as "dlib::frontal_face_detector*", image as "const dlib::matrix<dlib::rgb_pixel>*", adjust_threshold as "double", out as "std::vector<mf_detection>*", err_ptr as "char*"]
                 -> bool as "bool" {
                 try {
@@ -148,12 +175,8 @@ impl HogDetector {
                     return false;
                 }
             })
-        };
-        if ok {
-            Ok(raw.to_vec())
-        } else {
-            Err(error_message(&err))
-        }
+        })?;
+        Ok(raw.to_vec())
     }
 }
 
@@ -172,30 +195,22 @@ pub struct CnnDetector {
 impl CnnDetector {
     /// `None` when the file cannot be deserialised as the MMOD network.
     pub fn open(path: &std::path::Path) -> Option<Self> {
-        let cpath = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
         let mut inner = CnnInner::default();
-        let ok = unsafe {
-            let filename = cpath.as_ptr();
-            let net = &mut inner;
-            cpp!([filename as "const char*", net as "mf_cnn_net*"] -> bool as "bool" {
-                try {
-                    dlib::deserialize(filename) >> *net;
-                    return true;
-                } catch (...) {
-                    return false;
-                }
+        let net = &mut inner;
+        load_file(path, |filename, err_ptr| unsafe {
+            cpp!([filename as "const char*", net as "mf_cnn_net*", err_ptr as "char*"] -> bool as "bool" {
+                return mf_deserialize_file(filename, net, err_ptr);
             })
-        };
-        ok.then_some(CnnDetector { inner })
+        })
+        .ok()?;
+        Some(CnnDetector { inner })
     }
 
     pub fn detect(&mut self, image: &ImageMatrix) -> Result<Vec<RawDetection>, String> {
         let net = &mut self.inner;
-        let mut err = [0u8; ERROR_LEN];
-        let err_ptr = err.as_mut_ptr() as *mut c_char;
         let mut raw = RawDetections::default();
         let out = &mut raw;
-        let ok = unsafe {
+        checked(|err_ptr| unsafe {
             cpp!([net as "mf_cnn_net*", image as "const dlib::matrix<dlib::rgb_pixel>*", out as "std::vector<mf_detection>*", err_ptr as "char*"]
                 -> bool as "bool" {
                 try {
@@ -210,12 +225,8 @@ impl CnnDetector {
                     return false;
                 }
             })
-        };
-        if ok {
-            Ok(raw.to_vec())
-        } else {
-            Err(error_message(&err))
-        }
+        })?;
+        Ok(raw.to_vec())
     }
 }
 
@@ -229,31 +240,20 @@ pub struct ShapePredictor {
 #[cfg(test)]
 impl ShapePredictor {
     pub fn open(path: &std::path::Path) -> Result<Self, String> {
-        let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
         let mut inner = ShapeInner::default();
-        let mut err = [0u8; ERROR_LEN];
-        let err_ptr = err.as_mut_ptr() as *mut c_char;
-        let ok = unsafe {
-            let filename = cpath.as_ptr();
-            let sp = &mut inner;
+        let sp = &mut inner;
+        load_file(path, |filename, err_ptr| unsafe {
             cpp!([filename as "const char*", sp as "dlib::shape_predictor*", err_ptr as "char*"] -> bool as "bool" {
-                try {
-                    dlib::deserialize(filename) >> *sp;
-                    return true;
-                } catch (...) {
-                    mf_store_error(err_ptr);
-                    return false;
-                }
+                return mf_deserialize_file(filename, sp, err_ptr);
             })
-        };
+        })?;
         let parts = unsafe {
             let sp = &inner;
             cpp!([sp as "const dlib::shape_predictor*"] -> usize as "size_t" { return sp->num_parts(); })
         };
-        match (ok, parts) {
-            (false, _) => Err(error_message(&err)),
-            (true, 68) => Ok(ShapePredictor { inner }),
-            (true, n) => Err(format!("a shape predictor of {n} points, not 68")),
+        match parts {
+            68 => Ok(ShapePredictor { inner }),
+            n => Err(format!("a shape predictor of {n} points, not 68")),
         }
     }
 
@@ -262,10 +262,8 @@ impl ShapePredictor {
         let sp = &self.inner;
         let mut points = [[0 as c_long; 2]; 68];
         let out = points.as_mut_ptr() as *mut c_long;
-        let mut err = [0u8; ERROR_LEN];
-        let err_ptr = err.as_mut_ptr() as *mut c_char;
         let (l, t, r, b) = (rect[0], rect[1], rect[2], rect[3]);
-        let ok = unsafe {
+        checked(|err_ptr| unsafe {
             cpp!([sp as "const dlib::shape_predictor*", image as "const dlib::matrix<dlib::rgb_pixel>*", l as "long", t as "long", r as "long", b as "long", out as "long*", err_ptr as "char*"]
                 -> bool as "bool" {
                 try {
@@ -283,12 +281,8 @@ impl ShapePredictor {
                     return false;
                 }
             })
-        };
-        if ok {
-            Ok(points)
-        } else {
-            Err(error_message(&err))
-        }
+        })?;
+        Ok(points)
     }
 }
 
@@ -316,26 +310,13 @@ impl ShapeFrame {
     /// Reads a shape predictor file: the frame, and every cascade level's
     /// trees in file order.
     pub fn open(path: &std::path::Path) -> Result<(Self, Vec<Vec<RawTree>>), String> {
-        let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
         let mut file = ShapeFileInner::default();
-        let mut err = [0u8; ERROR_LEN];
-        let err_ptr = err.as_mut_ptr() as *mut c_char;
-        let ok = unsafe {
-            let filename = cpath.as_ptr();
-            let f = &mut file;
+        let f = &mut file;
+        load_file(path, |filename, err_ptr| unsafe {
             cpp!([filename as "const char*", f as "mf_shape_file*", err_ptr as "char*"] -> bool as "bool" {
-                try {
-                    dlib::deserialize(filename) >> *f;
-                    return true;
-                } catch (...) {
-                    mf_store_error(err_ptr);
-                    return false;
-                }
+                return mf_deserialize_file(filename, f, err_ptr);
             })
-        };
-        if !ok {
-            return Err(error_message(&err));
-        }
+        })?;
         let f = &file;
         let levels = unsafe { cpp!([f as "const mf_shape_file*"] -> usize as "size_t" { return f->forests.size(); }) };
         let mut forests = Vec::with_capacity(levels);
@@ -411,9 +392,7 @@ impl ShapeFrame {
         let (l, t, r, b) = (rect[0], rect[1], rect[2], rect[3]);
         let (shape_ptr, shape_len) = (shape.as_ptr(), shape.len() as c_long);
         let (out_ptr, out_len) = (out.as_mut_ptr(), out.len());
-        let mut err = [0u8; ERROR_LEN];
-        let err_ptr = err.as_mut_ptr() as *mut c_char;
-        let ok = unsafe {
+        checked(|err_ptr| unsafe {
             cpp!([fr as "const mf_shape_frame*", image as "const dlib::matrix<dlib::rgb_pixel>*", l as "long", t as "long", r as "long", b as "long", level as "size_t", shape_ptr as "const float*", shape_len as "long", out_ptr as "float*", out_len as "size_t", err_ptr as "char*"]
                 -> bool as "bool" {
                 try {
@@ -432,12 +411,8 @@ impl ShapeFrame {
                     return false;
                 }
             })
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(error_message(&err))
-        }
+        })?;
+        Ok(())
     }
 
     /// The image points of a normalised `shape` in `rect`, rounded as dlib
@@ -447,9 +422,7 @@ impl ShapeFrame {
         let out = points.as_mut_ptr() as *mut c_long;
         let shape_ptr = shape.as_ptr();
         let (l, t, r, b) = (rect[0], rect[1], rect[2], rect[3]);
-        let mut err = [0u8; ERROR_LEN];
-        let err_ptr = err.as_mut_ptr() as *mut c_char;
-        let ok = unsafe {
+        checked(|err_ptr| unsafe {
             cpp!([l as "long", t as "long", r as "long", b as "long", shape_ptr as "const float*", out as "long*", err_ptr as "char*"]
                 -> bool as "bool" {
                 try {
@@ -466,12 +439,8 @@ impl ShapeFrame {
                     return false;
                 }
             })
-        };
-        if ok {
-            Ok(points)
-        } else {
-            Err(error_message(&err))
-        }
+        })?;
+        Ok(points)
     }
 }
 
