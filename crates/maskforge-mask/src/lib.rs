@@ -12,6 +12,7 @@
 //! * [`photo`]: what the photo around a face is like (softness, noise,
 //!   colourfulness, colour cast), so the mask can match it;
 //! * [`texture`], [`colour`]: recolouring and fabric/print overlays;
+//! * [`raster_cache`]: rendered template rasters kept on disk between runs;
 //! * [`rng`]: the `(seed, path, face)`-keyed random streams;
 //! * [`sheet`]: contact sheets for previews.
 
@@ -22,6 +23,7 @@ pub mod colour;
 pub mod geometry;
 pub mod photo;
 pub mod raster;
+pub mod raster_cache;
 pub mod render;
 pub mod rng;
 pub mod sheet;

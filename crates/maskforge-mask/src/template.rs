@@ -10,6 +10,7 @@
 
 use crate::colour::Colour;
 use crate::raster::{Level, Pyramid};
+use crate::raster_cache::RasterCache;
 use maskforge_face::Point;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -334,6 +335,8 @@ pub struct Template {
     pub fingerprint: u64,
     source: Source,
     raster: OnceLock<Result<Arc<RenderedTemplate>, String>>,
+    /// Where a rendered raster is looked up first and kept.
+    cache: OnceLock<RasterCache>,
 }
 
 /// The rasterised template.
@@ -408,6 +411,7 @@ impl Template {
             fingerprint,
             source,
             raster: OnceLock::new(),
+            cache: OnceLock::new(),
         })
     }
 
@@ -442,12 +446,31 @@ impl Template {
         matches!(self.source, Source::Png(_))
     }
 
-    /// The raster, rendered on first call (thread-safe, deterministic).
+    /// The raster, rendered on first call (thread-safe, deterministic), or
+    /// read from the raster cache when one is set and holds it.
     pub fn rendered(&self) -> Result<Arc<RenderedTemplate>, TemplateError> {
         self.raster
-            .get_or_init(|| self.render().map(Arc::new).map_err(|e| e.to_string()))
+            .get_or_init(|| self.render_or_load().map(Arc::new).map_err(|e| e.to_string()))
             .clone()
             .map_err(|message| TemplateError::Invalid { name: self.name().to_string(), message })
+    }
+
+    /// Looks the raster up in this template's cache and keeps it there
+    /// (see [`RasterCache`]); a first call wins, later ones are ignored.
+    pub fn use_raster_cache(&self, cache: &RasterCache) {
+        let _ = self.cache.set(cache.clone());
+    }
+
+    fn render_or_load(&self) -> Result<RenderedTemplate, TemplateError> {
+        let cache = self.cache.get();
+        if let Some(cached) = cache.and_then(|c| c.load(self)) {
+            return Ok(cached);
+        }
+        let rendered = self.render()?;
+        if let Some(c) = cache {
+            c.store(self, &rendered);
+        }
+        Ok(rendered)
     }
 
     fn render(&self) -> Result<RenderedTemplate, TemplateError> {
@@ -676,6 +699,13 @@ impl TemplateSet {
 
     pub fn names(&self) -> Vec<String> {
         self.templates.iter().map(|t| t.name().to_string()).collect()
+    }
+
+    /// Sets the raster cache of every template (see [`RasterCache`]).
+    pub fn use_raster_cache(&self, cache: &RasterCache) {
+        for t in &self.templates {
+            t.use_raster_cache(cache);
+        }
     }
 
     pub fn templates(&self) -> &[Arc<Template>] {

@@ -1,0 +1,173 @@
+//! Rendered template rasters kept on disk. Rendering the eight built-in SVGs
+//! at [`RENDER_SIZE`] takes about 3 s of CPU (their fabric noise and blurs);
+//! reading the rasters back takes milliseconds. A file is named by
+//! everything its pixels depend on: the template's fingerprint (descriptor
+//! and art), the render size, this crate's rendering code and the resolved
+//! dependency versions (the workspace's Cargo.lock, at build time). So a
+//! cached raster is the one rendering would give, and the outputs of a run
+//! do not depend on the cache. Each file carries a checksum; one that does
+//! not read back whole is rendered again and rewritten. Writes go to a
+//! temporary file renamed into place, so parallel runs never see half a file.
+
+use crate::raster::{Level, Pyramid};
+use crate::template::{RenderedTemplate, Template, RENDER_SIZE};
+use maskforge_rng::stable_hash;
+use std::path::{Path, PathBuf};
+
+/// Start of every cache file; a new layout gets a new one.
+const MAGIC: &[u8; 8] = b"MFRAST01";
+/// Bytes before the pixels: magic, width, height, scale, recolourable.
+const HEADER_LEN: usize = 8 + 4 + 4 + 4 + 1;
+
+/// The code whose changes invalidate cached rasters.
+const RENDER_CODE: [&str; 3] =
+    [include_str!("template.rs"), include_str!("raster.rs"), include_str!("raster_cache.rs")];
+
+/// A folder of cached template rasters (see the module docs).
+#[derive(Clone, Debug)]
+pub struct RasterCache {
+    dir: PathBuf,
+    renderer: u64,
+}
+
+impl RasterCache {
+    /// A cache in `dir` (created when first written). `None` when this build
+    /// cannot name its dependency versions, so it could not tell its own
+    /// rasters from another build's.
+    pub fn new(dir: impl Into<PathBuf>) -> Option<RasterCache> {
+        let lock = option_env!("MASKFORGE_LOCK_HASH")?;
+        let mut key = lock.as_bytes().to_vec();
+        for code in RENDER_CODE {
+            key.extend_from_slice(&stable_hash(code.as_bytes()).to_le_bytes());
+        }
+        Some(RasterCache { dir: dir.into(), renderer: stable_hash(&key) })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of `template`'s raster.
+    pub fn path(&self, template: &Template) -> PathBuf {
+        self.dir.join(format!(
+            "{}-{:016x}-{RENDER_SIZE}-{:016x}.raster",
+            template.name(),
+            template.fingerprint,
+            self.renderer
+        ))
+    }
+
+    /// The cached raster of `template`, if there is a whole one.
+    pub(crate) fn load(&self, template: &Template) -> Option<RenderedTemplate> {
+        decode(&std::fs::read(self.path(template)).ok()?)
+    }
+
+    /// Writes `raster` for `template`. Best effort: a cache that cannot be
+    /// written only means rendering again next time.
+    pub(crate) fn store(&self, template: &Template, raster: &RenderedTemplate) {
+        let path = self.path(template);
+        let tmp = self.dir.join(format!(".{}.{}.tmp", std::process::id(), template.fingerprint));
+        let written = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::write(&tmp, encode(raster)))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
+fn encode(raster: &RenderedTemplate) -> Vec<u8> {
+    let base = raster.pixels.base();
+    let mut bytes = Vec::with_capacity(HEADER_LEN + base.data.len() * 5 + 8);
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&base.width.to_le_bytes());
+    bytes.extend_from_slice(&base.height.to_le_bytes());
+    bytes.extend_from_slice(&raster.scale.to_bits().to_le_bytes());
+    bytes.push(raster.recolourable as u8);
+    bytes.extend(base.data.iter().flatten());
+    let sum = stable_hash(&bytes);
+    bytes.extend_from_slice(&sum.to_le_bytes());
+    bytes
+}
+
+fn decode(bytes: &[u8]) -> Option<RenderedTemplate> {
+    let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
+    if body.len() < HEADER_LEN || &body[..8] != MAGIC || stable_hash(body).to_le_bytes() != sum {
+        return None;
+    }
+    let u32_at = |i: usize| u32::from_le_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
+    let (width, height) = (u32_at(8), u32_at(12));
+    let scale = f32::from_bits(u32_at(16));
+    let pixels = &body[HEADER_LEN..];
+    if pixels.len() != width as usize * height as usize * 5 || width == 0 || height == 0 {
+        return None;
+    }
+    let data = pixels.chunks_exact(5).map(|p| [p[0], p[1], p[2], p[3], p[4]]).collect();
+    Some(RenderedTemplate {
+        pixels: Pyramid::build(Level::new(width, height, data)),
+        scale,
+        recolourable: body[20] != 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::TemplateSet;
+
+    fn same(a: &RenderedTemplate, b: &RenderedTemplate) -> bool {
+        let (x, y) = (a.pixels.base(), b.pixels.base());
+        (x.width, x.height, &x.data, a.scale, a.recolourable) == (y.width, y.height, &y.data, b.scale, b.recolourable)
+            && a.pixels.levels.len() == b.pixels.levels.len()
+    }
+
+    #[test]
+    fn a_cached_raster_is_the_rendered_one_and_a_damaged_file_is_rendered_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = RasterCache::new(dir.path()).expect("the workspace build knows its Cargo.lock");
+        let surgical = TemplateSet::builtin().unwrap().select_spec("surgical").unwrap();
+        let template = &surgical.templates()[0];
+        let rendered = template.rendered().unwrap();
+
+        cache.store(template, &rendered);
+        let path = cache.path(template);
+        assert!(path.is_file());
+        assert!(same(&cache.load(template).expect("read back"), &rendered));
+
+        // A fresh set of templates takes the raster from the file, not from
+        // rendering: a (checksummed) file with one pixel changed shows through.
+        let mut marked = RenderedTemplate {
+            pixels: rendered.pixels.clone(),
+            scale: rendered.scale,
+            recolourable: rendered.recolourable,
+        };
+        marked.pixels.levels[0].data[7] = [1, 2, 3, 4, 5];
+        std::fs::write(&path, encode(&marked)).unwrap();
+        let fresh = TemplateSet::builtin().unwrap().select_spec("surgical").unwrap();
+        fresh.use_raster_cache(&cache);
+        assert_eq!(fresh.templates()[0].rendered().unwrap().pixels.base().data[7], [1, 2, 3, 4, 5]);
+        cache.store(template, &rendered);
+
+        // One flipped byte, or a cut file: not used, and rewritten by the next render.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[HEADER_LEN + 1000] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(cache.load(template).is_none());
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(cache.load(template).is_none());
+        let again = TemplateSet::builtin().unwrap().select_spec("surgical").unwrap();
+        again.use_raster_cache(&cache);
+        assert!(same(&again.templates()[0].rendered().unwrap(), &rendered));
+        assert!(same(&cache.load(template).expect("rewritten"), &rendered));
+    }
+
+    #[test]
+    fn another_template_or_renderer_is_another_file() {
+        let cache = RasterCache::new("/tmp/x").unwrap();
+        let set = TemplateSet::builtin().unwrap();
+        let paths: std::collections::BTreeSet<_> = set.templates().iter().map(|t| cache.path(t)).collect();
+        assert_eq!(paths.len(), set.templates().len());
+        let other = RasterCache { renderer: cache.renderer ^ 1, ..cache.clone() };
+        assert_ne!(other.path(&set.templates()[0]), cache.path(&set.templates()[0]));
+    }
+}
