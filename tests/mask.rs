@@ -440,3 +440,46 @@ fn a_run_of_large_faces_suggests_a_min_face_that_finds_them_all() {
     assert_eq!(faces_masked(&second), faces_masked(&first), "{second}");
     assert!(!second.contains("tip:"), "{second}");
 }
+
+/// Template rasters cached by one run are read by the next (the files are
+/// not written again), and outputs are the same bytes with the cache, from
+/// the cache and without it.
+#[test]
+fn the_raster_cache_is_reused_and_never_changes_an_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = input_tree(tmp.path());
+    let cache = tmp.path().join("cache");
+    let run = |out: &str, cache_setting: &Path| {
+        let out = tmp.path().join(out);
+        let o = maskforge()
+            .env("MASKFORGE_CACHE", cache_setting)
+            .args(["mask", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--seed", "5"])
+            .args(["--variants", "correct,nose_exposed,chin_exposed"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        tree(&out)
+    };
+    let rasters = || -> BTreeMap<String, std::time::SystemTime> {
+        std::fs::read_dir(cache.join("templates"))
+            .map(|d| {
+                d.map(|e| e.unwrap())
+                    .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().modified().unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+
+    let first = run("first", &cache);
+    let stored = rasters();
+    assert!(!stored.is_empty() && stored.keys().all(|k| k.ends_with(".raster")), "{stored:?}");
+    let second = run("second", &cache);
+    assert_eq!(rasters(), stored, "the second run rendered again instead of reading the cache");
+    let uncached = run("uncached", Path::new("off"));
+    for other in [&second, &uncached] {
+        assert_eq!(first.keys().collect::<Vec<_>>(), other.keys().collect::<Vec<_>>());
+        for (k, v) in &first {
+            assert!(v == &other[k], "{k} differs with the raster cache");
+        }
+    }
+}
