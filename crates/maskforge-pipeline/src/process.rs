@@ -14,7 +14,7 @@ use image::{GrayImage, RgbImage};
 use maskforge_contracts::mask_files::SourceStamp;
 use maskforge_contracts::{polygon_text, AnnotationRow, FaceColumns, UNMASKED_VARIANT};
 use maskforge_face::crop::{crop_face, CropTransform};
-use maskforge_face::{BBox, Face, FaceMethod, Point};
+use maskforge_face::{Face, FaceMethod, Point};
 use maskforge_imageio::load_rgb;
 use maskforge_mask::sheet::{thumbnail, SheetItem};
 use maskforge_mask::{MaskStyle, MaskVariant, Placement, SplitMix64, Synthesizer};
@@ -74,21 +74,34 @@ struct Masked {
     bare: usize,
 }
 
-/// A face as it appears in an output: its box there and the map from
-/// source to output coordinates (identity for whole images).
+/// A face as it appears in an output: in the source's own coordinates
+/// (whole images) or mapped into a face crop.
 struct FaceInOutput<'a> {
     index: usize,
     face: &'a Face,
     method: FaceMethod,
-    bbox: BBox,
-    to_output: &'a dyn Fn(Point) -> Point,
+    crop: Option<&'a CropTransform>,
 }
 
-impl FaceInOutput<'_> {
+impl<'a> FaceInOutput<'a> {
+    /// Face `index` of a whole-image output.
+    fn in_image(index: usize, face: &'a Face, method: FaceMethod) -> Self {
+        FaceInOutput { index, face, method, crop: None }
+    }
+
+    /// Face `index` in its crop, placed by `map`.
+    fn in_crop(index: usize, face: &'a Face, method: FaceMethod, map: &'a CropTransform) -> Self {
+        FaceInOutput { index, face, method, crop: Some(map) }
+    }
+
+    fn to_output(&self, p: Point) -> Point {
+        self.crop.map_or(p, |map| map.to_crop(p))
+    }
+
     fn columns(&self) -> FaceColumns {
-        let b = self.bbox;
+        let b = self.crop.map_or(self.face.bbox, |map| map.box_to_crop(&self.face.bbox));
         let points: [(f32, f32); 68] = std::array::from_fn(|k| {
-            let q = (self.to_output)(self.face.landmarks.0[k]);
+            let q = self.to_output(self.face.landmarks.0[k]);
             (q.x, q.y)
         });
         FaceColumns::new([b.left, b.top, b.right, b.bottom], self.face.score, &points).with_method(self.method.as_str())
@@ -366,10 +379,9 @@ impl Pipeline {
             let thumbnail = thumbnail(&m.image, Some(found.faces[0].bbox), THUMBNAIL);
             outcome.thumbnails.push(SheetItem { thumbnail, label });
         }
-        let identity = |p: Point| p;
         for (i, (face, p)) in found.faces.iter().zip(&m.placements).enumerate() {
             let Some(p) = p else { continue };
-            let f = FaceInOutput { index: i, face, method: found.method, bbox: face.bbox, to_output: &identity };
+            let f = FaceInOutput::in_image(i, face, found.method);
             let polygon = polygon_text(p.polygon.iter().map(|q| (q.x, q.y)));
             outcome.record.rows.push(target.row(self.opts.seed, Some(&styles[i]), Some(&f), polygon));
         }
@@ -405,15 +417,8 @@ impl Pipeline {
                 let label = style_label(class, v, &styles[i]);
                 outcome.thumbnails.push(SheetItem { thumbnail: thumbnail(&crop, None, THUMBNAIL), label });
             }
-            let to_crop = |q: Point| map.to_crop(q);
-            let f = FaceInOutput {
-                index: i,
-                face,
-                method: found.method,
-                bbox: map.box_to_crop(&face.bbox),
-                to_output: &to_crop,
-            };
-            let polygon = polygon_text(p.polygon.iter().map(|&q| map.to_crop(q)).map(|q| (q.x, q.y)));
+            let f = FaceInOutput::in_crop(i, face, found.method, &map);
+            let polygon = polygon_text(p.polygon.iter().map(|&q| f.to_output(q)).map(|q| (q.x, q.y)));
             outcome.record.rows.push(target.row(self.opts.seed, Some(&styles[i]), Some(&f), polygon));
             outcome.record.outputs.push(target.output);
         }
@@ -446,14 +451,7 @@ impl Pipeline {
             let output = self.naming.output_rel(rel, class, UNMASKED_KEY, Some(i), false);
             let target = Target { source: rel, output, variant: UNMASKED_VARIANT, class };
             self.write_image(&crop, &target.output)?;
-            let to_crop = |q: Point| map.to_crop(q);
-            let f = FaceInOutput {
-                index: i,
-                face,
-                method: found.method,
-                bbox: map.box_to_crop(&face.bbox),
-                to_output: &to_crop,
-            };
+            let f = FaceInOutput::in_crop(i, face, found.method, &map);
             rec.rows.push(target.row(seed, None, Some(&f), String::new()));
             rec.outputs.push(target.output);
         }
