@@ -42,6 +42,7 @@ cpp! {{
     #include <dlib/image_transforms.h>
     #include <dlib/image_processing/shape_predictor.h>
     #include <cstring>
+    #include <sstream>
     #include <stdexcept>
     #include <exception>
 
@@ -329,6 +330,63 @@ impl ShapeFrame {
         let inner =
             unsafe { cpp!([f as "const mf_shape_file*"] -> FrameInner as "mf_shape_frame" { return f->frame; }) };
         Ok((ShapeFrame { inner }, forests))
+    }
+
+    /// The frame in dlib's serialisation (for the packed-model cache).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        let fr = &self.inner;
+        let mut len = 0usize;
+        let len_ptr = &mut len as *mut usize;
+        let mut bytes = Vec::new();
+        // Two calls: the size, then the bytes into a buffer of that size.
+        for pass in 0..2 {
+            let out = bytes.as_mut_ptr();
+            let copy = pass == 1;
+            checked(|err_ptr| unsafe {
+                cpp!([fr as "const mf_shape_frame*", len_ptr as "size_t*", out as "char*", copy as "bool", err_ptr as "char*"] -> bool as "bool" {
+                    try {
+                        std::ostringstream buf;
+                        dlib::serialize(fr->initial_shape, buf);
+                        dlib::serialize(fr->anchor_idx, buf);
+                        dlib::serialize(fr->deltas, buf);
+                        const std::string s = buf.str();
+                        if (copy) {
+                            if (s.size() != *len_ptr) throw std::runtime_error("frame size changed");
+                            std::memcpy(out, s.data(), s.size());
+                        }
+                        *len_ptr = s.size();
+                        return true;
+                    } catch (...) {
+                        mf_store_error(err_ptr);
+                        return false;
+                    }
+                })
+            })?;
+            bytes.resize(len, 0);
+        }
+        Ok(bytes)
+    }
+
+    /// A frame from [`ShapeFrame::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<ShapeFrame, String> {
+        let mut inner = FrameInner::default();
+        let fr = &mut inner;
+        let (ptr, len) = (bytes.as_ptr() as *const c_char, bytes.len());
+        checked(|err_ptr| unsafe {
+            cpp!([fr as "mf_shape_frame*", ptr as "const char*", len as "size_t", err_ptr as "char*"] -> bool as "bool" {
+                try {
+                    std::istringstream in(std::string(ptr, len));
+                    dlib::deserialize(fr->initial_shape, in);
+                    dlib::deserialize(fr->anchor_idx, in);
+                    dlib::deserialize(fr->deltas, in);
+                    return true;
+                } catch (...) {
+                    mf_store_error(err_ptr);
+                    return false;
+                }
+            })
+        })?;
+        Ok(ShapeFrame { inner })
     }
 
     /// Length of the shape vector (2 × points).

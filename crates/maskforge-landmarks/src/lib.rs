@@ -104,6 +104,9 @@ pub struct DetectorConfig {
     pub upsample: u32,
     /// Added to the HOG decision threshold (negative finds more, weaker faces).
     pub hog_threshold: f64,
+    /// Folder for the packed landmark model ([`LandmarkModel::open_cached`]);
+    /// `None`: read the model file each time. Never changes a result.
+    pub model_cache: Option<PathBuf>,
 }
 
 impl DetectorConfig {
@@ -153,6 +156,7 @@ impl DetectorConfig {
             min_face: 40,
             upsample: 0,
             hog_threshold: 0.0,
+            model_cache: None,
         }
     }
 }
@@ -221,7 +225,7 @@ impl Detector {
         // from compressed text, the landmark model is 100 MB): side by side.
         let (engine, predictor) = std::thread::scope(|s| {
             let engine = s.spawn(build_engine);
-            let predictor = LandmarkModel::open(&lm_path);
+            let predictor = LandmarkModel::open_cached(&lm_path, config.model_cache.as_deref());
             (engine.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), predictor)
         });
         let engine = engine?;

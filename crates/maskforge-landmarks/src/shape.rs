@@ -84,6 +84,93 @@ impl LandmarkModel {
         Ok(LandmarkModel { frame, initial, splits_per_tree, leaves_per_tree: splits_per_tree + 1, levels })
     }
 
+    /// [`LandmarkModel::open`] through a cache of the packed model in
+    /// `cache_dir` (none: no cache). dlib takes about 0.5 s to read its
+    /// 100 MB file; the packed arrays read back in a few tens of
+    /// milliseconds. The cache file is named by the model file's size,
+    /// modification time and first bytes and by this code, and checksummed;
+    /// anything that does not read back whole is loaded from the model file
+    /// again and the cache rewritten (best effort).
+    pub fn open_cached(path: &Path, cache_dir: Option<&Path>) -> Result<Self, String> {
+        let Some(cache) = cache_dir.and_then(|dir| cache_file(path, dir)) else { return Self::open(path) };
+        if let Some(model) = std::fs::read(&cache).ok().and_then(|bytes| Self::decode(&bytes)) {
+            return Ok(model);
+        }
+        let model = Self::open(path)?;
+        if let Ok(bytes) = model.encode() {
+            let _ = maskforge_imageio::write_atomic(&cache, &bytes);
+        }
+        Ok(model)
+    }
+
+    /// The packed model as a cache file: [`CACHE_MAGIC`], the frame in
+    /// dlib's serialisation, the tree shape, then per level its trees'
+    /// splits and unpadded leaves; a checksum last. Little-endian.
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        let frame = self.frame.to_bytes()?;
+        let mut out = Vec::with_capacity(CACHE_MAGIC.len() + frame.len() + self.levels.len() * 5_000_000);
+        out.extend_from_slice(CACHE_MAGIC);
+        let put = |out: &mut Vec<u8>, v: u64| out.extend_from_slice(&v.to_le_bytes());
+        put(&mut out, frame.len() as u64);
+        out.extend_from_slice(&frame);
+        put(&mut out, self.splits_per_tree as u64);
+        put(&mut out, self.levels.len() as u64);
+        for level in &self.levels {
+            put(&mut out, level.features as u64);
+            put(&mut out, level.trees as u64);
+            for s in &level.splits {
+                out.extend([s.a.to_le_bytes(), s.b.to_le_bytes(), s.thresh.to_bits().to_le_bytes()].concat());
+            }
+            for leaf in &level.leaves {
+                out.extend(unpad(leaf).iter().flat_map(|v| v.to_le_bytes()));
+            }
+        }
+        let sum = maskforge_rng::stable_hash(&out);
+        put(&mut out, sum);
+        Ok(out)
+    }
+
+    /// The model of a cache file written by [`LandmarkModel::encode`], if
+    /// it is whole.
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
+        if !body.starts_with(CACHE_MAGIC) || maskforge_rng::stable_hash(body).to_le_bytes() != sum {
+            return None;
+        }
+        let mut r = Reader(&body[CACHE_MAGIC.len()..]);
+        let frame_len = r.u64()? as usize;
+        let frame = ShapeFrame::from_bytes(r.take(frame_len)?).ok()?;
+        let splits_per_tree = r.u64()? as usize;
+        let leaves_per_tree = splits_per_tree.checked_add(1)?;
+        let mut levels = Vec::new();
+        for _ in 0..r.u64()? {
+            let (features, trees) = (r.u64()? as usize, r.u64()? as usize);
+            let split_bytes = r.take(trees.checked_mul(splits_per_tree)?.checked_mul(12)?)?;
+            let splits = split_bytes
+                .chunks_exact(12)
+                .map(|c| Split { a: le_u32(&c[0..4]), b: le_u32(&c[4..8]), thresh: f32::from_bits(le_u32(&c[8..12])) })
+                .collect::<Vec<_>>();
+            if splits.iter().any(|s| s.a as usize >= features || s.b as usize >= features) {
+                return None;
+            }
+            let leaf_bytes = r.take(trees.checked_mul(leaves_per_tree)?.checked_mul(SHAPE_LEN * 4)?)?;
+            let leaves = leaf_bytes
+                .chunks_exact(SHAPE_LEN * 4)
+                .map(|leaf| pad(&leaf.chunks_exact(4).map(|v| f32::from_bits(le_u32(v))).collect::<Vec<_>>()))
+                .collect();
+            levels.push(Level { features, trees, splits, leaves });
+        }
+        let shape_ok = frame.shape_len() == SHAPE_LEN
+            && frame.features_per_level().is_some_and(|f| f == levels.iter().map(|l| l.features).collect::<Vec<_>>());
+        (r.0.is_empty() && shape_ok).then(|| LandmarkModel {
+            initial: pad(&frame.initial_shape()),
+            frame,
+            splits_per_tree,
+            leaves_per_tree,
+            levels,
+        })
+    }
+
     /// The 68 points (image pixels, rounded as dlib rounds) for the face in
     /// the inclusive rectangle `(left, top, right, bottom)`.
     pub fn predict(&self, image: &ImageMatrix, rect: [c_long; 4]) -> Result<[[c_long; 2]; 68], String> {
@@ -98,6 +185,47 @@ impl LandmarkModel {
         }
         self.frame.to_points(rect, &unpad(&shape))
     }
+}
+
+/// Start of a packed-model cache file; a new layout gets a new one.
+const CACHE_MAGIC: &[u8; 8] = b"MFLMK001";
+
+/// The cache file for the model at `model` (see [`LandmarkModel::open_cached`]),
+/// `None` when the model file cannot be read.
+fn cache_file(model: &Path, dir: &Path) -> Option<std::path::PathBuf> {
+    use std::io::Read;
+    let meta = std::fs::metadata(model).ok()?;
+    let modified = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let mut head = Vec::with_capacity(1 << 16);
+    std::fs::File::open(model).ok()?.take(1 << 16).read_to_end(&mut head).ok()?;
+    let mut key = format!("{} {}", meta.len(), modified.as_nanos()).into_bytes();
+    key.extend_from_slice(&head);
+    for code in CACHE_CODE {
+        key.extend_from_slice(&maskforge_rng::stable_hash(code.as_bytes()).to_le_bytes());
+    }
+    Some(dir.join(format!("landmarks-{:016x}.packed", maskforge_rng::stable_hash(&key))))
+}
+
+/// The code whose changes invalidate cached models.
+const CACHE_CODE: [&str; 2] = [include_str!("shape.rs"), include_str!("ffi.rs")];
+
+/// Reads a cache file front to back.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+    }
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes(b.try_into().unwrap_or_default())
 }
 
 impl Level {
@@ -278,6 +406,36 @@ mod tests {
             }
         }
         assert_eq!(compared, 3 * 52);
+    }
+
+    #[test]
+    fn a_cached_model_predicts_as_the_model_file_does_and_a_damaged_cache_is_rebuilt() {
+        let models = repo_dir("MASKFORGE_MODELS", "models");
+        let samples = repo_dir("MASKFORGE_SAMPLES", "data/samples");
+        let path = models.join(LANDMARK_MODEL);
+        let dir = tempfile::tempdir().unwrap();
+        let dlib = ShapePredictor::open(&path).unwrap();
+        let first = LandmarkModel::open_cached(&path, Some(dir.path())).unwrap();
+        let file = cache_file(&path, dir.path()).unwrap();
+        let bytes = std::fs::read(&file).expect("the cache file was written");
+        let cached = LandmarkModel::decode(&bytes).expect("the cache file reads back");
+
+        let img = maskforge_imageio::load_rgb(&samples.join("biden.jpg"), Default::default()).unwrap();
+        let m = to_matrix(&img);
+        for rect in [[200, 150, 500, 450], [0, 0, 120, 120], [-50, 300, 250, 600]] {
+            let want = dlib.predict(&m, rect).unwrap();
+            assert_eq!(first.predict(&m, rect).unwrap(), want, "{rect:?}");
+            assert_eq!(cached.predict(&m, rect).unwrap(), want, "{rect:?}");
+        }
+
+        // A flipped byte or a cut file is not used; opening rebuilds the file.
+        let mut damaged = bytes.clone();
+        damaged[bytes.len() / 2] ^= 1;
+        assert!(LandmarkModel::decode(&damaged).is_none());
+        assert!(LandmarkModel::decode(&bytes[..bytes.len() - 9]).is_none());
+        std::fs::write(&file, &damaged).unwrap();
+        LandmarkModel::open_cached(&path, Some(dir.path())).unwrap();
+        assert!(std::fs::read(&file).unwrap() == bytes, "the damaged cache file was not rewritten");
     }
 
     #[test]

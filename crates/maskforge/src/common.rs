@@ -52,21 +52,20 @@ pub fn models_dir(flag: Option<std::path::PathBuf>) -> std::path::PathBuf {
     std::path::PathBuf::from("models")
 }
 
-/// The folder of rendered template rasters kept between runs:
-/// `$MASKFORGE_CACHE/templates` (`off` or empty: none),
-/// `$XDG_CACHE_HOME/maskforge/templates`, `~/.cache/maskforge/templates`.
-/// The cache never changes an output; it saves rendering the mask styles
-/// again (about 3 s of CPU for the eight built-ins).
+/// The folder of files kept between runs, which never change an output:
+/// `$MASKFORGE_CACHE` (`off` or empty: none), `$XDG_CACHE_HOME/maskforge`,
+/// `~/.cache/maskforge`. It holds rendered template rasters (`templates/`,
+/// about 3 s of CPU for the eight built-ins) and the packed landmark model
+/// (`models/`, 0.5 s to read from dlib's file).
 #[cfg(feature = "dlib")]
-pub fn raster_cache_dir() -> Option<std::path::PathBuf> {
+pub fn cache_dir() -> Option<std::path::PathBuf> {
     use std::path::PathBuf;
-    let root = match std::env::var_os("MASKFORGE_CACHE") {
-        Some(v) if v.is_empty() || v == "off" => return None,
-        Some(v) => PathBuf::from(v),
+    match std::env::var_os("MASKFORGE_CACHE") {
+        Some(v) if v.is_empty() || v == "off" => None,
+        Some(v) => Some(PathBuf::from(v)),
         None => match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
-            Some(xdg) => PathBuf::from(xdg).join("maskforge"),
-            None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".cache/maskforge"),
+            Some(xdg) => Some(PathBuf::from(xdg).join("maskforge")),
+            None => Some(PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".cache/maskforge")),
         },
-    };
-    Some(root.join("templates"))
+    }
 }

@@ -24,9 +24,9 @@ enum Command {
     /// Put masks on every face in a tree of photos (correct and wrongly worn variants):
     /// a labelled ImageFolder dataset with annotations.csv.
     ///
-    /// Rendered mask styles are kept between runs in $MASKFORGE_CACHE/templates (default:
-    /// $XDG_CACHE_HOME/maskforge/templates or ~/.cache/maskforge/templates; MASKFORGE_CACHE=off
-    /// keeps none). The cache never changes an output.
+    /// Rendered mask styles and the packed landmark model are kept between runs in
+    /// $MASKFORGE_CACHE (default: $XDG_CACHE_HOME/maskforge or ~/.cache/maskforge;
+    /// MASKFORGE_CACHE=off keeps none). The cache never changes an output.
     #[cfg(feature = "dlib")]
     Mask(cmd::mask::MaskArgs),
     /// Join the outputs and CSVs of `maskforge mask --shard I/N` runs.

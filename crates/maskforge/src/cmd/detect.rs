@@ -63,6 +63,7 @@ impl DetectorOpts {
         cfg.detect_max_side = self.detect_max_side;
         cfg.min_face = self.min_face;
         cfg.upsample = self.upsample;
+        cfg.model_cache = common::cache_dir().map(|dir| dir.join("models"));
         cfg
     }
 

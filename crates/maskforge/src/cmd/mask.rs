@@ -348,7 +348,7 @@ fn synth_options(args: &MaskArgs) -> SynthOptions {
         shadow: args.shadow,
         relief: args.relief,
         photo_match: args.photo_match,
-        raster_cache: common::raster_cache_dir(),
+        raster_cache: common::cache_dir().map(|dir| dir.join("templates")),
     }
 }
 
