@@ -19,7 +19,6 @@
 use image::{Rgb, RgbImage};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Output;
 
 mod common;
 use common::{ok, run, text};
@@ -177,6 +176,7 @@ fn verify_and_stats_report_rows_outside_the_root() {
 #[cfg(feature = "tch")]
 mod with_training {
     use super::*;
+    use std::process::Output;
 
     fn json(path: &Path) -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
