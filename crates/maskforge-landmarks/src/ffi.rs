@@ -54,15 +54,20 @@ cpp! {{
         buf[511] = 0;
     }
 
-    // Reads `item` from a dlib model file; a C++ exception goes into `err`.
-    template <typename T> static bool mf_deserialize_file(const char* filename, T* item, char* err) {
+    // Runs `body`; false with its exception's message in `err` if it throws.
+    template <typename F> static bool mf_catching(char* err, F body) {
         try {
-            dlib::deserialize(filename) >> *item;
+            body();
             return true;
         } catch (...) {
             mf_store_error(err);
             return false;
         }
+    }
+
+    // Reads `item` from a dlib model file; a C++ exception goes into `err`.
+    template <typename T> static bool mf_deserialize_file(const char* filename, T* item, char* err) {
+        return mf_catching(err, [&] { dlib::deserialize(filename) >> *item; });
     }
 
         // The MMOD face detector network of dlib's tools/python/src/cnn_face_detector.cpp.
@@ -163,18 +168,14 @@ impl HogDetector {
         checked(|err_ptr| unsafe {
             cpp!([det as "dlib::frontal_face_detector*", image as "const dlib::matrix<dlib::rgb_pixel>*", adjust_threshold as "double", out as "std::vector<mf_detection>*", err_ptr as "char*"]
                 -> bool as "bool" {
-                try {
+                return mf_catching(err_ptr, [&] {
                     std::vector<std::pair<double, dlib::rectangle>> dets;
                     (*det)(*image, dets, adjust_threshold);
                     out->reserve(dets.size());
                     for (auto& d : dets) {
                         out->push_back(mf_detection{d.first, d.second.left(), d.second.top(), d.second.right(), d.second.bottom()});
                     }
-                    return true;
-                } catch (...) {
-                    mf_store_error(err_ptr);
-                    return false;
-                }
+                });
             })
         })?;
         Ok(raw.to_vec())
@@ -214,17 +215,13 @@ impl CnnDetector {
         checked(|err_ptr| unsafe {
             cpp!([net as "mf_cnn_net*", image as "const dlib::matrix<dlib::rgb_pixel>*", out as "std::vector<mf_detection>*", err_ptr as "char*"]
                 -> bool as "bool" {
-                try {
+                return mf_catching(err_ptr, [&] {
                     std::vector<dlib::mmod_rect> dets = (*net)(*image);
                     out->reserve(dets.size());
                     for (auto& d : dets) {
                         out->push_back(mf_detection{d.detection_confidence, d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()});
                     }
-                    return true;
-                } catch (...) {
-                    mf_store_error(err_ptr);
-                    return false;
-                }
+                });
             })
         })?;
         Ok(raw.to_vec())
@@ -267,7 +264,7 @@ impl ShapePredictor {
         checked(|err_ptr| unsafe {
             cpp!([sp as "const dlib::shape_predictor*", image as "const dlib::matrix<dlib::rgb_pixel>*", l as "long", t as "long", r as "long", b as "long", out as "long*", err_ptr as "char*"]
                 -> bool as "bool" {
-                try {
+                return mf_catching(err_ptr, [&] {
                     dlib::full_object_detection shape = (*sp)(*image, dlib::rectangle(l, t, r, b));
                     if (shape.num_parts() != 68) {
                         throw std::runtime_error("shape predictor returned a shape without 68 points");
@@ -276,11 +273,7 @@ impl ShapePredictor {
                         out[2 * i] = shape.part(i).x();
                         out[2 * i + 1] = shape.part(i).y();
                     }
-                    return true;
-                } catch (...) {
-                    mf_store_error(err_ptr);
-                    return false;
-                }
+                });
             })
         })?;
         Ok(points)
@@ -344,7 +337,7 @@ impl ShapeFrame {
             let copy = pass == 1;
             checked(|err_ptr| unsafe {
                 cpp!([fr as "const mf_shape_frame*", len_ptr as "size_t*", out as "char*", copy as "bool", err_ptr as "char*"] -> bool as "bool" {
-                    try {
+                    return mf_catching(err_ptr, [&] {
                         std::ostringstream buf;
                         dlib::serialize(fr->initial_shape, buf);
                         dlib::serialize(fr->anchor_idx, buf);
@@ -355,11 +348,7 @@ impl ShapeFrame {
                             std::memcpy(out, s.data(), s.size());
                         }
                         *len_ptr = s.size();
-                        return true;
-                    } catch (...) {
-                        mf_store_error(err_ptr);
-                        return false;
-                    }
+                    });
                 })
             })?;
             bytes.resize(len, 0);
@@ -374,16 +363,12 @@ impl ShapeFrame {
         let (ptr, len) = (bytes.as_ptr() as *const c_char, bytes.len());
         checked(|err_ptr| unsafe {
             cpp!([fr as "mf_shape_frame*", ptr as "const char*", len as "size_t", err_ptr as "char*"] -> bool as "bool" {
-                try {
+                return mf_catching(err_ptr, [&] {
                     std::istringstream in(std::string(ptr, len));
                     dlib::deserialize(fr->initial_shape, in);
                     dlib::deserialize(fr->anchor_idx, in);
                     dlib::deserialize(fr->deltas, in);
-                    return true;
-                } catch (...) {
-                    mf_store_error(err_ptr);
-                    return false;
-                }
+                });
             })
         })?;
         Ok(ShapeFrame { inner })
@@ -453,7 +438,7 @@ impl ShapeFrame {
         checked(|err_ptr| unsafe {
             cpp!([fr as "const mf_shape_frame*", image as "const dlib::matrix<dlib::rgb_pixel>*", l as "long", t as "long", r as "long", b as "long", level as "size_t", shape_ptr as "const float*", shape_len as "long", out_ptr as "float*", out_len as "size_t", err_ptr as "char*"]
                 -> bool as "bool" {
-                try {
+                return mf_catching(err_ptr, [&] {
                     if (level >= fr->deltas.size() || shape_len != fr->initial_shape.size())
                         throw std::runtime_error("shape predictor: cascade level or shape size out of range");
                     const dlib::matrix<float,0,1> current = mf_shape_matrix(shape_ptr, shape_len);
@@ -463,11 +448,7 @@ impl ShapeFrame {
                     if (values.size() != out_len)
                         throw std::runtime_error("shape predictor: feature count changed");
                     std::memcpy(out_ptr, values.data(), out_len * sizeof(float));
-                    return true;
-                } catch (...) {
-                    mf_store_error(err_ptr);
-                    return false;
-                }
+                });
             })
         })?;
         Ok(())
@@ -483,7 +464,7 @@ impl ShapeFrame {
         checked(|err_ptr| unsafe {
             cpp!([l as "long", t as "long", r as "long", b as "long", shape_ptr as "const float*", out as "long*", err_ptr as "char*"]
                 -> bool as "bool" {
-                try {
+                return mf_catching(err_ptr, [&] {
                     const dlib::matrix<float,0,1> current = mf_shape_matrix(shape_ptr, 136);
                     const dlib::point_transform_affine tform_to_img = dlib::impl::unnormalizing_tform(dlib::rectangle(l, t, r, b));
                     for (unsigned long i = 0; i < 68; ++i) {
@@ -491,11 +472,7 @@ impl ShapeFrame {
                         out[2 * i] = p.x();
                         out[2 * i + 1] = p.y();
                     }
-                    return true;
-                } catch (...) {
-                    mf_store_error(err_ptr);
-                    return false;
-                }
+                });
             })
         })?;
         Ok(points)
