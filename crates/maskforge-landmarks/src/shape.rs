@@ -98,6 +98,10 @@ impl LandmarkModel {
         }
         let model = Self::open(path)?;
         if let Ok(bytes) = model.encode() {
+            // A writer killed mid-file leaves its temporary file (67 MB) behind.
+            if let Some(dir) = cache.parent() {
+                maskforge_imageio::remove_stale_temp_files(dir);
+            }
             let _ = maskforge_imageio::write_atomic(&cache, &bytes);
         }
         Ok(model)

@@ -7,7 +7,9 @@
 //! cached raster is the one rendering would give, and the outputs of a run
 //! do not depend on the cache. Each file carries a checksum; one that does
 //! not read back whole is rendered again and rewritten. Writes go to a
-//! temporary file renamed into place, so parallel runs never see half a file.
+//! temporary file renamed into place (`maskforge_imageio::write_atomic`), so
+//! parallel runs never see half a file, and the temporary files of killed
+//! runs are removed by the next write.
 
 use crate::raster::{Level, Pyramid};
 use crate::template::{RenderedTemplate, Template, RENDER_SIZE};
@@ -62,17 +64,12 @@ impl RasterCache {
         decode(&std::fs::read(self.path(template)).ok()?)
     }
 
-    /// Writes `raster` for `template`. Best effort: a cache that cannot be
-    /// written only means rendering again next time.
+    /// Writes `raster` for `template`, first removing what writers killed
+    /// mid-file left behind. Best effort: a cache that cannot be written
+    /// only means rendering again next time.
     pub(crate) fn store(&self, template: &Template, raster: &RenderedTemplate) {
-        let path = self.path(template);
-        let tmp = self.dir.join(format!(".{}.{}.tmp", std::process::id(), template.fingerprint));
-        let written = std::fs::create_dir_all(&self.dir)
-            .and_then(|()| std::fs::write(&tmp, encode(raster)))
-            .and_then(|()| std::fs::rename(&tmp, &path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        maskforge_imageio::remove_stale_temp_files(&self.dir);
+        let _ = maskforge_imageio::write_atomic(&self.path(template), &encode(raster));
     }
 }
 
@@ -159,6 +156,23 @@ mod tests {
         again.use_raster_cache(&cache);
         assert!(same(&again.templates()[0].rendered().unwrap(), &rendered));
         assert!(same(&cache.load(template).expect("rewritten"), &rendered));
+    }
+
+    #[test]
+    fn a_write_removes_what_a_killed_writer_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = RasterCache::new(dir.path()).unwrap();
+        // The temporary-file name of a process that no longer exists on this host.
+        let host = maskforge_imageio::temp_path_for(&dir.path().join("x.raster"), "1");
+        let name =
+            host.file_name().unwrap().to_string_lossy().replace(&format!("~{}.", std::process::id()), "~999999999.");
+        let orphan = dir.path().join(name);
+        std::fs::write(&orphan, b"half a raster").unwrap();
+        let set = TemplateSet::builtin().unwrap().select_spec("n95").unwrap();
+        let template = &set.templates()[0];
+        cache.store(template, &template.rendered().unwrap());
+        assert!(!orphan.exists(), "the killed writer's file is still there");
+        assert!(cache.path(template).is_file());
     }
 
     #[test]
