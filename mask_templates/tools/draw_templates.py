@@ -197,6 +197,20 @@ def ear_loops(x_side, y_top, y_bot, outward, colour, width, ext, shine=0.35):
     return out
 
 
+def ear_loop_pair(x_right, x_left, y_top, y_bot, colour, width, ext, shine=0.35):
+    """The ear loops (or straps) of both sides: wearer's right, then left."""
+    return (ear_loops(x_right, y_top, y_bot, "right", colour, width, ext, shine)
+            + ear_loops(x_left, y_top, y_bot, "left", colour, width, ext, shine))
+
+
+def body_layer(body, loops):
+    """The mask body: its clip path, the loops drawn under its edge (SVG text),
+    the body in currentColor, and the opened group that clips what is drawn on
+    it (the caller closes it)."""
+    return (f'<clipPath id="body"><path d="{path(body)}"/></clipPath>\n' + loops
+            + f'<path d="{path(body)}" fill="currentColor"/>\n' + '<g clip-path="url(#body)">\n')
+
+
 def pleat(curve, depth=1.0):
     """One pleat along `curve`: highlight above the fold, crisp edge, soft shadow below."""
     d = path(curve, close=False)
@@ -227,11 +241,7 @@ def surgical():
     body = polygon(top, rside, bottom, lside)
     fine = lambda f, a, b: sample(f, a, b, 41)
     s = COMMON_DEFS
-    s += f'<clipPath id="body"><path d="{path(body)}"/></clipPath>\n'
-    s += ear_loops(xl, 50, 228, "right", "#f3f3f0", 4.5, 44)
-    s += ear_loops(xr, 50, 228, "left", "#f3f3f0", 4.5, 44)
-    s += f'<path d="{path(body)}" fill="currentColor"/>\n'
-    s += '<g clip-path="url(#body)">\n'
+    s += body_layer(body, ear_loop_pair(xl, xr, 50, 228, "#f3f3f0", 4.5, 44))
     s += f'<rect x="0" y="0" width="{W}" height="{H}" fill="#000" opacity="0.16" filter="url(#speckle)"/>\n'
     s += f'<rect x="{xl}" y="0" width="{xr - xl}" height="{H}" fill="url(#sideShade)"/>\n'
     s += f'<rect x="0" y="20" width="{W}" height="240" fill="url(#topLight)"/>\n'
@@ -281,12 +291,8 @@ def n95(name="n95", valve=False, fibres=0.5):
   <linearGradient id="strap" x1="0" y1="0" x2="0" y2="1"><stop offset="0" stop-color="#f0de86"/><stop offset="1" stop-color="#c9a941"/></linearGradient>
 </defs>
 """
-    s += f'<clipPath id="body"><path d="{path(body)}"/></clipPath>\n'
     # Head straps: wide flat bands toward the back of the head.
-    for side, xs in (("right", CX - half_t - 2), ("left", CX + half_t + 2)):
-        s += ear_loops(xs, 112, 172, side, "url(#strap)", 7, 44)
-    s += f'<path d="{path(body)}" fill="currentColor"/>\n'
-    s += '<g clip-path="url(#body)">\n'
+    s += body_layer(body, ear_loop_pair(CX - half_t - 2, CX + half_t + 2, 112, 172, "url(#strap)", 7, 44))
     s += f'<rect x="0" y="0" width="{W}" height="{H}" fill="#000" opacity="0.12" filter="url(#speckle)"/>\n'
     s += f'<rect x="0" y="0" width="{W}" height="{H}" fill="#fff" opacity="{fibres}" filter="url(#fibres)"/>\n'
     s += f'<rect x="{CX - half_t - 6}" y="20" width="{2*half_t + 12}" height="260" fill="url(#dome)"/>\n'
@@ -363,11 +369,7 @@ def kn95():
   <linearGradient id="panelL" x1="0" y1="0" x2="1" y2="0"><stop offset="0" stop-color="#fff" stop-opacity="0.14"/><stop offset="0.7" stop-color="#fff" stop-opacity="0.02"/><stop offset="1" stop-color="#000" stop-opacity="0.14"/></linearGradient>
 </defs>
 """
-    s += f'<clipPath id="body"><path d="{path(body)}"/></clipPath>\n'
-    s += ear_loops(xl + 4, 92, 186, "right", "#f5f5f2", 3.6, 44)
-    s += ear_loops(xr - 4, 92, 186, "left", "#f5f5f2", 3.6, 44)
-    s += f'<path d="{path(body)}" fill="currentColor"/>\n'
-    s += '<g clip-path="url(#body)">\n'
+    s += body_layer(body, ear_loop_pair(xl + 4, xr - 4, 92, 186, "#f5f5f2", 3.6, 44))
     s += f'<rect x="0" y="0" width="{W}" height="{H}" fill="#000" opacity="0.12" filter="url(#speckle)"/>\n'
     # Two flat panels meeting at the vertical centre fold, lit differently.
     s += f'<rect x="{xl}" y="0" width="{half}" height="{H}" fill="url(#panelR)"/>\n'
@@ -404,11 +406,7 @@ def cloth():
     lside = [(xr, top_f(xr)), (xr + 3, (top_f(xr) + bot_f(xr)) / 2), (xr, bot_f(xr))]
     body = polygon(top, rside, bottom, lside)
     s = COMMON_DEFS
-    s += f'<clipPath id="body"><path d="{path(body)}"/></clipPath>\n'
-    s += ear_loops(xl, 84, 192, "right", "currentColor", 7, 44)
-    s += ear_loops(xr, 84, 192, "left", "currentColor", 7, 44)
-    s += f'<path d="{path(body)}" fill="currentColor"/>\n'
-    s += '<g clip-path="url(#body)">\n'
+    s += body_layer(body, ear_loop_pair(xl, xr, 84, 192, "currentColor", 7, 44))
     s += f'<rect x="{xl}" y="0" width="{2*half}" height="{H}" fill="url(#sideShade)"/>\n'
     s += f'<rect x="0" y="24" width="{W}" height="254" fill="url(#topLight)"/>\n'
     # Centre seam: a ridge, lit on one side.
@@ -455,11 +453,7 @@ def printed():
         + '<circle cx="58" cy="56" r="1.6" fill="#f2c94c"/><circle cx="32" cy="6" r="1.3" fill="#fdfdfb"/>'
         + "</pattern></defs>\n"
     )
-    s += f'<clipPath id="body"><path d="{path(body)}"/></clipPath>\n'
-    s += ear_loops(xl, 58, 236, "right", "#2b2b2e", 4.5, 44)
-    s += ear_loops(xr, 58, 236, "left", "#2b2b2e", 4.5, 44)
-    s += f'<path d="{path(body)}" fill="currentColor"/>\n'
-    s += '<g clip-path="url(#body)">\n'
+    s += body_layer(body, ear_loop_pair(xl, xr, 58, 236, "#2b2b2e", 4.5, 44))
     s += f'<rect x="0" y="0" width="{W}" height="{H}" fill="url(#print)"/>\n'
     s += f'<rect x="{xl}" y="0" width="{2*half}" height="{H}" fill="url(#sideShade)"/>\n'
     s += f'<rect x="0" y="40" width="{W}" height="216" fill="url(#topLight)"/>\n'
@@ -505,12 +499,8 @@ def sponge():
     <stop offset="1" stop-color="#000" stop-opacity="0.16"/></linearGradient>
 </defs>
 """
-    s += f'<clipPath id="body"><path d="{path(body)}"/></clipPath>\n'
     # Ear bands: wide, matte, the mask's own material (they start under the body's edge).
-    s += ear_loops(CX - half_t + 12, 98, 182, "right", "currentColor", 15, 50, shine=0.06)
-    s += ear_loops(CX + half_t - 12, 98, 182, "left", "currentColor", 15, 50, shine=0.06)
-    s += f'<path d="{path(body)}" fill="currentColor"/>\n'
-    s += '<g clip-path="url(#body)">\n'
+    s += body_layer(body, ear_loop_pair(CX - half_t + 12, CX + half_t - 12, 98, 182, "currentColor", 15, 50, shine=0.06))
     # Fine foam pores, barely visible: matte, not woven.
     s += f'<rect x="0" y="0" width="{W}" height="{H}" fill="#000" opacity="0.07" filter="url(#speckle)"/>\n'
     s += f'<rect x="{CX - half_t - 8}" y="10" width="{2 * half_t + 16}" height="280" fill="url(#foamDome)"/>\n'
@@ -549,11 +539,7 @@ def cloth_pleated():
     body = polygon(top, rside, bottom, lside)
     fine = lambda f, a, b: sample(f, a, b, 41)
     s = COMMON_DEFS
-    s += f'<clipPath id="body"><path d="{path(body)}"/></clipPath>\n'
-    s += ear_loops(xl + 4, 54, 226, "right", "currentColor", 5.5, 44, shine=0.2)
-    s += ear_loops(xr - 4, 54, 226, "left", "currentColor", 5.5, 44, shine=0.2)
-    s += f'<path d="{path(body)}" fill="currentColor"/>\n'
-    s += '<g clip-path="url(#body)">\n'
+    s += body_layer(body, ear_loop_pair(xl + 4, xr - 4, 54, 226, "currentColor", 5.5, 44, shine=0.2))
     s += f'<rect x="{xl}" y="0" width="{xr - xl}" height="{H}" fill="url(#sideShade)"/>\n'
     s += f'<rect x="0" y="24" width="{W}" height="236" fill="url(#topLight)"/>\n'
     # Pleats: each fold lays a lit band over a shadowed one; the fabric between them bellies out.
