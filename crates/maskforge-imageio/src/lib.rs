@@ -6,18 +6,21 @@
 //! * [`walk_images`]: the sorted list of image files under a root;
 //! * [`atomic`]: write-to-temp-and-rename, so a killed run never leaves a
 //!   half-written image or CSV behind;
+//! * [`checked`]: checksummed files that read back whole or not at all (caches);
 //! * [`guard`]: the check that no stage writes inside what it reads;
 //! * [`journal`]: append-only journals of finished work, torn last lines
 //!   tolerated (resume after `kill -9`);
 //! * [`Failure`] and [`write_failures_csv`]: the skip report every stage writes.
 
 pub mod atomic;
+pub mod checked;
 pub mod guard;
 pub mod journal;
 mod load;
 mod walk;
 
 pub use atomic::{remove_stale_temp_files, temp_path_for, write_atomic, AtomicFile};
+pub use checked::{read_checked, write_checked, CheckedFile};
 pub use guard::{check_disjoint, resolve_existing_prefix, GuardError, Output};
 pub use journal::LineJournal;
 pub use load::{encode_image, jpeg_truncation, load_rgb, load_rgb_from_bytes, save_rgb_atomic, LoadError, LoadLimits};

@@ -93,27 +93,23 @@ impl LandmarkModel {
     /// again and the cache rewritten (best effort).
     pub fn open_cached(path: &Path, cache_dir: Option<&Path>) -> Result<Self, String> {
         let Some(cache) = cache_dir.and_then(|dir| cache_file(path, dir)) else { return Self::open(path) };
-        if let Some(model) = std::fs::read(&cache).ok().and_then(|bytes| Self::decode(&bytes)) {
+        if let Some(model) = maskforge_imageio::read_checked(&cache, CACHE_MAGIC).and_then(|f| Self::decode(f.body())) {
             return Ok(model);
         }
         let model = Self::open(path)?;
-        if let Ok(bytes) = model.encode() {
-            // A writer killed mid-file leaves its temporary file (67 MB) behind.
-            if let Some(dir) = cache.parent() {
-                maskforge_imageio::remove_stale_temp_files(dir);
-            }
-            let _ = maskforge_imageio::write_atomic(&cache, &bytes);
+        if let Ok(body) = model.encode() {
+            let _ = maskforge_imageio::write_checked(&cache, CACHE_MAGIC, &body);
         }
         Ok(model)
     }
 
-    /// The packed model as a cache file: [`CACHE_MAGIC`], the frame in
-    /// dlib's serialisation, the tree shape, then per level its trees'
-    /// splits and unpadded leaves; a checksum last. Little-endian.
+    /// The body of the packed model's cache file (a
+    /// `maskforge_imageio::checked` file): the frame in dlib's
+    /// serialisation, the tree shape, then per level its trees' splits and
+    /// unpadded leaves. Little-endian.
     fn encode(&self) -> Result<Vec<u8>, String> {
         let frame = self.frame.to_bytes()?;
-        let mut out = Vec::with_capacity(CACHE_MAGIC.len() + frame.len() + self.levels.len() * 5_000_000);
-        out.extend_from_slice(CACHE_MAGIC);
+        let mut out = Vec::with_capacity(frame.len() + self.levels.len() * 5_000_000);
         let put = |out: &mut Vec<u8>, v: u64| out.extend_from_slice(&v.to_le_bytes());
         put(&mut out, frame.len() as u64);
         out.extend_from_slice(&frame);
@@ -129,19 +125,13 @@ impl LandmarkModel {
                 out.extend(unpad(leaf).iter().flat_map(|v| v.to_le_bytes()));
             }
         }
-        let sum = maskforge_rng::stable_hash(&out);
-        put(&mut out, sum);
         Ok(out)
     }
 
     /// The model of a cache file written by [`LandmarkModel::encode`], if
     /// it is whole.
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
-        if !body.starts_with(CACHE_MAGIC) || maskforge_rng::stable_hash(body).to_le_bytes() != sum {
-            return None;
-        }
-        let mut r = Reader(&body[CACHE_MAGIC.len()..]);
+    fn decode(body: &[u8]) -> Option<Self> {
+        let mut r = Reader(body);
         let frame_len = r.u64()? as usize;
         let frame = ShapeFrame::from_bytes(r.take(frame_len)?).ok()?;
         let splits_per_tree = r.u64()? as usize;
@@ -192,7 +182,7 @@ impl LandmarkModel {
 }
 
 /// Start of a packed-model cache file; a new layout gets a new one.
-const CACHE_MAGIC: &[u8; 8] = b"MFLMK001";
+const CACHE_MAGIC: &[u8; 8] = b"MFLMK002";
 
 /// The cache file for the model at `model` (see [`LandmarkModel::open_cached`]),
 /// `None` when the model file cannot be read.
@@ -422,7 +412,8 @@ mod tests {
         let first = LandmarkModel::open_cached(&path, Some(dir.path())).unwrap();
         let file = cache_file(&path, dir.path()).unwrap();
         let bytes = std::fs::read(&file).expect("the cache file was written");
-        let cached = LandmarkModel::decode(&bytes).expect("the cache file reads back");
+        let whole = maskforge_imageio::read_checked(&file, CACHE_MAGIC).expect("the cache file reads back");
+        let cached = LandmarkModel::decode(whole.body()).expect("the cache file decodes");
 
         let img = maskforge_imageio::load_rgb(&samples.join("biden.jpg"), Default::default()).unwrap();
         let m = to_matrix(&img);
@@ -435,9 +426,10 @@ mod tests {
         // A flipped byte or a cut file is not used; opening rebuilds the file.
         let mut damaged = bytes.clone();
         damaged[bytes.len() / 2] ^= 1;
-        assert!(LandmarkModel::decode(&damaged).is_none());
-        assert!(LandmarkModel::decode(&bytes[..bytes.len() - 9]).is_none());
+        std::fs::write(&file, &bytes[..bytes.len() - 9]).unwrap();
+        assert!(maskforge_imageio::read_checked(&file, CACHE_MAGIC).is_none());
         std::fs::write(&file, &damaged).unwrap();
+        assert!(maskforge_imageio::read_checked(&file, CACHE_MAGIC).is_none());
         LandmarkModel::open_cached(&path, Some(dir.path())).unwrap();
         assert!(std::fs::read(&file).unwrap() == bytes, "the damaged cache file was not rewritten");
     }

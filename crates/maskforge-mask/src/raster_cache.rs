@@ -5,21 +5,20 @@
 //! and art), the render size, this crate's rendering code and the resolved
 //! dependency versions (the workspace's Cargo.lock, at build time). So a
 //! cached raster is the one rendering would give, and the outputs of a run
-//! do not depend on the cache. Each file carries a checksum; one that does
-//! not read back whole is rendered again and rewritten. Writes go to a
-//! temporary file renamed into place (`maskforge_imageio::write_atomic`), so
-//! parallel runs never see half a file, and the temporary files of killed
-//! runs are removed by the next write.
+//! do not depend on the cache. The files are `maskforge_imageio::checked`
+//! files: checksummed, written by rename (parallel runs never see half a
+//! file; killed writers' leftovers are removed by the next write); one that
+//! does not read back whole is rendered again and rewritten.
 
 use crate::raster::{Level, Pyramid};
 use crate::template::{RenderedTemplate, Template, RENDER_SIZE};
 use maskforge_rng::stable_hash;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Start of every cache file; a new layout gets a new one.
-const MAGIC: &[u8; 8] = b"MFRAST01";
-/// Bytes before the pixels: magic, width, height, scale, recolourable.
-const HEADER_LEN: usize = 8 + 4 + 4 + 4 + 1;
+const MAGIC: &[u8; 8] = b"MFRAST02";
+/// Bytes of the body before the pixels: width, height, scale, recolourable.
+const HEADER_LEN: usize = 4 + 4 + 4 + 1;
 
 /// The code whose changes invalidate cached rasters.
 const RENDER_CODE: [&str; 3] =
@@ -45,10 +44,6 @@ impl RasterCache {
         Some(RasterCache { dir: dir.into(), renderer: stable_hash(&key) })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// The file of `template`'s raster.
     pub fn path(&self, template: &Template) -> PathBuf {
         self.dir.join(format!(
@@ -61,40 +56,35 @@ impl RasterCache {
 
     /// The cached raster of `template`, if there is a whole one.
     pub(crate) fn load(&self, template: &Template) -> Option<RenderedTemplate> {
-        decode(&std::fs::read(self.path(template)).ok()?)
+        decode(maskforge_imageio::read_checked(&self.path(template), MAGIC)?.body())
     }
 
-    /// Writes `raster` for `template`, first removing what writers killed
-    /// mid-file left behind. Best effort: a cache that cannot be written
-    /// only means rendering again next time.
+    /// Writes `raster` for `template`. Best effort: a cache that cannot be
+    /// written only means rendering again next time.
     pub(crate) fn store(&self, template: &Template, raster: &RenderedTemplate) {
-        maskforge_imageio::remove_stale_temp_files(&self.dir);
-        let _ = maskforge_imageio::write_atomic(&self.path(template), &encode(raster));
+        let _ = maskforge_imageio::write_checked(&self.path(template), MAGIC, &encode(raster));
     }
 }
 
+/// The body of a cache file: the header, then the base level's pixels.
 fn encode(raster: &RenderedTemplate) -> Vec<u8> {
     let base = raster.pixels.base();
-    let mut bytes = Vec::with_capacity(HEADER_LEN + base.data.len() * 5 + 8);
-    bytes.extend_from_slice(MAGIC);
+    let mut bytes = Vec::with_capacity(HEADER_LEN + base.data.len() * 5);
     bytes.extend_from_slice(&base.width.to_le_bytes());
     bytes.extend_from_slice(&base.height.to_le_bytes());
     bytes.extend_from_slice(&raster.scale.to_bits().to_le_bytes());
     bytes.push(raster.recolourable as u8);
     bytes.extend(base.data.iter().flatten());
-    let sum = stable_hash(&bytes);
-    bytes.extend_from_slice(&sum.to_le_bytes());
     bytes
 }
 
-fn decode(bytes: &[u8]) -> Option<RenderedTemplate> {
-    let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(8)?)?;
-    if body.len() < HEADER_LEN || &body[..8] != MAGIC || stable_hash(body).to_le_bytes() != sum {
+fn decode(body: &[u8]) -> Option<RenderedTemplate> {
+    if body.len() < HEADER_LEN {
         return None;
     }
     let u32_at = |i: usize| u32::from_le_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
-    let (width, height) = (u32_at(8), u32_at(12));
-    let scale = f32::from_bits(u32_at(16));
+    let (width, height) = (u32_at(0), u32_at(4));
+    let scale = f32::from_bits(u32_at(8));
     let pixels = &body[HEADER_LEN..];
     if pixels.len() != width as usize * height as usize * 5 || width == 0 || height == 0 {
         return None;
@@ -103,7 +93,7 @@ fn decode(bytes: &[u8]) -> Option<RenderedTemplate> {
     Some(RenderedTemplate {
         pixels: Pyramid::build(Level::new(width, height, data)),
         scale,
-        recolourable: body[20] != 0,
+        recolourable: body[12] != 0,
     })
 }
 
@@ -139,7 +129,7 @@ mod tests {
             recolourable: rendered.recolourable,
         };
         marked.pixels.levels[0].data[7] = [1, 2, 3, 4, 5];
-        std::fs::write(&path, encode(&marked)).unwrap();
+        maskforge_imageio::write_checked(&path, MAGIC, &encode(&marked)).unwrap();
         let fresh = TemplateSet::builtin().unwrap().select_spec("surgical").unwrap();
         fresh.use_raster_cache(&cache);
         assert_eq!(fresh.templates()[0].rendered().unwrap().pixels.base().data[7], [1, 2, 3, 4, 5]);
@@ -147,7 +137,7 @@ mod tests {
 
         // One flipped byte, or a cut file: not used, and rewritten by the next render.
         let mut bytes = std::fs::read(&path).unwrap();
-        bytes[HEADER_LEN + 1000] ^= 1;
+        bytes[MAGIC.len() + HEADER_LEN + 1000] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
         assert!(cache.load(template).is_none());
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
@@ -156,23 +146,6 @@ mod tests {
         again.use_raster_cache(&cache);
         assert!(same(&again.templates()[0].rendered().unwrap(), &rendered));
         assert!(same(&cache.load(template).expect("rewritten"), &rendered));
-    }
-
-    #[test]
-    fn a_write_removes_what_a_killed_writer_left() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = RasterCache::new(dir.path()).unwrap();
-        // The temporary-file name of a process that no longer exists on this host.
-        let host = maskforge_imageio::temp_path_for(&dir.path().join("x.raster"), "1");
-        let name =
-            host.file_name().unwrap().to_string_lossy().replace(&format!("~{}.", std::process::id()), "~999999999.");
-        let orphan = dir.path().join(name);
-        std::fs::write(&orphan, b"half a raster").unwrap();
-        let set = TemplateSet::builtin().unwrap().select_spec("n95").unwrap();
-        let template = &set.templates()[0];
-        cache.store(template, &template.rendered().unwrap());
-        assert!(!orphan.exists(), "the killed writer's file is still there");
-        assert!(cache.path(template).is_file());
     }
 
     #[test]
