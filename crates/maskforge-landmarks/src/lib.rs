@@ -120,18 +120,19 @@ impl DetectorConfig {
 
     /// A larger `--min-face` for a run whose smallest detected face was
     /// `smallest` px (shorter box side): a quarter below it, in tens, when
-    /// that shrinks the detection copy by at least 1.5× a side. `None` when
+    /// that shrinks the detection copy by at least 1.5× a side; with the
+    /// share of the current copy's pixels it would detect on. `None` when
     /// the copy is fixed (`detect_max_side`), upsampled, or would not shrink
     /// that much. Faces under the new value would no longer be found, so it
     /// is a suggestion for runs on photos like these, never applied.
-    pub fn faster_min_face(&self, smallest: f32) -> Option<u32> {
+    pub fn faster_min_face(&self, smallest: f32) -> Option<(u32, f32)> {
         if self.detect_max_side.is_some() || self.upsample > 0 || !smallest.is_finite() {
             return None;
         }
         // The smallest face the current copy finds: the window at full size.
         let now = self.min_face.max(self.kind.window()) as f32;
         let suggested = (smallest * 0.75 / 10.0).floor() as u32 * 10;
-        (suggested as f32 >= 1.5 * now).then_some(suggested)
+        (suggested as f32 >= 1.5 * now).then(|| (suggested, (now / suggested as f32).powi(2)))
     }
 
     /// How the detection image is sized, in words (settings files, summaries).
@@ -398,20 +399,21 @@ mod tests {
     fn a_larger_min_face_is_suggested_only_when_it_shrinks_the_copy() {
         let config = DetectorConfig::new("models");
         // FFHQ-like: faces of 400 px found at full size (HOG window 80).
-        assert_eq!(config.faster_min_face(400.0), Some(300));
-        assert_eq!(config.faster_min_face(163.0), Some(120));
+        assert_eq!(config.faster_min_face(400.0), Some((300, (80.0f32 / 300.0).powi(2))));
+        let suggested = |c: &DetectorConfig, smallest: f32| c.faster_min_face(smallest).map(|(m, _)| m);
+        assert_eq!(suggested(&config, 163.0), Some(120));
         // 0.75 × 150 = 112 < 1.5 × 80: not worth it.
-        assert_eq!(config.faster_min_face(150.0), None);
-        assert_eq!(config.faster_min_face(f32::INFINITY), None);
+        assert_eq!(suggested(&config, 150.0), None);
+        assert_eq!(suggested(&config, f32::INFINITY), None);
         let raised = DetectorConfig { min_face: 200, ..config.clone() };
-        assert_eq!(raised.faster_min_face(400.0), Some(300));
-        assert_eq!(raised.faster_min_face(390.0), None);
+        assert_eq!(suggested(&raised, 400.0), Some(300));
+        assert_eq!(suggested(&raised, 390.0), None);
         let cnn = DetectorConfig { kind: DetectorKind::Cnn, ..config.clone() };
-        assert_eq!(cnn.faster_min_face(100.0), Some(70));
+        assert_eq!(suggested(&cnn, 100.0), Some(70));
         for fixed in
             [DetectorConfig { detect_max_side: Some(640), ..config.clone() }, DetectorConfig { upsample: 1, ..config }]
         {
-            assert_eq!(fixed.faster_min_face(400.0), None);
+            assert_eq!(suggested(&fixed, 400.0), None);
         }
     }
 }

@@ -436,12 +436,11 @@ fn print_min_face_tip(args: &MaskArgs, s: &maskforge_pipeline::Summary) {
     }
     let config = args.detector.config();
     let Some(smallest) = s.smallest_detected_face else { return };
-    let Some(suggested) = config.faster_min_face(smallest) else { return };
-    let now = config.min_face.max(config.kind.window());
+    let Some((suggested, pixel_share)) = config.faster_min_face(smallest) else { return };
     println!(
         "  tip: the smallest face found was {smallest:.0} px; --min-face {suggested} detects on a copy with \
          1/{:.0} of the pixels (faster) and misses faces under {suggested} px",
-        (suggested as f32 / now as f32).powi(2)
+        1.0 / pixel_share
     );
 }
 
