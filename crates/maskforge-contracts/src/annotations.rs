@@ -20,7 +20,8 @@
 //! again is the same bytes. [`read_output_sources`] reads just the two
 //! columns a split needs, by name, from this file or a hand-made one.
 
-use crate::ContractError;
+use crate::read::{MAX_LINE_BYTES, MAX_TABLE_BYTES};
+use crate::{ContractError, RelPath};
 use maskforge_imageio::AtomicFile;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -191,7 +192,20 @@ impl AnnotationRow {
             f => Some(f.parse().map_err(|_| format!("face {f:?} is not a number"))?),
         };
         let seed = seed.parse().map_err(|_| format!("seed {seed:?} is not a number"))?;
-        Ok(AnnotationRow { source, output, face, variant, class, template, colour, seed, geometry, mask_polygon })
+        let row =
+            AnnotationRow { source, output, face, variant, class, template, colour, seed, geometry, mask_polygon };
+        row.check_paths()?;
+        Ok(row)
+    }
+
+    /// Checks `source` and `output` with the one path validator. Paths are
+    /// data: a tampered row (`../in/b.jpg`, `/etc/x`) must never lead a
+    /// re-run's clean-up or a merge outside the folders they belong to.
+    pub fn check_paths(&self) -> Result<(), String> {
+        for (column, path) in [("source", &self.source), ("output", &self.output)] {
+            RelPath::new(path).map_err(|e| format!("{column}: {e}"))?;
+        }
+        Ok(())
     }
 }
 
@@ -244,7 +258,7 @@ pub fn write_annotations(path: &Path, rows: &[AnnotationRow]) -> Result<(), Cont
 /// must be exactly this version's and every row complete; anything else is
 /// an error naming the file (and line).
 pub fn read_annotations(path: &Path) -> Result<Vec<AnnotationRow>, ContractError> {
-    let bytes = std::fs::read(path).map_err(ContractError::io(path))?;
+    let bytes = crate::read::read_bounded(path, MAX_TABLE_BYTES, Some(MAX_LINE_BYTES), "annotations file")?;
     parse_annotations(path, &bytes)
 }
 

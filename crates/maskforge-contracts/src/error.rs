@@ -6,6 +6,12 @@ use std::path::PathBuf;
 pub enum ContractError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// A file that is not a regular file, or too large, or with a runaway line.
+    #[error(transparent)]
+    Bounded(#[from] maskforge_imageio::BoundedError),
+    /// A path that is not a plain path inside its folder.
+    #[error(transparent)]
+    Confined(#[from] maskforge_imageio::ConfineError),
     /// The file is not what it should be (no `path` column, bad classes.csv...).
     #[error("{path}: {message}")]
     Format { path: PathBuf, message: String },

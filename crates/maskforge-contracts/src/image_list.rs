@@ -18,6 +18,7 @@
 //! files, and listed files that are missing or not images into failures.
 
 use crate::manifest::{parse_manifest, ReadOptions};
+use crate::read::{MAX_LINE_BYTES, MAX_LIST_BYTES};
 use crate::relpath::RelPath;
 use crate::ContractError;
 use maskforge_imageio::{is_image_path, Failure, IMAGE_EXTENSIONS};
@@ -51,7 +52,7 @@ pub struct ImageList {
 /// Reads an image list from disk (see the module documentation). A missing
 /// or unreadable file, or a CSV that is not a manifest, is an error naming it.
 pub fn read_image_list(path: &Path) -> Result<ImageList, ContractError> {
-    let bytes = std::fs::read(path).map_err(ContractError::io(path))?;
+    let bytes = crate::read::read_bounded(path, MAX_LIST_BYTES, Some(MAX_LINE_BYTES), "image list")?;
     parse_image_list(path, &bytes)
 }
 

@@ -441,17 +441,35 @@ pub fn write_yolo(out: &Path, yaml: &Path, set: &LabelSet) -> Result<Vec<String>
     for (rel, text) in &files.files {
         // The paths were checked by LabelSet::new; a label path only changes the extension.
         let Ok(rel) = RelPath::new(rel) else { continue };
-        write_if_changed(&rel.under(out), text.as_bytes())?;
+        let path = rel.confined(out)?;
+        write_if_changed(&path, text.as_bytes())?;
     }
     let mut problems = Vec::new();
     for (rel, images) in &files.shared {
-        if let Ok(p) = RelPath::new(rel) {
-            let _ = std::fs::remove_file(p.under(out));
+        if let Some(p) = RelPath::new(rel).ok().and_then(|p| p.confined(out).ok()) {
+            let _ = std::fs::remove_file(p);
         }
         problems.push(format!("{rel}: no YOLO labels for {}: they would share this file", images.join(", ")));
     }
     write_if_changed(yaml, yolo_yaml(set).as_bytes())?;
+    problems.extend(images_folder_warning(out, set));
     Ok(problems)
+}
+
+/// Ultralytics finds an image's labels by replacing its last `images` path
+/// folder with `labels`: for an output under a folder named `images` it looks
+/// in `.../labels/` and never sees the `.txt` beside the image (OUT's own
+/// path counts too). One line naming the first such output and the count.
+fn images_folder_warning(out: &Path, set: &LabelSet) -> Option<String> {
+    let out_under_images = out.iter().any(|part| part == "images");
+    let under_images = |o: &str| out_under_images || o.split('/').rev().skip(1).any(|part| part == "images");
+    let hits: Vec<&str> = set.images.iter().map(|i| i.output.as_str()).filter(|o| under_images(o)).collect();
+    let first = hits.first()?;
+    Some(format!(
+        "{first}: Ultralytics reads the labels of images under a folder named `images` from a `labels` folder in \
+         its place, not from the .txt beside them ({} such outputs): rename that input folder",
+        hits.len()
+    ))
 }
 
 #[cfg(test)]
@@ -599,6 +617,21 @@ mod tests {
             ),
             "{yaml}"
         );
+    }
+
+    #[test]
+    fn outputs_under_an_images_folder_are_reported_for_ultralytics() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = sizes(&[("correct/images/a.jpg", 200, 100), ("correct/b.jpg", 200, 100)]);
+        let rs = vec![
+            row("images/a.jpg", "correct/images/a.jpg", Some(0), "correct", Some([0.0, 0.0, 10.0, 10.0])),
+            row("b.jpg", "correct/b.jpg", Some(0), "correct", Some([0.0, 0.0, 10.0, 10.0])),
+        ];
+        let set = LabelSet::new(&rs, [], s);
+        let warnings = write_yolo(dir.path(), &dir.path().join(yolo_file_name(None)), &set).unwrap();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("correct/images/a.jpg: Ultralytics reads the labels"), "{warnings:?}");
+        assert!(warnings[0].contains("(1 such outputs)"), "{warnings:?}");
     }
 
     #[test]

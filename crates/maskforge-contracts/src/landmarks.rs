@@ -27,6 +27,7 @@
 //! get 0. Bad rows are not errors: each is one [`Failure`] naming
 //! `FILE:LINE` (`FILE:entry KEY` in JSON), and the rest is read.
 
+use crate::read::{MAX_LINE_BYTES, MAX_TABLE_BYTES};
 use crate::ContractError;
 use maskforge_face::{BBox, Face, Landmarks68};
 use maskforge_imageio::Failure;
@@ -137,14 +138,44 @@ pub struct FaceFile {
 /// Errors: the file cannot be read, is not CSV/JSON at all, or lacks the
 /// columns of its format. `name` is how failures name the file.
 pub fn read_face_file(path: &Path, name: &str, format: Option<FaceFileFormat>) -> Result<FaceFile, ContractError> {
-    let bytes = std::fs::read(path).map_err(ContractError::io(path))?;
+    // JSON may be one long line; CSV rows are short, so a long one means a runaway file.
+    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        || format.is_some_and(|f| matches!(f, FaceFileFormat::Ffhq));
+    let max_line = (!is_json).then_some(MAX_LINE_BYTES);
+    let bytes = crate::read::read_bounded(path, MAX_TABLE_BYTES, max_line, "landmarks file")?;
     let format = format.unwrap_or_else(|| FaceFileFormat::sniff(path, &bytes));
-    let (faces, problems) = match format {
+    let (mut faces, mut problems) = match format {
         FaceFileFormat::Ffhq => parse_ffhq(&bytes, name).map_err(|m| ContractError::format(path, m))?,
         FaceFileFormat::Detect | FaceFileFormat::Csv => parse_face_csv(&bytes, name, format == FaceFileFormat::Detect)
             .map_err(|m| ContractError::format(path, m))?,
     };
+    problems.extend(drop_duplicates(&mut faces));
     Ok(FaceFile { format, sha256: crate::sha256_hex(&bytes), faces, problems })
+}
+
+/// Removes faces that repeat an earlier one exactly (same images, box and
+/// points: a file concatenated twice, say), which would otherwise be masked
+/// twice; each is reported as a problem naming both places.
+fn drop_duplicates(faces: &mut Vec<FaceEntry>) -> Vec<Failure> {
+    use std::hash::{Hash, Hasher};
+    let mut first: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
+    let mut problems = Vec::new();
+    faces.retain(|e| {
+        // Debug text of f32s round-trips exactly, so equal text is equal faces.
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        format!("{:?}", (&e.paths, &e.face)).hash(&mut h);
+        match first.entry(h.finish()) {
+            std::collections::hash_map::Entry::Occupied(o) => {
+                problems.push(Failure::new(e.location.clone(), format!("duplicate of {}: skipped", o.get())));
+                false
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(e.location.clone());
+                true
+            }
+        }
+    });
+    problems
 }
 
 /// The box a face without one gets: where dlib's HOG detector puts the box
@@ -191,8 +222,10 @@ impl CsvColumns {
     fn face(&self, row: &csv::StringRecord) -> Result<(String, Face), String> {
         if row.len() != self.width {
             let extra = row.len() as i64 - self.width as i64;
-            let hint = if extra % 2 == 0 && extra < 0 {
-                format!(" ({} points instead of 68?)", Landmarks68::LEN as i64 + extra / 2)
+            let points = Landmarks68::LEN as i64 + extra / 2;
+            // The hint only where a short row reads as a face with fewer points.
+            let hint = if extra % 2 == 0 && extra < 0 && points > 1 {
+                format!(" ({points} points instead of 68?)")
             } else {
                 String::new()
             };
@@ -221,11 +254,18 @@ impl CsvColumns {
     }
 }
 
-/// A finite number, or a reason naming the column.
+/// Largest magnitude of a coordinate or score read from a face file: far
+/// beyond any image, yet small enough that box arithmetic stays exact.
+const MAX_COORDINATE: f64 = 1e6;
+
+/// A finite number within ±[`MAX_COORDINATE`], or a reason naming the column.
 fn finite(text: &str, what: &str) -> Result<f32, String> {
-    match text.trim().parse::<f32>() {
-        Ok(v) if v.is_finite() => Ok(v),
-        Ok(_) => Err(format!("{what}: {text:?} is not a finite number")),
+    match text.trim().parse::<f64>() {
+        Ok(v) if !v.is_finite() => Err(format!("{what}: {text:?} is not a finite number")),
+        Ok(v) if v.abs() > MAX_COORDINATE => {
+            Err(format!("{what}: {text:?} is out of range (a coordinate lies within ±{MAX_COORDINATE:e} pixels)"))
+        }
+        Ok(v) => Ok(v as f32),
         Err(_) => Err(format!("{what}: {text:?} is not a number")),
     }
 }
@@ -325,7 +365,10 @@ fn ffhq_face(photo: &FfhqPhoto, aligned: bool) -> Result<(Vec<String>, Face), St
         let pair = p.as_array().filter(|a| a.len() == 2);
         let pair = pair.ok_or_else(|| format!("face_landmarks[{i}]: not an [x, y] pair"))?;
         for v in pair {
-            values.push(json_number(v).ok_or_else(|| format!("face_landmarks[{i}]: {v} is not a finite number"))?);
+            values.push(
+                json_number(v)
+                    .ok_or_else(|| format!("face_landmarks[{i}]: {v} is not a number within ±{MAX_COORDINATE:e}"))?,
+            );
         }
     }
     let landmarks = Landmarks68::from_flat(&values).map_err(|e| e.to_string())?;
@@ -346,7 +389,7 @@ fn ffhq_face(photo: &FfhqPhoto, aligned: bool) -> Result<(Vec<String>, Face), St
 }
 
 fn json_number(v: &serde_json::Value) -> Option<f32> {
-    v.as_f64().map(|x| x as f32).filter(|x| x.is_finite())
+    v.as_f64().filter(|x| x.abs() <= MAX_COORDINATE).map(|x| x as f32)
 }
 
 #[cfg(test)]
@@ -362,6 +405,22 @@ mod tests {
         let values: Vec<f32> = (0..136).map(|k| 100.0 + k as f32 * 0.5).collect();
         let landmarks = Landmarks68::from_flat(&values).unwrap();
         Face { bbox: BBox::new(90.123_46, 80.5, 190.0, 181.25), score: 1.23456, landmarks }
+    }
+
+    #[test]
+    fn repeated_rows_are_read_once_and_reported() {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(landmarks_header()).unwrap();
+        for (path, index) in [("a/b.jpg", 0), ("a/c.jpg", 0), ("a/b.jpg", 0)] {
+            w.write_record(landmarks_record(path, index, &face())).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lm.csv");
+        std::fs::write(&file, w.into_inner().unwrap()).unwrap();
+        let read = read_face_file(&file, "lm.csv", None).unwrap();
+        let paths: Vec<&str> = read.faces.iter().map(|f| f.paths[0].as_str()).collect();
+        assert_eq!(paths, ["a/b.jpg", "a/c.jpg"]);
+        assert_eq!(read.problems, [Failure::new("lm.csv:4", "duplicate of lm.csv:2: skipped")]);
     }
 
     #[test]
@@ -384,12 +443,13 @@ mod tests {
     fn bad_rows_are_reported_with_their_line() {
         let header = (0..68).map(|i| format!("x{i},y{i}")).collect::<Vec<_>>().join(",");
         let text = format!(
-            "path,{header}\nok.jpg,{}\nshort.jpg,{}\nnan.jpg,{}\ntext.jpg,{}\n,{}\n",
+            "path,{header}\nok.jpg,{}\nshort.jpg,{}\nnan.jpg,{}\ntext.jpg,{}\n,{}\nhuge.jpg,{}\nthree.jpg,1,2\n",
             points_csv(68, "1,2"),
             points_csv(67, "1,2"),
             points_csv(68, "NaN,2"),
             points_csv(68, "1,abc"),
             points_csv(68, "1,2"),
+            points_csv(68, "1e308,2"),
         );
         assert_eq!(FaceFileFormat::sniff(Path::new("x.csv"), text.as_bytes()), FaceFileFormat::Csv);
         let (faces, problems) = parse_face_csv(text.as_bytes(), "f.csv", false).unwrap();
@@ -400,6 +460,8 @@ mod tests {
         assert_eq!(got[1], ("f.csv:4", "x5: \"NaN\" is not a finite number"));
         assert_eq!(got[2], ("f.csv:5", "y5: \"abc\" is not a number"));
         assert_eq!(got[3], ("f.csv:6", "empty path"));
+        assert_eq!(got[4], ("f.csv:7", "x5: \"1e308\" is out of range (a coordinate lies within ±1e6 pixels)"));
+        assert_eq!(got[5], ("f.csv:8", "3 fields, the header has 137"));
         assert!(parse_face_csv(b"file,x0\n", "f.csv", false).unwrap_err().contains("`path`"));
         assert!(parse_face_csv(text.as_bytes(), "f.csv", true).is_err());
     }

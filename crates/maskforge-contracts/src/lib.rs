@@ -36,6 +36,7 @@ pub mod labels;
 pub mod landmarks;
 pub mod manifest;
 pub mod mask_files;
+pub mod read;
 pub mod relpath;
 pub mod set;
 pub mod stats;

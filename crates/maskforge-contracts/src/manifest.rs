@@ -13,6 +13,7 @@
 //! [`Failure`] in [`Manifest::skipped`], keyed `file:line`, with a one-line
 //! reason. A missing or unreadable file is an error naming it.
 
+use crate::read::{MAX_LINE_BYTES, MAX_LIST_BYTES};
 use crate::relpath::RelPath;
 use crate::set::sha256_hex;
 use crate::ContractError;
@@ -131,7 +132,7 @@ impl Manifest {
 /// look at `split.json`; read the bytes with [`crate::read_checked`] and
 /// call [`parse_manifest`] to refuse a file of a mixed manifest set.
 pub fn read_manifest(path: &Path, options: ReadOptions) -> Result<Manifest, ContractError> {
-    let bytes = std::fs::read(path).map_err(ContractError::io(path))?;
+    let bytes = crate::read::read_bounded(path, MAX_LIST_BYTES, Some(MAX_LINE_BYTES), "manifest")?;
     parse_manifest(path, &bytes, options)
 }
 

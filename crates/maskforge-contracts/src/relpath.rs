@@ -6,6 +6,7 @@
 //! and a file is only reached through [`RelPath::under`], so code that opens
 //! a manifest's files cannot open an unchecked one.
 
+use maskforge_imageio::ConfineError;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
@@ -24,40 +25,14 @@ pub enum PathError {
 }
 
 impl RelPath {
-    /// Checks `s`. The checks are lexical (nothing is looked up on disk), and
-    /// stricter than any one platform needs so that a manifest means the same
-    /// on all of them: `\` is refused because Windows reads it as a separator
-    /// (`a\..\..\x`), a leading `X:` because it names a drive there.
+    /// Checks `s` with the project's one path validator,
+    /// [`maskforge_imageio::check_relative`] (lexical: nothing is looked up).
     pub fn new(s: &str) -> Result<RelPath, PathError> {
-        if s.is_empty() {
-            return Err(PathError::Empty);
+        match maskforge_imageio::check_relative(std::ffi::OsStr::new(s)) {
+            Ok(()) => Ok(RelPath(s.to_string())),
+            Err(ConfineError::Empty) => Err(PathError::Empty),
+            Err(_) => Err(PathError::NotRelative(s.to_string())),
         }
-        let refuse = || PathError::NotRelative(s.to_string());
-        if s.contains('\0') || s.contains('\\') || s.starts_with('/') {
-            return Err(refuse());
-        }
-        let first = s.split('/').next().unwrap_or("");
-        let bytes = first.as_bytes();
-        if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
-            return Err(refuse());
-        }
-        if s.split('/').any(|part| part.is_empty() || part == "." || part == "..") {
-            return Err(refuse());
-        }
-        // The same question asked of the platform's own parser, so that no
-        // form it knows (prefixes, root) slips past the checks above.
-        let parts = s.split('/').count();
-        let mut normal = 0;
-        for c in Path::new(s).components() {
-            match c {
-                Component::Normal(_) => normal += 1,
-                _ => return Err(refuse()),
-            }
-        }
-        if normal != parts {
-            return Err(refuse());
-        }
-        Ok(RelPath(s.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -72,6 +47,13 @@ impl RelPath {
             p.push(part);
         }
         p
+    }
+
+    /// The file under `root` for a write or a removal:
+    /// [`maskforge_imageio::confined`] also refuses a symlinked folder on the
+    /// way that leads outside `root`.
+    pub fn confined(&self, root: &Path) -> Result<PathBuf, ConfineError> {
+        maskforge_imageio::confined(root, Path::new(&self.0))
     }
 }
 

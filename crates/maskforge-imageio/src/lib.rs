@@ -4,27 +4,43 @@
 //!   sniffed from content, EXIF orientation applied, size limits checked
 //!   before any large allocation, a typed error naming the file otherwise;
 //! * [`walk_images`]: the sorted list of image files under a root;
+//! * [`DecodeBudget`]: the bytes the decoding workers of one run may hold at
+//!   once ([`load_rgb_budgeted`]);
 //! * [`atomic`]: write-to-temp-and-rename, so a killed run never leaves a
 //!   half-written image or CSV behind;
+//! * [`bounded`]: reads of user-named files: regular files only, sizes and
+//!   line lengths capped;
 //! * [`checked`]: checksummed files that read back whole or not at all (caches);
+//! * [`confine`]: the one validator of paths read from data (CSVs,
+//!   journals): plain relative paths only, never through a symlinked
+//!   folder that leaves the root;
 //! * [`guard`]: the check that no stage writes inside what it reads;
 //! * [`journal`]: append-only journals of finished work, torn last lines
 //!   tolerated (resume after `kill -9`);
 //! * [`Failure`] and [`write_failures_csv`]: the skip report every stage writes.
 
 pub mod atomic;
+pub mod bounded;
+mod budget;
 pub mod checked;
+pub mod confine;
 pub mod guard;
 pub mod journal;
 mod load;
 mod walk;
 
 pub use atomic::{remove_stale_temp_files, temp_path_for, write_atomic, AtomicFile};
+pub use bounded::{open_regular, read_regular, read_text_lines, BoundedError};
+pub use budget::{DecodeBudget, Reservation, MAX_JOBS, MIN_DEFAULT_BUDGET};
 pub use checked::{read_checked, write_checked, CheckedFile};
+pub use confine::{check_relative, confined, ConfineError};
 pub use guard::{check_disjoint, resolve_existing_prefix, GuardError, Output};
 pub use journal::LineJournal;
-pub use load::{encode_image, jpeg_truncation, load_rgb, load_rgb_from_bytes, save_rgb_atomic, LoadError, LoadLimits};
-pub use walk::{is_image_path, walk_images, WalkOutput, IMAGE_EXTENSIONS, NON_UTF8_REASON};
+pub use load::{
+    encode_image, jpeg_truncation, load_rgb, load_rgb_budgeted, load_rgb_from_bytes, save_rgb_atomic, LoadError,
+    LoadLimits, DECODE_BYTES_PER_PIXEL, MAX_PIXELS_LIMIT,
+};
+pub use walk::{is_image_path, walk_images, WalkOutput, IMAGE_EXTENSIONS, NON_UTF8_REASON, NOT_PORTABLE_REASON};
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;

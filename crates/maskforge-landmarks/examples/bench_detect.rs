@@ -20,7 +20,7 @@ fn main() {
     let models = PathBuf::from(arg("--models").unwrap_or_else(|| "models".into()));
     let rounds: usize = arg("--rounds").and_then(|r| r.parse().ok()).unwrap_or(3);
 
-    let walk = maskforge_imageio::walk_images(&samples);
+    let walk = maskforge_imageio::walk_images(&samples, &[]);
     let originals: Vec<image::RgbImage> =
         walk.images.iter().filter_map(|p| maskforge_imageio::load_rgb(p, Default::default()).ok()).collect();
     if originals.is_empty() {

@@ -20,8 +20,8 @@ use maskforge_contracts::mask_files::SourceStamp;
 use maskforge_contracts::{landmarks_header, landmarks_record, LANDMARKS_CSV};
 use maskforge_face::Face;
 use maskforge_imageio::{
-    load_rgb, relative_string, remove_stale_temp_files, save_rgb_atomic, write_atomic, write_failures_csv, AtomicFile,
-    Failure, LineJournal, LoadLimits,
+    load_rgb_budgeted, relative_string, remove_stale_temp_files, save_rgb_atomic, write_atomic, write_failures_csv,
+    AtomicFile, DecodeBudget, Failure, LineJournal, LoadLimits,
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -136,6 +136,8 @@ pub struct DetectTree {
     /// Also write each photo with its boxes and points to `out/overlays/`.
     pub overlay: bool,
     pub limits: LoadLimits,
+    /// Bytes the workers may hold in decodes at once.
+    pub decode_budget: DecodeBudget,
 }
 
 /// Counts for the summary line; `failures` lists every skipped file.
@@ -212,18 +214,21 @@ impl DetectTree {
     /// Whether a journalled photo needs no new detection: not a failure to
     /// retry, the file unchanged, and its overlay there when asked for.
     fn is_done(&self, e: &Entry, path: &Path) -> bool {
-        let overlay_ok = || !self.overlay || e.failure.is_some() || self.overlay_path(&e.path).is_file();
+        let overlay_ok =
+            || !self.overlay || e.failure.is_some() || self.overlay_path(&e.path).is_ok_and(|p| p.is_file());
         !e.retry && e.stamp.is_some() && e.stamp == SourceStamp::of(path) && overlay_ok()
     }
 
-    fn overlay_path(&self, rel: &str) -> PathBuf {
-        self.out.join("overlays").join(rel).with_extension("jpg")
+    /// Checked like every output path: never through a symlinked folder
+    /// that leads out of `OUT/overlays`.
+    fn overlay_path(&self, rel: &str) -> Result<PathBuf, maskforge_imageio::ConfineError> {
+        maskforge_imageio::confined(&self.out.join("overlays"), &Path::new(rel).with_extension("jpg"))
     }
 
     fn one_photo(&self, det: &mut Detector, path: &Path) -> Entry {
         let rel = relative_string(&self.root, path);
         let entry = Entry { path: rel.clone(), stamp: SourceStamp::of(path), ..Default::default() };
-        let img = match load_rgb(path, self.limits) {
+        let img = match load_rgb_budgeted(path, self.limits, &self.decode_budget) {
             Ok(img) => img,
             Err(e) => return Entry { failure: Some(e.reason()), retry: true, ..entry },
         };
@@ -232,10 +237,14 @@ impl DetectTree {
             Err(e) => return Entry { failure: Some(e.to_string()), ..entry },
         };
         if self.overlay {
-            let dst = self.overlay_path(&rel);
-            if let Err(e) = save_rgb_atomic(&draw_overlay(img, &faces), &dst, 90) {
-                // An overlay is a picture for people: the CSV still counts.
-                eprintln!("warning: {}: cannot write overlay: {e}", dst.display());
+            // An overlay is a picture for people: the CSV still counts.
+            match self.overlay_path(&rel) {
+                Ok(dst) => {
+                    if let Err(e) = save_rgb_atomic(&draw_overlay(img, &faces), &dst, 90) {
+                        eprintln!("warning: {}: cannot write overlay: {e}", dst.display());
+                    }
+                }
+                Err(e) => eprintln!("warning: no overlay: {e}"),
             }
         }
         match landmarks_rows(&rel, &faces) {
@@ -422,6 +431,7 @@ mod tests {
             out: dir.path().join("out"),
             overlay: false,
             limits: LoadLimits::default(),
+            decode_budget: DecodeBudget::new(1 << 30),
         };
         let run = tree.open(&settings(0)).unwrap();
         assert_eq!(run.todo(), 0);

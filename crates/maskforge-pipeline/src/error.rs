@@ -27,6 +27,9 @@ pub enum PipelineError {
     Texture(#[from] maskforge_mask::TextureError),
     #[error(transparent)]
     Guard(#[from] maskforge_imageio::GuardError),
+    /// An output path that is not a plain path inside its folder.
+    #[error(transparent)]
+    Confined(#[from] maskforge_imageio::ConfineError),
     #[error("{dir} was made with different settings:\n{diff}\nuse a new --out folder (or delete this one)")]
     DifferentSettings { dir: PathBuf, diff: String },
     #[error("{0} is not empty and was not made by `maskforge mask`: choose a new or empty --out folder")]

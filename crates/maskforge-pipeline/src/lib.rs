@@ -39,7 +39,7 @@ pub use options::{
     build_synthesizer, parse_class_map, parse_shard, parse_variants, FaceFilter, LabelFormat, MaskOptions,
     OutputFormat, Selected, SelectedBoxes, SynthOptions, UnmaskedMode, VariantMode,
 };
-pub use preview::{preview_sample, save_sheet};
+pub use preview::{check_preview_path, preview_sample, save_sheet};
 pub use process::{ImageOutcome, Pipeline, StepTimes};
 pub use record::Record;
 pub use run::{Finished, Inputs, MaskRun, Summary};

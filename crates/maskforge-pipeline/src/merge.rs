@@ -48,6 +48,7 @@ pub struct MergeReport {
 pub fn merge(out: &Path, from: &[PathBuf], require_all_shards: bool) -> Result<MergeReport, PipelineError> {
     let inputs: Vec<&Path> = from.iter().map(PathBuf::as_path).collect();
     maskforge_imageio::check_disjoint(&inputs, &[maskforge_imageio::Output::new(out, "output folder")])?;
+    check_folders(out, from)?;
     std::fs::create_dir_all(out).map_err(PipelineError::io(out))?;
     let mut formats = formats_in(out, |_| true);
     let mut brought = 0;
@@ -79,6 +80,33 @@ pub fn merge(out: &Path, from: &[PathBuf], require_all_shards: bool) -> Result<M
     }
     report.brought = brought;
     Ok(report)
+}
+
+/// Checks every `--from` folder before anything is brought in, so a bad one
+/// leaves OUT as it was: each is a folder made with the settings of the
+/// others (and of OUT's), and its annotation CSVs read (every path in them
+/// checked: a tampered shard must not carry `../x` rows into OUT's file).
+fn check_folders(out: &Path, from: &[PathBuf]) -> Result<(), PipelineError> {
+    let mut settings: Option<(PathBuf, String)> =
+        std::fs::read_to_string(out.join(MASK_SETTINGS_JSON)).ok().map(|s| (out.to_path_buf(), s));
+    for src in from {
+        if !src.is_dir() {
+            return Err(PipelineError::NotAFolder(src.to_path_buf()));
+        }
+        if let Ok(theirs) = std::fs::read_to_string(src.join(MASK_SETTINGS_JSON)) {
+            match &settings {
+                Some((dir, ours)) if *ours != theirs => {
+                    return Err(PipelineError::MergeSettings { theirs: src.to_path_buf(), ours: dir.clone() });
+                }
+                Some(_) => {}
+                None => settings = Some((src.to_path_buf(), theirs)),
+            }
+        }
+        for (path, _) in csv_files(src, ANNOTATIONS)? {
+            maskforge_contracts::read_annotations(&path)?;
+        }
+    }
+    Ok(())
 }
 
 /// Brings one shard folder's images and CSVs into `out`; returns how many
@@ -265,7 +293,7 @@ fn bring_files(src: &Path, dst: &Path, skip_txt: bool) -> Result<usize, Pipeline
         if (top_level && is_label_file(&name)) || (skip_txt && is_txt && !top_level) {
             continue;
         }
-        let target = dst.join(rel);
+        let target = maskforge_imageio::confined(dst, rel)?;
         if target.symlink_metadata().is_ok() {
             if kind.is_symlink() || same_file_content(entry.path(), &target) {
                 continue;

@@ -6,7 +6,7 @@
 
 use crate::PipelineError;
 use maskforge_face::BBox;
-use maskforge_imageio::LoadLimits;
+use maskforge_imageio::{DecodeBudget, LoadLimits};
 use maskforge_mask::raster_cache::RasterCache;
 use maskforge_mask::{ColourChoice, MaskVariant, Synthesizer, TemplateSet, Texture, TextureChoice};
 use serde::Serialize;
@@ -128,6 +128,8 @@ pub struct MaskOptions {
     pub seed: u64,
     pub faces: FaceFilter,
     pub limits: LoadLimits,
+    /// Bytes the run's workers may hold in decodes at once (shared by clones).
+    pub decode_budget: DecodeBudget,
     /// False for a preview-only run: outputs are kept in memory, nothing is written.
     pub write: bool,
     /// Label files to write at the end of the run (besides those already in OUT).

@@ -28,6 +28,42 @@ pub fn preview_sample(rows: &[AnnotationRow], seed: u64, count: usize) -> Vec<&A
     list
 }
 
+/// Refuses a `--preview FILE` that could take the place of a run's own
+/// files: it must be named as an image (`.png`, `.jpg`, `.jpeg`: the bytes
+/// written are one, so `OUT/annotations.csv` cannot be overwritten), and
+/// inside the output folder `out` (when the run writes one) it must lie at
+/// its top level, where ImageFolder readers look for no images (in a class
+/// folder the sheet would be filed as a sample). `folders` are the other
+/// output folders (segmentation masks), where no preview may go.
+pub fn check_preview_path(preview: &Path, out: Option<&Path>, folders: &[&Path]) -> Result<(), PipelineError> {
+    let refuse = |why: &str| Err(PipelineError::Option(format!("--preview {}: {why}", preview.display())));
+    let is_image = preview
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| ["png", "jpg", "jpeg"].iter().any(|x| x.eq_ignore_ascii_case(e)));
+    if !is_image {
+        return refuse("must end in .png, .jpg or .jpeg (a contact sheet is an image)");
+    }
+    let resolve = |p: &Path| maskforge_imageio::resolve_existing_prefix(p).map_err(PipelineError::io(p));
+    let file = resolve(preview)?;
+    for folder in folders {
+        if file.starts_with(resolve(folder)?) {
+            return refuse(&format!("inside {}, an output folder of this run: write it elsewhere", folder.display()));
+        }
+    }
+    if let Some(out) = out {
+        let out_abs = resolve(out)?;
+        if file.starts_with(&out_abs) && file.parent() != Some(out_abs.as_path()) {
+            return refuse(&format!(
+                "inside a folder of the dataset {}: it would be read as a sample; write it at the top of {} or elsewhere",
+                out.display(),
+                out.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Writes a contact sheet of `items` as PNG, atomically.
 pub fn save_sheet(items: &[SheetItem], path: &Path) -> Result<(), PipelineError> {
     let cols = (items.len() as f64).sqrt().ceil().clamp(1.0, 8.0) as usize;

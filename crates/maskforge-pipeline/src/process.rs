@@ -15,11 +15,11 @@ use maskforge_contracts::mask_files::SourceStamp;
 use maskforge_contracts::{polygon_text, AnnotationRow, FaceColumns, UNMASKED_VARIANT};
 use maskforge_face::crop::{crop_face, CropTransform};
 use maskforge_face::{Face, FaceMethod, Point};
-use maskforge_imageio::load_rgb;
+use maskforge_imageio::load_rgb_budgeted;
 use maskforge_mask::sheet::{thumbnail, SheetItem};
 use maskforge_mask::{MaskStyle, MaskVariant, Placement, SplitMix64, Synthesizer};
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -211,7 +211,7 @@ impl Pipeline {
         let mut outcome = ImageOutcome::default();
         let rec = Record { source: rel.to_string(), stamp: SourceStamp::of(path), ..Default::default() };
         let start = Instant::now();
-        let img = match load_rgb(path, self.opts.limits) {
+        let img = match load_rgb_budgeted(path, self.opts.limits, &self.opts.decode_budget) {
             Ok(img) => img,
             Err(e) => {
                 outcome.record = Record { retry: true, ..rec.failed(e.reason()) };
@@ -458,14 +458,21 @@ impl Pipeline {
         Ok(())
     }
 
+    /// The path of output `rel` under `root`, checked: a class folder that is
+    /// a symlink leading out of OUT (into the input, say) is never written
+    /// through.
+    fn output_path(root: &Path, rel: &Path) -> Result<PathBuf, PipelineError> {
+        Ok(maskforge_imageio::confined(root, rel)?)
+    }
+
     fn write_image(&self, img: &RgbImage, rel: &str) -> Result<(), PipelineError> {
-        let path = self.opts.out.join(rel);
+        let path = Self::output_path(&self.opts.out, Path::new(rel))?;
         maskforge_imageio::save_rgb_atomic(img, &path, self.opts.quality).map_err(PipelineError::io(&path))
     }
 
     fn write_seg(&self, seg: &GrayImage, rel: &str) -> Result<(), PipelineError> {
         let Some(dir) = &self.opts.seg_dir else { return Ok(()) };
-        let path = dir.join(rel).with_extension("png");
+        let path = Self::output_path(dir, &Path::new(rel).with_extension("png"))?;
         let mut bytes = Vec::new();
         seg.write_with_encoder(image::codecs::png::PngEncoder::new(&mut bytes))
             .map_err(|source| PipelineError::Encode { path: path.clone(), source })?;
@@ -474,7 +481,7 @@ impl Pipeline {
 
     /// Places the original file in the unmasked class, atomically.
     fn link_original(&self, src: &Path, rel: &str) -> Result<(), PipelineError> {
-        let target = self.opts.out.join(rel);
+        let target = Self::output_path(&self.opts.out, Path::new(rel))?;
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(PipelineError::io(parent))?;
         }

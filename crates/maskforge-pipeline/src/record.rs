@@ -8,7 +8,7 @@
 
 use crate::PipelineError;
 use maskforge_contracts::mask_files::{self, csv_name, SourceStamp, ANNOTATIONS, FAILURES, SOURCES};
-use maskforge_contracts::AnnotationRow;
+use maskforge_contracts::{AnnotationRow, RelPath};
 use maskforge_imageio::LineJournal;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -43,6 +43,16 @@ pub struct Record {
 }
 
 impl Record {
+    /// Checks every path of the record with the one path validator: a
+    /// journal line is data, and its outputs are removed on a re-run.
+    pub(crate) fn check_paths(&self) -> Result<(), String> {
+        RelPath::new(&self.source).map_err(|e| format!("source: {e}"))?;
+        for o in &self.outputs {
+            RelPath::new(o).map_err(|e| format!("output: {e}"))?;
+        }
+        self.rows.iter().try_for_each(AnnotationRow::check_paths)
+    }
+
     /// A record of `rel` that failed for `reason`.
     pub(crate) fn failed(mut self, reason: String) -> Record {
         self.failures.push((self.source.clone(), reason));
@@ -89,10 +99,13 @@ impl Journal {
         self.0.append(&line).map_err(PipelineError::io(path))
     }
 
-    /// The records of a journal; unreadable lines (a torn last one) are skipped.
+    /// The records of a journal; unreadable lines (a torn last one) and
+    /// records naming a path outside its folder are skipped (their images
+    /// are done again).
     pub(crate) fn read(path: &Path) -> HashMap<String, Record> {
         let lines = LineJournal::read_lines(path).unwrap_or_default();
         let records = lines.iter().filter_map(|line| serde_json::from_str::<Record>(line).ok());
+        let records = records.filter(|rec| rec.check_paths().is_ok());
         records.map(|rec| (rec.source.clone(), rec)).collect()
     }
 }
@@ -163,6 +176,20 @@ mod tests {
         let back = Journal::read(&path);
         assert_eq!(back.len(), 2);
         assert_eq!(back["c.jpg"], rec("c.jpg"));
+    }
+
+    #[test]
+    fn journal_records_naming_paths_outside_their_folder_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".mask-journal.jsonl");
+        let j = Journal::open(&path).unwrap();
+        for (source, output) in [("a.jpg", "correct/a.jpg"), ("b.jpg", "../in/b.jpg"), ("../c.jpg", "correct/c.jpg")] {
+            j.append(&Record { source: source.into(), outputs: vec![output.into()], ..Default::default() }).unwrap();
+        }
+        let absolute = Record { source: "d.jpg".into(), outputs: vec!["/etc/passwd".into()], ..Default::default() };
+        j.append(&absolute).unwrap();
+        let back = Journal::read(&path);
+        assert_eq!(back.keys().collect::<Vec<_>>(), ["a.jpg"]);
     }
 
     #[test]

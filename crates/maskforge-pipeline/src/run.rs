@@ -49,20 +49,28 @@ impl Inputs {
     pub fn new(
         root: &Path,
         list: Option<&Path>,
+        outputs: &[&Path],
         shard: Option<(usize, usize)>,
         limit: Option<usize>,
         format: OutputFormat,
     ) -> Result<Inputs, PipelineError> {
         Ok(match list {
             Some(file) => Inputs::listed(root, &read_image_list(file)?, shard, limit, format),
-            None => Inputs::walk(root, shard, limit, format),
+            None => Inputs::walk(root, outputs, shard, limit, format),
         })
     }
 
-    /// Walks `root`; keeps shard `(I, N)`'s share (by a hash of each path)
-    /// and then at most `limit` images.
-    pub fn walk(root: &Path, shard: Option<(usize, usize)>, limit: Option<usize>, format: OutputFormat) -> Inputs {
-        let walk = walk_images(root);
+    /// Walks `root`, reporting what resolves into one of `outputs`
+    /// ([`walk_images`]); keeps shard `(I, N)`'s share (by a hash of each
+    /// path) and then at most `limit` images.
+    pub fn walk(
+        root: &Path,
+        outputs: &[&Path],
+        shard: Option<(usize, usize)>,
+        limit: Option<usize>,
+        format: OutputFormat,
+    ) -> Inputs {
+        let walk = walk_images(root, outputs);
         let all: Vec<(PathBuf, String)> =
             walk.images.into_iter().map(|p| (p.clone(), relative_string(root, &p))).collect();
         let ext_suffixed = match format {
@@ -304,12 +312,19 @@ fn is_done(pipeline: &Pipeline, rec: &Record) -> bool {
 /// of the (changed) source no longer makes, so no stale image stays filed.
 fn remove_replaced_outputs(pipeline: &Pipeline, old: &Record, new: &Record) {
     let opts = pipeline.options();
+    // Paths from an earlier run's files are data: each is removed only as a
+    // checked path under its own folder, never through a link leading out.
+    let remove = |root: &Path, rel: &Path| {
+        if let Ok(path) = maskforge_imageio::confined(root, rel) {
+            let _ = std::fs::remove_file(path);
+        }
+    };
     for o in old.outputs.iter().filter(|o| !new.outputs.contains(o)) {
-        let _ = std::fs::remove_file(opts.out.join(o));
+        remove(&opts.out, Path::new(o));
         // Its YOLO labels (`--labels yolo`), if any.
-        let _ = std::fs::remove_file(opts.out.join(maskforge_contracts::labels::yolo_label_path(o)));
+        remove(&opts.out, Path::new(&maskforge_contracts::labels::yolo_label_path(o)));
         if let Some(seg) = &opts.seg_dir {
-            let _ = std::fs::remove_file(seg.join(o).with_extension("png"));
+            remove(seg, &Path::new(o).with_extension("png"));
         }
     }
 }
@@ -405,7 +420,7 @@ mod tests {
         }
         let text = "p/a.jpg\np/b.jpg\nc.jpg\nmissing.jpg\n../x.jpg\nc.jpg\n";
         let list = parse_image_list(Path::new("list.txt"), text.as_bytes()).unwrap();
-        let walked = Inputs::walk(root, None, None, OutputFormat::Png);
+        let walked = Inputs::walk(root, &[], None, None, OutputFormat::Png);
         let listed = Inputs::listed(root, &list, None, None, OutputFormat::Png);
         let rels = |i: &Inputs| i.images.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>();
         assert_eq!(rels(&listed), ["c.jpg", "p/a.jpg", "p/b.jpg"]);
@@ -418,7 +433,7 @@ mod tests {
         // Shards: the same share of each listed image as of the walked ones; failures in shard 1 only.
         for i in 1..=2 {
             let shard = Inputs::listed(root, &list, Some((i, 2)), None, OutputFormat::Same);
-            let walk = Inputs::walk(root, Some((i, 2)), None, OutputFormat::Same);
+            let walk = Inputs::walk(root, &[], Some((i, 2)), None, OutputFormat::Same);
             assert!(shard.shard_sources.iter().all(|s| walk.shard_sources.contains(s)));
             assert_eq!(shard.walk_failures.is_empty(), i != 1);
         }

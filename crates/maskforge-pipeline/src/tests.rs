@@ -6,7 +6,7 @@ use image::{Rgb, RgbImage};
 use maskforge_contracts::mask_files::SOURCES;
 use maskforge_face::crop::{crop_face, CropTransform};
 use maskforge_face::{BBox, Face, Landmarks68, Point};
-use maskforge_imageio::LoadLimits;
+use maskforge_imageio::{DecodeBudget, LoadLimits};
 use maskforge_mask::MaskVariant;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -83,6 +83,7 @@ fn options(out: &Path, crop_size: u32) -> MaskOptions {
         seed: 3,
         faces: FaceFilter { min_face: 40, largest_only: false },
         limits: LoadLimits::default(),
+        decode_budget: DecodeBudget::new(1 << 30),
         write: true,
         labels: Vec::new(),
         bare_faces: None,
@@ -107,7 +108,7 @@ fn run_shard(root: &Path, opts: MaskOptions, threads: usize, shard: Option<(usiz
     let synth_opts = synth_options();
     let pipeline = Pipeline::new(opts, build_synthesizer(&synth_opts).unwrap(), HashSet::new()).unwrap();
     let settings = Settings::new(&pipeline, &synth_opts, &detector());
-    let inputs = Inputs::walk(root, shard, None, OutputFormat::Same);
+    let inputs = Inputs::walk(root, &[], shard, None, OutputFormat::Same);
     let mut run = MaskRun::open(&pipeline, &settings, shard, inputs).unwrap();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     run.process(&pool, &FakeFaces, &|| {}).unwrap();
@@ -188,7 +189,7 @@ fn preview_only_writes_nothing_and_keeps_thumbnails() {
     let synth = build_synthesizer(&synth_options()).unwrap();
     let pipeline = Pipeline::new(MaskOptions { write: false, ..options(&out, 0) }, synth, HashSet::new()).unwrap();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-    let images = Inputs::walk(&root, None, None, OutputFormat::Same).images;
+    let images = Inputs::walk(&root, &[], None, None, OutputFormat::Same).images;
     let (items, failures) = pipeline.preview_only(&pool, images, 3, &FakeFaces).unwrap();
     assert_eq!(items.len(), 3);
     assert_eq!(failures.len(), 2);

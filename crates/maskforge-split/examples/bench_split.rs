@@ -74,7 +74,7 @@ fn photo_tree(samples: &Path, dir: &Path, count: usize) -> (PathBuf, String) {
     let root = dir.join(format!("photos1024_{count}"));
     let done = dir.join(format!(".photos1024_{count}.done"));
     let sources: Vec<image::RgbImage> =
-        walk_images(samples).images.iter().filter_map(|p| load_rgb(p, LoadLimits::default()).ok()).collect();
+        walk_images(samples, &[]).images.iter().filter_map(|p| load_rgb(p, LoadLimits::default()).ok()).collect();
     let origin = if sources.is_empty() {
         format!("synthetic (no photos in {})", samples.display())
     } else {
@@ -173,7 +173,7 @@ fn main() {
 
     // 2. Statistics and the full split on 1024x1024 JPEGs, against pure decode.
     let (photos, origin) = photo_tree(&samples, &work, images);
-    let list = walk_images(&photos).images;
+    let list = walk_images(&photos, &[]).images;
     let mb: f64 = list.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len() as f64).sum::<f64>() / 1e6;
     println!();
     println!("{} JPEGs of 1024x1024 (q90, {:.1} MB; {origin}), images/s", list.len(), mb);

@@ -119,7 +119,9 @@ fn build(plan: &SplitPlan, temp: &Path, mode: MaterializeMode) -> Result<(), Spl
         .collect();
     jobs.par_iter().try_for_each(|&(split, rel)| {
         let src = plan.root.join(rel);
-        let dst = temp.join(split.name()).join(rel);
+        // The one path check: a row's path is data and never leaves its split folder.
+        let dst = maskforge_imageio::confined(&temp.join(split.name()), Path::new(rel))
+            .map_err(|e| SplitError::Materialize(e.to_string()))?;
         if let Some(p) = dst.parent() {
             std::fs::create_dir_all(p).map_err(SplitError::io(p))?;
         }

@@ -145,7 +145,7 @@ struct ClassFiles {
 /// Walks `root` and sorts its images by class folder.
 fn list_class_files(root: &Path, class_names: &[String]) -> ClassFiles {
     let class_index: BTreeMap<&str, usize> = class_names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
-    let walk = walk_images(root);
+    let walk = walk_images(root, &[]);
     let mut failures = walk.failures;
     let mut outside_classes = 0;
     let mut files: Vec<(PathBuf, String)> = Vec::with_capacity(walk.images.len());

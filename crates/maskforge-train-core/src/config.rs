@@ -182,12 +182,12 @@ impl TrainConfig {
 
 /// Largest `--batch-size`: beyond it one batch alone outgrows any memory.
 pub const MAX_BATCH_SIZE: usize = 65536;
-/// Largest `--workers` (decoding threads; 0 means all cores).
-pub const MAX_WORKERS: usize = 1024;
+/// Largest `--workers` (decoding threads; 0 means all cores): every stage's bound.
+pub const MAX_WORKERS: usize = maskforge_imageio::MAX_JOBS;
 /// Largest `--prefetch` (batches queued ahead of the model, each in memory).
 pub const MAX_PREFETCH: usize = 64;
 /// Largest `--max-pixels`: one decoded image of that size is already 3 GB.
-pub const MAX_PIXELS: u64 = 1_000_000_000;
+pub const MAX_PIXELS: u64 = maskforge_imageio::MAX_PIXELS_LIMIT;
 
 /// The input-pipeline settings `train` and `eval` share.
 pub fn check_loader_flags(batch_size: usize, workers: usize, max_pixels: u64) -> Result<()> {

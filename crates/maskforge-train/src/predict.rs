@@ -16,7 +16,8 @@ use imageproc::rect::Rect;
 use maskforge_face::crop::crop_face;
 use maskforge_face::Face;
 use maskforge_imageio::{
-    load_rgb, relative_string, save_rgb_atomic, write_failures_csv, AtomicFile, Failure, LoadLimits,
+    load_rgb_budgeted, relative_string, save_rgb_atomic, write_failures_csv, AtomicFile, DecodeBudget, Failure,
+    LoadLimits,
 };
 use rayon::prelude::*;
 use std::io::Write;
@@ -46,6 +47,8 @@ pub struct PredictOptions {
     /// `Some((patch, stride))`: write occlusion maps with these sizes.
     pub explain: Option<(u32, u32)>,
     pub limits: LoadLimits,
+    /// Bytes the detection workers may hold in decodes at once.
+    pub decode_budget: DecodeBudget,
 }
 
 impl PredictOptions {
@@ -149,7 +152,8 @@ fn detect_chunk<F: FaceFinder>(opts: &PredictOptions, finder: &F, chunk: &[PathB
         .map_init(
             || finder.clone(),
             |finder, path| {
-                let r = load_rgb(path, opts.limits).map_err(|e| e.reason()).and_then(|img| {
+                let loaded = load_rgb_budgeted(path, opts.limits, &opts.decode_budget);
+                let r = loaded.map_err(|e| e.reason()).and_then(|img| {
                     let faces = finder.find(&img)?;
                     let crops = faces.iter().map(|f| crop_face(&img, f, opts.crop_size, opts.crop_margin)).collect();
                     Ok((img, faces, crops))
@@ -191,7 +195,7 @@ fn write_photo<'a>(
             let s = predictor.meta.img_size;
             let heat = occlusion_map(predictor, crop, class, patch, stride);
             let side = render_heatmap(crop, &heat, s, crop.width().max(s));
-            let path = opts.out.join("explain").join(format!("{}_face{i}.png", strip_ext(rel)));
+            let path = output_path(&opts.out, "explain", &format!("{}_face{i}.png", strip_ext(rel)))?;
             save_rgb_atomic(&side, &path, 95).map_err(TrainError::io(&path))?;
         }
         results.push(FaceResult { face: *face, class, confidence });
@@ -199,9 +203,16 @@ fn write_photo<'a>(
     annotate(&mut img, &results, classes);
     let ext = Path::new(rel).extension().and_then(|e| e.to_str()).unwrap_or("jpg").to_ascii_lowercase();
     let ext = if matches!(ext.as_str(), "png" | "jpg" | "jpeg") { ext } else { "jpg".into() };
-    let path = opts.out.join("annotated").join(format!("{}.{ext}", strip_ext(rel)));
+    let path = output_path(&opts.out, "annotated", &format!("{}.{ext}", strip_ext(rel)))?;
     save_rgb_atomic(&img, &path, 92).map_err(TrainError::io(&path))?;
     Ok(results.len())
+}
+
+/// `OUT/FOLDER/REL`, checked like every output path: never written through
+/// a symlinked folder that leads out of `OUT/FOLDER`.
+fn output_path(out: &Path, folder: &str, rel: &str) -> Result<PathBuf> {
+    let root = out.join(folder);
+    maskforge_imageio::confined(&root, Path::new(rel)).map_err(|e| TrainError::Config(e.to_string()))
 }
 
 /// The most probable class and its probability; an error (never a silent
@@ -355,6 +366,7 @@ mod tests {
             crop_margin: 0.2,
             explain: Some((32, 16)),
             limits: LoadLimits::default(),
+            decode_budget: DecodeBudget::new(1 << 30),
         };
         assert!(opts.check(224).is_ok());
         assert!(PredictOptions { crop_size: 100_000, ..opts.clone() }.check(224).is_err());

@@ -21,6 +21,17 @@ pub enum WeightsError {
     /// transfer stopped.
     #[error("cannot download {url}: {msg}")]
     Download { url: String, msg: String },
+    /// A download over the size cap (`FetchRequest::max_bytes`,
+    /// `--max-bytes`): announced by the server, or a body that goes on.
+    #[error("cannot download {url}: {what} the limit of {max} bytes for a checkpoint (--max-bytes N raises it); {consequence}")]
+    TooLarge { url: String, what: String, max: u64, consequence: &'static str },
+    /// The download folder has less free space than the download needs.
+    #[error("not enough free space in {} to download {url}: {needed} bytes needed, {available} available", dir.display())]
+    NoSpace { dir: PathBuf, url: String, needed: u64, available: u64 },
+    /// A file named by the user (`--file`) that is not a regular file, or
+    /// is over the size cap.
+    #[error(transparent)]
+    File(#[from] maskforge_imageio::BoundedError),
     /// The file is not the published one.
     #[error("SHA-256 of {origin} is {actual}, expected one starting with {expected} ({from}): {consequence}")]
     HashMismatch { origin: String, actual: String, expected: String, from: &'static str, consequence: &'static str },

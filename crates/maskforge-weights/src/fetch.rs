@@ -5,10 +5,13 @@
 //!   the file's SHA-256), else the hex after the last `-` of the file name
 //!   (`resnet18-f37072fd.pth`), torch.hub's convention, which every
 //!   torchvision URL follows. With neither, nothing is downloaded.
-//! * The download goes to `CACHE/.NAME.partial`, locked (`flock`) so two
-//!   fetches never write one file. A transfer that stops leaves it there,
-//!   and the next fetch asks for the rest (`Range`); a server that ignores
-//!   the range sends the whole file again, which replaces it.
+//! * The download goes to `CACHE/.NAME.partial` ([`crate::download`]:
+//!   locked, resumed, size-capped, free space checked, redirects checked).
+//!   A partial file the server took as complete (`416`) that fails the hash
+//!   is discarded and the file downloaded whole, once, in the same run.
+//! * A local file (`--file`) must be a regular file (not a device or a
+//!   FIFO, which would never end or never start) within the cap;
+//!   it is read through `maskforge_imageio::read_regular`, as a download is.
 //! * A file whose hash does not match is removed with an error naming the
 //!   URL, and nothing is cached; so is one that is not the model's
 //!   state_dict. HTTP errors name the status and the URL.
@@ -18,13 +21,17 @@
 
 use crate::cache::cached_file;
 use crate::convert::{convert_pth, read_provenance, Provenance};
+use crate::download::{download, download_with, hex};
 use crate::error::{Result, WeightsError};
-use crate::model::Model;
+use crate::model::{Model, DEFAULT_MAX_BYTES};
 use sha2::{Digest, Sha256};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+
+pub use crate::download::{parse_max_bytes, Downloaded, NoProgress, Progress};
+
+/// How a file over the cap is named in the message.
+const CHECKPOINT: &str = "a checkpoint (--max-bytes N raises it)";
 
 /// Where the checkpoint comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,20 +71,26 @@ pub struct FetchRequest {
     pub cache_dir: PathBuf,
     /// Fetch even when the cache already holds this checkpoint.
     pub force: bool,
+    /// The most bytes a download or local file may have (a longer body is
+    /// cut off, a larger announced or local file refused);
+    /// [`DEFAULT_MAX_BYTES`] unless raised.
+    pub max_bytes: u64,
 }
 
-/// Download progress, drawn by the caller.
-pub trait Progress {
-    /// The transfer starts: `total` bytes if the server said, of which
-    /// `resumed_from` are already on disk.
-    fn start(&mut self, _total: Option<u64>, _resumed_from: u64) {}
-    fn advance(&mut self, _bytes: u64) {}
-    fn finish(&mut self) {}
+impl FetchRequest {
+    /// A request with the defaults: hash from the file name, the size cap
+    /// [`DEFAULT_MAX_BYTES`], the cache honoured.
+    pub fn new(model: Model, source: Source, cache_dir: impl Into<PathBuf>) -> FetchRequest {
+        FetchRequest {
+            model,
+            source,
+            sha256: None,
+            cache_dir: cache_dir.into(),
+            force: false,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
 }
-
-/// No progress display.
-pub struct NoProgress;
-impl Progress for NoProgress {}
 
 /// What a fetch did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,54 +181,80 @@ pub fn fetch(req: &FetchRequest, progress: &mut dyn Progress) -> Result<Fetched>
         }
     }
     let origin = req.source.describe();
-    let (file, downloaded, resumed_from, partial) = match &req.source {
-        Source::Url(url) => {
-            let name = req.source.file_name().unwrap_or_else(|| format!("{}.pth", req.model));
-            let part = partial_path(dir, &name);
-            let d = download(url, &part, progress)?;
-            (part.clone(), d.bytes, d.resumed_from, Some((part, d.sha256)))
-        }
-        Source::File(p) => (p.clone(), 0, 0, None),
-    };
-    let sha256 = match &partial {
-        Some((_, h)) => h.clone(),
-        None => sha256_file(&file)?,
-    };
+    let got = obtain(req, &expected, progress)?;
     let discard = || {
-        if let Some((part, _)) = &partial {
+        if let Some(part) = &got.partial {
             let _ = std::fs::remove_file(part);
         }
     };
-    if !sha256.starts_with(&expected.prefix) {
+    if !got.sha256.starts_with(&expected.prefix) {
         discard();
         return Err(WeightsError::HashMismatch {
             origin,
-            actual: sha256,
+            actual: got.sha256,
             expected: expected.prefix,
             from: expected.from,
-            consequence: if partial.is_some() {
+            consequence: if got.partial.is_some() {
                 "the file is damaged or not the published one; it was removed and nothing was cached"
             } else {
                 "the file is damaged or not the published one; nothing was cached"
             },
         });
     }
-    let bytes = std::fs::read(&file).map_err(WeightsError::io("read", &file))?;
-    let provenance = Provenance { arch: req.model.name().to_string(), source: origin.clone(), sha256 };
-    let converted = convert_pth(&bytes, req.model, &provenance);
-    drop(bytes);
+    let provenance = Provenance { arch: req.model.name().to_string(), source: origin.clone(), sha256: got.sha256 };
+    let converted = convert_pth(&got.bytes, req.model, &provenance);
+    drop(got.bytes);
     let (st, tensors) = converted.map_err(|msg| {
         discard();
         WeightsError::Checkpoint { origin, msg }
     })?;
     maskforge_imageio::write_atomic(&target, &st).map_err(WeightsError::io("write", &target))?;
     discard();
-    Ok(Fetched { path: target, provenance, fresh: true, tensors, downloaded, resumed_from })
+    Ok(Fetched {
+        path: target,
+        provenance,
+        fresh: true,
+        tensors,
+        downloaded: got.downloaded,
+        resumed_from: got.resumed_from,
+    })
 }
 
-/// SHA-256 of a file, lowercase hex.
+/// The checkpoint's bytes, downloaded or read, and their SHA-256.
+struct Obtained {
+    bytes: Vec<u8>,
+    sha256: String,
+    downloaded: u64,
+    resumed_from: u64,
+    /// The partial download holding `bytes` (removed once used).
+    partial: Option<PathBuf>,
+}
+
+/// Downloads (or reads) the checkpoint. A download that is only what a
+/// partial file held (the server said it was complete) and fails the hash
+/// is done again from the start, once.
+fn obtain(req: &FetchRequest, expected: &ExpectedHash, progress: &mut dyn Progress) -> Result<Obtained> {
+    let url = match &req.source {
+        Source::File(p) => {
+            let bytes = maskforge_imageio::read_regular(p, req.max_bytes, CHECKPOINT)?;
+            let sha256 = hex(&Sha256::digest(&bytes));
+            return Ok(Obtained { bytes, sha256, downloaded: 0, resumed_from: 0, partial: None });
+        }
+        Source::Url(url) => url,
+    };
+    let name = req.source.file_name().unwrap_or_else(|| format!("{}.pth", req.model));
+    let part = partial_path(&req.cache_dir, &name);
+    let mut d = download(url, &part, req.max_bytes, progress)?;
+    if d.bytes == 0 && d.resumed_from > 0 && !d.sha256.starts_with(&expected.prefix) {
+        d = download_with(url, &part, req.max_bytes, true, progress)?;
+    }
+    let bytes = maskforge_imageio::read_regular(&part, req.max_bytes, CHECKPOINT)?;
+    Ok(Obtained { bytes, sha256: d.sha256, downloaded: d.bytes, resumed_from: d.resumed_from, partial: Some(part) })
+}
+
+/// SHA-256 of a regular file, lowercase hex (a device or a FIFO is refused).
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = File::open(path).map_err(WeightsError::io("read", path))?;
+    let mut f = maskforge_imageio::open_regular(path, u64::MAX, "a file to hash")?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -226,189 +265,6 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         h.update(&buf[..n]);
     }
     Ok(hex(&h.finalize()))
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// A finished download.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Downloaded {
-    /// SHA-256 of the whole file, lowercase hex.
-    pub sha256: String,
-    /// Bytes transferred by this call.
-    pub bytes: u64,
-    /// Bytes that were already in the partial file and kept.
-    pub resumed_from: u64,
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_per_read(Some(Duration::from_secs(60)))
-        .user_agent(concat!("maskforge/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
-}
-
-#[cfg(unix)]
-fn try_lock(f: &File) -> std::io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a descriptor this File owns; released when it is closed.
-    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r == 0 {
-        return Ok(true);
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(e)
-    }
-}
-
-#[cfg(not(unix))]
-fn try_lock(_: &File) -> std::io::Result<bool> {
-    Ok(true)
-}
-
-/// `bytes START-END/TOTAL` of a 206 answer: (START, TOTAL if known).
-fn content_range(v: &str) -> Option<(u64, Option<u64>)> {
-    let rest = v.trim().strip_prefix("bytes ")?;
-    let (range, total) = rest.split_once('/')?;
-    let (start, _) = range.split_once('-')?;
-    Some((start.trim().parse().ok()?, total.trim().parse().ok()))
-}
-
-fn header<'a>(resp: &'a ureq::http::Response<ureq::Body>, name: &str) -> Option<&'a str> {
-    resp.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Downloads `url` into `part`, resuming what a stopped download left
-/// there; returns the whole file's SHA-256. The partial file is kept when
-/// the transfer stops (to resume) and removed when the server answers with
-/// an error before anything was written.
-pub fn download(url: &str, part: &Path, progress: &mut dyn Progress) -> Result<Downloaded> {
-    let fail = |msg: String| WeightsError::Download { url: url.to_string(), msg };
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(fail("only http:// and https:// URLs are fetched (use --file for a local .pth)".into()));
-    }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(part)
-        .map_err(WeightsError::io("create", part))?;
-    if !try_lock(&file).map_err(WeightsError::io("lock", part))? {
-        return Err(fail(format!(
-            "another maskforge is downloading it into {}; wait for it to finish",
-            part.display()
-        )));
-    }
-    // What a stopped download left: hashed again, then continued.
-    let mut hasher = Sha256::new();
-    let mut have = 0u64;
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf).map_err(WeightsError::io("read", part))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        have += n as u64;
-    }
-    let remove_if_empty = |file: &File| {
-        if file.metadata().map(|m| m.len() == 0).unwrap_or(false) {
-            let _ = std::fs::remove_file(part);
-        }
-    };
-    let agent = agent();
-    let mut resumed_from = have;
-    let resp = {
-        let mut req = agent.get(url);
-        if have > 0 {
-            req = req.header("Range", format!("bytes={have}-"));
-        }
-        req.call().map_err(|e| {
-            remove_if_empty(&file);
-            fail(e.to_string())
-        })?
-    };
-    let status = resp.status().as_u16();
-    let total = match status {
-        206 if have > 0 => {
-            let range = header(&resp, "content-range").and_then(content_range);
-            match range {
-                Some((start, total)) if start == have => total,
-                _ => {
-                    return Err(fail(format!(
-                        "the server answered the request for bytes {have}- with {:?}; remove {} and fetch again",
-                        header(&resp, "content-range").unwrap_or("no Content-Range"),
-                        part.display()
-                    )))
-                }
-            }
-        }
-        // The part already holds the whole file.
-        416 if have > 0 => {
-            let sha256 = hex(&hasher.finalize());
-            progress.start(Some(have), have);
-            progress.finish();
-            return Ok(Downloaded { sha256, bytes: 0, resumed_from: have });
-        }
-        200 => {
-            if have > 0 {
-                // The server sends the whole file: start again.
-                file.set_len(0).map_err(WeightsError::io("truncate", part))?;
-                hasher = Sha256::new();
-                resumed_from = 0;
-                have = 0;
-            }
-            header(&resp, "content-length").and_then(|v| v.trim().parse().ok())
-        }
-        _ => {
-            remove_if_empty(&file);
-            let reason = resp.status().canonical_reason().unwrap_or("");
-            return Err(fail(format!("HTTP {status} {reason}").trim_end().to_string()));
-        }
-    };
-    file.seek(SeekFrom::End(0)).map_err(WeightsError::io("seek", part))?;
-    progress.start(total, resumed_from);
-    let mut reader = resp.into_body().into_reader();
-    let mut got = 0u64;
-    let stopped = |got: u64, e: &dyn std::fmt::Display| {
-        fail(format!(
-            "the transfer stopped after {} byte(s){}: {e}; run the same command again to resume",
-            resumed_from + got,
-            total.map(|t| format!(" of {t}")).unwrap_or_default()
-        ))
-    };
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let _ = file.sync_all();
-                return Err(stopped(got, &e));
-            }
-        };
-        file.write_all(&buf[..n]).map_err(WeightsError::io("write", part))?;
-        hasher.update(&buf[..n]);
-        got += n as u64;
-        progress.advance(n as u64);
-    }
-    file.sync_all().map_err(WeightsError::io("write", part))?;
-    if let Some(t) = total {
-        if have + got != t {
-            return Err(stopped(got, &format!("{} byte(s) expected", t)));
-        }
-    }
-    progress.finish();
-    Ok(Downloaded { sha256: hex(&hasher.finalize()), bytes: got, resumed_from })
 }
 
 #[cfg(test)]
@@ -450,8 +306,5 @@ mod tests {
         assert_eq!(p, Path::new("/c/.resnet18-f37072fd.pth.partial"));
         assert_eq!(partial_path(Path::new("/c"), "../x y"), Path::new("/c/._x_y.partial"));
         assert_eq!(partial_path(Path::new("/c"), ".."), Path::new("/c/.download.partial"));
-        assert_eq!(content_range("bytes 100-199/200"), Some((100, Some(200))));
-        assert_eq!(content_range("bytes 100-199/*"), Some((100, None)));
-        assert_eq!(content_range("items 1-2/3"), None);
     }
 }

@@ -11,6 +11,9 @@
 //! * [`model`]: the backbones, their official URLs and expected tensors;
 //! * [`convert`]: state_dict → safetensors bytes with provenance metadata;
 //! * [`cache`]: the cache folder (`--cache`, `$MASKFORGE_WEIGHTS`, `~/.cache/maskforge/weights`);
+//! * [`download`]: HTTP(S) into a locked, resumable partial file, capped at
+//!   [`DEFAULT_MAX_BYTES`] unless told otherwise, free space checked,
+//!   redirects only within HTTP(S);
 //! * [`fetch`]: download, hash check, convert, cache.
 //!
 //! Invariant: no tch, no libtorch, no Python; nothing a file contains is
@@ -18,6 +21,7 @@
 
 pub mod cache;
 pub mod convert;
+pub mod download;
 pub mod error;
 pub mod fetch;
 pub mod model;
@@ -28,7 +32,7 @@ pub use cache::{cache_dir, cached_file, imagenet_weights, CacheDir, ENV_VAR};
 pub use convert::{convert_pth, read_provenance, Provenance};
 pub use error::{Result, WeightsError};
 pub use fetch::{fetch, FetchRequest, Fetched, NoProgress, Progress, Source};
-pub use model::Model;
+pub use model::{Model, DEFAULT_MAX_BYTES};
 pub use pth::{read_pth, DType, RawTensor, StateDict};
 
 #[cfg(test)]

@@ -7,6 +7,16 @@ use crate::pth::StateDict;
 use std::fmt;
 use std::str::FromStr;
 
+/// The largest checkpoint `fetch` takes unless told otherwise
+/// ([`FetchRequest::max_bytes`](crate::FetchRequest::max_bytes), `weights
+/// fetch --max-bytes N`): 256 MiB (268435456 bytes). The largest published
+/// checkpoint of [`Model::ALL`], ResNet50's `resnet50-0676ba61.pth`, is
+/// about 98 MiB (25.6 M float32 values and some kilobytes of pickle and
+/// zip); the cap is that with more than twice the room, rounded up to a
+/// power of two, so a mirror's re-save fits while a runaway server or a
+/// wrong file cannot fill a disk.
+pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
+
 /// A backbone (the same names as `--arch`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Model {
@@ -237,6 +247,17 @@ mod tests {
         assert_eq!(params(Model::Resnet18), 11_689_512);
         assert_eq!(params(Model::Resnet50), 25_557_032);
         assert_eq!(params(Model::MobilenetV2), 3_504_872);
+    }
+
+    #[test]
+    fn the_default_cap_fits_every_checkpoint_with_room() {
+        // float32 values of every tensor: a checkpoint's bulk.
+        let bytes = |m: Model| m.expected_tensors().iter().map(|(_, s)| 4 * s.iter().product::<usize>() as u64).sum();
+        let largest: u64 = Model::ALL.into_iter().map(bytes).max().unwrap();
+        assert_eq!(largest, bytes(Model::Resnet50));
+        assert!(largest > 97 << 20 && largest < 98 << 20, "{largest}");
+        assert!(2 * largest < DEFAULT_MAX_BYTES && DEFAULT_MAX_BYTES < 4 * largest);
+        assert_eq!(DEFAULT_MAX_BYTES, 268_435_456);
     }
 
     #[test]

@@ -35,7 +35,7 @@ use image::RgbImage;
 use maskforge_contracts::{FaceEntry, FaceFile, FaceFileFormat};
 use maskforge_face::fit::CropLimits;
 use maskforge_face::{Face, FaceMethod};
-use maskforge_imageio::{encode_image, load_rgb_from_bytes, LoadLimits};
+use maskforge_imageio::{encode_image, load_rgb_from_bytes, DecodeBudget, LoadLimits};
 use maskforge_landmarks::{Detector, DetectorConfig, DetectorKind};
 use maskforge_pipeline::{
     build_synthesizer, FaceFilter, FaceSource, FileFaces, FoundFaces, MaskOptions, OutputFormat, Pipeline, StepTimes,
@@ -139,6 +139,7 @@ fn pipeline(out: &Path, min_face: u32, format: OutputFormat) -> Result<Pipeline,
         seed: 0,
         faces: FaceFilter { min_face, largest_only: false },
         limits: LoadLimits::default(),
+        decode_budget: DecodeBudget::from_available_memory(),
         write: true,
         labels: Vec::new(),
         bare_faces: None,

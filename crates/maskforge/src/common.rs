@@ -1,12 +1,38 @@
-//! Helpers shared by subcommands: thread pools, progress bars, locating models.
+//! Helpers shared by subcommands: the parsers of bounded numbers, thread
+//! pools, progress bars, locating models.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+pub use maskforge_imageio::{MAX_JOBS, MAX_PIXELS_LIMIT};
 use std::io::IsTerminal;
+
+/// The one check of a whole number from the command line: `min..=max`, or
+/// the one message every bounded flag gives (clap prints it on one line).
+pub fn parse_bounded(s: &str, flag: &str, min: u64, max: u64, note: &str) -> Result<u64, String> {
+    let n: u64 = s.trim().parse().map_err(|_| format!("{s:?} is not a whole number"))?;
+    if n < min || n > max {
+        return Err(format!("{n} is out of range: {flag} must be {min}..={max}{note}"));
+    }
+    Ok(n)
+}
+
+/// `--max-pixels` of every subcommand: at most [`MAX_PIXELS_LIMIT`], so no
+/// header can ask for more than a decode of that size.
+pub fn parse_max_pixels(s: &str) -> Result<u64, String> {
+    parse_bounded(s, "--max-pixels", 1, MAX_PIXELS_LIMIT, "")
+}
+
+/// The parser of a worker-thread count named `flag` (`--jobs`, `--workers`):
+/// at most [`MAX_JOBS`] threads; 0 means all cores.
+pub fn jobs_parser(flag: &'static str) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |s: &str| parse_bounded(s, flag, 0, MAX_JOBS as u64, " (0: all cores)").map(|n| n as usize)
+}
 
 /// A rayon pool with `jobs` threads (all cores when `None` or 0).
 pub fn thread_pool(jobs: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
     let mut b = rayon::ThreadPoolBuilder::new();
     if let Some(n) = jobs.filter(|&n| n > 0) {
+        // The parsers bound it; this keeps a caller that skipped them bounded too.
+        anyhow::ensure!(n <= MAX_JOBS, "{n} worker threads: at most {MAX_JOBS}");
         b = b.num_threads(n);
     }
     Ok(b.build()?)
@@ -68,4 +94,29 @@ pub fn cache_dir() -> Option<std::path::PathBuf> {
             None => Some(PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".cache/maskforge")),
         },
     }
+}
+
+/// Refuses a cache folder (`$MASKFORGE_CACHE`) inside a folder the run reads
+/// or writes, or one holding such a folder: rasters kept there would be
+/// walked as input photos, or filed among the outputs. A cache under a hidden
+/// folder (the default `~/.cache`) is never walked, so it may lie inside.
+#[cfg(feature = "dlib")]
+pub fn check_cache_folder(folders: &[&std::path::Path]) -> anyhow::Result<()> {
+    use maskforge_imageio::resolve_existing_prefix;
+    let Some(cache) = cache_dir() else { return Ok(()) };
+    let cache_abs = resolve_existing_prefix(&cache)?;
+    for folder in folders {
+        let abs = resolve_existing_prefix(folder)?;
+        let hidden = |rest: &std::path::Path| rest.iter().any(|c| c.to_string_lossy().starts_with('.'));
+        let inside = cache_abs.strip_prefix(&abs).is_ok_and(|rest| !hidden(rest));
+        if inside || abs.starts_with(&cache_abs) {
+            anyhow::bail!(
+                "the cache folder {} (MASKFORGE_CACHE) and {} overlap: set MASKFORGE_CACHE to a folder outside \
+                 them, or to `off`",
+                cache.display(),
+                folder.display()
+            );
+        }
+    }
+    Ok(())
 }

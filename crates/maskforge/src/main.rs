@@ -53,13 +53,7 @@ enum Command {
 }
 
 fn main() {
-    // Like every Unix tool: `maskforge ... | head` ends quietly instead of
-    // panicking on a closed pipe (Rust ignores SIGPIPE by default).
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of a signal at start-up, before any thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         #[cfg(feature = "dlib")]
@@ -82,6 +76,28 @@ fn main() {
         eprintln!("error: {}", one_line(&err));
         std::process::exit(1);
     }
+}
+
+/// `maskforge ... | head` ends quietly with status 0 once the reader has
+/// what it wanted (as ripgrep does), instead of dying of SIGPIPE (status
+/// 141, which `set -o pipefail` scripts take for a failure) or panicking.
+/// Rust ignores SIGPIPE, so a write to the closed pipe fails with
+/// `BrokenPipe`, which `println!` turns into a panic: that panic, and only
+/// it, ends the process quietly; every other panic is reported as usual.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 /// The error and its causes on one line, each cause once: library errors

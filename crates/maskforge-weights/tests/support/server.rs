@@ -1,11 +1,13 @@
 //! A tiny HTTP/1.1 file server on 127.0.0.1 for download tests: GET with
 //! `Range: bytes=N-` (206, or 416 past the end), 404 for unknown paths,
-//! `Connection: close`. It can ignore ranges (answer 200) and cut a
-//! response short once (to test resuming). Every request is logged.
+//! `Connection: close`. It can ignore ranges (answer 200), cut a
+//! response short once (to test resuming), announce a false
+//! `Content-Length`, stream an endless body, and redirect. Every request
+//! is logged.
 //! Shared by the crate's tests and the end-to-end `tests/weights.rs`.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -20,7 +22,19 @@ pub struct State {
     pub ignore_range: bool,
     /// Path → bytes after which the next response to it is cut (once).
     pub cut_once: HashMap<String, usize>,
+    /// Path → the `Content-Length` announced instead of the file's (its
+    /// real bytes follow, then the connection closes).
+    pub announce_length: HashMap<String, u64>,
+    /// Paths answered with 200, no `Content-Length` and zeros until the
+    /// client hangs up (or [`ENDLESS_SAFETY_NET`] bytes, so that a client
+    /// that never stops cannot fill the test machine's disk).
+    pub endless: HashSet<String>,
+    /// Path → `Location` of a `302 Found`.
+    pub redirects: HashMap<String, String>,
 }
+
+/// The most an "endless" body sends before the server gives up.
+pub const ENDLESS_SAFETY_NET: usize = 64 << 20;
 
 pub struct Server {
     pub port: u16,
@@ -72,13 +86,27 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             }
         }
     }
-    let (body, ignore_range, cut) = {
+    let (body, ignore_range, cut, announce, endless, redirect) = {
         let mut s = state.lock().unwrap();
         s.log.push((path.clone(), range.clone()));
         let cut = s.cut_once.remove(&path);
-        (s.files.get(&path).cloned(), s.ignore_range, cut)
+        let announce = s.announce_length.get(&path).copied();
+        (
+            s.files.get(&path).cloned(),
+            s.ignore_range,
+            cut,
+            announce,
+            s.endless.contains(&path),
+            s.redirects.get(&path).cloned(),
+        )
     };
     let mut out = stream;
+    if let Some(to) = redirect {
+        return write!(out, "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    }
+    if endless {
+        return endless_body(out);
+    }
     let Some(body) = body else {
         let msg = b"not found";
         write!(out, "HTTP/1.1 404 Not Found\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", msg.len())?;
@@ -103,7 +131,8 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
             &body[s..]
         }
         None => {
-            write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")?;
+            let announced = announce.unwrap_or(len as u64);
+            write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {announced}\r\nConnection: close\r\n\r\n")?;
             &body[..]
         }
     };
@@ -116,6 +145,18 @@ fn handle(stream: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         }
         _ => out.write_all(part),
     }
+}
+
+/// 200 with no length and zeros until the client hangs up (or the safety net).
+fn endless_body(mut out: TcpStream) -> std::io::Result<()> {
+    write!(out, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")?;
+    let zeros = vec![0u8; 1 << 16];
+    let mut sent = 0;
+    while sent < ENDLESS_SAFETY_NET {
+        out.write_all(&zeros)?;
+        sent += zeros.len();
+    }
+    Ok(())
 }
 
 /// Every file under `dir`, recursively (what a fetch left in its cache).

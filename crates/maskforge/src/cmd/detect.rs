@@ -51,8 +51,9 @@ pub struct DetectorOpts {
     /// Folder with the dlib models [default: $MASKFORGE_MODELS, else the project's models/].
     #[arg(long)]
     pub models: Option<PathBuf>,
-    /// Skip images with more pixels than this (checked from the header, before decoding).
-    #[arg(long, default_value_t = 100_000_000)]
+    /// Skip images with more pixels than this (checked from the header, before decoding);
+    /// at most 1000000000.
+    #[arg(long, default_value_t = 100_000_000, value_parser = common::parse_max_pixels)]
     pub max_pixels: u64,
 }
 
@@ -83,8 +84,8 @@ pub struct DetectArgs {
     /// Also write each photo with boxes and landmarks drawn, to OUT/overlays/.
     #[arg(long)]
     pub overlay: bool,
-    /// Worker threads (default: all cores).
-    #[arg(long, short)]
+    /// Worker threads (default: all cores), at most 1024.
+    #[arg(long, short, value_parser = common::jobs_parser("--jobs"))]
     pub jobs: Option<usize>,
     /// Process the images named in this file instead of walking INPUT: one path relative to
     /// INPUT a line (blank lines and `#` comments ignored), or a manifest CSV as `split` writes
@@ -96,9 +97,9 @@ pub struct DetectArgs {
 }
 
 /// The photos to detect: the walk's or the list's, with the problems of finding them.
-fn photos(root: &Path, list: Option<&Path>) -> Result<(Vec<PathBuf>, Vec<Failure>)> {
+fn photos(root: &Path, list: Option<&Path>, out: &Path) -> Result<(Vec<PathBuf>, Vec<Failure>)> {
     let Some(file) = list else {
-        let walk = walk_images(root);
+        let walk = walk_images(root, &[out]);
         return Ok((walk.images, walk.failures));
     };
     let list = read_image_list(file)?;
@@ -120,15 +121,17 @@ pub fn run(args: DetectArgs) -> Result<()> {
     let mut inputs = vec![root.as_path()];
     inputs.extend(args.list.as_deref());
     check_disjoint(&inputs, &outputs)?;
+    common::check_cache_folder(&[root, &args.out])?;
     let config = args.detector.config();
     let detector = Detector::new(&config)?;
-    let (images, find_failures) = photos(root, args.list.as_deref())?;
+    let (images, find_failures) = photos(root, args.list.as_deref(), &args.out)?;
     let tree = DetectTree {
         root: root.clone(),
         images,
         out: args.out.clone(),
         overlay: args.overlay,
         limits: args.detector.limits(),
+        decode_budget: maskforge_imageio::DecodeBudget::from_available_memory(),
     };
     let mut run = tree.open(&DetectSettings::of(&config))?;
     let pool = common::thread_pool(args.jobs)?;

@@ -108,8 +108,8 @@ pub struct MaskArgs {
     /// Seed of every random choice (template, colour, variant, placement jitter).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Worker threads (default: all cores). Outputs do not depend on it.
-    #[arg(long, short)]
+    /// Worker threads (default: all cores), at most 1024. Outputs do not depend on it.
+    #[arg(long, short, value_parser = common::jobs_parser("--jobs"))]
     pub jobs: Option<usize>,
     /// Process only shard I of N (1-based), e.g. `--shard 3/8`: a fixed share of the
     /// images chosen by a hash of their paths. Merge shards with `maskforge merge`.
@@ -329,6 +329,15 @@ fn check_paths(args: &MaskArgs, root: &Path, out: &Path) -> Result<()> {
         inputs.push(file.as_path());
     }
     check_disjoint(&inputs, &outputs)?;
+    let mut folders = vec![root];
+    if !args.preview_only {
+        folders.push(out);
+    }
+    common::check_cache_folder(&folders)?;
+    if let Some(preview) = &args.preview {
+        let seg: Vec<&Path> = args.seg_dir.iter().map(PathBuf::as_path).collect();
+        maskforge_pipeline::check_preview_path(preview, (!args.preview_only).then_some(out), &seg)?;
+    }
     if let Some(seg) = &args.seg_dir {
         if !args.preview_only && resolve_existing_prefix(seg)?.starts_with(resolve_existing_prefix(out)?) {
             bail!("--seg-dir must not be inside the output folder (ImageFolder readers would take it for a class)");
@@ -368,6 +377,7 @@ fn mask_options(args: &MaskArgs, out: PathBuf) -> Result<MaskOptions> {
         seed: args.seed,
         faces: FaceFilter { min_face: args.detector.min_face, largest_only: args.largest_only },
         limits: args.detector.limits(),
+        decode_budget: maskforge_imageio::DecodeBudget::from_available_memory(),
         write: !args.preview_only,
         labels: args.labels.clone(),
         bare_faces: (args.bare_faces != "skip").then(|| args.bare_faces.clone()),
@@ -390,7 +400,8 @@ pub fn run(args: MaskArgs) -> Result<()> {
     }
     check_paths(&args, &root, &opts.out)?;
 
-    let mut inputs = Inputs::new(&root, args.list.as_deref(), shard, args.limit, args.format)?;
+    let outputs: Vec<&Path> = [Some(opts.out.as_path()), args.seg_dir.as_deref()].into_iter().flatten().collect();
+    let mut inputs = Inputs::new(&root, args.list.as_deref(), &outputs, shard, args.limit, args.format)?;
     let (from_file, file_settings) = faces_from_file(&args, &mut inputs)?.unzip();
     let pipeline = Pipeline::new(opts, synth, inputs.ext_suffixed.clone())?;
     let pool = common::thread_pool(args.jobs)?;

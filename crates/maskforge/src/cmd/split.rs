@@ -77,10 +77,10 @@ pub struct SplitArgs {
     pub mode: ModeArg,
     /// Skip images with more pixels than this (checked from the header, before
     /// decoding); at most 1000000000.
-    #[arg(long, default_value_t = 100_000_000, value_parser = parse_max_pixels)]
+    #[arg(long, default_value_t = 100_000_000, value_parser = common::parse_max_pixels)]
     pub max_pixels: u64,
     /// Worker threads (default: all cores), at most 1024. The output does not depend on it.
-    #[arg(long, short, value_parser = parse_jobs)]
+    #[arg(long, short, value_parser = common::jobs_parser("--jobs"))]
     pub jobs: Option<usize>,
     /// Write the split even when ROOT has a single class folder (a classifier
     /// needs two; by default this is an error).
@@ -96,30 +96,9 @@ pub struct SplitArgs {
 /// The largest `--stats-size`: every image is resized to N×N (3·N² bytes per
 /// worker thread), so an unbounded N is an unbounded allocation.
 pub const MAX_STATS_SIZE: u32 = 4096;
-/// The largest `--max-pixels`: images up to this many pixels are decoded
-/// (about 3 bytes each per worker thread).
-pub const MAX_PIXELS_LIMIT: u64 = 1_000_000_000;
-/// The largest `--jobs`.
-pub const MAX_JOBS: usize = 1024;
-
-fn parse_bounded(s: &str, min: u64, max: u64, what: &str) -> Result<u64, String> {
-    let n: u64 = s.trim().parse().map_err(|_| format!("{s:?} is not a whole number"))?;
-    if n < min || n > max {
-        return Err(format!("{n} is out of range: {what} must be {min}..={max}"));
-    }
-    Ok(n)
-}
 
 fn parse_stats_size(s: &str) -> Result<u32, String> {
-    parse_bounded(s, 1, MAX_STATS_SIZE as u64, "N (images are resized to N×N)").map(|n| n as u32)
-}
-
-fn parse_max_pixels(s: &str) -> Result<u64, String> {
-    parse_bounded(s, 1, MAX_PIXELS_LIMIT, "the pixel limit")
-}
-
-fn parse_jobs(s: &str) -> Result<usize, String> {
-    parse_bounded(s, 0, MAX_JOBS as u64, "the thread count (0: all cores)").map(|n| n as usize)
+    common::parse_bounded(s, "--stats-size", 1, MAX_STATS_SIZE as u64, " (images are resized to N×N)").map(|n| n as u32)
 }
 
 fn parse_group_by(s: &str) -> Result<GroupBy, String> {
@@ -137,10 +116,10 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub no_decode: bool,
     /// Images with more pixels than this count as not decodable (at most 1000000000).
-    #[arg(long, default_value_t = 100_000_000, value_parser = parse_max_pixels)]
+    #[arg(long, default_value_t = 100_000_000, value_parser = common::parse_max_pixels)]
     pub max_pixels: u64,
     /// Worker threads (default: all cores), at most 1024.
-    #[arg(long, short, value_parser = parse_jobs)]
+    #[arg(long, short, value_parser = common::jobs_parser("--jobs"))]
     pub jobs: Option<usize>,
 }
 
@@ -158,10 +137,10 @@ pub struct StatsArgs {
     #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Skip images with more pixels than this (at most 1000000000).
-    #[arg(long, default_value_t = 100_000_000, value_parser = parse_max_pixels)]
+    #[arg(long, default_value_t = 100_000_000, value_parser = common::parse_max_pixels)]
     pub max_pixels: u64,
     /// Worker threads (default: all cores), at most 1024. The result does not depend on it.
-    #[arg(long, short, value_parser = parse_jobs)]
+    #[arg(long, short, value_parser = common::jobs_parser("--jobs"))]
     pub jobs: Option<usize>,
 }
 

@@ -126,7 +126,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// Image decoding threads, up to 1024 [default: all cores].
-    #[arg(long, short = 'j', alias = "jobs")]
+    #[arg(long, short = 'j', alias = "jobs", value_parser = common::jobs_parser("--workers"))]
     pub workers: Option<usize>,
     /// Batches prepared ahead of the model, 1 to 64 [default: 4].
     #[arg(long)]
@@ -138,7 +138,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub no_amp: bool,
     /// Skip images with more pixels than this, at most 1000000000 [default: 100000000].
-    #[arg(long)]
+    #[arg(long, value_parser = common::parse_max_pixels)]
     pub max_pixels: Option<u64>,
 }
 
@@ -366,13 +366,13 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
     /// Image decoding threads, up to 1024 [default: all cores].
-    #[arg(long, short = 'j', alias = "jobs")]
+    #[arg(long, short = 'j', alias = "jobs", value_parser = common::jobs_parser("--workers"))]
     pub workers: Option<usize>,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Skip images with more pixels than this, at most 1000000000.
-    #[arg(long, default_value_t = 100_000_000)]
+    #[arg(long, default_value_t = 100_000_000, value_parser = common::parse_max_pixels)]
     pub max_pixels: u64,
 }
 
@@ -460,8 +460,8 @@ mod predict {
         /// auto, cpu, cuda or cuda:N.
         #[arg(long, default_value = "auto")]
         pub device: String,
-        /// Face-detection threads [default: all cores].
-        #[arg(long, short)]
+        /// Face-detection threads, up to 1024 [default: all cores].
+        #[arg(long, short, value_parser = common::jobs_parser("--jobs"))]
         pub jobs: Option<usize>,
         #[command(flatten)]
         pub detector: DetectorOpts,
@@ -481,7 +481,7 @@ mod predict {
         let device = maskforge_train::device::parse_device(&args.device)?;
         check_disjoint(&[&args.input], &[Output::new(&args.out, "output folder")])?;
         let (root, photos, walk_failures) = if args.input.is_dir() {
-            let walk = walk_images(&args.input);
+            let walk = walk_images(&args.input, &[&args.out]);
             (args.input.clone(), walk.images, walk.failures)
         } else if args.input.is_file() {
             (args.input.parent().map(Path::to_path_buf).unwrap_or_default(), vec![args.input.clone()], Vec::new())
@@ -502,6 +502,7 @@ mod predict {
             crop_margin: args.crop_margin,
             explain,
             limits: args.detector.limits(),
+            decode_budget: maskforge_imageio::DecodeBudget::from_available_memory(),
         };
         opts.check(s)?;
         let finder = DlibFinder(Detector::new(&args.detector.config())?);

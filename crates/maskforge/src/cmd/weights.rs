@@ -5,7 +5,10 @@
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use maskforge_weights::{cache_dir, cached_file, read_provenance, FetchRequest, Model, Progress, Source};
+use maskforge_weights::fetch::parse_max_bytes;
+use maskforge_weights::{
+    cache_dir, cached_file, read_provenance, FetchRequest, Model, Progress, Source, DEFAULT_MAX_BYTES,
+};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -46,6 +49,11 @@ pub struct FetchArgs {
     /// Fetch and convert again even when the cache already holds this checkpoint.
     #[arg(long)]
     pub force: bool,
+    /// Refuse a checkpoint (download or --file) of more than N bytes: digits, optionally followed
+    /// by KiB, MiB or GiB (512MiB, 1GiB). The default, 256 MiB, has room for ResNet50's 98 MiB,
+    /// the largest published one.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_BYTES, value_parser = parse_max_bytes)]
+    pub max_bytes: u64,
 }
 
 #[derive(Args, Debug)]
@@ -111,8 +119,14 @@ fn run_fetch(a: FetchArgs) -> Result<()> {
         (None, None) => Source::Url(a.arch.official_url().to_string()),
     };
     eprintln!("{}: {} -> {}", a.arch, source.describe(), cached_file(&cache.dir, a.arch).display());
-    let req =
-        FetchRequest { model: a.arch, source, sha256: a.sha256.clone(), cache_dir: cache.dir.clone(), force: a.force };
+    let req = FetchRequest {
+        model: a.arch,
+        source,
+        sha256: a.sha256.clone(),
+        cache_dir: cache.dir.clone(),
+        force: a.force,
+        max_bytes: a.max_bytes,
+    };
     let mut bar = Bar(None);
     let got = maskforge_weights::fetch(&req, &mut bar);
     bar.finish();
