@@ -483,3 +483,55 @@ fn the_raster_cache_is_reused_and_never_changes_an_output() {
         }
     }
 }
+
+/// `--draws 3`: three masked outputs per face and variant, each its own draw
+/// (template, colour, placement), the first exactly a single draw's output,
+/// and `split` keeps all of them with their unmasked twin in one group.
+#[test]
+fn draws_give_independent_masks_of_one_source_in_one_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for name in ["obama.jpg", "biden.jpg"] {
+        std::fs::copy(samples().join(name), input.join(name)).unwrap();
+    }
+    let common = ["--variants", "correct", "--crop-size", "96", "--unmasked", "copy", "--seed", "4"];
+    let (one, three) = (dir.path().join("one"), dir.path().join("three"));
+    mask(&input, &one, &common);
+    mask(&input, &three, &[&common[..], &["--draws", "3"]].concat());
+    let files = tree(&three);
+    for name in ["obama", "biden"] {
+        let draws: Vec<&Vec<u8>> = ["", "__draw1", "__draw2"]
+            .iter()
+            .map(|d| files.get(&format!("correct/{name}{d}.jpg")).unwrap_or_else(|| panic!("{name}{d} missing")))
+            .collect();
+        assert_eq!(*draws[0], std::fs::read(one.join(format!("correct/{name}.jpg"))).unwrap(), "first draw");
+        assert!(draws[0] != draws[1] && draws[1] != draws[2] && draws[0] != draws[2], "{name}: draws repeat");
+    }
+    assert!(!files.contains_key("unmasked/obama__draw1.jpg"), "one unmasked twin per face, not per draw");
+    // The annotation rows of one face: three different draws of template and colour.
+    let csv = String::from_utf8(files["annotations.csv"].clone()).unwrap();
+    let looks: BTreeSet<String> = csv
+        .lines()
+        .filter(|l| l.starts_with("obama.jpg,correct/"))
+        .map(|l| l.split(',').skip(5).take(2).collect::<Vec<_>>().join(","))
+        .collect();
+    assert!(looks.len() >= 2, "draws share template and colour: {looks:?}");
+    let manifests = dir.path().join("manifests");
+    let o = maskforge().arg("split").arg(&three).arg("--out").arg(&manifests).args(["--val", "0.5"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for split in ["train.csv", "val.csv"] {
+        let text = std::fs::read_to_string(manifests.join(split)).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split(',').collect();
+            groups.entry(f[3].to_string()).or_default().insert(format!("{split}:{}", f[0]));
+        }
+    }
+    assert_eq!(groups.len(), 2, "{groups:?}");
+    for members in groups.values() {
+        assert_eq!(members.len(), 4, "three draws and the twin: {members:?}");
+        let split_of = |m: &String| m.split(':').next().unwrap().to_string();
+        assert_eq!(members.iter().map(split_of).collect::<BTreeSet<_>>().len(), 1, "a group spans both splits");
+    }
+}

@@ -127,3 +127,66 @@ fn a_mask_on_a_dark_blurred_or_grey_photo_is_dark_blurred_or_grey() {
         pts.iter().filter(|&&(x, y)| normal.get_pixel(x, y).0.iter().max() != normal.get_pixel(x, y).0.iter().min());
     assert!(tinted.count() > pts.len() / 2, "the normal photo's mask takes no tint at all");
 }
+
+/// The marker segments of a JPEG before its first scan that say how it was
+/// encoded (quantisation tables, frame with its sampling factors) and what it
+/// carries (APPn: EXIF, ICC, ...), as `(marker, length, hash of the payload)`.
+fn jpeg_segments(bytes: &[u8]) -> Vec<(u8, usize, u64)> {
+    assert_eq!(&bytes[..2], [0xFF, 0xD8], "not a JPEG");
+    let mut segments = Vec::new();
+    let mut i = 2;
+    while i + 4 <= bytes.len() && bytes[i] == 0xFF && bytes[i + 1] != 0xDA {
+        let marker = bytes[i + 1];
+        let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+        if marker == 0xDB || (0xC0..=0xC2).contains(&marker) || (0xE1..=0xEF).contains(&marker) {
+            let payload = &bytes[i + 4..i + 2 + len];
+            segments.push((marker, payload.len(), maskforge_mask::rng::stable_hash(payload)));
+        }
+        i += 2 + len;
+    }
+    segments
+}
+
+/// `--unmasked copy` (the default way to make an unmasked class): each twin is
+/// written as its masked sibling is, so the two differ only where the mask
+/// and its contact shadow are. Before, the twin kept the original's bytes:
+/// another encoder, quality and metadata, a cue a model learns instead of the
+/// mask (real masked photos, never re-encoded by us, then looked unmasked).
+#[test]
+fn unmasked_twins_differ_from_their_masked_siblings_only_where_the_mask_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, out, seg) = (dir.path().join("in"), dir.path().join("out"), dir.path().join("seg"));
+    std::fs::create_dir_all(&input).unwrap();
+    for name in ["obama.jpg", "biden.jpg", "obama2.jpg"] {
+        std::fs::copy(common::samples().join(name), input.join(name)).unwrap();
+    }
+    let args = ["--variants", "correct,nose_exposed", "--unmasked", "copy", "--seg-dir", seg.to_str().unwrap()];
+    mask_ok(&input, &out, &args);
+    let mut pairs = 0;
+    for name in ["obama.jpg", "biden.jpg", "obama2.jpg"] {
+        let twin_bytes = std::fs::read(out.join("unmasked").join(name)).unwrap();
+        let twin = image::load_from_memory(&twin_bytes).unwrap().to_rgb8();
+        for variant in ["correct", "nose_exposed"] {
+            let masked_bytes = std::fs::read(out.join(variant).join(name)).unwrap();
+            assert_eq!(jpeg_segments(&masked_bytes), jpeg_segments(&twin_bytes), "{variant}/{name}: encoding differs");
+            let masked = image::load_from_memory(&masked_bytes).unwrap().to_rgb8();
+            assert_eq!(masked.dimensions(), twin.dimensions(), "{variant}/{name}");
+            let region = image::open(seg.join(variant).join(name).with_extension("png")).unwrap().to_luma8();
+            // The shadow reaches ~0.1 face widths past the mask; JPEG blocks are 8 px.
+            let face_width = region
+                .enumerate_pixels()
+                .filter(|p| p.2 .0[0] > 0)
+                .map(|p| p.0)
+                .fold((u32::MAX, 0), |(lo, hi), x| (lo.min(x), hi.max(x)));
+            let reach = (0.15 * (face_width.1 - face_width.0) as f32) as u8 + 16;
+            let near = imageproc::morphology::dilate(&region, imageproc::distance_transform::Norm::LInf, reach);
+            let differing = masked
+                .enumerate_pixels()
+                .filter(|(x, y, p)| near.get_pixel(*x, *y).0[0] == 0 && *p != twin.get_pixel(*x, *y))
+                .count();
+            assert_eq!(differing, 0, "{variant}/{name}: pixels away from the mask differ from the unmasked twin");
+            pairs += 1;
+        }
+    }
+    assert_eq!(pairs, 6);
+}

@@ -126,6 +126,24 @@ pub fn extension_collisions<'a>(sources: impl IntoIterator<Item = &'a str>) -> H
     by_stem.into_values().filter(|l| l.len() > 1).flatten().map(str::to_string).collect()
 }
 
+/// The name of draw `draw` of `output` (`--draws`): the output itself for
+/// the first draw, `stem__drawK.ext` for the others.
+pub fn with_draw(output: String, draw: u32) -> String {
+    if draw == 0 {
+        return output;
+    }
+    let (dir, file) = output.rsplit_once('/').map_or(("", output.as_str()), |(d, f)| (d, f));
+    let file = match file.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}__draw{draw}.{ext}"),
+        _ => format!("{file}__draw{draw}"),
+    };
+    if dir.is_empty() {
+        file
+    } else {
+        format!("{dir}/{file}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,9 +161,17 @@ mod tests {
     }
 
     #[test]
+    fn later_draws_get_a_suffix_before_the_extension() {
+        assert_eq!(with_draw("correct/p/a.jpg".into(), 0), "correct/p/a.jpg");
+        assert_eq!(with_draw("correct/p/a__face1.jpg".into(), 2), "correct/p/a__face1__draw2.jpg");
+        assert_eq!(with_draw("correct/a".into(), 1), "correct/a__draw1");
+        assert_eq!(with_draw("a.png".into(), 3), "a__draw3.png");
+    }
+
+    #[test]
     fn shared_classes_get_variant_suffixes_and_crops_face_suffixes() {
         let map = [("correct", "masked"), ("nose_exposed", "incorrect"), ("chin", "incorrect"), ("unmasked", "plain")];
-        let n = naming(VariantMode::Each, &map, UnmaskedMode::Copy, OutputFormat::Same, &[]);
+        let n = naming(VariantMode::Each, &map, UnmaskedMode::Encode, OutputFormat::Same, &[]);
         assert_eq!(n.output_rel("p/a.jpg", "masked", "correct", None, false), "masked/p/a.jpg");
         assert_eq!(n.output_rel("p/a.jpg", "incorrect", "chin", Some(0), false), "incorrect/p/a__chin.jpg");
         assert_eq!(n.output_rel("a.jpg", "incorrect", "chin", Some(2), false), "incorrect/a__chin__face2.jpg");

@@ -29,9 +29,15 @@ pub enum VariantMode {
 pub enum UnmaskedMode {
     /// No unmasked class.
     None,
-    /// Copy the original files (crops with --crop-size).
-    Copy,
-    /// Hard-link the originals (copies where the file system cannot link).
+    /// The decoded original written exactly as its masked siblings are (orientation,
+    /// crop, format, encoder and quality, no metadata), so a pair differs only where
+    /// the mask is (crops with --crop-size). `copy` is an alias.
+    #[cfg_attr(feature = "clap", value(alias = "copy"))]
+    Encode,
+    /// The original files' own bytes (their encoding is a cue a model can learn
+    /// instead of the mask: only on purpose).
+    Bytes,
+    /// Hard-link the originals' bytes (copies where the file system cannot link).
     Hardlink,
     /// Symlink to the originals' absolute paths.
     Symlink,
@@ -116,6 +122,9 @@ pub struct MaskOptions {
     /// Wear variants with their weights, in canonical order ([`parse_variants`]).
     pub variants: Vec<(MaskVariant, f32)>,
     pub mode: VariantMode,
+    /// Masked outputs per face and variant, each from its own draws of
+    /// template, colour and placement (`--draws`; 1: one, as before).
+    pub draws: u32,
     /// Class folder per variant name and `unmasked` ([`parse_class_map`]); missing: the name itself.
     pub class_map: HashMap<String, String>,
     pub unmasked: UnmaskedMode,
@@ -144,6 +153,9 @@ pub struct MaskOptions {
 /// Largest crop size (a 8192² RGB crop is 200 MB).
 pub const MAX_CROP_SIZE: u32 = 8192;
 
+/// Most `--draws`: each is a full output per face and variant.
+pub const MAX_DRAWS: u32 = 64;
+
 impl MaskOptions {
     /// Refuses numbers that would make nonsense outputs or unbounded
     /// allocations, before anything is written.
@@ -152,6 +164,9 @@ impl MaskOptions {
         if !(self.crop_margin.is_finite() && (0.0..=2.0).contains(&self.crop_margin)) {
             let m = self.crop_margin;
             return bad(format!("--crop-margin {m}: must be a number from 0 to 2 (fraction of the face box per side)"));
+        }
+        if !(1..=MAX_DRAWS).contains(&self.draws) {
+            return bad(format!("--draws {}: must be from 1 to {MAX_DRAWS}", self.draws));
         }
         if self.crop_size > MAX_CROP_SIZE {
             return bad(format!("--crop-size {}: must be at most {MAX_CROP_SIZE}", self.crop_size));

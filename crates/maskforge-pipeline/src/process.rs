@@ -5,7 +5,7 @@
 //! come from `(seed, relative path, face index)`, so the result does not
 //! depend on threads or order.
 
-use crate::naming::{Naming, BARE_KEY, UNMASKED_KEY};
+use crate::naming::{with_draw, Naming, BARE_KEY, UNMASKED_KEY};
 use crate::options::{MaskOptions, UnmaskedMode, VariantMode};
 use crate::record::Record;
 use crate::source::{FaceSource, FoundFaces};
@@ -72,6 +72,8 @@ struct Masked {
     /// Detected faces left bare in `image`: not masked (under `--min-face`,
     /// not the largest) or not placeable.
     bare: usize,
+    /// Which of the `--draws` this is (0: the output a single draw makes).
+    draw: u32,
 }
 
 /// A face as it appears in an output: in the source's own coordinates
@@ -253,26 +255,9 @@ impl Pipeline {
         rel: &str,
         outcome: &mut ImageOutcome,
     ) -> Result<(), PipelineError> {
-        let (seed, faces) = (self.opts.seed, &found.faces);
-        // Styles per face, from the face's own stream; the variants' placements
-        // fork the stream as it is after the style was drawn.
-        let mut face_rngs: Vec<SplitMix64> = (0..faces.len()).map(|i| SplitMix64::for_face(seed, rel, i)).collect();
-        let styles: Vec<MaskStyle> =
-            face_rngs.iter_mut().map(|r| self.synth.choose_style(r)).collect::<Result<_, _>>()?;
         let mut masked_any = false;
-        for vs in self.face_variants(rel, faces.len()) {
-            let start = Instant::now();
-            let masked = self.draw_variants(img, found, &vs, &styles, &face_rngs, &mut outcome.record);
-            outcome.times.masks += start.elapsed();
-            let Some(masked) = masked else { continue };
-            masked_any = true;
-            let start = Instant::now();
-            if self.opts.crop_size == 0 {
-                self.emit_whole(rel, &masked, found, &styles, outcome)?;
-            } else {
-                self.emit_crops(rel, &masked, found, &styles, outcome)?;
-            }
-            outcome.times.write += start.elapsed();
+        for draw in 0..self.opts.draws {
+            masked_any |= self.mask_draw(img, found, rel, draw, outcome)?;
         }
         // The original, as the unmasked class (only where a face was masked, so the
         // class holds the same kind of photos as the masked ones).
@@ -282,6 +267,46 @@ impl Pipeline {
             outcome.times.write += start.elapsed();
         }
         Ok(())
+    }
+
+    /// Every variant of draw `draw` of an image's masks; whether any face
+    /// took one.
+    fn mask_draw(
+        &self,
+        img: &RgbImage,
+        found: &FoundFaces,
+        rel: &str,
+        draw: u32,
+        outcome: &mut ImageOutcome,
+    ) -> Result<bool, PipelineError> {
+        let (seed, faces) = (self.opts.seed, &found.faces);
+        // Styles per face, from the face's own stream; the variants' placements
+        // fork the stream as it is after the style was drawn. Later draws fork
+        // the face's stream first, so the first draw is what a single one makes.
+        let face_rng = |i: usize| match draw {
+            0 => SplitMix64::for_face(seed, rel, i),
+            d => SplitMix64::for_face(seed, rel, i).fork(&format!("draw{d}")),
+        };
+        let mut face_rngs: Vec<SplitMix64> = (0..faces.len()).map(face_rng).collect();
+        let styles: Vec<MaskStyle> =
+            face_rngs.iter_mut().map(|r| self.synth.choose_style(r)).collect::<Result<_, _>>()?;
+        let mut masked_any = false;
+        for vs in self.face_variants(rel, faces.len()) {
+            let start = Instant::now();
+            let masked = self.draw_variants(img, found, &vs, &styles, &face_rngs, &mut outcome.record);
+            outcome.times.masks += start.elapsed();
+            let Some(mut masked) = masked else { continue };
+            masked.draw = draw;
+            masked_any = true;
+            let start = Instant::now();
+            if self.opts.crop_size == 0 {
+                self.emit_whole(rel, &masked, found, &styles, outcome)?;
+            } else {
+                self.emit_crops(rel, &masked, found, &styles, outcome)?;
+            }
+            outcome.times.write += start.elapsed();
+        }
+        Ok(masked_any)
     }
 
     /// The masked copies an image gets, each as a variant per face: every
@@ -337,7 +362,7 @@ impl Pipeline {
         let unplaced = placements.iter().filter(|p| p.is_none()).count();
         // Bare: not placeable, or found but not to be masked (small, not the largest).
         let bare = unplaced + found.found.saturating_sub(faces.len());
-        (unplaced < faces.len()).then_some(Masked { variants: vs.to_vec(), image, seg, placements, bare })
+        (unplaced < faces.len()).then_some(Masked { variants: vs.to_vec(), image, seg, placements, bare, draw: 0 })
     }
 
     /// One output for all faces of a variant.
@@ -367,7 +392,7 @@ impl Pipeline {
                 self.naming.class_of(BARE_KEY)
             }
         };
-        let output = self.naming.output_rel(rel, class, v, None, false);
+        let output = with_draw(self.naming.output_rel(rel, class, v, None, false), m.draw);
         let target = Target { source: rel, output, variant: v, class };
         if self.opts.write {
             self.write_image(&m.image, &target.output)?;
@@ -406,7 +431,7 @@ impl Pipeline {
             let class = self.naming.class_of(v);
             let crop = crop_face(&m.image, face, size, margin);
             let map = CropTransform::for_face(face, size, margin);
-            let output = self.naming.output_rel(rel, class, v, Some(i), false);
+            let output = with_draw(self.naming.output_rel(rel, class, v, Some(i), false), m.draw);
             let target = Target { source: rel, output, variant: v, class };
             if self.opts.write {
                 self.write_image(&crop, &target.output)?;
@@ -437,9 +462,15 @@ impl Pipeline {
         let class = self.naming.class_of(UNMASKED_KEY);
         let seed = self.opts.seed;
         if self.opts.crop_size == 0 {
-            let output = self.naming.output_rel(rel, class, UNMASKED_KEY, None, true);
+            // Re-encoded originals are named (and so encoded) as their masked siblings.
+            let keep_ext = self.opts.unmasked != UnmaskedMode::Encode;
+            let output = self.naming.output_rel(rel, class, UNMASKED_KEY, None, keep_ext);
             let target = Target { source: rel, output, variant: UNMASKED_VARIANT, class };
-            self.link_original(path, &target.output)?;
+            if self.opts.unmasked == UnmaskedMode::Encode {
+                self.write_image(img, &target.output)?;
+            } else {
+                self.link_original(path, &target.output)?;
+            }
             rec.rows.push(target.row(seed, None, None, String::new()));
             rec.outputs.push(target.output);
             return Ok(());
@@ -492,8 +523,8 @@ impl Pipeline {
         let tmp = maskforge_imageio::temp_path_for(&target, "link");
         let _ = std::fs::remove_file(&tmp);
         match self.opts.unmasked {
-            UnmaskedMode::None => return Ok(()),
-            UnmaskedMode::Copy => return copy(),
+            UnmaskedMode::None | UnmaskedMode::Encode => return Ok(()),
+            UnmaskedMode::Bytes => return copy(),
             UnmaskedMode::Hardlink => {
                 if std::fs::hard_link(src, &tmp).is_err() {
                     // Another file system, or links not allowed: copy instead.

@@ -32,6 +32,9 @@ pub struct Settings {
     tool: &'static str,
     variants: Vec<(String, f32)>,
     mode: VariantMode,
+    /// Left out at 1, so folders made before `--draws` existed still resume.
+    #[serde(skip_serializing_if = "is_one")]
+    draws: u32,
     classes: BTreeMap<String, String>,
     unmasked: UnmaskedMode,
     templates: Vec<(String, String)>,
@@ -63,6 +66,10 @@ pub struct Settings {
     segmentation: bool,
 }
 
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
 impl Settings {
     /// The settings of a pipeline built from `synth` options, with faces found as `detector` says.
     pub fn new(pipeline: &Pipeline, synth: &SynthOptions, detector: &DetectorSettings) -> Settings {
@@ -72,6 +79,7 @@ impl Settings {
             tool: concat!("maskforge mask ", env!("CARGO_PKG_VERSION")),
             variants: opts.variants.iter().map(|(v, w)| (v.as_str().to_string(), *w)).collect(),
             mode: opts.mode,
+            draws: opts.draws,
             classes: pipeline.naming().classes(),
             unmasked: opts.unmasked,
             templates: templates.iter().map(|t| (t.name().to_string(), format!("{:016x}", t.fingerprint))).collect(),

@@ -40,6 +40,12 @@ pub struct MaskArgs {
     /// drawn with the proportions of --variants (per face with --crop-size).
     #[arg(long, value_enum, default_value = "each")]
     pub mode: VariantMode,
+    /// Masked outputs per face and variant (1 to 64), each with its own draw of template,
+    /// colour and placement: more samples from few source photos. The first is the output a
+    /// run without --draws makes; the others are named `NAME__drawK.EXT`. All share their
+    /// source, so `split` keeps them in one group.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub draws: u32,
     /// Class folder per variant (and `unmasked`), e.g.
     /// `correct=masked,nose_exposed=incorrect,chin=incorrect,chin_exposed=incorrect`.
     /// Default: the variant's name. Variants sharing a class get a `__<variant>` file-name suffix.
@@ -368,6 +374,7 @@ fn mask_options(args: &MaskArgs, out: PathBuf) -> Result<MaskOptions> {
         seg_dir: args.seg_dir.clone(),
         variants: parse_variants(&args.variants)?,
         mode: args.mode,
+        draws: args.draws,
         class_map: parse_class_map(args.class_map.as_deref())?,
         unmasked: args.unmasked,
         crop_size: args.crop_size,
