@@ -132,6 +132,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("maskforge-mask", 1),
     ("maskforge-weights", 1),
     ("maskforge-pipeline", 2),
+    ("maskforge-audit", 2),
     ("maskforge-split", 2),
     ("maskforge-train-core", 2),
     ("maskforge-landmarks", 3),

@@ -138,6 +138,18 @@ impl AnnotationRow {
         self.variant == UNMASKED_VARIANT
     }
 
+    /// The points of `mask_polygon` (the reader of [`polygon_text`]'s
+    /// `x y;x y;...`); points that do not parse are left out.
+    pub fn mask_polygon_points(&self) -> Vec<(f32, f32)> {
+        self.mask_polygon
+            .split(';')
+            .filter_map(|p| {
+                let (x, y) = p.trim().split_once(' ')?;
+                Some((x.parse().ok()?, y.parse().ok()?))
+            })
+            .collect()
+    }
+
     /// The fields in column order.
     pub fn to_fields(&self) -> Vec<String> {
         let mut r = Vec::with_capacity(ANNOTATION_COLUMNS);

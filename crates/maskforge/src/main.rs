@@ -47,6 +47,11 @@ enum Command {
     /// Detect, crop and classify faces in photos; annotated images and a CSV.
     #[cfg(all(feature = "tch", feature = "dlib"))]
     Predict(cmd::train::PredictArgs),
+    /// Shortcut audit of a dataset (ImageFolder tree or manifest): per class, everything that is
+    /// not the label (format, JPEG quality, subsampling, EXIF/ICC, size, brightness, colour,
+    /// sharpness, noise) and a probe classifier on those cues that must stay at chance. Exits
+    /// with status 2 when a cue other than the label separates the classes.
+    Audit(cmd::audit::AuditArgs),
     /// Pretrained ImageNet weights: `weights fetch ARCH` downloads torchvision's checkpoint,
     /// checks it and caches it as safetensors for `train --weights imagenet`.
     Weights(cmd::weights::WeightsArgs),
@@ -71,6 +76,7 @@ fn main() {
         #[cfg(all(feature = "tch", feature = "dlib"))]
         Command::Predict(args) => cmd::train::run_predict(args),
         Command::Weights(args) => cmd::weights::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
     };
     if let Err(err) = result {
         eprintln!("error: {}", one_line(&err));

@@ -1,3 +1,4 @@
+pub mod audit;
 #[cfg(feature = "dlib")]
 pub mod detect;
 #[cfg(feature = "dlib")]
