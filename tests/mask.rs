@@ -127,7 +127,9 @@ fn annotations_match_the_outputs() {
     let input = input_tree(tmp.path());
     let out = tmp.path().join("out");
     let seg = tmp.path().join("seg");
-    mask(&input, &out, &["--unmasked", "copy", "--seg-dir", seg.to_str().unwrap()]);
+    // `bytes`: the originals' own bytes (the default `copy` re-encodes them like
+    // their masked siblings: tests/realism.rs checks those pairs).
+    mask(&input, &out, &["--unmasked", "bytes", "--seg-dir", seg.to_str().unwrap()]);
     let (h, rows) = read_annotations(&out);
     assert_eq!(h.len(), 14 + 136 + 1);
     assert_eq!(&h[0], "source");

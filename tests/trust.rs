@@ -4,47 +4,19 @@
 //! reproduces a failure of an earlier version with the real binary and the
 //! real sample photos.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 
 mod common;
-use common::{maskforge, samples};
+use common::{files_under as tree, maskforge, refused, samples, stderr, succeeded as ok};
 
 fn run(args: &[&std::ffi::OsStr]) -> Output {
     maskforge().args(args).output().unwrap()
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: Output) -> Output {
-    assert!(o.status.success(), "failed:\nstdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), stderr(&o));
-    o
-}
-
-/// Fails with a one-line error that contains `needle`.
-fn refused(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert!(!o.status.success(), "expected a refusal, got success:\n{err}");
-    assert!(err.contains(needle), "error does not say {needle:?}:\n{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line:\n{err}");
-}
-
 macro_rules! args {
     ($($a:expr),* $(,)?) => { &[$(std::ffi::OsStr::new(&$a)),*] };
-}
-
-/// Every file under `dir` with its bytes.
-fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .map(Result::unwrap)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| (e.path().strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(e.path()).unwrap()))
-        .collect()
 }
 
 fn copy_sample(name: &str, to: &Path) {

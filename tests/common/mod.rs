@@ -97,3 +97,32 @@ pub fn mask_ok(input: &Path, out: &Path, args: &[&str]) -> (String, String) {
     assert!(o.status.success(), "maskforge mask {args:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
     (stdout, stderr)
 }
+
+/// A finished command's stderr as text.
+pub fn stderr(o: &Output) -> String {
+    text(&o.stderr)
+}
+
+/// `o`, which must have succeeded (else both streams are shown).
+pub fn succeeded(o: Output) -> Output {
+    assert!(o.status.success(), "failed:\nstdout: {}\nstderr: {}", text(&o.stdout), stderr(&o));
+    o
+}
+
+/// `o` failed with a one-line error that contains `needle`.
+pub fn refused(o: &Output, needle: &str) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected a refusal, got success:\n{err}");
+    assert!(err.contains(needle), "error does not say {needle:?}:\n{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line:\n{err}");
+}
+
+/// Every file under `dir` (symlinks not followed) with its bytes, by path relative to `dir`.
+pub fn files_under(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(Result::unwrap)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}

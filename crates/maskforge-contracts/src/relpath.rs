@@ -90,27 +90,9 @@ mod tests {
             assert_eq!(p.as_str(), ok);
             assert!(is_lexically_under(&p.under(Path::new("/data/root")), Path::new("/data/root")), "{ok}");
         }
-        for bad in [
-            "",
-            "/etc/passwd",
-            "../outside/x.jpg",
-            "../../../etc/passwd",
-            "a/../../b",
-            "a/./b",
-            "./a",
-            "a/",
-            "a//b",
-            "..",
-            ".",
-            "C:\\x.jpg",
-            "C:x.jpg",
-            "c:/x",
-            "\\\\server\\share\\x",
-            "a\\..\\..\\x",
-            "a\0b",
-            "//x",
-            "x:y/z",
-        ] {
+        // The full list of refused forms is the validator's own test
+        // (maskforge_imageio::confine); here, that RelPath goes through it.
+        for bad in ["/etc/passwd", "a/../../b", "C:\\x.jpg", "a\0b"] {
             assert!(RelPath::new(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(RelPath::new("").unwrap_err().to_string(), "empty path");
