@@ -28,6 +28,14 @@ fn masked_pair(dir: &Path) -> (PathBuf, PathBuf) {
     (input, out)
 }
 
+/// A FIFO at `path`: opening it for reading blocks until a writer comes.
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
 /// A grey photo with no face, written over `path`.
 fn faceless(path: &Path) {
     image::RgbImage::from_pixel(300, 300, image::Rgb([90, 90, 90]))
@@ -108,9 +116,7 @@ fn outputs_reached_through_a_symlink_in_the_input_are_not_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let (input, out) = masked_pair(dir.path());
     std::os::unix::fs::symlink(&out, input.join("outlink")).unwrap();
-    let fifo = std::ffi::CString::new(input.join("pipe.jpg").to_str().unwrap()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    mkfifo(&input.join("pipe.jpg"));
     ok(mask(&input, &out, &[]));
     let made: Vec<PathBuf> = tree(&out).into_keys().filter(|p| p.starts_with("correct")).collect();
     assert_eq!(made, [PathBuf::from("correct/a.jpg"), PathBuf::from("correct/b.jpg")]);
@@ -143,9 +149,7 @@ fn lists_and_landmarks_that_are_not_regular_files_are_refused() {
     std::fs::create_dir_all(&input).unwrap();
     std::fs::copy(samples().join("obama.jpg"), input.join("a.jpg")).unwrap();
     let fifo = dir.path().join("list.fifo");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    mkfifo(&fifo);
     let out = dir.path().join("out");
     let (i, o) = (input.to_str().unwrap(), out.to_str().unwrap());
     for (flag, file, kind) in [

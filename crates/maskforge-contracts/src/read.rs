@@ -23,23 +23,15 @@ pub(crate) fn read_bounded(
     max_line: Option<usize>,
     what: &'static str,
 ) -> Result<Vec<u8>, ContractError> {
-    let bytes = maskforge_imageio::read_regular(path, max, what).map_err(|e| match e {
+    let read = match max_line {
+        Some(max_line) => maskforge_imageio::read_regular_lines(path, max, max_line, what),
+        None => maskforge_imageio::read_regular(path, max, what),
+    };
+    read.map_err(|e| match e {
         // A plain I/O error stays one, as every reader reports it.
         maskforge_imageio::BoundedError::Io { source, .. } => ContractError::io(path)(source),
         other => other.into(),
-    })?;
-    if let Some(max_line) = max_line {
-        if let Some(i) = bytes.split(|&b| b == b'\n').position(|line| line.len() > max_line) {
-            let e = maskforge_imageio::BoundedError::LongLine {
-                path: path.display().to_string(),
-                line: i + 1,
-                max: max_line,
-                what,
-            };
-            return Err(e.into());
-        }
-    }
-    Ok(bytes)
+    })
 }
 
 #[cfg(test)]

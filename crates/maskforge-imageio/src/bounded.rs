@@ -3,7 +3,7 @@
 //! lines no longer than a stated length, each refused with a one-line reason.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, Read};
 use std::path::Path;
 
 /// Why a bounded read refused a file.
@@ -76,36 +76,16 @@ pub fn read_regular(path: &Path, max: u64, what: &'static str) -> Result<Vec<u8>
     Ok(bytes)
 }
 
-/// Reads a regular text file of at most `max` bytes whose lines are each at
-/// most `max_line` bytes long (a binary or runaway file is refused at its
-/// first overlong line, without reading it whole).
-pub fn read_text_lines(path: &Path, max: u64, max_line: usize, what: &'static str) -> Result<String, BoundedError> {
-    let file = open_regular(path, max, what)?;
-    let mut reader = BufReader::new(file.take(max.saturating_add(1)));
-    let mut text = String::new();
-    let mut line = Vec::new();
-    for number in 1.. {
-        line.clear();
-        let n = (&mut reader).take(max_line as u64 + 1).read_until(b'\n', &mut line).map_err(BoundedError::io(path))?;
-        if n == 0 {
-            break;
-        }
-        let body = line.strip_suffix(b"\n").unwrap_or(&line);
-        let body = body.strip_suffix(b"\r").unwrap_or(body);
-        if body.len() > max_line {
-            return Err(BoundedError::LongLine { path: path.display().to_string(), line: number, max: max_line, what });
-        }
-        let s = std::str::from_utf8(&line).map_err(|e| BoundedError::Io {
-            path: format!("{}:{number}", path.display()),
-            source: io::Error::new(io::ErrorKind::InvalidData, format!("not UTF-8 text ({e})")),
-        })?;
-        text.push_str(s);
-        if text.len() as u64 > max {
-            let size = text.len() as u64;
-            return Err(BoundedError::TooLarge { path: path.display().to_string(), size, max, what });
-        }
+/// As [`read_regular`], for a line-based file: each line (without its line
+/// break) at most `max_line` bytes, else refused naming its first overlong
+/// line, so a binary or runaway file never reaches a parser.
+pub fn read_regular_lines(path: &Path, max: u64, max_line: usize, what: &'static str) -> Result<Vec<u8>, BoundedError> {
+    let bytes = read_regular(path, max, what)?;
+    let line_length = |line: &[u8]| line.strip_suffix(b"\r").unwrap_or(line).len();
+    if let Some(i) = bytes.split(|&b| b == b'\n').position(|line| line_length(line) > max_line) {
+        return Err(BoundedError::LongLine { path: path.display().to_string(), line: i + 1, max: max_line, what });
     }
-    Ok(text)
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -118,8 +98,8 @@ mod tests {
         let f = dir.path().join("a.txt");
         std::fs::write(&f, "one\ntwo\r\n").unwrap();
         assert_eq!(read_regular(&f, 100, "list").unwrap(), b"one\ntwo\r\n");
-        assert_eq!(read_text_lines(&f, 100, 3, "list").unwrap(), "one\ntwo\r\n");
-        let e = read_text_lines(&f, 100, 2, "image list").unwrap_err().to_string();
+        assert_eq!(read_regular_lines(&f, 100, 3, "list").unwrap(), b"one\ntwo\r\n");
+        let e = read_regular_lines(&f, 100, 2, "image list").unwrap_err().to_string();
         assert!(e.ends_with("a.txt:1: line longer than 2 bytes: not a image list"), "{e}");
         let e = read_regular(&f, 4, "landmarks file").unwrap_err().to_string();
         assert!(e.contains("file is 9 bytes, over the limit of 4 bytes for landmarks file"), "{e}");
@@ -138,7 +118,7 @@ mod tests {
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         // Opening a FIFO for reading with no writer blocks forever: this returns.
-        let e = read_text_lines(&fifo, 1 << 20, 100, "list").unwrap_err().to_string();
+        let e = read_regular_lines(&fifo, 1 << 20, 100, "list").unwrap_err().to_string();
         assert!(e.ends_with("not a regular file (a FIFO): give a file"), "{e}");
     }
 }

@@ -30,7 +30,7 @@ mod load;
 mod walk;
 
 pub use atomic::{remove_stale_temp_files, temp_path_for, write_atomic, AtomicFile};
-pub use bounded::{open_regular, read_regular, read_text_lines, BoundedError};
+pub use bounded::{open_regular, read_regular, read_regular_lines, BoundedError};
 pub use budget::{DecodeBudget, Reservation, MAX_JOBS, MIN_DEFAULT_BUDGET};
 pub use checked::{read_checked, write_checked, CheckedFile};
 pub use confine::{check_relative, confined, ConfineError};
