@@ -9,9 +9,11 @@
 //!   cargo xtask lint                  the fmt + clippy checks alone
 //!   cargo xtask build [ARGS]          set-up, then a release build of the binary
 //!   cargo xtask bench <stage>         detect | mask | split | train | all
+//!   cargo xtask bench faces           face detectors vs OpenCV's res10 SSD on real crowd photos
 //!   cargo xtask gallery               README's mask gallery, from the sample photos
 //!   cargo xtask convert-weights IN OUT   torchvision .pth state_dict -> .safetensors
 
+mod faces;
 mod gallery;
 mod setup;
 
@@ -63,6 +65,11 @@ tasks:
   build [ARGS...]            setup, then `cargo build --release -p maskforge ARGS` with the libtorch
                              environment (e.g. `--no-default-features --features tch`: no dlib)
   bench <stage>              setup, then print images/s for a stage: detect | mask | split | train | all
+                             (`all` is those four; it does not include `faces`)
+  bench faces [OPTIONS]      setup, build, then maskforge's face detectors (default hog,mtcnn) and
+                             OpenCV's res10 SSD on the crowds set (../shared/data/crowds, --crowds
+                             DIR or $MASKFORGE_CROWDS): recall, unmatched boxes, photos/s; then the
+                             share of real face crops `mask` masks (--help: the options)
   gallery                    setup, build, then draw docs/gallery/: one contact sheet per mask style
                              (every wear variant) and per variant (every style), from the sample
                              photos; rewrites README.md's gallery section to list them
@@ -135,6 +142,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("maskforge-audit", 2),
     ("maskforge-split", 2),
     ("maskforge-train-core", 2),
+    ("maskforge-mtcnn", 3),
     ("maskforge-landmarks", 3),
     ("maskforge-train", 3),
     ("maskforge", 4),
@@ -143,8 +151,8 @@ const LAYERS: &[(&str, u8)] = &[
 /// Native libraries and the crates allowed to link them.
 const NATIVE: &[(&str, &[&str])] = &[
     ("dlib-face-recognition", &["maskforge-landmarks"]),
-    ("tch", &["maskforge-train", "maskforge"]),
-    ("torch-sys", &["maskforge-train", "maskforge"]),
+    ("tch", &["maskforge-train", "maskforge-mtcnn", "maskforge"]),
+    ("torch-sys", &["maskforge-train", "maskforge-mtcnn", "maskforge"]),
 ];
 
 /// Checks the normal (non-dev) dependencies of every workspace crate against
@@ -304,9 +312,11 @@ fn demo(root: &Path) -> Result<()> {
 
 fn bench(root: &Path, args: &[&str]) -> Result<()> {
     let stages: Vec<&str> = match args.first() {
+        // Not an example of a crate: real photos from outside the checkout, several detectors.
+        Some(&"faces") => return faces::bench(root, &args[1..]),
         Some(&"all") => vec!["detect", "mask", "split", "train"],
         Some(s) => vec![*s],
-        None => bail!("usage: cargo xtask bench <detect|mask|split|train|all>"),
+        None => bail!("usage: cargo xtask bench <detect|mask|split|train|all|faces>"),
     };
     setup::setup(root)?;
     for stage in stages {
@@ -315,7 +325,7 @@ fn bench(root: &Path, args: &[&str]) -> Result<()> {
             "mask" => "maskforge",
             "split" => "maskforge-split",
             "train" => "maskforge-train",
-            other => bail!("unknown benchmark `{other}` (detect, mask, split, train, all)"),
+            other => bail!("unknown benchmark `{other}` (detect, mask, split, train, all, faces)"),
         };
         let work = root.join("target/bench").join(stage);
         std::fs::create_dir_all(&work)?;

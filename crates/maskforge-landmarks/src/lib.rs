@@ -3,7 +3,9 @@
 //! an [`image::RgbImage`] into [`maskforge_face::Face`] values.
 //!
 //! * HOG frontal detector by default, the CNN (MMOD) detector as an option;
-//!   both report a score.
+//!   both report a score. A detector from outside dlib (MTCNN, through
+//!   libtorch) comes in as a [`BoxDetector`]: its boxes, placed by its eyes
+//!   where dlib's shape model expects them, get dlib's 68 points.
 //! * Detection can run on a downscaled copy (longest side capped) — HOG cost
 //!   grows with the pixel count, and faces in photos are large — and the boxes
 //!   are mapped back; the landmarks are always predicted on the full image.
@@ -19,7 +21,8 @@ pub mod tree;
 use dlib_face_recognition::ImageMatrix;
 use ffi::{CnnDetector, HogDetector, RawDetection};
 use image::RgbImage;
-use maskforge_face::fit::{fit_crop, CropLimits, CropRejection};
+use maskforge_face::detector::{BoxDetector, DetectedBox, MTCNN_MODEL_FILES};
+use maskforge_face::fit::{box_from_eyes, fit_crop, CropLimits, CropRejection};
 use maskforge_face::{BBox, Face, FaceMethod, Landmarks68, Point};
 use shape::LandmarkModel;
 use std::path::{Path, PathBuf};
@@ -41,6 +44,12 @@ pub enum LandmarkError {
     /// dlib threw a C++ exception while detecting or predicting.
     #[error("dlib failed: {message}")]
     Dlib { message: String },
+    /// A detector that is not dlib's failed (its message).
+    #[error("{0}")]
+    BoxDetector(String),
+    /// [`DetectorKind::Mtcnn`] without its detector ([`Detector::with_box_detector`]).
+    #[error("the {0} detector needs libtorch: this build of maskforge has no `tch` feature")]
+    NoBoxDetector(&'static str),
     #[error("cannot write {}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
 }
@@ -63,16 +72,37 @@ pub enum DetectorKind {
     Hog,
     /// CNN (MMOD): finds turned and small faces too, ~10-50x slower on CPU.
     Cnn,
+    /// MTCNN through libtorch (a [`BoxDetector`] the caller supplies): finds
+    /// masked, turned and small faces; its own image pyramid starts at
+    /// `--min-face`, so it always detects on the full-size image.
+    Mtcnn,
 }
 
 impl DetectorKind {
     /// The smallest face (box side, pixels) the detector finds without
     /// upsampling: HOG scans an 80×80 window; dlib's MMOD face model was
     /// trained on 40×40 ones.
+    /// MTCNN scales its own pyramid so that `--min-face` meets its 12 px
+    /// window: its detection image is the full-size photo.
     pub fn window(self) -> u32 {
         match self {
             DetectorKind::Hog => 80,
             DetectorKind::Cnn => 40,
+            DetectorKind::Mtcnn => 12,
+        }
+    }
+
+    /// The name `--detector` and the settings files use.
+    pub fn name(self) -> &'static str {
+        self.method().as_str()
+    }
+
+    /// The model files the detector reads besides dlib's landmark model.
+    pub fn model_files(self) -> &'static [&'static str] {
+        match self {
+            DetectorKind::Hog => &[],
+            DetectorKind::Cnn => &[CNN_MODEL],
+            DetectorKind::Mtcnn => &MTCNN_MODEL_FILES,
         }
     }
 
@@ -81,6 +111,7 @@ impl DetectorKind {
         match self {
             DetectorKind::Hog => FaceMethod::Hog,
             DetectorKind::Cnn => FaceMethod::Cnn,
+            DetectorKind::Mtcnn => FaceMethod::Mtcnn,
         }
     }
 }
@@ -113,6 +144,7 @@ impl DetectorConfig {
     /// The scale `min_face` asks for (see [`DetectorConfig::min_face`]).
     pub fn auto_scale(&self) -> f32 {
         match self.min_face {
+            _ if self.kind == DetectorKind::Mtcnn => 1.0,
             0 => 1.0,
             m => (self.kind.window() as f32 / m as f32).min(1.0),
         }
@@ -126,7 +158,11 @@ impl DetectorConfig {
     /// that much. Faces under the new value would no longer be found, so it
     /// is a suggestion for runs on photos like these, never applied.
     pub fn faster_min_face(&self, smallest: f32) -> Option<(u32, f32)> {
-        if self.detect_max_side.is_some() || self.upsample > 0 || !smallest.is_finite() {
+        if self.detect_max_side.is_some()
+            || self.upsample > 0
+            || !smallest.is_finite()
+            || self.kind == DetectorKind::Mtcnn
+        {
             return None;
         }
         // The smallest face the current copy finds: the window at full size.
@@ -140,6 +176,9 @@ impl DetectorConfig {
         match self.detect_max_side {
             Some(0) => "full size".into(),
             Some(n) => format!("longest side at most {n} px"),
+            None if self.kind == DetectorKind::Mtcnn => {
+                format!("auto: full size, pyramid from --min-face {}", self.min_face)
+            }
             None => format!(
                 "auto: {:.3} of full size ({} px window, --min-face {})",
                 self.auto_scale(),
@@ -167,6 +206,8 @@ enum Engine {
     Hog(HogDetector),
     // Boxed: the network is over 1 KB, and Detector is cloned per thread.
     Cnn(Box<CnnDetector>),
+    /// A detector from outside dlib ([`Detector::with_box_detector`]).
+    Boxes(Arc<dyn BoxDetector>),
     /// Landmarks only ([`Detector::landmarks_only`]).
     None,
 }
@@ -205,6 +246,14 @@ impl Detector {
         Detector::load(config, false)
     }
 
+    /// The landmark model with `boxes` as the detector (for
+    /// [`DetectorKind::Mtcnn`], which needs libtorch: the binary builds it).
+    pub fn with_box_detector(config: &DetectorConfig, boxes: Arc<dyn BoxDetector>) -> Result<Self, LandmarkError> {
+        let mut det = Detector::load(config, false)?;
+        det.engine = Engine::Boxes(boxes);
+        Ok(det)
+    }
+
     fn load(config: &DetectorConfig, with_detector: bool) -> Result<Self, LandmarkError> {
         let lm_path = config.models_dir.join(LANDMARK_MODEL);
         require(&lm_path)?;
@@ -215,6 +264,7 @@ impl Detector {
         let build_engine = || match config.kind {
             _ if !with_detector => Ok(Engine::None),
             DetectorKind::Hog => Ok(Engine::Hog(HogDetector::new())),
+            DetectorKind::Mtcnn => Err(LandmarkError::NoBoxDetector("mtcnn")),
             DetectorKind::Cnn => {
                 CnnDetector::open(&cnn_path).map(|d| Engine::Cnn(Box::new(d))).ok_or_else(|| LandmarkError::ModelLoad {
                     path: cnn_path.clone(),
@@ -251,12 +301,18 @@ impl Detector {
     }
 
     /// Face boxes (full-image coordinates) and scores, without landmarks.
+    /// Boxes are in the convention of dlib's frontal detector, whichever
+    /// detector found them, so that the 68 points and face crops come out
+    /// the same.
     pub fn detect_boxes(&mut self, img: &RgbImage) -> Result<Vec<(BBox, f32)>, LandmarkError> {
         let (w, h) = img.dimensions();
         if w == 0 || h == 0 {
             return Ok(Vec::new());
         }
         let s = self.detection_scale(w, h);
+        if let Engine::Boxes(boxes) = &self.engine {
+            return detect_with(boxes.as_ref(), img, s, self.config.min_face as f32);
+        }
         let dets: Vec<RawDetection> = if (s - 1.0).abs() < 1e-6 {
             let m = to_matrix(img);
             self.run_engine(&m)?
@@ -296,7 +352,7 @@ impl Detector {
         match &mut self.engine {
             Engine::Hog(d) => d.detect(m, self.config.hog_threshold),
             Engine::Cnn(d) => d.detect(m),
-            Engine::None => Ok(Vec::new()),
+            Engine::Boxes(_) | Engine::None => Ok(Vec::new()),
         }
         .map_err(dlib_error)
     }
@@ -359,6 +415,40 @@ impl Detector {
         });
         Ok(faces)
     }
+}
+
+/// Runs a [`BoxDetector`] on `img` scaled by `s` (full size when 1) and
+/// maps its faces back to full size, in dlib's box convention: a square of
+/// its box's size placed by its eyes ([`box_from_eyes`]), else its own box.
+fn detect_with(
+    boxes: &dyn BoxDetector,
+    img: &RgbImage,
+    s: f32,
+    min_face: f32,
+) -> Result<Vec<(BBox, f32)>, LandmarkError> {
+    let (w, h) = img.dimensions();
+    let resized;
+    let (input, sx, sy) = if (s - 1.0).abs() < 1e-6 {
+        (img, 1.0, 1.0)
+    } else {
+        let dw = ((w as f32 * s).round() as u32).max(1);
+        let dh = ((h as f32 * s).round() as u32).max(1);
+        resized = image::imageops::resize(img, dw, dh, image::imageops::FilterType::Triangle);
+        (&resized, w as f32 / dw as f32, h as f32 / dh as f32)
+    };
+    let found = boxes.detect(input, min_face * s).map_err(LandmarkError::BoxDetector)?;
+    let back = |p: Point| Point::new(p.x * sx, p.y * sy);
+    Ok(found
+        .into_iter()
+        .map(|DetectedBox { bbox, score, eyes }| {
+            let full = BBox::new(bbox.left * sx, bbox.top * sy, bbox.right * sx, bbox.bottom * sy);
+            let b = match eyes {
+                Some([l, r]) if l.distance(r) > 0.0 => box_from_eyes(back(l), back(r), full.area().sqrt()),
+                _ => full,
+            };
+            (b, score)
+        })
+        .collect())
 }
 
 extern "C" {

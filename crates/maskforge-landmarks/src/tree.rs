@@ -14,7 +14,7 @@
 //! those of an uninterrupted run; the journal stays (compacted), so a later
 //! run only detects new or changed photos.
 
-use crate::{Detector, DetectorConfig, DetectorKind, LandmarkError, CNN_MODEL, LANDMARK_MODEL};
+use crate::{Detector, DetectorConfig, LandmarkError, LANDMARK_MODEL};
 use image::{Rgb, RgbImage};
 use maskforge_contracts::mask_files::SourceStamp;
 use maskforge_contracts::{landmarks_header, landmarks_record, LANDMARKS_CSV};
@@ -59,7 +59,7 @@ fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> DetectError + '_ {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DetectSettings {
     pub tool: String,
-    /// `hog` or `cnn`.
+    /// `hog`, `cnn` or `mtcnn`.
     pub detector: String,
     /// Longest side of the detection image (0: full size or `detect_scale`).
     pub detect_max_side: u32,
@@ -77,17 +77,11 @@ impl DetectSettings {
     /// The settings of a detector built from `config`.
     pub fn of(config: &DetectorConfig) -> DetectSettings {
         let mut names = vec![LANDMARK_MODEL];
-        if config.kind == DetectorKind::Cnn {
-            names.push(CNN_MODEL);
-        }
+        names.extend(config.kind.model_files());
         let size = |name: &str| std::fs::metadata(config.models_dir.join(name)).map_or(0, |m| m.len());
         DetectSettings {
             tool: concat!("maskforge detect ", env!("CARGO_PKG_VERSION")).to_string(),
-            detector: match config.kind {
-                DetectorKind::Hog => "hog",
-                DetectorKind::Cnn => "cnn",
-            }
-            .to_string(),
+            detector: config.kind.name().to_string(),
             detect_max_side: config.detect_max_side.unwrap_or(0),
             detect_scale: config.scale_text(),
             upsample: config.upsample,

@@ -38,6 +38,16 @@ pub fn thread_pool(jobs: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
     Ok(b.build()?)
 }
 
+/// Gives the native libraries' own thread pools (dlib's OpenBLAS,
+/// libtorch's intra-op pool) the cores that `workers` threads of ours leave
+/// free, so N workers do not each start a thread per core.
+#[cfg(feature = "dlib")]
+pub fn share_cores_with_workers(workers: usize) {
+    maskforge_landmarks::share_cores_with_workers(workers);
+    #[cfg(feature = "tch")]
+    maskforge_mtcnn::share_cores_with_workers(workers);
+}
+
 /// A progress bar on stderr when it is a terminal, hidden otherwise (logs, CI).
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);

@@ -9,6 +9,16 @@ use maskforge_imageio::{check_disjoint, walk_images, Failure, LoadLimits, Output
 use maskforge_landmarks::tree::{DetectSettings, DetectTree};
 use maskforge_landmarks::{Detector, DetectorConfig, DetectorKind};
 use std::path::{Path, PathBuf};
+
+/// Where a detector runs (MTCNN only: dlib's run on the CPU).
+#[cfg(feature = "tch")]
+pub use tch::Device;
+/// Where a detector runs: the CPU in a build without libtorch.
+#[cfg(not(feature = "tch"))]
+#[derive(Clone, Copy, Debug)]
+pub enum Device {
+    Cpu,
+}
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -17,6 +27,9 @@ pub enum DetectorArg {
     Hog,
     /// dlib CNN / MMOD (turned and small faces; much slower on CPU)
     Cnn,
+    /// MTCNN through libtorch (masked, turned and small faces; needs the `tch` build and
+    /// `cargo xtask setup`'s models/mtcnn_*.pt)
+    Mtcnn,
 }
 
 impl From<DetectorArg> for DetectorKind {
@@ -24,6 +37,7 @@ impl From<DetectorArg> for DetectorKind {
         match d {
             DetectorArg::Hog => DetectorKind::Hog,
             DetectorArg::Cnn => DetectorKind::Cnn,
+            DetectorArg::Mtcnn => DetectorKind::Mtcnn,
         }
     }
 }
@@ -31,13 +45,15 @@ impl From<DetectorArg> for DetectorKind {
 /// Options that pick and tune the face detector; shared by detect, mask and predict.
 #[derive(Args, Clone, Debug)]
 pub struct DetectorOpts {
-    /// Face detector.
-    #[arg(long, value_enum, default_value = "hog")]
-    pub detector: DetectorArg,
+    /// Face detector [default: hog; predict and mask --faces auto: mtcnn]. With mtcnn, dlib's
+    /// 68 points are predicted in the box the detected eyes place, and mask draws only on faces
+    /// whose points pass a check.
+    #[arg(long, value_enum)]
+    pub detector: Option<DetectorArg>,
     /// Detect on a copy whose longest side is at most this many pixels (0 = full size)
     /// [default: the smallest copy on which a face of --min-face px still fills the
-    /// detector's window (HOG 80 px, CNN 40 px), never above full size]. Landmarks are
-    /// always predicted on the full image.
+    /// detector's window (HOG 80 px, CNN 40 px), never above full size; mtcnn: full size, its
+    /// image pyramid starts at --min-face]. Landmarks are always predicted on the full image.
     #[arg(long, value_name = "PX")]
     pub detect_max_side: Option<u32>,
     /// The smallest face wanted (shorter side of its box, pixels): sets the detection scale
@@ -58,14 +74,31 @@ pub struct DetectorOpts {
 }
 
 impl DetectorOpts {
-    pub fn config(&self) -> DetectorConfig {
+    /// The detector asked for, or the command's `default`.
+    pub fn kind(&self, default: DetectorArg) -> DetectorKind {
+        self.detector.unwrap_or(default).into()
+    }
+
+    pub fn config(&self, default: DetectorArg) -> DetectorConfig {
         let mut cfg = DetectorConfig::new(common::models_dir(self.models.clone()));
-        cfg.kind = self.detector.into();
+        cfg.kind = self.kind(default);
         cfg.detect_max_side = self.detect_max_side;
         cfg.min_face = self.min_face;
         cfg.upsample = self.upsample;
         cfg.model_cache = common::cache_dir().map(|dir| dir.join("models"));
         cfg
+    }
+
+    /// The detector `config` names with its models loaded: dlib's own, or
+    /// MTCNN (through libtorch, on `device`) with dlib's landmark model.
+    pub fn build(config: &DetectorConfig, #[allow(unused_variables)] device: Device) -> Result<Detector> {
+        #[cfg(feature = "tch")]
+        if config.kind == DetectorKind::Mtcnn {
+            use maskforge_mtcnn::{Mtcnn, MtcnnParams};
+            let mtcnn = Mtcnn::load(&config.models_dir, device, MtcnnParams::default())?;
+            return Ok(Detector::with_box_detector(config, std::sync::Arc::new(mtcnn))?);
+        }
+        Ok(Detector::new(config)?)
     }
 
     pub fn limits(&self) -> LoadLimits {
@@ -122,8 +155,8 @@ pub fn run(args: DetectArgs) -> Result<()> {
     inputs.extend(args.list.as_deref());
     check_disjoint(&inputs, &outputs)?;
     common::check_cache_folder(&[root, &args.out])?;
-    let config = args.detector.config();
-    let detector = Detector::new(&config)?;
+    let config = args.detector.config(DetectorArg::Hog);
+    let detector = DetectorOpts::build(&config, Device::Cpu)?;
     let (images, find_failures) = photos(root, args.list.as_deref(), &args.out)?;
     let tree = DetectTree {
         root: root.clone(),
@@ -135,7 +168,7 @@ pub fn run(args: DetectArgs) -> Result<()> {
     };
     let mut run = tree.open(&DetectSettings::of(&config))?;
     let pool = common::thread_pool(args.jobs)?;
-    maskforge_landmarks::share_cores_with_workers(pool.current_num_threads());
+    common::share_cores_with_workers(pool.current_num_threads());
     let pb = common::progress_bar(run.todo() as u64, "detect");
     let start = Instant::now();
     pool.install(|| run.process(&detector, &|| pb.inc(1)))?;

@@ -5,16 +5,16 @@
 //! checks of their values, the pipeline's face source (the dlib detector,
 //! or `--landmarks FILE`), and what is printed.
 
-use crate::cmd::detect::DetectorOpts;
+use crate::cmd::detect::{DetectorArg, DetectorOpts, Device};
 use crate::common;
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use image::RgbImage;
 use maskforge_contracts::{read_face_file, FaceFileFormat};
-use maskforge_face::fit::CropLimits;
+use maskforge_face::fit::{self, CropLimits};
 use maskforge_face::FaceMethod;
 use maskforge_imageio::{check_disjoint, resolve_existing_prefix, Output};
-use maskforge_landmarks::Detector;
+use maskforge_landmarks::{Detector, DetectorConfig, DetectorKind};
 use maskforge_pipeline::{
     build_synthesizer, parse_class_map, parse_shard, parse_variants, save_sheet, DetectorSettings, FaceFilter,
     FaceSource, FileFaces, Finished, FoundFaces, Inputs, MaskOptions, MaskRun, OutputFormat, Pipeline, Settings,
@@ -159,7 +159,7 @@ pub struct MaskArgs {
     /// the predicted landmarks, which must pass a check: face shape, eyes, nose and mouth
     /// inside the image, points that stay put when refitted from moved boxes; rejected crops
     /// go to failures.csv with the reason) or `auto` (detect, and fit a crop where the
-    /// detector finds nothing).
+    /// detector finds nothing; its detector is mtcnn unless --detector names another).
     #[arg(long, value_enum, default_value = "detect", conflicts_with = "landmarks")]
     pub faces: FacesMode,
     #[command(flatten)]
@@ -212,6 +212,14 @@ impl LandmarksFormat {
     }
 }
 
+/// `--detector`, else HOG; MTCNN for `--faces auto` in a build with
+/// libtorch (on real face crops it finds the most faces).
+fn detector_config(args: &MaskArgs) -> DetectorConfig {
+    let default =
+        if args.faces == FacesMode::Auto && cfg!(feature = "tch") { DetectorArg::Mtcnn } else { DetectorArg::Hog };
+    args.detector.config(default)
+}
+
 /// Where a run's faces come from.
 #[derive(Clone)]
 enum Faces {
@@ -240,10 +248,10 @@ impl Faces {
         Ok(match from_file {
             Some(file) => Faces::FromFile(file),
             None => {
-                let config = args.detector.config();
+                let config = detector_config(args);
                 let det = match args.faces {
                     FacesMode::Crop => Detector::landmarks_only(&config)?,
-                    FacesMode::Detect | FacesMode::Auto => Detector::new(&config)?,
+                    FacesMode::Detect | FacesMode::Auto => DetectorOpts::build(&config, Device::Cpu)?,
                 };
                 Faces::Detected(Box::new(DlibFaces { det, mode: args.faces }))
             }
@@ -275,6 +283,12 @@ fn faces_from_file(args: &MaskArgs, inputs: &mut Inputs) -> Result<Option<(FileF
     Ok(Some((faces, settings)))
 }
 
+/// The points check of faces from a detector other than dlib's: the crop
+/// fit's shape limit, and the box the points imply overlapping the detector's
+/// by at least half.
+const MAX_SHAPE_RESIDUAL: f32 = 0.35;
+const MIN_POINTS_OVERLAP: f32 = 0.5;
+
 /// Faces from dlib: boxes on the downscaled copy, the size filter, then
 /// landmarks on the full image for the faces kept; or the crop fit.
 #[derive(Clone)]
@@ -305,13 +319,21 @@ impl FaceSource for DlibFaces {
             return self.crop_face(image, filter);
         }
         let boxes = self.det.detect_boxes(image).map_err(|e| e.to_string())?;
-        if boxes.is_empty() && self.mode == FacesMode::Auto {
+        let selected = filter.select(boxes);
+        let mut faces = self.det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
+        let mut found = selected.found;
+        if self.det.config().kind == DetectorKind::Mtcnn {
+            // Its boxes come from another model: draw only on faces whose
+            // 68 points agree with the box (as the crop fit checks its own).
+            let before = faces.len();
+            faces.retain(|f| fit::check_in_box(&f.landmarks, &f.bbox, MAX_SHAPE_RESIDUAL, MIN_POINTS_OVERLAP).is_ok());
+            found -= before - faces.len();
+        }
+        if faces.is_empty() && selected.small == 0 && self.mode == FacesMode::Auto {
             return self.crop_face(image, filter);
         }
-        let selected = filter.select(boxes);
-        let faces = self.det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
         let method = self.det.config().kind.method();
-        Ok(FoundFaces { faces, small: selected.small, found: selected.found, method })
+        Ok(FoundFaces { faces, small: selected.small, found, method })
     }
 }
 
@@ -412,14 +434,14 @@ pub fn run(args: MaskArgs) -> Result<()> {
     let (from_file, file_settings) = faces_from_file(&args, &mut inputs)?.unzip();
     let pipeline = Pipeline::new(opts, synth, inputs.ext_suffixed.clone())?;
     let pool = common::thread_pool(args.jobs)?;
-    maskforge_landmarks::share_cores_with_workers(pool.current_num_threads());
+    common::share_cores_with_workers(pool.current_num_threads());
     if args.preview_only {
         return preview_only(&pipeline, &args, &pool, inputs.images, from_file);
     }
     let detector = file_settings.unwrap_or_else(|| DetectorSettings {
-        detector: format!("{:?}", args.detector.detector).to_lowercase(),
+        detector: detector_config(&args).kind.name().to_string(),
         detect_max_side: args.detector.detect_max_side.unwrap_or(0),
-        scale: Some(args.detector.config().scale_text()),
+        scale: Some(detector_config(&args).scale_text()),
         upsample: args.detector.upsample,
         faces: args.faces.settings(),
     });
@@ -452,7 +474,7 @@ fn print_min_face_tip(args: &MaskArgs, s: &maskforge_pipeline::Summary) {
     if args.landmarks.is_some() || s.small_faces > 0 || s.faces_masked < MIN_FACES {
         return;
     }
-    let config = args.detector.config();
+    let config = detector_config(args);
     let Some(smallest) = s.smallest_detected_face else { return };
     let Some((suggested, pixel_share)) = config.faster_min_face(smallest) else { return };
     println!(

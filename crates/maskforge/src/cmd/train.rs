@@ -419,7 +419,7 @@ pub use predict::{run_predict, PredictArgs};
 
 #[cfg(feature = "dlib")]
 mod predict {
-    use crate::cmd::detect::DetectorOpts;
+    use crate::cmd::detect::{DetectorArg, DetectorOpts};
     use crate::common;
     use anyhow::{bail, Result};
     use clap::Args;
@@ -505,9 +505,9 @@ mod predict {
             decode_budget: maskforge_imageio::DecodeBudget::from_available_memory(),
         };
         opts.check(s)?;
-        let finder = DlibFinder(Detector::new(&args.detector.config())?);
+        let finder = DlibFinder(DetectorOpts::build(&args.detector.config(DetectorArg::Mtcnn), device)?);
         let pool = common::thread_pool(args.jobs)?;
-        maskforge_landmarks::share_cores_with_workers(pool.current_num_threads());
+        common::share_cores_with_workers(pool.current_num_threads());
         let pb = common::progress_bar(opts.photos.len() as u64, "predict");
         let progress = |rel: &str, skipped: Option<&str>| {
             pb.inc(1);

@@ -1,0 +1,175 @@
+//! End-to-end tests of `--detector mtcnn` (MTCNN through libtorch, dlib's
+//! 68 points in the box its eyes place) on the real sample photos: the same
+//! faces and framing as dlib's HOG where both see a face, small faces HOG
+//! cannot see at `--min-face`, masked faces for `mask`, and one clear line
+//! for missing or broken weights.
+
+use image::{imageops, Rgb, RgbImage};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+mod common;
+use common::{draw_synthetic_mask, fails, models, ok, sample_image, samples};
+
+/// `landmarks.csv` of a detect run: per photo, each face's box and 68 points.
+type Faces = BTreeMap<String, Vec<([f32; 4], Vec<(f32, f32)>)>>;
+
+fn detect(input: &Path, out: &Path, extra: &[&str]) -> Faces {
+    let mut args = vec!["detect", input.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    args.extend(extra);
+    ok(&args);
+    let mut faces = Faces::new();
+    let mut r = csv::Reader::from_path(out.join("landmarks.csv")).unwrap();
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        let f = |i: usize| rec[i].parse::<f32>().unwrap();
+        let pts = (0..68).map(|k| (f(7 + 2 * k), f(8 + 2 * k))).collect();
+        faces.entry(rec[0].to_string()).or_default().push(([f(2), f(3), f(4), f(5)], pts));
+    }
+    faces
+}
+
+fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let area = |r: &[f32; 4]| (r[2] - r[0]) * (r[3] - r[1]);
+    iw * ih / (area(a) + area(b) - iw * ih)
+}
+
+fn eye_centre(pts: &[(f32, f32)], range: std::ops::Range<usize>) -> (f32, f32) {
+    let n = range.len() as f32;
+    let (x, y) = pts[range].iter().fold((0.0, 0.0), |(x, y), p| (x + p.0, y + p.1));
+    (x / n, y / n)
+}
+
+#[test]
+fn mtcnn_frames_the_sample_faces_as_hog_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let hog = detect(&samples(), &dir.path().join("hog"), &[]);
+    let mtcnn = detect(&samples(), &dir.path().join("mtcnn"), &["--detector", "mtcnn"]);
+    assert!(hog.len() >= 6, "{hog:?}");
+    let mut compared = 0;
+    for (photo, faces) in &hog {
+        let theirs = mtcnn.get(photo).unwrap_or_else(|| panic!("mtcnn found no face in {photo}"));
+        for (hog_box, hog_pts) in faces {
+            let (m_box, m_pts) =
+                theirs.iter().max_by(|a, b| iou(&a.0, hog_box).total_cmp(&iou(&b.0, hog_box))).unwrap();
+            // A face cut by the frame: MTCNN sizes the whole face (up to 1.7x
+            // HOG's box here), HOG the visible part; both hold its centre.
+            if photo.starts_with("obama_partial_face") {
+                let (cx, cy) = ((hog_box[0] + hog_box[2]) / 2.0, (hog_box[1] + hog_box[3]) / 2.0);
+                assert!(m_box[0] < cx && cx < m_box[2] && m_box[1] < cy && cy < m_box[3], "{photo}: {m_box:?}");
+                continue;
+            }
+            // The same box convention, so mask's and predict's crops frame the face alike...
+            assert!(iou(m_box, hog_box) > 0.7, "{photo}: mtcnn {m_box:?}, hog {hog_box:?}");
+            // ...and dlib's points in it land where they land in HOG's box.
+            let scale = (hog_box[2] - hog_box[0]) / 2.4;
+            for eye in [36..42, 42..48] {
+                let (a, b) = (eye_centre(hog_pts, eye.clone()), eye_centre(m_pts, eye));
+                let d = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
+                assert!(d < 0.1 * scale, "{photo}: eye {d} px off ({scale} px eye distance)");
+            }
+            compared += 1;
+        }
+    }
+    assert!(compared >= 4, "{compared}");
+}
+
+/// obama.jpg's face shrunk to about `face` px (HOG box side) and pasted
+/// twice into a 480×360 grey photo.
+fn small_faces_photo(face: u32) -> RgbImage {
+    let src = sample_image("obama.jpg");
+    // HOG's box of obama.jpg's face is about 390 px wide in the 910 px photo.
+    let s = face as f32 / 390.0;
+    let small = imageops::resize(
+        &src,
+        (src.width() as f32 * s) as u32,
+        (src.height() as f32 * s) as u32,
+        imageops::FilterType::Triangle,
+    );
+    let mut canvas = RgbImage::from_pixel(480, 360, Rgb([120, 120, 120]));
+    imageops::overlay(&mut canvas, &small, 40, 60);
+    imageops::overlay(&mut canvas, &small, 300, 180);
+    canvas
+}
+
+#[test]
+fn mtcnn_keeps_the_promise_of_min_face_where_hog_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    small_faces_photo(36).save(input.join("small.png")).unwrap();
+    // HOG's 80 px window at full size cannot see 36 px faces.
+    let hog = detect(&input, &dir.path().join("hog"), &["--min-face", "30"]);
+    assert!(hog.is_empty(), "{hog:?}");
+    let mtcnn = detect(&input, &dir.path().join("mtcnn"), &["--detector", "mtcnn", "--min-face", "30"]);
+    let faces = &mtcnn["small.png"];
+    assert_eq!(faces.len(), 2, "{faces:?}");
+    for (b, _) in faces {
+        let side = b[2] - b[0];
+        assert!((24.0..54.0).contains(&side), "{b:?}");
+    }
+    // A larger --min-face skips them: the pyramid starts above their size.
+    let big = detect(&input, &dir.path().join("big"), &["--detector", "mtcnn", "--min-face", "120"]);
+    assert!(big.is_empty(), "{big:?}");
+}
+
+#[test]
+fn mask_auto_uses_mtcnn_and_masks_masked_and_bare_faces() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for name in ["obama.jpg", "biden.jpg"] {
+        std::fs::copy(samples().join(name), input.join(name)).unwrap();
+        let mut img = sample_image(name);
+        draw_synthetic_mask(&mut img, Rgb([70, 110, 170]));
+        img.save(input.join(format!("masked_{name}"))).unwrap();
+    }
+    let out = dir.path().join("out");
+    ok(&["mask", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--faces", "auto", "--variants", "correct"]);
+    let mut r = csv::Reader::from_path(out.join("annotations.csv")).unwrap();
+    let h = r.headers().unwrap().clone();
+    let (src, method) = (h.iter().position(|c| c == "source").unwrap(), h.iter().position(|c| c == "method").unwrap());
+    let methods: BTreeMap<String, String> =
+        r.records().map(|x| x.unwrap()).map(|x| (x[src].to_string(), x[method].to_string())).collect();
+    for name in ["obama.jpg", "biden.jpg", "masked_obama.jpg", "masked_biden.jpg"] {
+        assert_eq!(methods.get(name).map(String::as_str), Some("mtcnn"), "{name}: {methods:?}");
+    }
+    let settings = std::fs::read_to_string(out.join("mask_settings.json")).unwrap();
+    assert!(settings.contains("\"mtcnn\""), "{settings}");
+}
+
+#[test]
+fn missing_or_broken_mtcnn_weights_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let models_dir = dir.path().join("models");
+    std::fs::create_dir(&models_dir).unwrap();
+    std::fs::copy(
+        models().join("shape_predictor_68_face_landmarks.dat"),
+        models_dir.join("shape_predictor_68_face_landmarks.dat"),
+    )
+    .unwrap();
+    let (photos, out) = (samples(), dir.path().join("out"));
+    let (photos, out, m) = (photos.to_str().unwrap(), out.to_str().unwrap(), models_dir.to_str().unwrap());
+    let run = |extra: &[&str]| {
+        let _ = std::fs::remove_dir_all(out);
+        let mut args = vec!["detect", photos, "--out", out, "--detector", "mtcnn", "--models", m];
+        args.extend(extra);
+        fails(&args)
+    };
+    let err = run(&[]);
+    assert!(err.contains("mtcnn_pnet.pt") && err.contains("cargo xtask setup"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    for f in ["mtcnn_pnet.pt", "mtcnn_rnet.pt"] {
+        std::fs::copy(models().join(f), models_dir.join(f)).unwrap();
+    }
+    // O-Net's file holds R-Net's weights: named, with what is wrong.
+    std::fs::copy(models().join("mtcnn_rnet.pt"), models_dir.join("mtcnn_onet.pt")).unwrap();
+    let err = run(&[]);
+    assert!(err.contains("mtcnn_onet.pt") && err.contains("[28, 3, 3, 3], MTCNN's is float32 [32, 3, 3, 3]"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    std::fs::write(models_dir.join("mtcnn_onet.pt"), b"not a checkpoint").unwrap();
+    let err = run(&[]);
+    assert!(err.contains("mtcnn_onet.pt") && err.contains("not a PyTorch checkpoint"), "{err}");
+}

@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""The OpenCV peer of `cargo xtask bench faces`, and its crop maker.
+
+    python xtask/bench_faces_res10.py detect --photos DIR [--list FILE] \\
+        --prototxt models/res10_deploy.prototxt \\
+        --caffemodel models/res10_300x300_ssd_iter_140000.caffemodel \\
+        --out dets.csv [--summary dets.json] [--threads N] [--conf 0.5]
+
+    python xtask/bench_faces_res10.py crops --photos DIR --boxes boxes.csv --out CROPS \\
+        [--min-side 50] [--margin 0.2] [--quality 95]
+
+`detect` runs OpenCV's res10 SSD face detector (Caffe, 300x300) the way the
+face-mask write-ups run it: `cv2.dnn.blobFromImage(cv2.resize(img, (300, 300)),
+1.0, (300, 300), (104.0, 177.0, 123.0))`, detections with confidence > 0.5,
+boxes scaled by the image size (and clamped to it). It reads the photos named
+in --list (one path relative to --photos a line) or walks --photos, writes
+`path,left,top,right,bottom,score` to --out, and times the loading and the
+detection of all photos by wall clock (the model is loaded before the clock
+starts). The summary (photos, seconds, photos/s, unreadable photos) is printed
+and written to --summary as JSON.
+
+`crops` cuts every box of boxes.csv (`image,xmin,ymin,xmax,ymax,label`) whose
+shorter side is at least --min-side px, grown by --margin of its width and
+height on each side and clamped to the photo, into CROPS/<label>/NNNN.jpg
+(JPEG quality --quality): an ImageFolder tree of real face crops. NNNN is the
+box's row in boxes.csv (from 0). Prints the count per label; photos it cannot
+read are named and make the exit status 1.
+"""
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+
+import cv2
+
+
+def photo_list(photos, list_file):
+    if list_file:
+        with open(list_file, encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f if line.strip() and not line.startswith("#")]
+    names = []
+    for dirpath, dirnames, filenames in os.walk(photos):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for fn in sorted(filenames):
+            if not fn.startswith(".") and fn.lower().endswith((".jpg", ".jpeg", ".png", ".bmp", ".webp")):
+                names.append(os.path.relpath(os.path.join(dirpath, fn), photos).replace(os.sep, "/"))
+    return names
+
+
+def detect(args):
+    cv2.setNumThreads(args.threads)
+    net = cv2.dnn.readNetFromCaffe(args.prototxt, args.caffemodel)
+    names = photo_list(args.photos, args.list)
+    failed = []
+    rows = []
+    t0 = time.perf_counter()
+    for name in names:
+        img = cv2.imread(os.path.join(args.photos, name))
+        if img is None:
+            failed.append(name)
+            continue
+        h, w = img.shape[:2]
+        blob = cv2.dnn.blobFromImage(cv2.resize(img, (300, 300)), 1.0, (300, 300), (104.0, 177.0, 123.0))
+        net.setInput(blob)
+        out = net.forward()
+        for i in range(out.shape[2]):
+            conf = float(out[0, 0, i, 2])
+            if conf <= args.conf:
+                continue
+            x0, y0, x1, y1 = (float(v) for v in out[0, 0, i, 3:7] * [w, h, w, h])
+            x0, x1 = max(0.0, min(x0, w)), max(0.0, min(x1, w))
+            y0, y1 = max(0.0, min(y0, h)), max(0.0, min(y1, h))
+            if x1 > x0 and y1 > y0:
+                rows.append((name, x0, y0, x1, y1, conf))
+    seconds = time.perf_counter() - t0
+    with open(args.out, "w", newline="", encoding="utf-8") as f:
+        wr = csv.writer(f)
+        wr.writerow(["path", "left", "top", "right", "bottom", "score"])
+        for name, x0, y0, x1, y1, conf in rows:
+            wr.writerow([name, f"{x0:.1f}", f"{y0:.1f}", f"{x1:.1f}", f"{y1:.1f}", f"{conf:.4f}"])
+    done = len(names) - len(failed)
+    summary = {
+        "photos": done,
+        "seconds": seconds,
+        "photos_per_s": done / seconds if seconds > 0 else 0.0,
+        "faces": len(rows),
+        "threads": args.threads,
+        "opencv": cv2.__version__,
+        "failed": failed,
+    }
+    print(
+        f"res10: {done} photos, {len(rows)} faces, {len(failed)} unreadable, "
+        f"{summary['photos_per_s']:.1f} photos/s (OpenCV {cv2.__version__}, {args.threads} threads)"
+    )
+    for name in failed:
+        print(f"res10: cannot read {name!r}", file=sys.stderr)
+    if args.summary:
+        with open(args.summary, "w", encoding="utf-8") as f:
+            json.dump(summary, f, indent=2)
+    return 0
+
+
+def crops(args):
+    by_photo = {}
+    with open(args.boxes, newline="", encoding="utf-8") as f:
+        for n, r in enumerate(csv.DictReader(f)):
+            by_photo.setdefault(r["image"], []).append(
+                (n, int(r["xmin"]), int(r["ymin"]), int(r["xmax"]), int(r["ymax"]), r["label"])
+            )
+    counts = {}
+    failed = []
+    params = [cv2.IMWRITE_JPEG_QUALITY, args.quality]
+    for name in sorted(by_photo):
+        img = None
+        for n, x0, y0, x1, y1, label in by_photo[name]:
+            bw, bh = x1 - x0, y1 - y0
+            if min(bw, bh) < args.min_side:
+                continue
+            if img is None:
+                img = cv2.imread(os.path.join(args.photos, name))
+                if img is None:
+                    failed.append(name)
+                    break
+            h, w = img.shape[:2]
+            cx0 = max(0, int(round(x0 - args.margin * bw)))
+            cy0 = max(0, int(round(y0 - args.margin * bh)))
+            cx1 = min(w, int(round(x1 + args.margin * bw)))
+            cy1 = min(h, int(round(y1 + args.margin * bh)))
+            if cx1 <= cx0 or cy1 <= cy0:
+                continue
+            folder = os.path.join(args.out, label)
+            os.makedirs(folder, exist_ok=True)
+            out = os.path.join(folder, f"{n:04d}.jpg")
+            if not cv2.imwrite(out, img[cy0:cy1, cx0:cx1], params):
+                raise SystemExit(f"cannot write {out}")
+            counts[label] = counts.get(label, 0) + 1
+    print(
+        "crops: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        + f" (boxes >= {args.min_side} px, {args.margin:.0%} margin) -> {args.out}"
+    )
+    for name in failed:
+        print(f"crops: cannot read {name!r}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("detect", help="res10 SSD face detection, timed")
+    d.add_argument("--photos", required=True)
+    d.add_argument("--list", help="file of photo paths relative to --photos, one a line (default: walk)")
+    d.add_argument("--prototxt", required=True)
+    d.add_argument("--caffemodel", required=True)
+    d.add_argument("--out", required=True, help="output CSV: path,left,top,right,bottom,score")
+    d.add_argument("--summary", help="also write the summary as JSON here")
+    d.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="cv2.setNumThreads")
+    d.add_argument("--conf", type=float, default=0.5)
+    c = sub.add_parser("crops", help="face crops of the annotated boxes, as an ImageFolder tree")
+    c.add_argument("--photos", required=True)
+    c.add_argument("--boxes", required=True)
+    c.add_argument("--out", required=True)
+    c.add_argument("--min-side", type=int, default=50)
+    c.add_argument("--margin", type=float, default=0.2)
+    c.add_argument("--quality", type=int, default=95)
+    args = ap.parse_args()
+    return detect(args) if args.cmd == "detect" else crops(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
