@@ -329,5 +329,103 @@ fn frozen_mobilenet_with_bce() {
         assert_eq!((annotated.width(), annotated.height()), (910, 1137));
         let heat = image::open(out.join("explain/obama_face0.png")).unwrap();
         assert_eq!(heat.width(), 2 * heat.height());
+        predict_scores_labelled_photos_in_every_format(&ds.runs, &run.join("best.safetensors"));
     }
+}
+
+/// `predict --labels`: the same two labelled photos (two real faces and a
+/// labelled box where there is no face) in VOC, COCO, YOLO and CSV give the
+/// same score, and a label that is no model class stops it before predicting.
+#[cfg(feature = "dlib")]
+fn predict_scores_labelled_photos_in_every_format(runs: &Path, model: &Path) {
+    let photos = runs.join("labelled");
+    std::fs::create_dir_all(&photos).unwrap();
+    // (photo, size, boxes): the HOG boxes of the faces, and a 40 px box on the
+    // plain background top-left of obama.jpg.
+    type LabelledPhoto<'a> = (&'a str, (u32, u32), Vec<[f32; 4]>);
+    let mut boxes: Vec<LabelledPhoto> = Vec::new();
+    for (file, l, t, r, b) in [FACES[0], FACES[1]] {
+        std::fs::copy(samples().join(file), photos.join(file)).unwrap();
+        let (w, h) = image::image_dimensions(photos.join(file)).unwrap();
+        boxes.push((file, (w, h), vec![[l, t, r, b]]));
+    }
+    boxes[1].2.push([10.0, 10.0, 50.0, 50.0]);
+    let labels = runs.join("labels");
+    std::fs::create_dir_all(labels.join("voc")).unwrap();
+    std::fs::create_dir_all(labels.join("yolo")).unwrap();
+    let mut csv = String::from("image,xmin,ymin,xmax,ymax,label\n");
+    let mut coco_images = Vec::new();
+    let mut coco_annotations = Vec::new();
+    for (id, (file, (w, h), faces)) in boxes.iter().enumerate() {
+        let mut objects = String::new();
+        let mut yolo = String::new();
+        for f in faces {
+            csv.push_str(&format!("{file},{},{},{},{},no_mask\n", f[0], f[1], f[2], f[3]));
+            objects.push_str(&format!(
+                "<object><name>no_mask</name><bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox></object>",
+                f[0], f[1], f[2], f[3]
+            ));
+            let (cx, cy) = ((f[0] + f[2]) / 2.0 / *w as f32, (f[1] + f[3]) / 2.0 / *h as f32);
+            let (bw, bh) = ((f[2] - f[0]) / *w as f32, (f[3] - f[1]) / *h as f32);
+            yolo.push_str(&format!("0 {cx} {cy} {bw} {bh}\n"));
+            coco_annotations.push(serde_json::json!({
+                "id": coco_annotations.len() + 1, "image_id": id + 1, "category_id": 7,
+                "bbox": [f[0], f[1], f[2] - f[0], f[3] - f[1]],
+            }));
+        }
+        let stem = file.trim_end_matches(".jpg");
+        let xml = format!("<annotation><filename>{file}</filename><size><width>{w}</width><height>{h}</height><depth>3</depth></size>{objects}</annotation>");
+        std::fs::write(labels.join("voc").join(format!("{stem}.xml")), xml).unwrap();
+        std::fs::write(labels.join("yolo").join(format!("{stem}.txt")), yolo).unwrap();
+        coco_images.push(serde_json::json!({"id": id + 1, "file_name": file, "width": w, "height": h}));
+    }
+    std::fs::write(labels.join("yolo/classes.txt"), "no_mask\n").unwrap();
+    std::fs::write(labels.join("boxes.csv"), csv).unwrap();
+    let coco = serde_json::json!({"images": coco_images, "annotations": coco_annotations,
+        "categories": [{"id": 7, "name": "no_mask"}]});
+    std::fs::write(labels.join("coco.json"), coco.to_string()).unwrap();
+
+    let (p, m) = (photos.to_str().unwrap(), model.to_str().unwrap());
+    let mut scores = Vec::new();
+    for source in ["boxes.csv", "voc", "coco.json", "yolo"] {
+        let out = runs.join(format!("scenes_{}", source.replace('.', "_")));
+        let l = labels.join(source);
+        let args = [
+            "predict",
+            p,
+            "--model",
+            m,
+            "--out",
+            out.to_str().unwrap(),
+            "--labels",
+            l.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ];
+        let (stdout, _) = maskforge(&[&args[..], &["--class-map", "no_mask=unmasked"]].concat());
+        assert!(stdout.contains("faces >= 32 px found: 66.7% (2/3)"), "{source}: {stdout}");
+        let report = json(&out.join("scenes.json"));
+        assert_eq!(report["score"]["headline"]["annotated"], 3, "{source}");
+        assert_eq!(report["score"]["headline"]["found"], 2, "{source}");
+        assert_eq!(report["score"]["unmatched"], 0, "{source}: no box off the faces");
+        // Accuracy is what predictions.csv says of the two faces.
+        let preds = std::fs::read_to_string(out.join("predictions.csv")).unwrap();
+        let right = preds.lines().skip(1).filter(|l| l.split(',').nth(7) == Some("unmasked")).count();
+        assert_eq!(report["score"]["headline"]["correct"], right, "{source}: {preds}");
+        scores.push(report["score"].clone());
+    }
+    assert!(scores.windows(2).all(|w| w[0] == w[1]), "{scores:?}");
+    // No --class-map: `no_mask` is no class of the model: one line, nothing predicted.
+    let out = runs.join("scenes_unmapped");
+    let l = labels.join("boxes.csv");
+    let o = std::process::Command::new(bin())
+        .args(["predict", p, "--model", m, "--out", out.to_str().unwrap(), "--labels", l.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("labels no_mask are not classes of the model (masked, unmasked)"),
+        "{err}"
+    );
+    assert!(!out.join("predictions.csv").exists());
 }

@@ -26,7 +26,12 @@
 //! * [`stats`]: `stats.json`, split's mean/std and class weights, and the
 //!   tolerant reader training uses.
 //!
-//! Pure: no dlib, no libtorch, no image decoding.
+//! * [`scene_labels`]: labelled real photos for scoring a detector and
+//!   classifier: face boxes with class names from Pascal VOC, COCO, YOLO or
+//!   CSV files (what `mask --labels` writes included).
+//!
+//! Pure: no dlib, no libtorch, no image decoding (YOLO's image sizes come
+//! from the image headers).
 
 pub mod annotations;
 pub mod classes;
@@ -38,6 +43,7 @@ pub mod manifest;
 pub mod mask_files;
 pub mod read;
 pub mod relpath;
+pub mod scene_labels;
 pub mod set;
 pub mod stats;
 
@@ -58,5 +64,6 @@ pub use manifest::{
     MANIFEST_HEADER, SHA256_COLUMN,
 };
 pub use relpath::{is_lexically_under, PathError, RelPath};
+pub use scene_labels::{read_scene_labels, SceneBox, SceneLabels, SceneLabelsFormat};
 pub use set::{read_checked, sha256_hex, SetRecord, CLASSES_CSV, FAILURES_CSV, SET_FILES, SPLIT_JSON, STATS_JSON};
 pub use stats::{read_training_stats, Stats, TrainingStats};

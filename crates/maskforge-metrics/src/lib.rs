@@ -9,6 +9,8 @@
 //! is zero (a class never predicted, or absent from the data) is reported
 //! as 0; the weighted average weights each class by its support.
 
+pub mod scenes;
+
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 

@@ -21,7 +21,8 @@
 //! 9. [`state`], then [`event`]: per-epoch rows and training state,
 //!    progress events;
 //! 10. [`eval`], then [`report`]: evaluation results, `predictions.csv`,
-//!     the classification report;
+//!     the classification report; [`scenes`]: `predict --labels`' score on
+//!     labelled photos;
 //! 11. [`datasets`], [`run`], [`resume`]: a run's checked inputs, the run
 //!     folder's tensor-free files, and what `--resume` has left to do.
 
@@ -50,6 +51,7 @@ pub mod event;
 pub mod eval;
 
 pub mod report;
+pub mod scenes;
 
 pub mod datasets;
 pub mod resume;

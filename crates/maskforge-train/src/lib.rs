@@ -52,7 +52,9 @@ pub mod resume;
 
 pub mod train;
 
-pub use maskforge_train_core::{augment, config, datasets, event, manifest, meta, plot, report, rng, run, state};
+pub use maskforge_train_core::{
+    augment, config, datasets, event, manifest, meta, plot, report, rng, run, scenes, state,
+};
 
 pub use device::LIBTORCH_VERSION;
 pub use error::TrainError;

@@ -19,6 +19,7 @@ use maskforge_imageio::{
     load_rgb_budgeted, relative_string, save_rgb_atomic, write_failures_csv, AtomicFile, DecodeBudget, Failure,
     LoadLimits,
 };
+use maskforge_metrics::scenes::ClassedBox;
 use rayon::prelude::*;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -76,13 +77,17 @@ impl PredictOptions {
     }
 }
 
-/// Counts for the summary line.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Counts for the summary line, and what was found in each photo.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PredictSummary {
     pub photos: usize,
     pub faces: usize,
     pub without_face: usize,
     pub unreadable: usize,
+    /// Every photo read (relative path, with `/`) with its faces' boxes and
+    /// predicted classes, in the order of `predictions.csv`; for scoring
+    /// against labels ([`maskforge_metrics::scenes`]).
+    pub found: Vec<(String, Vec<ClassedBox>)>,
 }
 
 /// A photo with its faces and their crops, or why it could not be used.
@@ -128,7 +133,13 @@ pub fn predict_photos<F: FaceFinder>(
                     failures.push(Failure::new(rel, reason));
                 }
                 Ok((img, faces, _)) => {
-                    let n = write_photo(opts, predictor, &mut csv, &rel, img, &faces, &mut classified)?;
+                    let results = write_photo(opts, predictor, &mut csv, &rel, img, &faces, &mut classified)?;
+                    let n = results.len();
+                    let boxes = results.iter().map(|r| {
+                        let b = r.face.bbox;
+                        ClassedBox { bbox: [b.left, b.top, b.right, b.bottom], class: r.class }
+                    });
+                    summary.found.push((rel.clone(), boxes.collect()));
                     summary.faces += n;
                     if n == 0 {
                         summary.without_face += 1;
@@ -172,7 +183,7 @@ struct FaceResult {
 }
 
 /// Writes the CSV rows, occlusion maps and the annotated copy of one photo;
-/// returns its number of faces.
+/// returns its faces with their classes.
 fn write_photo<'a>(
     opts: &PredictOptions,
     predictor: &Predictor,
@@ -181,7 +192,7 @@ fn write_photo<'a>(
     mut img: RgbImage,
     faces: &[Face],
     classified: &mut impl Iterator<Item = (&'a RgbImage, Vec<f32>)>,
-) -> Result<usize> {
+) -> Result<Vec<FaceResult>> {
     let classes = &predictor.meta.classes;
     let mut results = Vec::with_capacity(faces.len());
     for (i, face) in faces.iter().enumerate() {
@@ -205,7 +216,7 @@ fn write_photo<'a>(
     let ext = if matches!(ext.as_str(), "png" | "jpg" | "jpeg") { ext } else { "jpg".into() };
     let path = output_path(&opts.out, "annotated", &format!("{}.{ext}", strip_ext(rel)))?;
     save_rgb_atomic(&img, &path, 92).map_err(TrainError::io(&path))?;
-    Ok(results.len())
+    Ok(results)
 }
 
 /// `OUT/FOLDER/REL`, checked like every output path: never written through

@@ -46,7 +46,7 @@ enum Command {
     Eval(cmd::train::EvalArgs),
     /// Detect, crop and classify faces in photos; annotated images and a CSV.
     #[cfg(all(feature = "tch", feature = "dlib"))]
-    Predict(cmd::train::PredictArgs),
+    Predict(cmd::predict::PredictArgs),
     /// Shortcut audit of a dataset (ImageFolder tree or manifest): per class, everything that is
     /// not the label (format, JPEG quality, subsampling, EXIF/ICC, size, brightness, colour,
     /// sharpness, noise) and a probe classifier on those cues that must stay at chance. Exits
@@ -74,7 +74,7 @@ fn main() {
         #[cfg(feature = "tch")]
         Command::Eval(args) => cmd::train::run_eval(args),
         #[cfg(all(feature = "tch", feature = "dlib"))]
-        Command::Predict(args) => cmd::train::run_predict(args),
+        Command::Predict(args) => cmd::predict::run(args),
         Command::Weights(args) => cmd::weights::run(args),
         Command::Audit(args) => cmd::audit::run(args),
     };

@@ -1,0 +1,189 @@
+//! `maskforge predict`: find faces in photos, classify each with a trained
+//! checkpoint, write annotated photos and `predictions.csv`; with
+//! `--labels`, also score detector and model on the user's labelled photos
+//! (`scenes.txt`, `scenes.json`).
+
+use crate::cmd::detect::{DetectorArg, DetectorOpts};
+use crate::common;
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use image::RgbImage;
+use maskforge_contracts::{read_scene_labels, SceneLabels, SceneLabelsFormat};
+use maskforge_face::Face;
+use maskforge_imageio::{check_disjoint, walk_images, Output};
+use maskforge_landmarks::Detector;
+use maskforge_train::predict::{predict_photos, FaceFinder, PredictOptions};
+use maskforge_train::scenes::{self, ClassMap};
+use maskforge_train::Predictor;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// A photo, or a folder of photos (searched recursively).
+    pub input: PathBuf,
+    /// A checkpoint written by `maskforge train` (e.g. runs/NAME/best.safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Output folder: annotated/ images, predictions.csv, explain/ heat-maps, failures.csv.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Side of the face crop cut from the photo (as the mask stage's --crop-size);
+    /// it is then resized to the model's input size.
+    #[arg(long, default_value_t = 224, value_parser = clap::value_parser!(u32).range(8..=4096))]
+    pub crop_size: u32,
+    /// Margin around the detector box, as a fraction of its size per side (as the mask stage's), 0 to 2.
+    #[arg(long, default_value_t = 0.2)]
+    pub crop_margin: f32,
+    /// Also write an occlusion-sensitivity heat-map per face to OUT/explain/.
+    #[arg(long)]
+    pub explain: bool,
+    /// Occluding patch side in model-input pixels [default: input size / 7].
+    #[arg(long)]
+    pub explain_patch: Option<u32>,
+    /// Patch step in pixels [default: patch / 2].
+    #[arg(long)]
+    pub explain_stride: Option<u32>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Face-detection threads, up to 1024 [default: all cores].
+    #[arg(long, short, value_parser = common::jobs_parser("--jobs"))]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub detector: DetectorOpts,
+    #[command(flatten)]
+    pub labels: LabelsOpts,
+}
+
+/// Scoring against the user's labelled photos.
+#[derive(Args, Debug)]
+pub struct LabelsOpts {
+    /// Also score detector and model against these face boxes with class names: a Pascal VOC
+    /// XML file or folder, a COCO JSON file, a folder of YOLO .txt files (class names from a
+    /// *.yaml `names:`, classes.txt or obj.names), or a CSV `image,xmin,ymin,xmax,ymax,label`.
+    /// Image paths are relative to INPUT. Writes OUT/scenes.txt and OUT/scenes.json: faces
+    /// found, boxes matching no labelled face, and classification accuracy, by class and by
+    /// size band.
+    #[arg(long, value_name = "PATH")]
+    pub labels: Option<PathBuf>,
+    /// Layout of --labels [default: by content].
+    #[arg(long, value_enum, requires = "labels")]
+    pub labels_format: Option<LabelsFormatArg>,
+    /// Which model class each label name means, e.g. `mask=correct,no_mask=unmasked`; labels
+    /// named like a model class need no entry.
+    #[arg(long, value_name = "MAP", requires = "labels", value_parser = ClassMap::parse)]
+    pub class_map: Option<ClassMap>,
+    /// A detected face matches a labelled one when their boxes overlap at least this much
+    /// (intersection over union; labelled boxes range from tight faces to whole heads).
+    #[arg(long, default_value_t = 0.3, requires = "labels", value_parser = parse_iou)]
+    pub min_iou: f32,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LabelsFormatArg {
+    Voc,
+    Coco,
+    Yolo,
+    Csv,
+}
+
+impl From<LabelsFormatArg> for SceneLabelsFormat {
+    fn from(f: LabelsFormatArg) -> Self {
+        match f {
+            LabelsFormatArg::Voc => SceneLabelsFormat::Voc,
+            LabelsFormatArg::Coco => SceneLabelsFormat::Coco,
+            LabelsFormatArg::Yolo => SceneLabelsFormat::Yolo,
+            LabelsFormatArg::Csv => SceneLabelsFormat::Csv,
+        }
+    }
+}
+
+fn parse_iou(s: &str) -> Result<f32, String> {
+    match s.trim().parse::<f32>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("{s:?}: must be a number above 0 and at most 1")),
+    }
+}
+
+/// The labels, read before any photo is predicted (a bad file fails fast).
+fn read_labels(opts: &LabelsOpts, root: &Path) -> Result<Option<SceneLabels>> {
+    let Some(path) = &opts.labels else { return Ok(None) };
+    let labels = read_scene_labels(path, root, opts.labels_format.map(Into::into))?;
+    for (what, why) in &labels.skipped {
+        eprintln!("labels: skipped {what}: {why}");
+    }
+    Ok(Some(labels))
+}
+
+/// The dlib detector as predict's face source.
+#[derive(Clone)]
+struct DlibFinder(Detector);
+
+impl FaceFinder for DlibFinder {
+    fn find(&mut self, img: &RgbImage) -> Result<Vec<Face>, String> {
+        self.0.detect(img).map_err(|e| e.to_string())
+    }
+}
+
+pub fn run(args: PredictArgs) -> Result<()> {
+    let device = maskforge_train::device::parse_device(&args.device)?;
+    check_disjoint(&[&args.input], &[Output::new(&args.out, "output folder")])?;
+    let (root, photos, walk_failures) = if args.input.is_dir() {
+        let walk = walk_images(&args.input, &[&args.out]);
+        (args.input.clone(), walk.images, walk.failures)
+    } else if args.input.is_file() {
+        (args.input.parent().map(Path::to_path_buf).unwrap_or_default(), vec![args.input.clone()], Vec::new())
+    } else {
+        bail!("{}: no such photo or folder", args.input.display());
+    };
+    let predictor = Predictor::load(&args.model, device)?;
+    let s = predictor.meta.img_size;
+    let explain = args.explain.then(|| {
+        let patch = args.explain_patch.unwrap_or((s / 7).max(1));
+        (patch, args.explain_stride.unwrap_or((patch / 2).max(1)))
+    });
+    let opts = PredictOptions {
+        root,
+        photos,
+        out: args.out.clone(),
+        crop_size: args.crop_size,
+        crop_margin: args.crop_margin,
+        explain,
+        limits: args.detector.limits(),
+        decode_budget: maskforge_imageio::DecodeBudget::from_available_memory(),
+    };
+    opts.check(s)?;
+    let labels = read_labels(&args.labels, &opts.root)?;
+    let class_map = args.labels.class_map.clone().unwrap_or_default();
+    if let Some(labels) = &labels {
+        // Fail before predicting when a label has no class.
+        class_map.resolve(labels.images.values().flatten().map(|b| b.label.as_str()), &predictor.meta.classes)?;
+    }
+    let finder = DlibFinder(DetectorOpts::build(&args.detector.config(DetectorArg::Mtcnn), device)?);
+    let pool = common::thread_pool(args.jobs)?;
+    common::share_cores_with_workers(pool.current_num_threads());
+    let pb = common::progress_bar(opts.photos.len() as u64, "predict");
+    let progress = |rel: &str, skipped: Option<&str>| {
+        pb.inc(1);
+        if let Some(reason) = skipped {
+            pb.println(format!("skipped {rel}: {reason}"));
+        }
+    };
+    let summary = predict_photos(&opts, &predictor, &finder, walk_failures, &pool, &progress)?;
+    pb.finish_and_clear();
+    println!(
+        "{} photo(s), {} face(s) classified, {} photo(s) without a detected face and {} unreadable (both in failures.csv); wrote {}/predictions.csv and annotated/{}",
+        summary.photos,
+        summary.faces,
+        summary.without_face,
+        summary.unreadable,
+        args.out.display(),
+        if args.explain { ", explain/" } else { "" }
+    );
+    if let (Some(labels), Some(file)) = (labels, &args.labels.labels) {
+        let run = scenes::score(&labels, &summary.found, &predictor.meta.classes, &class_map, args.labels.min_iou)?;
+        print!("\n{}", scenes::write_report(&args.out, &run, file)?);
+        println!("wrote {}/scenes.txt and scenes.json", args.out.display());
+    }
+    Ok(())
+}
