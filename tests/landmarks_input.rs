@@ -111,7 +111,7 @@ fn detect_then_mask_from_landmarks_gives_the_bytes_of_a_detecting_run() {
     detect(&input, &tmp.path().join("det"));
     let landmarks = tmp.path().join("det/landmarks.csv");
     // detect and mask share the detector flags and their defaults (HOG, the scale from --min-face).
-    let settings = ["--seed", "9", "--variants", "correct,chin", "--unmasked", "copy", "--min-face", "40"];
+    let settings = ["--seed", "9", "--variants", "correct,chin", "--unmasked", "copy"];
     let seg = tmp.path().join("seg-a");
     let detected = tmp.path().join("detected");
     mask(&input, &detected, &[&settings[..], &["--seg-dir", seg.to_str().unwrap()][..]].concat());

@@ -92,6 +92,17 @@ impl DetectorKind {
         }
     }
 
+    /// The `--min-face` a detector gets when none is given: the smallest face
+    /// it finds on the full-size photo (HOG's and the CNN's windows), and for
+    /// MTCNN, whose pyramid reaches any size, 24 px (on real crowd photos it
+    /// finds 83% of the 32–63 px faces from there: `cargo xtask bench faces`).
+    pub fn default_min_face(self) -> u32 {
+        match self {
+            DetectorKind::Hog | DetectorKind::Cnn => self.window(),
+            DetectorKind::Mtcnn => 24,
+        }
+    }
+
     /// The name `--detector` and the settings files use.
     pub fn name(self) -> &'static str {
         self.method().as_str()
@@ -126,9 +137,11 @@ pub struct DetectorConfig {
     /// mapped back to full size.
     pub detect_max_side: Option<u32>,
     /// With `detect_max_side` `None`: the smallest face wanted (shorter box
-    /// side, pixels). Detection runs on the smallest copy on which such a
-    /// face still fills the detector's window ([`DetectorKind::window`]),
-    /// never above full size: `window / min_face`, at most 1. 0: full size.
+    /// side, pixels). Detection runs on the copy on which such a face just
+    /// fills the detector's window ([`DetectorKind::window`]): `window /
+    /// min_face`, smaller than the photo for large faces, larger (up to
+    /// [`MAX_AUTO_UPSCALE`] a side and [`MAX_UPSAMPLED_PIXELS`]) for faces
+    /// under the window. 0: full size.
     pub min_face: u32,
     /// Double the detection image this many times first (finds faces smaller
     /// than HOG's 80 px window; each step costs ~4x).
@@ -140,13 +153,31 @@ pub struct DetectorConfig {
     pub model_cache: Option<PathBuf>,
 }
 
+/// Automatic upsampling ([`DetectorConfig::min_face`] under the window)
+/// enlarges a side at most this much...
+pub const MAX_AUTO_UPSCALE: f32 = 4.0;
+/// ...and makes no copy larger than this (pixels): it upsamples small
+/// photos, where small faces cannot be seen otherwise, not large ones.
+pub const MAX_UPSAMPLED_PIXELS: f32 = 40e6;
+
+/// `scale` for a `w`×`h` photo, an upsampling one (above 1) cut so the copy
+/// holds at most [`MAX_UPSAMPLED_PIXELS`], but never below full size.
+fn capped_upscale(scale: f32, w: u32, h: u32) -> f32 {
+    if scale <= 1.0 {
+        return scale;
+    }
+    let pixels = w.max(1) as f32 * h.max(1) as f32;
+    scale.min((MAX_UPSAMPLED_PIXELS / pixels).sqrt()).max(1.0)
+}
+
 impl DetectorConfig {
-    /// The scale `min_face` asks for (see [`DetectorConfig::min_face`]).
+    /// The scale `min_face` asks for (see [`DetectorConfig::min_face`]),
+    /// before the pixel cap of [`Detector::detection_scale`].
     pub fn auto_scale(&self) -> f32 {
         match self.min_face {
             _ if self.kind == DetectorKind::Mtcnn => 1.0,
             0 => 1.0,
-            m => (self.kind.window() as f32 / m as f32).min(1.0),
+            m => (self.kind.window() as f32 / m as f32).min(MAX_AUTO_UPSCALE),
         }
     }
 
@@ -193,7 +224,7 @@ impl DetectorConfig {
             kind: DetectorKind::Hog,
             models_dir: models_dir.into(),
             detect_max_side: None,
-            min_face: 40,
+            min_face: 0,
             upsample: 0,
             hog_threshold: 0.0,
             model_cache: None,
@@ -294,7 +325,7 @@ impl Detector {
         let mut s = match self.config.detect_max_side {
             Some(max) if max > 0 && (max as f32) < long => max as f32 / long,
             Some(_) => 1.0,
-            None => self.config.auto_scale(),
+            None => capped_upscale(self.config.auto_scale(), w, h),
         };
         s *= 2f32.powi(self.config.upsample.min(4) as i32);
         s
@@ -484,6 +515,22 @@ pub fn to_matrix(img: &RgbImage) -> ImageMatrix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn min_face_under_the_window_upsamples_small_photos_only() {
+        let hog = |min_face| DetectorConfig { min_face, ..DetectorConfig::new("models") };
+        assert_eq!(hog(0).auto_scale(), 1.0);
+        assert_eq!(hog(160).auto_scale(), 0.5);
+        assert_eq!(hog(40).auto_scale(), 2.0);
+        assert_eq!(hog(10).auto_scale(), MAX_AUTO_UPSCALE);
+        let mtcnn = DetectorConfig { kind: DetectorKind::Mtcnn, ..hog(10) };
+        assert_eq!(mtcnn.auto_scale(), 1.0, "MTCNN's pyramid does its own scaling");
+        // A 400×300 photo is doubled; a 5000×4000 one (20 MP) only to 40 MP; a 50 MP one not at all.
+        assert_eq!(capped_upscale(2.0, 400, 300), 2.0);
+        assert!((capped_upscale(2.0, 5000, 4000) - 2f32.sqrt()).abs() < 1e-6);
+        assert_eq!(capped_upscale(2.0, 10_000, 5000), 1.0);
+        assert_eq!(capped_upscale(0.5, 400, 300), 0.5);
+    }
 
     #[test]
     fn a_larger_min_face_is_suggested_only_when_it_shrinks_the_copy() {

@@ -288,11 +288,12 @@ fn rows(
         Ok(Kind::Detect(Detector::new(&cfg)?))
     };
     let row = |name, kind, min_face| Row { name, kind, min_face, blas_all_cores: false };
-    let mut rows = vec![row("hog auto", hog(None, 40)?, 40)];
+    // 80: the CLI's default --min-face for HOG (its window, at full size).
+    let mut rows = vec![row("hog auto", hog(None, 80)?, 80)];
     match set {
-        "photos" => rows.push(row("hog 640", hog(Some(640), 40)?, 40)),
+        "photos" => rows.push(row("hog 640", hog(Some(640), 80)?, 80)),
         "1024x1024" => {
-            rows.push(row("hog 640", hog(Some(640), 40)?, 40));
+            rows.push(row("hog 640", hog(Some(640), 80)?, 80));
             rows.push(row("hog min200", hog(None, 200)?, 200));
             rows.push(row("landmarks", Kind::File(file_faces(det, files)?), 40));
         }

@@ -56,11 +56,14 @@ pub struct DetectorOpts {
     /// image pyramid starts at --min-face]. Landmarks are always predicted on the full image.
     #[arg(long, value_name = "PX")]
     pub detect_max_side: Option<u32>,
-    /// The smallest face wanted (shorter side of its box, pixels): sets the detection scale
-    /// (raise it for large photos of large faces: --min-face 160 detects at half size);
-    /// mask also leaves smaller faces bare.
-    #[arg(long, default_value_t = 40)]
-    pub min_face: u32,
+    /// The smallest face wanted (shorter side of its box, pixels) [default: hog 80, cnn 40,
+    /// mtcnn 24]: sets the detection scale, so faces of this size fill the detector's window
+    /// (HOG 80 px, CNN 40 px): raise it for large photos of large faces (--min-face 160 detects
+    /// at half size); below the window the photo is upsampled (at most 4x a side and 40 MP);
+    /// mtcnn starts its image pyramid there. mask also leaves smaller faces bare (there the
+    /// default is 40, mtcnn 24).
+    #[arg(long)]
+    pub min_face: Option<u32>,
     /// Upsample the detection image this many times (finds faces under ~80 px; 4x cost each).
     #[arg(long, default_value_t = 0)]
     pub upsample: u32,
@@ -83,7 +86,7 @@ impl DetectorOpts {
         let mut cfg = DetectorConfig::new(common::models_dir(self.models.clone()));
         cfg.kind = self.kind(default);
         cfg.detect_max_side = self.detect_max_side;
-        cfg.min_face = self.min_face;
+        cfg.min_face = self.min_face.unwrap_or(cfg.kind.default_min_face());
         cfg.upsample = self.upsample;
         cfg.model_cache = common::cache_dir().map(|dir| dir.join("models"));
         cfg

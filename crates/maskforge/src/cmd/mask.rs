@@ -220,6 +220,15 @@ fn detector_config(args: &MaskArgs) -> DetectorConfig {
     args.detector.config(default)
 }
 
+/// Faces smaller than this are left bare: `--min-face`, else 40 px, or
+/// the detector's own default where that is smaller (MTCNN's 24). Not the
+/// detector's default alone: HOG's 80 would drop the smaller faces that
+/// `--faces crop` fits and landmark files list.
+fn filter_min_face(args: &MaskArgs) -> u32 {
+    const DEFAULT: u32 = 40;
+    args.detector.min_face.unwrap_or_else(|| detector_config(args).kind.default_min_face().min(DEFAULT))
+}
+
 /// Where a run's faces come from.
 #[derive(Clone)]
 enum Faces {
@@ -404,7 +413,7 @@ fn mask_options(args: &MaskArgs, out: PathBuf) -> Result<MaskOptions> {
         format: args.format,
         quality: args.quality,
         seed: args.seed,
-        faces: FaceFilter { min_face: args.detector.min_face, largest_only: args.largest_only },
+        faces: FaceFilter { min_face: filter_min_face(args), largest_only: args.largest_only },
         limits: args.detector.limits(),
         decode_budget: maskforge_imageio::DecodeBudget::from_available_memory(),
         write: !args.preview_only,
