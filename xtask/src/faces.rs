@@ -65,9 +65,7 @@ struct Opts {
 
 fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
     let mut o = Opts {
-        crowds: std::env::var_os("MASKFORGE_CROWDS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("../shared/data/crowds")),
+        crowds: default_crowds(root),
         detectors: vec!["hog".into(), "mtcnn".into()],
         min_face: 24,
         jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
@@ -97,6 +95,23 @@ fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
         bail!("--jobs must be at least 1");
     }
     Ok(o)
+}
+
+/// Where the crowds set is unless `--crowds` says: `$MASKFORGE_CROWDS`, else
+/// `../shared/data/crowds` from the checkout.
+pub fn default_crowds(root: &Path) -> PathBuf {
+    std::env::var_os("MASKFORGE_CROWDS").map(PathBuf::from).unwrap_or_else(|| root.join("../shared/data/crowds"))
+}
+
+/// The crowds set at `dir`: the folder (resolved), its `photos/` and its
+/// `boxes.csv`; an error naming the options when either is missing.
+pub fn locate_crowds(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let (photos, boxes_csv) = (dir.join("photos"), dir.join("boxes.csv"));
+    if !photos.is_dir() || !boxes_csv.is_file() {
+        bail!("no crowds set at {} (photos/ and boxes.csv): pass --crowds DIR or set MASKFORGE_CROWDS", dir.display());
+    }
+    Ok((dir, photos, boxes_csv))
 }
 
 pub fn iou(a: &Bbox, b: &Bbox) -> f64 {
@@ -209,7 +224,8 @@ pub fn score(truth: &BTreeMap<String, Vec<Truth>>, dets: &BTreeMap<String, Vec<B
     s
 }
 
-fn read_truth(boxes_csv: &Path) -> Result<BTreeMap<String, Vec<Truth>>> {
+/// The boxes of a `image,xmin,ymin,xmax,ymax,label` CSV by photo, in file order.
+pub fn read_truth(boxes_csv: &Path) -> Result<BTreeMap<String, Vec<Truth>>> {
     let mut rd = csv::Reader::from_path(boxes_csv).with_context(|| format!("read {}", boxes_csv.display()))?;
     let col = column_finder(rd.headers()?.clone(), boxes_csv);
     let (image, label) = (col("image")?, col("label")?);
@@ -239,7 +255,7 @@ fn read_dets(file: &Path) -> Result<BTreeMap<String, Vec<Bbox>>> {
     Ok(dets)
 }
 
-fn column_finder(headers: csv::StringRecord, file: &Path) -> impl Fn(&str) -> Result<usize> + '_ {
+pub fn column_finder(headers: csv::StringRecord, file: &Path) -> impl Fn(&str) -> Result<usize> + '_ {
     move |name| {
         headers.iter().position(|h| h == name).with_context(|| format!("{}: no `{name}` column", file.display()))
     }
@@ -261,7 +277,7 @@ struct DetRun {
 }
 
 /// The first `error` line of a failed command's output, else its last line.
-fn failure_reason(out: &std::process::Output) -> String {
+pub fn failure_reason(out: &std::process::Output) -> String {
     let text = format!("{}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
     let lines: Vec<&str> = text.split(['\n', '\r']).map(str::trim).filter(|l| !l.is_empty()).collect();
     let line = lines.iter().find(|l| l.starts_with("error")).or(lines.last()).copied().unwrap_or("no output");
@@ -271,7 +287,7 @@ fn failure_reason(out: &std::process::Output) -> String {
 /// Runs a command with its output captured (maskforge's progress goes to
 /// stderr); prints its stdout (the summary) on success, returns the reason on
 /// failure.
-fn run_timed(cmd: &mut Command) -> std::result::Result<f64, String> {
+pub fn run_timed(cmd: &mut Command) -> std::result::Result<f64, String> {
     let t = Instant::now();
     let out = cmd.stdin(Stdio::null()).output().map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
     let secs = t.elapsed().as_secs_f64();
@@ -284,11 +300,60 @@ fn run_timed(cmd: &mut Command) -> std::result::Result<f64, String> {
     Ok(secs)
 }
 
-fn fresh_dir(dir: &Path) -> Result<()> {
+pub fn fresh_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;
     }
     Ok(())
+}
+
+/// The release binary: built first (`cargo build --release -p maskforge`)
+/// unless `build` is false, then it must exist.
+pub fn maskforge_bin(root: &Path, build: bool) -> Result<PathBuf> {
+    let bin = if build { build_release(root)? } else { root.join("target/release/maskforge") };
+    if !bin.is_file() {
+        bail!("{} is missing (run without --no-build)", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Face crops of the boxes of `boxes_csv` (photos under `photos`) whose
+/// shorter side is at least `min_side` px, grown by `margin` per side and
+/// clamped to the photo, as JPEG q95: `out/<label>/NNNN.jpg`, NNNN the box's
+/// row in `boxes_csv` (xtask/bench_faces_res10.py `crops`). Returns the
+/// number of crops by label.
+pub fn make_crops(
+    root: &Path,
+    photos: &Path,
+    boxes_csv: &Path,
+    out: &Path,
+    min_side: u32,
+    margin: f64,
+) -> Result<BTreeMap<String, usize>> {
+    fresh_dir(out)?;
+    crate::run_cmd(
+        Command::new(setup::venv_python(root))
+            .arg(root.join("xtask/bench_faces_res10.py"))
+            .arg("crops")
+            .arg("--photos")
+            .arg(photos)
+            .arg("--boxes")
+            .arg(boxes_csv)
+            .arg("--out")
+            .arg(out)
+            .args(["--min-side", &min_side.to_string(), "--margin", &margin.to_string(), "--quality", "95"]),
+    )?;
+    let mut by_label: BTreeMap<String, usize> = BTreeMap::new();
+    if out.is_dir() {
+        for entry in std::fs::read_dir(out)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                let n = std::fs::read_dir(entry.path())?.count();
+                by_label.insert(entry.file_name().to_string_lossy().into_owned(), n);
+            }
+        }
+    }
+    Ok(by_label)
 }
 
 /// Rows of failures.csv (`path,reason`) that are not "no face detected".
@@ -299,22 +364,10 @@ fn unreadable(failures: &Path) -> usize {
 
 pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
     let mut o = parse_args(root, args)?;
-    if let Ok(c) = o.crowds.canonicalize() {
-        o.crowds = c;
-    }
-    let photos = o.crowds.join("photos");
-    let boxes_csv = o.crowds.join("boxes.csv");
-    if !photos.is_dir() || !boxes_csv.is_file() {
-        bail!(
-            "no crowds set at {} (photos/ and boxes.csv): pass --crowds DIR or set MASKFORGE_CROWDS",
-            o.crowds.display()
-        );
-    }
+    let (crowds, photos, boxes_csv) = locate_crowds(&o.crowds)?;
+    o.crowds = crowds;
     setup::setup(root)?;
-    let bin = if o.build { build_release(root)? } else { root.join("target/release/maskforge") };
-    if !bin.is_file() {
-        bail!("{} is missing (run without --no-build)", bin.display());
-    }
+    let bin = maskforge_bin(root, o.build)?;
     let work = root.join("target/bench/faces");
     std::fs::create_dir_all(&work)?;
     let truth = read_truth(&boxes_csv)?;
@@ -559,31 +612,11 @@ fn crop_coverage(
     work: &Path,
 ) -> Result<Vec<MaskRow>> {
     let crops = work.join("crops");
-    fresh_dir(&crops)?;
     println!(
         "==> face crops: boxes with a shorter side ≥ {CROP_MIN_SIDE} px, {:.0}% margin per side, JPEG q95",
         CROP_MARGIN * 100.0
     );
-    crate::run_cmd(
-        Command::new(setup::venv_python(root))
-            .arg(root.join("xtask/bench_faces_res10.py"))
-            .arg("crops")
-            .arg("--photos")
-            .arg(photos)
-            .arg("--boxes")
-            .arg(boxes_csv)
-            .arg("--out")
-            .arg(&crops)
-            .args(["--min-side", &CROP_MIN_SIDE.to_string(), "--margin", &CROP_MARGIN.to_string(), "--quality", "95"]),
-    )?;
-    let mut by_label: BTreeMap<String, usize> = BTreeMap::new();
-    for entry in std::fs::read_dir(&crops)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            let n = std::fs::read_dir(entry.path())?.count();
-            by_label.insert(entry.file_name().to_string_lossy().into_owned(), n);
-        }
-    }
+    let by_label = make_crops(root, photos, boxes_csv, &crops, CROP_MIN_SIDE, CROP_MARGIN)?;
     let n_crops: usize = by_label.values().sum();
 
     let mut modes: Vec<(&str, &str, Vec<&str>)> = vec![
@@ -620,9 +653,9 @@ fn crop_coverage(
     Ok(rows)
 }
 
-/// Masked crops by label (the first folder of `source`), from annotations.csv:
-/// distinct sources with a masked (not `none`) variant.
-fn masked_sources(annotations: &Path) -> Result<BTreeMap<String, usize>> {
+/// The distinct sources of `maskforge mask`'s annotations.csv with a masked
+/// (not `none`) variant.
+pub fn masked_source_set(annotations: &Path) -> Result<BTreeSet<String>> {
     let mut rd = csv::Reader::from_path(annotations).with_context(|| format!("read {}", annotations.display()))?;
     let col = column_finder(rd.headers()?.clone(), annotations);
     let (source, variant) = (col("source")?, col("variant")?);
@@ -633,8 +666,14 @@ fn masked_sources(annotations: &Path) -> Result<BTreeMap<String, usize>> {
             seen.insert(rec[source].to_string());
         }
     }
+    Ok(seen)
+}
+
+/// Masked crops by label (the first folder of `source`), from annotations.csv:
+/// distinct sources with a masked (not `none`) variant.
+fn masked_sources(annotations: &Path) -> Result<BTreeMap<String, usize>> {
     let mut by_label = BTreeMap::new();
-    for s in seen {
+    for s in masked_source_set(annotations)? {
         let label = s.split('/').next().unwrap_or_default().to_string();
         *by_label.entry(label).or_insert(0) += 1;
     }

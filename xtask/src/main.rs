@@ -10,11 +10,13 @@
 //!   cargo xtask build [ARGS]          set-up, then a release build of the binary
 //!   cargo xtask bench <stage>         detect | mask | split | train | all
 //!   cargo xtask bench faces           face detectors vs OpenCV's res10 SSD on real crowd photos
+//!   cargo xtask realcheck             train on masked real bare faces only, score on other real photos
 //!   cargo xtask gallery               README's mask gallery, from the sample photos
 //!   cargo xtask convert-weights IN OUT   torchvision .pth state_dict -> .safetensors
 
 mod faces;
 mod gallery;
+mod realcheck;
 mod setup;
 
 use anyhow::{bail, Context, Result};
@@ -42,6 +44,7 @@ fn run() -> Result<()> {
             run_cmd(cargo(&root).args(["build", "--release", "-p", "maskforge"]).args(&rest))
         }
         Some("bench") => bench(&root, &rest),
+        Some("realcheck") => realcheck::realcheck(&root, &rest),
         Some("gallery") => gallery::gallery(&root),
         Some("convert-weights") => convert_weights(&root, &rest),
         Some("-h" | "--help" | "help") | None => {
@@ -70,6 +73,11 @@ tasks:
                              OpenCV's res10 SSD on the crowds set (../shared/data/crowds, --crowds
                              DIR or $MASKFORGE_CROWDS): recall, unmatched boxes, photos/s; then the
                              share of real face crops `mask` masks (--help: the options)
+  realcheck [OPTIONS]        setup, build, then on the crowds set (as bench faces): mask the real bare
+                             faces of half its photos, train a ResNet18 (from scratch, CPU) on them
+                             alone, and score it with `predict --labels` on the other half's real
+                             masked and bare faces; target/realcheck/report.json (--help: --crowds DIR,
+                             --epochs N [8], --jobs N [2], --no-build)
   gallery                    setup, build, then draw docs/gallery/: one contact sheet per mask style
                              (every wear variant) and per variant (every style), from the sample
                              photos; rewrites README.md's gallery section to list them

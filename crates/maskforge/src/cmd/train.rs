@@ -43,9 +43,11 @@ pub struct TrainArgs {
     /// Loss: ce (cross-entropy, N logits) or bce (2 classes, one logit, BCEWithLogits) [default: ce].
     #[arg(long)]
     pub loss: Option<LossKind>,
-    /// Weight the loss by the class weights in stats.json (for skewed data).
-    #[arg(long)]
-    pub class_weights: bool,
+    /// Class weights of the loss: `auto` (also `--class-weights` alone) weights each class by
+    /// the inverse of its share of the train split, from stats.json (for skewed data, e.g. a
+    /// 3-class set with few incorrectly worn masks); `none` [default] weights all alike.
+    #[arg(long, value_enum, num_args = 0..=1, default_missing_value = "auto", value_name = "auto|none")]
+    pub class_weights: Option<ClassWeightsArg>,
     /// Optimiser: sgd, adam or adamw [default: sgd].
     #[arg(long)]
     pub optimizer: Option<OptimizerKind>,
@@ -142,6 +144,14 @@ pub struct TrainArgs {
     pub max_pixels: Option<u64>,
 }
 
+/// `--class-weights auto|none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClassWeightsArg {
+    /// Inverse class frequency of the train split (stats.json's weights).
+    Auto,
+    /// Every class weighs 1.
+    None,
+}
 impl TrainArgs {
     /// The run configuration: defaults, then the flags; with `--resume`,
     /// the saved configuration with the few flags that may change.
@@ -154,7 +164,7 @@ impl TrainArgs {
                 ("--freeze-backbone", self.freeze_backbone),
                 ("--dropout", self.dropout.is_some()),
                 ("--loss", self.loss.is_some()),
-                ("--class-weights", self.class_weights),
+                ("--class-weights", self.class_weights.is_some()),
                 ("--optimizer", self.optimizer.is_some()),
                 ("--lr", self.lr.is_some()),
                 ("--momentum", self.momentum.is_some()),
@@ -230,7 +240,7 @@ impl TrainArgs {
             self.weights.as_deref().map(|w| crate::cmd::weights::train_weights(w, c.arch.name())).transpose()?;
         c.freeze_backbone = self.freeze_backbone;
         c.loss = self.loss.unwrap_or(c.loss);
-        c.class_weights = self.class_weights;
+        c.class_weights = self.class_weights == Some(ClassWeightsArg::Auto);
         c.optimizer = self.optimizer.unwrap_or(c.optimizer);
         c.lr = self.lr.unwrap_or(c.optimizer.default_lr());
         c.weight_decay = self.weight_decay.unwrap_or(c.optimizer.default_weight_decay());
