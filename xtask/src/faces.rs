@@ -25,10 +25,23 @@ usage: cargo xtask bench faces [--crowds DIR] [--detectors hog,mtcnn] [--min-fac
                       ../shared/data/crowds from the checkout]
   --detectors LIST    maskforge detectors to run, comma-separated: hog, cnn (slow on CPU), mtcnn
                       [default: hog,mtcnn]; OpenCV's res10 SSD always runs as the peer
-  --min-face PX       maskforge's --min-face for detect and mask [default: 24]
+  --min-face PX       maskforge's --min-face for detect and mask [default: each detector's own:
+                      hog 80 and cnn 40 (their windows, full size), mtcnn 24]
   --jobs N            worker threads for maskforge, and cv2.setNumThreads [default: all cores]
   --no-mask           skip the crop-coverage part (maskforge mask on face crops of the set)
   --no-build          use target/release/maskforge as it is";
+
+/// ` --min-face PX` when one was given (for the `==>` lines), else a note.
+fn min_face_flag(min_face: Option<u32>) -> String {
+    match min_face {
+        Some(px) => format!(" --min-face {px}"),
+        None => " (default --min-face)".into(),
+    }
+}
+
+fn min_face_args(min_face: Option<u32>) -> Vec<String> {
+    min_face.map(|px| vec!["--min-face".to_string(), px.to_string()]).unwrap_or_default()
+}
 
 /// The match threshold: boxes of the set vary from tight faces to whole heads.
 const MIN_IOU: f64 = 0.3;
@@ -57,7 +70,8 @@ pub struct Truth {
 struct Opts {
     crowds: PathBuf,
     detectors: Vec<String>,
-    min_face: u32,
+    /// `None`: each detector's own default (hog 80, cnn 40, mtcnn 24).
+    min_face: Option<u32>,
     jobs: usize,
     mask: bool,
     build: bool,
@@ -67,7 +81,7 @@ fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
     let mut o = Opts {
         crowds: default_crowds(root),
         detectors: vec!["hog".into(), "mtcnn".into()],
-        min_face: 24,
+        min_face: None,
         jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         mask: true,
         build: true,
@@ -80,7 +94,7 @@ fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
             "--detectors" => {
                 o.detectors = value()?.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
             }
-            "--min-face" => o.min_face = value()?.parse().context("--min-face: a whole number of pixels")?,
+            "--min-face" => o.min_face = Some(value()?.parse().context("--min-face: a whole number of pixels")?),
             "--jobs" | "-j" => o.jobs = value()?.parse().context("--jobs: a whole number")?,
             "--no-mask" => o.mask = false,
             "--no-build" => o.build = false,
@@ -388,16 +402,17 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
     for det in &o.detectors {
         let out_dir = work.join(det);
         fresh_dir(&out_dir)?;
-        println!("==> maskforge detect --detector {det} --min-face {} -j {}", o.min_face, o.jobs);
+        println!("==> maskforge detect --detector {det}{} -j {}", min_face_flag(o.min_face), o.jobs);
         let timed = run_timed(
-            Command::new(&bin).arg("detect").arg(&photos).arg("--out").arg(&out_dir).arg("--list").arg(&list).args([
-                "--detector",
-                det,
-                "--min-face",
-                &o.min_face.to_string(),
-                "-j",
-                &o.jobs.to_string(),
-            ]),
+            Command::new(&bin)
+                .arg("detect")
+                .arg(&photos)
+                .arg("--out")
+                .arg(&out_dir)
+                .arg("--list")
+                .arg(&list)
+                .args(["--detector", det, "-j", &o.jobs.to_string()])
+                .args(min_face_args(o.min_face)),
         );
         let result = match timed {
             Ok(secs) => read_dets(&out_dir.join("landmarks.csv")).map(|d| (score(&truth, &d), secs)),
@@ -581,8 +596,9 @@ fn print_detect_table(runs: &[DetRun], truth: &BTreeMap<String, Vec<Truth>>, n_p
         }
     }
     println!(
-        "face detection on {n_photos} crowd photos: recall at IoU ≥ {MIN_IOU} (greedy one-to-one), maskforge --min-face {} -j {}",
-        o.min_face, o.jobs
+        "face detection on {n_photos} crowd photos: recall at IoU ≥ {MIN_IOU} (greedy one-to-one), maskforge{} -j {}",
+        min_face_flag(o.min_face),
+        o.jobs
     );
     print_table(&header, &rows);
     println!("  recall: faces with a shorter side ≥ 32 px (all, by label), then every face by shorter side (annotated faces in brackets)");
@@ -633,15 +649,22 @@ fn crop_coverage(
     for (mode, dir, flags) in modes {
         let out = work.join(dir);
         fresh_dir(&out)?;
-        println!("==> maskforge mask {} --variants correct --min-face {} -j {}", flags.join(" "), o.min_face, o.jobs);
-        let timed = run_timed(Command::new(bin).arg("mask").arg(&crops).arg("--out").arg(&out).args(&flags).args([
-            "--variants",
-            "correct",
-            "--min-face",
-            &o.min_face.to_string(),
-            "-j",
-            &o.jobs.to_string(),
-        ]));
+        println!(
+            "==> maskforge mask {} --variants correct{} -j {}",
+            flags.join(" "),
+            min_face_flag(o.min_face),
+            o.jobs
+        );
+        let timed = run_timed(
+            Command::new(bin)
+                .arg("mask")
+                .arg(&crops)
+                .arg("--out")
+                .arg(&out)
+                .args(&flags)
+                .args(["--variants", "correct", "-j", &o.jobs.to_string()])
+                .args(min_face_args(o.min_face)),
+        );
         let result = timed.and_then(|secs| {
             masked_sources(&out.join("annotations.csv")).map(|m| (m, secs)).map_err(|e| format!("{e:#}"))
         });

@@ -103,6 +103,18 @@ impl DetectorKind {
         }
     }
 
+    /// The largest copy automatic upsampling makes (pixels): HOG's features
+    /// take a few bytes a pixel, the CNN's feature maps hundreds (an
+    /// upsampled 40 MP copy was killed for memory on a 24 GB machine with
+    /// two workers).
+    pub fn max_upsampled_pixels(self) -> f32 {
+        match self {
+            DetectorKind::Hog => 16e6,
+            DetectorKind::Cnn => 4e6,
+            DetectorKind::Mtcnn => 1.0,
+        }
+    }
+
     /// The name `--detector` and the settings files use.
     pub fn name(self) -> &'static str {
         self.method().as_str()
@@ -140,7 +152,7 @@ pub struct DetectorConfig {
     /// side, pixels). Detection runs on the copy on which such a face just
     /// fills the detector's window ([`DetectorKind::window`]): `window /
     /// min_face`, smaller than the photo for large faces, larger (up to
-    /// [`MAX_AUTO_UPSCALE`] a side and [`MAX_UPSAMPLED_PIXELS`]) for faces
+    /// [`MAX_AUTO_UPSCALE`] a side and [`DetectorKind::max_upsampled_pixels`]) for faces
     /// under the window. 0: full size.
     pub min_face: u32,
     /// Double the detection image this many times first (finds faces smaller
@@ -154,20 +166,19 @@ pub struct DetectorConfig {
 }
 
 /// Automatic upsampling ([`DetectorConfig::min_face`] under the window)
-/// enlarges a side at most this much...
+/// enlarges a side at most this much, and makes no copy larger than
+/// [`DetectorKind::max_upsampled_pixels`]: it upsamples small photos, where
+/// small faces cannot be seen otherwise, not large ones.
 pub const MAX_AUTO_UPSCALE: f32 = 4.0;
-/// ...and makes no copy larger than this (pixels): it upsamples small
-/// photos, where small faces cannot be seen otherwise, not large ones.
-pub const MAX_UPSAMPLED_PIXELS: f32 = 40e6;
 
 /// `scale` for a `w`×`h` photo, an upsampling one (above 1) cut so the copy
-/// holds at most [`MAX_UPSAMPLED_PIXELS`], but never below full size.
-fn capped_upscale(scale: f32, w: u32, h: u32) -> f32 {
+/// holds at most `max_pixels`, but never below full size.
+fn capped_upscale(scale: f32, w: u32, h: u32, max_pixels: f32) -> f32 {
     if scale <= 1.0 {
         return scale;
     }
     let pixels = w.max(1) as f32 * h.max(1) as f32;
-    scale.min((MAX_UPSAMPLED_PIXELS / pixels).sqrt()).max(1.0)
+    scale.min((max_pixels / pixels).sqrt()).max(1.0)
 }
 
 impl DetectorConfig {
@@ -325,7 +336,7 @@ impl Detector {
         let mut s = match self.config.detect_max_side {
             Some(max) if max > 0 && (max as f32) < long => max as f32 / long,
             Some(_) => 1.0,
-            None => capped_upscale(self.config.auto_scale(), w, h),
+            None => capped_upscale(self.config.auto_scale(), w, h, self.config.kind.max_upsampled_pixels()),
         };
         s *= 2f32.powi(self.config.upsample.min(4) as i32);
         s
@@ -525,11 +536,14 @@ mod tests {
         assert_eq!(hog(10).auto_scale(), MAX_AUTO_UPSCALE);
         let mtcnn = DetectorConfig { kind: DetectorKind::Mtcnn, ..hog(10) };
         assert_eq!(mtcnn.auto_scale(), 1.0, "MTCNN's pyramid does its own scaling");
-        // A 400×300 photo is doubled; a 5000×4000 one (20 MP) only to 40 MP; a 50 MP one not at all.
-        assert_eq!(capped_upscale(2.0, 400, 300), 2.0);
-        assert!((capped_upscale(2.0, 5000, 4000) - 2f32.sqrt()).abs() < 1e-6);
-        assert_eq!(capped_upscale(2.0, 10_000, 5000), 1.0);
-        assert_eq!(capped_upscale(0.5, 400, 300), 0.5);
+        // HOG: a 400×300 photo is doubled; a 4000×2000 one (8 MP) only to 16 MP; a 20 MP one not at all.
+        let hog_cap = DetectorKind::Hog.max_upsampled_pixels();
+        assert_eq!(capped_upscale(2.0, 400, 300, hog_cap), 2.0);
+        assert!((capped_upscale(2.0, 4000, 2000, hog_cap) - 2f32.sqrt()).abs() < 1e-6);
+        assert_eq!(capped_upscale(2.0, 5000, 4000, hog_cap), 1.0);
+        assert_eq!(capped_upscale(0.5, 400, 300, hog_cap), 0.5);
+        // The CNN's cap is lower: a 2000×1000 photo goes to 4 MP at most.
+        assert!((capped_upscale(2.0, 2000, 1000, DetectorKind::Cnn.max_upsampled_pixels()) - 2f32.sqrt()).abs() < 1e-6);
     }
 
     #[test]

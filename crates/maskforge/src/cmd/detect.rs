@@ -59,7 +59,8 @@ pub struct DetectorOpts {
     /// The smallest face wanted (shorter side of its box, pixels) [default: hog 80, cnn 40,
     /// mtcnn 24]: sets the detection scale, so faces of this size fill the detector's window
     /// (HOG 80 px, CNN 40 px): raise it for large photos of large faces (--min-face 160 detects
-    /// at half size); below the window the photo is upsampled (at most 4x a side and 40 MP);
+    /// at half size); below the window the photo is upsampled (at most 4x a side, and to 16 MP for
+    /// hog, 4 MP for cnn);
     /// mtcnn starts its image pyramid there. mask also leaves smaller faces bare (there the
     /// default is 40, mtcnn 24).
     #[arg(long)]
