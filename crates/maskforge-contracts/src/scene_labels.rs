@@ -35,10 +35,8 @@
 
 use crate::read::{read_bounded, MAX_LINE_BYTES, MAX_TABLE_BYTES};
 use crate::{ContractError, RelPath};
-use image::metadata::Orientation;
-use image::ImageDecoder;
 use maskforge_face::BBox;
-use maskforge_imageio::{is_image_path, IMAGE_EXTENSIONS, NON_UTF8_REASON};
+use maskforge_imageio::{is_image_path, upright_size, IMAGE_EXTENSIONS, NON_UTF8_REASON};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -916,23 +914,6 @@ fn block_names(lines: &[&str]) -> Result<BTreeMap<u64, String>, String> {
         return Err("names: both `- name` and `number: name` lines".into());
     }
     Ok(names)
-}
-
-/// Width and height of an image as shown (EXIF orientation applied), from
-/// its header: the frame of the boxes `mask --labels yolo` writes and
-/// detectors see; no pixels are decoded.
-fn upright_size(path: &Path) -> Result<(u32, u32), String> {
-    let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
-    let reader = reader.with_guessed_format().map_err(|e| e.to_string())?;
-    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
-    let (w, h) = decoder.dimensions();
-    // A broken EXIF block is read as upright, as the image loader reads it.
-    Ok(match decoder.orientation().unwrap_or(Orientation::NoTransforms) {
-        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH => {
-            (h, w)
-        }
-        _ => (w, h),
-    })
 }
 
 // ---- CSV ----

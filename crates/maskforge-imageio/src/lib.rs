@@ -37,8 +37,8 @@ pub use confine::{check_relative, confined, ConfineError};
 pub use guard::{check_disjoint, resolve_existing_prefix, GuardError, Output};
 pub use journal::LineJournal;
 pub use load::{
-    encode_image, jpeg_truncation, load_rgb, load_rgb_budgeted, load_rgb_from_bytes, save_rgb_atomic, LoadError,
-    LoadLimits, DECODE_BYTES_PER_PIXEL, MAX_PIXELS_LIMIT,
+    encode_image, jpeg_truncation, load_rgb, load_rgb_budgeted, load_rgb_from_bytes, save_rgb_atomic, upright_size,
+    LoadError, LoadLimits, DECODE_BYTES_PER_PIXEL, MAX_PIXELS_LIMIT,
 };
 pub use walk::{is_image_path, walk_images, WalkOutput, IMAGE_EXTENSIONS, NON_UTF8_REASON, NOT_PORTABLE_REASON};
 

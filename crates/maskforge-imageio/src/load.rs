@@ -498,6 +498,24 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Width and height of an image as shown (EXIF orientation applied), from
+/// its header alone (no pixels decoded): the frame of the boxes that `mask
+/// --labels` writes and detectors see. A broken EXIF block reads as
+/// upright, as [`load_rgb`] reads it.
+pub fn upright_size(path: &Path) -> Result<(u32, u32), String> {
+    let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
+    let reader = reader.with_guessed_format().map_err(|e| e.to_string())?;
+    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    let (w, h) = decoder.dimensions();
+    use image::metadata::Orientation;
+    Ok(match decoder.orientation().unwrap_or(Orientation::NoTransforms) {
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH => {
+            (h, w)
+        }
+        _ => (w, h),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,12 +12,11 @@
 use crate::naming::UNMASKED_KEY;
 use crate::options::{LabelFormat, UnmaskedMode};
 use crate::{Pipeline, PipelineError};
-use image::metadata::Orientation;
-use image::ImageDecoder;
 use maskforge_contracts::labels::{
     coco_file_name, coco_file_shard, write_coco, write_yolo, yolo_file_name, yolo_file_shard,
 };
 use maskforge_contracts::{AnnotationRow, LabelSet, RelPath};
+use maskforge_imageio::upright_size;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -77,21 +76,6 @@ pub(crate) fn is_label_file(name: &str) -> bool {
 /// Whether `name` is a shard's label file (`labels.*.shard-I-of-N.*`).
 pub(crate) fn is_shard_label_file(name: &str) -> bool {
     matches!(coco_file_shard(name), Some(Some(_))) || matches!(yolo_file_shard(name), Some(Some(_)))
-}
-
-/// Width and height of an image as shown (EXIF orientation applied), from its header.
-pub fn upright_size(path: &Path) -> Result<(u32, u32), String> {
-    let reader = image::ImageReader::open(path).map_err(|e| e.to_string())?;
-    let reader = reader.with_guessed_format().map_err(|e| e.to_string())?;
-    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
-    let (w, h) = decoder.dimensions();
-    // A broken EXIF block is read as upright, as the mask stage read it.
-    Ok(match decoder.orientation().unwrap_or(Orientation::NoTransforms) {
-        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH => {
-            (h, w)
-        }
-        _ => (w, h),
-    })
 }
 
 /// Writes the label files of `formats` for `rows` into `out` (a shard's
