@@ -118,6 +118,28 @@ fn min_face_keeps_its_promise_with_every_detector() {
 }
 
 #[test]
+fn min_score_drops_weak_mtcnn_boxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::copy(samples().join("obama.jpg"), input.join("obama.jpg")).unwrap();
+    // At the default 0.7 MTCNN also takes a patch of blurred background for a face (0.90)...
+    let default = detect(&input, &dir.path().join("default"), &["--detector", "mtcnn"]);
+    assert_eq!(default["obama.jpg"].len(), 2, "{default:?}");
+    // ...which --min-score 0.95 drops, keeping the face (0.9998).
+    let strict = detect(&input, &dir.path().join("strict"), &["--detector", "mtcnn", "--min-score", "0.95"]);
+    assert_eq!(strict["obama.jpg"].len(), 1, "{strict:?}");
+    assert_eq!(strict["obama.jpg"][0].0, default["obama.jpg"][0].0);
+    let journal = std::fs::read_to_string(dir.path().join("strict/.detect-journal.jsonl")).unwrap();
+    assert!(journal.lines().next().unwrap().contains("mtcnn (min score 0.95)"), "{journal}");
+    let (i, o) = (input.to_str().unwrap(), dir.path().join("hog"));
+    let err = fails(&["detect", i, "--out", o.to_str().unwrap(), "--min-score", "0.9"]);
+    assert!(err.contains("--min-score applies to --detector mtcnn only"), "{err}");
+    let err = fails(&["detect", i, "--out", o.to_str().unwrap(), "--detector", "mtcnn", "--min-score", "1"]);
+    assert!(err.contains("must be a number above 0 and below 1"), "{err}");
+}
+
+#[test]
 fn mask_auto_uses_mtcnn_and_masks_masked_and_bare_faces() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");

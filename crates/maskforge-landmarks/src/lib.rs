@@ -160,6 +160,9 @@ pub struct DetectorConfig {
     pub upsample: u32,
     /// Added to the HOG decision threshold (negative finds more, weaker faces).
     pub hog_threshold: f64,
+    /// MTCNN's last threshold (O-Net's face probability) when not its
+    /// default 0.7: higher drops more false boxes and some faces.
+    pub min_score: Option<f32>,
     /// Folder for the packed landmark model ([`LandmarkModel::open_cached`]);
     /// `None`: read the model file each time. Never changes a result.
     pub model_cache: Option<PathBuf>,
@@ -213,6 +216,15 @@ impl DetectorConfig {
         (suggested as f32 >= 1.5 * now).then(|| (suggested, (now / suggested as f32).powi(2)))
     }
 
+    /// The detector in the settings files: its name, with `--min-score` when
+    /// one was given (so the files of default runs are as before).
+    pub fn detector_text(&self) -> String {
+        match self.min_score {
+            Some(s) => format!("{} (min score {s})", self.kind.name()),
+            None => self.kind.name().to_string(),
+        }
+    }
+
     /// How the detection image is sized, in words (settings files, summaries).
     pub fn scale_text(&self) -> String {
         match self.detect_max_side {
@@ -238,6 +250,7 @@ impl DetectorConfig {
             min_face: 0,
             upsample: 0,
             hog_threshold: 0.0,
+            min_score: None,
             model_cache: None,
         }
     }

@@ -81,7 +81,7 @@ impl DetectSettings {
         let size = |name: &str| std::fs::metadata(config.models_dir.join(name)).map_or(0, |m| m.len());
         DetectSettings {
             tool: concat!("maskforge detect ", env!("CARGO_PKG_VERSION")).to_string(),
-            detector: config.kind.name().to_string(),
+            detector: config.detector_text(),
             detect_max_side: config.detect_max_side.unwrap_or(0),
             detect_scale: config.scale_text(),
             upsample: config.upsample,

@@ -448,7 +448,7 @@ pub fn run(args: MaskArgs) -> Result<()> {
         return preview_only(&pipeline, &args, &pool, inputs.images, from_file);
     }
     let detector = file_settings.unwrap_or_else(|| DetectorSettings {
-        detector: detector_config(&args).kind.name().to_string(),
+        detector: detector_config(&args).detector_text(),
         detect_max_side: args.detector.detect_max_side.unwrap_or(0),
         scale: Some(detector_config(&args).scale_text()),
         upsample: args.detector.upsample,
