@@ -175,13 +175,25 @@ impl Synthesizer {
         rng: &mut SplitMix64,
     ) -> Result<Placement, MaskError> {
         let t = &style.template;
+        let fit = &t.descriptor.fit;
         let jitter = if self.jitter { Jitter::draw(rng) } else { Jitter::default() };
-        match geometry::place(landmarks, variant, &t.outline, &t.descriptor.fit, jitter) {
-            Ok(p) => Ok(p),
-            Err(PlacementError::Coverage { .. }) if jitter != Jitter::default() => {
-                Ok(geometry::place(landmarks, variant, &t.outline, &t.descriptor.fit, Jitter::default())?)
+        let place = |jitter| geometry::place(landmarks, variant, &t.outline, fit, jitter);
+        let first = match place(jitter) {
+            Err(PlacementError::Coverage { .. }) if jitter != Jitter::default() => place(Jitter::default()),
+            r => r,
+        };
+        match first {
+            // A face pitched down (or far away) shows a short nose bridge, and
+            // a top edge at its usual height comes within the feathered edge
+            // of the bridge's top (27). Masks slip down the bridge on such
+            // faces: try the lowest top before giving up. No draw is made,
+            // so every placement that succeeded before is unchanged.
+            Err(PlacementError::Coverage { landmark: 27, should_cover: false, .. })
+                if matches!(variant, MaskVariant::Correct | MaskVariant::ChinExposed) =>
+            {
+                Ok(place(Jitter { top: 1.0 - fit.top_bias, ..Jitter::default() })?)
             }
-            Err(e) => Err(e.into()),
+            r => Ok(r?),
         }
     }
 }
@@ -203,6 +215,48 @@ mod tests {
 
     fn skin(w: u32, h: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| Rgb([(150 + (x % 7) * 3) as u8, (110 + (y % 5) * 4) as u8, 90]))
+    }
+
+    /// A face pitched down: its nose bridge (27–29) foreshortened toward
+    /// the tip (30) by `k`.
+    fn short_bridge(k: f32) -> Landmarks68 {
+        let mut lm = frontal_face();
+        let tip = lm.0[30];
+        for i in 27..30 {
+            lm.0[i].y = tip.y + (lm.0[i].y - tip.y) * k;
+        }
+        lm
+    }
+
+    /// Where the usual top edge comes within the feather of 27, a correct
+    /// mask slips down the bridge instead of being refused, and 27 stays
+    /// clear; a face the usual top fits is placed exactly as before.
+    #[test]
+    fn a_short_nose_bridge_gets_a_lower_top_instead_of_a_refusal() {
+        let s = synth();
+        let mut rescued = 0;
+        for step in 0..=12 {
+            let lm = short_bridge(0.2 + 0.05 * step as f32);
+            let mut rng = SplitMix64::for_face(1, "pitched.jpg", 0);
+            let style = s.choose_style(&mut rng).unwrap();
+            let t = &style.template;
+            let usual = geometry::place(&lm, MaskVariant::Correct, &t.outline, &t.descriptor.fit, Jitter::default());
+            let placed = s.place(&lm, MaskVariant::Correct, &style, &mut rng.clone());
+            match usual {
+                Err(PlacementError::Coverage { landmark: 27, should_cover: false, .. }) => {
+                    let Ok(p) = placed else { continue };
+                    rescued += 1;
+                    let poly = p.polygon;
+                    assert!(!point_in_polygon(lm.0[27], &poly), "step {step}: 27 covered");
+                    for i in [30, 33, 51, 57, 62] {
+                        assert!(point_in_polygon(lm.0[i], &poly), "step {step}: {i} uncovered");
+                    }
+                }
+                Ok(_) => assert!(placed.is_ok(), "step {step}: the usual placement fits, yet refused"),
+                Err(_) => {}
+            }
+        }
+        assert!(rescued >= 2, "only {rescued} short bridges were rescued");
     }
 
     #[test]
