@@ -29,12 +29,17 @@ use std::time::Instant;
 
 const USAGE: &str = "\
 usage: cargo xtask realcheck [--crowds DIR] [--epochs N] [--jobs N] [--no-build]
+                             [--mask-args ARGS] [--train-args ARGS] [--work DIR]
 
   --crowds DIR   the crowds set (photos/, boxes.csv) [default: $MASKFORGE_CROWDS, else
                  ../shared/data/crowds from the checkout]
   --epochs N     training epochs of the ResNet18 (from scratch, 112 px, CPU) [default: 8]
   --jobs N       worker threads for maskforge (mask, train's decoding, predict) [default: 2]
-  --no-build     use target/release/maskforge as it is";
+  --no-build     use target/release/maskforge as it is
+  --mask-args ARGS   extra arguments for `maskforge mask` (one string, split at spaces),
+                     e.g. \"--draws 3\"; added after the defaults (a flag given twice is refused)
+  --train-args ARGS  the same for `maskforge train`, e.g. \"--grey 0.5 --epochs 12\"
+  --work DIR     where the work files and report.json go [default: target/realcheck]";
 
 /// Source faces: `no_mask` boxes with a shorter side of at least this,
 /// grown by this share of their size per side (clamped to the photo).
@@ -53,10 +58,25 @@ struct Opts {
     epochs: u32,
     jobs: usize,
     build: bool,
+    mask_args: Vec<String>,
+    train_args: Vec<String>,
+    work: Option<PathBuf>,
+}
+
+fn split_args(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
 }
 
 fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
-    let mut o = Opts { crowds: default_crowds(root), epochs: 8, jobs: 2, build: true };
+    let mut o = Opts {
+        crowds: default_crowds(root),
+        epochs: 8,
+        jobs: 2,
+        build: true,
+        mask_args: Vec::new(),
+        train_args: Vec::new(),
+        work: None,
+    };
     let mut it = args.iter();
     while let Some(&a) = it.next() {
         let mut value = || it.next().copied().with_context(|| format!("{a} needs a value\n\n{USAGE}"));
@@ -65,6 +85,9 @@ fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
             "--epochs" => o.epochs = value()?.parse().context("--epochs: a whole number")?,
             "--jobs" | "-j" => o.jobs = value()?.parse().context("--jobs: a whole number")?,
             "--no-build" => o.build = false,
+            "--mask-args" => o.mask_args = split_args(value()?),
+            "--train-args" => o.train_args = split_args(value()?),
+            "--work" => o.work = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -183,7 +206,7 @@ pub fn realcheck(root: &Path, args: &[&str]) -> Result<()> {
     let (crowds, photos, boxes_csv) = locate_crowds(&o.crowds)?;
     setup::setup(root)?;
     let bin = maskforge_bin(root, o.build)?;
-    let work = root.join("target/realcheck");
+    let work = o.work.clone().unwrap_or_else(|| root.join("target/realcheck"));
     std::fs::create_dir_all(&work)?;
     let jobs = o.jobs.to_string();
     let mut clock = Clock(Vec::new(), Instant::now());
@@ -234,20 +257,28 @@ pub fn realcheck(root: &Path, args: &[&str]) -> Result<()> {
     println!(
         "==> maskforge mask --faces auto --variants correct --unmasked encode --crop-size {CROP_SIZE} --seed 1 -j {jobs}"
     );
-    run_timed(Command::new(&bin).arg("mask").arg(&sources).arg("-o").arg(&masked).args([
-        "--faces",
-        "auto",
-        "--variants",
-        "correct",
-        "--unmasked",
-        "encode",
-        "--crop-size",
-        CROP_SIZE,
-        "--seed",
-        "1",
-        "-j",
-        &jobs,
-    ]))
+    run_timed(
+        Command::new(&bin)
+            .arg("mask")
+            .arg(&sources)
+            .arg("-o")
+            .arg(&masked)
+            .args([
+                "--faces",
+                "auto",
+                "--variants",
+                "correct",
+                "--unmasked",
+                "encode",
+                "--crop-size",
+                CROP_SIZE,
+                "--seed",
+                "1",
+                "-j",
+                &jobs,
+            ])
+            .args(&o.mask_args),
+    )
     .map_err(|e| anyhow::anyhow!("maskforge mask failed: {e}"))?;
     let used = masked_source_set(&masked.join("annotations.csv"))?.len();
     println!("    {used} of {n_sources} source crops got a mask");
@@ -271,18 +302,27 @@ pub fn realcheck(root: &Path, args: &[&str]) -> Result<()> {
         "==> maskforge train --arch resnet18 --img-size {CROP_SIZE} --epochs {} --device cpu (from scratch) -j {jobs}",
         o.epochs
     );
-    run_cmd(Command::new(&bin).arg("train").arg("--manifests").arg(&manifests).arg("--out").arg(&run).args([
-        "--arch",
-        "resnet18",
-        "--img-size",
-        CROP_SIZE,
-        "--epochs",
-        &o.epochs.to_string(),
-        "--device",
-        "cpu",
-        "-j",
-        &jobs,
-    ]))?;
+    run_cmd(
+        Command::new(&bin)
+            .arg("train")
+            .arg("--manifests")
+            .arg(&manifests)
+            .arg("--out")
+            .arg(&run)
+            .args([
+                "--arch",
+                "resnet18",
+                "--img-size",
+                CROP_SIZE,
+                "--epochs",
+                &o.epochs.to_string(),
+                "--device",
+                "cpu",
+                "-j",
+                &jobs,
+            ])
+            .args(&o.train_args),
+    )?;
     let run_report = run.join("report.json");
     let val_accuracy = if run_report.is_file() { read_json(&run_report)?["accuracy"].as_f64() } else { None };
     clock.lap("train");
@@ -366,6 +406,7 @@ pub fn realcheck(root: &Path, args: &[&str]) -> Result<()> {
             "margin": SOURCE_MARGIN,
             "crops": n_sources,
             "masked": used,
+            "mask_args": o.mask_args,
         },
         "training": {
             "arch": "resnet18",
@@ -376,6 +417,7 @@ pub fn realcheck(root: &Path, args: &[&str]) -> Result<()> {
             "train_by_class": train_classes,
             "val_images": val_classes.values().sum::<usize>(),
             "val_accuracy": val_accuracy,
+            "train_args": o.train_args,
         },
         "evaluation": {
             "photos": eval_n,
