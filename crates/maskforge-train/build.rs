@@ -1,10 +1,16 @@
-//! Same link fix-ups as the CLI crate's build.rs, so this crate's own tests
-//! and examples run without LD_LIBRARY_PATH:
+//! Link fix-ups for libtorch from pip's `torch` wheel (see ARCHITECTURE.md),
+//! the one build script of every crate that links it: `maskforge-train`,
+//! `maskforge-mtcnn` and the `maskforge` binary (`build =
+//! "../maskforge-train/build.rs"`). A crate built without libtorch (the
+//! binary without its `tch` feature) gets no `DEP_TCH_LIBTORCH_LIB` and
+//! nothing is added.
 //!
-//! * torch-sys passes `-rpath` only to its own C++ compile; we add it for our
-//!   test and example binaries.
-//! * `--as-needed` would drop libtorch_cuda (nothing references it directly),
-//!   making `tch::Cuda::is_available()` false on a GPU machine; force it in.
+//! * torch-sys passes `-rpath` only to its own C++ compile, so our binaries
+//!   (the CLI, tests, examples) would not find libtorch at run time without
+//!   LD_LIBRARY_PATH. We add the rpath.
+//! * The linker's `--as-needed` drops libtorch_cuda (nothing references its
+//!   symbols directly), which makes `tch::Cuda::is_available()` false even on
+//!   a GPU machine. We force it in.
 //! * The libtorch version (from the wheel's `torch/version.py`) is recorded in
 //!   each run's config.json.
 fn main() {

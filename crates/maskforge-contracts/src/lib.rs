@@ -8,8 +8,9 @@
 //! * [`classes`]: `classes.csv` (`index,name,count`);
 //! * [`relpath`]: [`RelPath`], a checked relative path, and the only way from
 //!   a manifest row to a file under the root;
-//! * [`set`]: the fingerprint in `split.json` that tells a complete manifest
-//!   set from one a killed split left mixed;
+//! * [`set`]: `split.json`, read by [`SplitJson`] alone (the dataset root,
+//!   resolved by [`dataset_root`], and the fingerprint that tells a complete
+//!   manifest set from one a killed split left mixed);
 //! * [`annotations`]: `annotations.csv`, what `maskforge mask` made (read by
 //!   `merge` and `split --group-by source`): [`AnnotationRow`], one writer,
 //!   one reader;
@@ -65,5 +66,8 @@ pub use manifest::{
 };
 pub use relpath::{is_lexically_under, PathError, RelPath};
 pub use scene_labels::{read_scene_labels, SceneBox, SceneLabels, SceneLabelsFormat};
-pub use set::{read_checked, sha256_hex, SetRecord, CLASSES_CSV, FAILURES_CSV, SET_FILES, SPLIT_JSON, STATS_JSON};
+pub use set::{
+    dataset_root, read_checked, sha256_hex, SetRecord, SplitJson, CLASSES_CSV, FAILURES_CSV, SET_FILES, SPLIT_JSON,
+    STATS_JSON,
+};
 pub use stats::{read_training_stats, Stats, TrainingStats};

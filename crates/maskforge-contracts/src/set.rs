@@ -12,9 +12,17 @@
 //!
 //! `split.json` files written before the fingerprint existed, and folders of
 //! hand-made manifests without one, are read as before (nothing to check).
+//!
+//! [`SplitJson`] is the one reader of `split.json`: `train`, `eval`,
+//! `verify`, `stats` and [`read_checked`] all read it, and the dataset root
+//! it names, through it, so no command takes a file another refuses or
+//! finds its images somewhere else.
 
+use crate::read::{read_bounded, MAX_LIST_BYTES};
+use crate::relpath::RelPath;
 use crate::ContractError;
-use sha2::{Digest, Sha256};
+pub use maskforge_imageio::sha256_hex;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -25,11 +33,6 @@ pub const FAILURES_CSV: &str = "failures.csv";
 /// The file names a split may write besides `split.json`: a file of one of
 /// these names beside a fingerprinted `split.json` must be listed in it.
 pub const SET_FILES: [&str; 6] = ["train.csv", "val.csv", "test.csv", CLASSES_CSV, STATS_JSON, FAILURES_CSV];
-
-/// Lower-case hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// What a folder's `split.json` says about the set.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,28 +48,9 @@ pub enum SetRecord {
 }
 
 impl SetRecord {
-    /// Reads `DIR/split.json` (only its `complete` and `files` fields).
+    /// Reads the set's record in `DIR/split.json` ([`SplitJson::read`]).
     pub fn read(dir: &Path) -> Result<SetRecord, ContractError> {
-        let path = dir.join(SPLIT_JSON);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SetRecord::Absent),
-            Err(e) => return Err(ContractError::Io { path, source: e }),
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| ContractError::format(&path, format!("not valid JSON: {e}")))?;
-        if value.get("complete").and_then(|v| v.as_bool()) == Some(false) {
-            return Ok(SetRecord::Incomplete);
-        }
-        let Some(files) = value.get("files") else {
-            return Ok(SetRecord::Unfingerprinted);
-        };
-        let bad = || ContractError::format(&path, "\"files\" must map file names to SHA-256 hex strings");
-        let mut map = BTreeMap::new();
-        for (name, hash) in files.as_object().ok_or_else(bad)? {
-            map.insert(name.clone(), hash.as_str().ok_or_else(bad)?.to_string());
-        }
-        Ok(SetRecord::Files(map))
+        Ok(SplitJson::read(dir)?.map_or(SetRecord::Absent, |s| s.set))
     }
 
     /// Whether `DIR/name`, whose bytes hash to `sha256`, belongs to the set.
@@ -108,6 +92,111 @@ impl SetRecord {
             }
         }
         problems
+    }
+}
+
+/// `split.json`, as every reader of it sees it. `maskforge split` writes
+/// more (its arguments, counts, tool version: for people); a field read here
+/// is optional, so that a hand-made `{"dataset_root": "/data/faces"}` works,
+/// but must have the type split writes when it is there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitJson {
+    /// `dataset_root`, resolved: split writes it absolute; a relative one is
+    /// taken relative to the folder of `split.json`.
+    pub dataset_root: Option<PathBuf>,
+    /// `classes`: the class names by index.
+    pub classes: Option<Vec<String>>,
+    /// `manifests[].file`: the manifests of the set, in split order,
+    /// relative to the folder of `split.json`.
+    pub manifests: Option<Vec<RelPath>>,
+    /// `input.fingerprint`: `sha256:` over the sorted `path\tbytes` lines of
+    /// the images the manifests list.
+    pub input_fingerprint: Option<String>,
+    /// `complete` and `files`: the fingerprint of the set's files (never
+    /// [`SetRecord::Absent`]).
+    pub set: SetRecord,
+}
+
+/// Keys of the dataset root that no `maskforge split` ever wrote; a file
+/// that has one but no `dataset_root` is refused, naming the key to use.
+const OTHER_ROOT_KEYS: [&str; 2] = ["root", "data_root"];
+
+impl SplitJson {
+    /// Reads `DIR/split.json`; `None` when there is none.
+    pub fn read(dir: &Path) -> Result<Option<SplitJson>, ContractError> {
+        let path = dir.join(SPLIT_JSON);
+        let bytes = match read_bounded(&path, MAX_LIST_BYTES, None, "split.json") {
+            Ok(b) => b,
+            Err(ContractError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let value: Value =
+            serde_json::from_slice(&bytes).map_err(|e| ContractError::format(&path, format!("not valid JSON: {e}")))?;
+        SplitJson::from_value(dir, &value).map(Some).map_err(|message| ContractError::format(&path, message))
+    }
+
+    /// The fields of `value`, the `split.json` of folder `dir`.
+    fn from_value(dir: &Path, value: &Value) -> Result<SplitJson, String> {
+        let field = |key: &str| value.get(key).filter(|v| !v.is_null());
+        if !value.is_object() {
+            return Err("not a JSON object".into());
+        }
+        let dataset_root = match field("dataset_root") {
+            Some(v) => Some(dir.join(v.as_str().ok_or("\"dataset_root\" must be a path (a string)")?)),
+            None => match OTHER_ROOT_KEYS.iter().find(|k| field(k).is_some()) {
+                Some(key) => {
+                    return Err(format!(
+                        "the dataset root is read from \"dataset_root\" (what maskforge split writes), not {key:?}: rename the key"
+                    ))
+                }
+                None => None,
+            },
+        };
+        let strings = |v: &Value, what: &str| -> Result<Vec<String>, String> {
+            let bad = || format!("{what} must be a list of strings");
+            v.as_array().ok_or_else(bad)?.iter().map(|s| s.as_str().map(str::to_string).ok_or_else(bad)).collect()
+        };
+        let classes = field("classes").map(|v| strings(v, "\"classes\"")).transpose()?;
+        let manifests = match field("manifests") {
+            Some(v) => {
+                let bad = || "\"manifests\" must be a list of {\"file\": NAME, ...}".to_string();
+                let files = v.as_array().ok_or_else(bad)?.iter().map(|m| m.get("file").and_then(Value::as_str));
+                let files: Vec<&str> = files.collect::<Option<_>>().ok_or_else(bad)?;
+                let checked = files.iter().map(|f| RelPath::new(f).map_err(|e| format!("\"manifests\": {e}")));
+                Some(checked.collect::<Result<Vec<_>, _>>()?)
+            }
+            None => None,
+        };
+        let input_fingerprint = match field("input").and_then(|i| i.get("fingerprint")).filter(|v| !v.is_null()) {
+            Some(v) => Some(v.as_str().ok_or("\"input\".\"fingerprint\" must be a string")?.to_string()),
+            None => None,
+        };
+        let set = match field("complete").map(Value::as_bool) {
+            Some(None) => return Err("\"complete\" must be true or false".into()),
+            Some(Some(false)) => SetRecord::Incomplete,
+            Some(Some(true)) | None => match value.get("files") {
+                None => SetRecord::Unfingerprinted,
+                Some(files) => {
+                    let bad = || "\"files\" must map file names to SHA-256 hex strings".to_string();
+                    let mut map = BTreeMap::new();
+                    for (name, hash) in files.as_object().ok_or_else(bad)? {
+                        map.insert(name.clone(), hash.as_str().ok_or_else(bad)?.to_string());
+                    }
+                    SetRecord::Files(map)
+                }
+            },
+        };
+        Ok(SplitJson { dataset_root, classes, manifests, input_fingerprint, set })
+    }
+}
+
+/// The dataset root of the manifests in `dir`: `flag` (`--root`) when given,
+/// else the one `DIR/split.json` records ([`SplitJson::dataset_root`]);
+/// `None` when neither names one.
+pub fn dataset_root(dir: &Path, flag: Option<&Path>) -> Result<Option<PathBuf>, ContractError> {
+    match flag {
+        Some(root) => Ok(Some(root.to_path_buf())),
+        None => Ok(SplitJson::read(dir)?.and_then(|s| s.dataset_root)),
     }
 }
 
@@ -167,5 +256,63 @@ mod tests {
         assert!(matches!(read_checked(&d.join("train.csv")), Err(ContractError::Incomplete { .. })));
         std::fs::write(d.join(SPLIT_JSON), "{").unwrap();
         assert!(read_checked(&d.join("train.csv")).unwrap_err().to_string().contains("not valid JSON"));
+    }
+
+    #[test]
+    fn split_json_is_read_tolerantly_typed_and_its_root_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(SplitJson::read(d).unwrap(), None);
+        assert_eq!(dataset_root(d, None).unwrap(), None);
+        assert_eq!(dataset_root(d, Some(Path::new("flag"))).unwrap(), Some(PathBuf::from("flag")));
+
+        let read = |json: &str| {
+            std::fs::write(d.join(SPLIT_JSON), json).unwrap();
+            SplitJson::read(d).map(Option::unwrap).map_err(|e| e.to_string())
+        };
+        // The root alone (hand-made), absolute or relative to the folder.
+        let minimal = read(r#"{"dataset_root": "/data/faces"}"#).unwrap();
+        let expect = SplitJson {
+            dataset_root: Some(PathBuf::from("/data/faces")),
+            classes: None,
+            manifests: None,
+            input_fingerprint: None,
+            set: SetRecord::Unfingerprinted,
+        };
+        assert_eq!(minimal, expect);
+        assert_eq!(read(r#"{"dataset_root": "../faces"}"#).unwrap().dataset_root, Some(d.join("../faces")));
+        assert_eq!(dataset_root(d, None).unwrap(), Some(d.join("../faces")));
+        assert_eq!(read("{}").unwrap().dataset_root, None);
+
+        // Every field split writes (extra ones ignored).
+        let full = read(
+            r#"{"tool": "maskforge split", "dataset_root": "/r", "classes": ["a", "b"], "seed": 1,
+                "manifests": [{"split": "train", "file": "train.csv", "images": 3}, {"file": "val.csv"}],
+                "input": {"images": 4, "fingerprint": "sha256:00"}, "complete": true, "files": {"train.csv": "ab"}}"#,
+        )
+        .unwrap();
+        assert_eq!(full.classes, Some(vec!["a".to_string(), "b".into()]));
+        let files: Vec<&str> = full.manifests.iter().flatten().map(RelPath::as_str).collect();
+        assert_eq!(files, ["train.csv", "val.csv"]);
+        assert_eq!(full.input_fingerprint.as_deref(), Some("sha256:00"));
+        assert_eq!(full.set, SetRecord::Files(BTreeMap::from([("train.csv".into(), "ab".into())])));
+        assert_eq!(read(r#"{"complete": false, "files": {}}"#).unwrap().set, SetRecord::Incomplete);
+
+        // What is there must be what split writes; the message names the file.
+        for (json, expect) in [
+            (r#"{"root": "/r"}"#, "is read from \"dataset_root\" (what maskforge split writes), not \"root\""),
+            (r#"{"data_root": "/r"}"#, "not \"data_root\""),
+            (r#"{"dataset_root": ["/r"]}"#, "\"dataset_root\" must be a path (a string)"),
+            (r#"{"classes": "a,b"}"#, "\"classes\" must be a list of strings"),
+            (r#"{"manifests": ["train.csv"]}"#, "\"manifests\" must be a list of"),
+            (r#"{"manifests": [{"file": "/etc/passwd"}]}"#, "\"manifests\": "),
+            (r#"{"input": {"fingerprint": 3}}"#, "\"fingerprint\" must be a string"),
+            (r#"{"complete": 1}"#, "\"complete\" must be true or false"),
+            (r#"{"files": ["x"]}"#, "\"files\" must map file names"),
+            ("[]", "not a JSON object"),
+        ] {
+            let err = read(json).unwrap_err();
+            assert!(err.contains(expect) && err.contains("split.json: "), "{json}: {err}");
+        }
     }
 }

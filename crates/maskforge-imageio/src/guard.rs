@@ -17,6 +17,8 @@ pub enum GuardError {
     InputInsideOutput { what: String, output: PathBuf, input: PathBuf },
     #[error("{path}: cannot resolve: {source}")]
     Resolve { path: PathBuf, source: std::io::Error },
+    #[error("the cache folder {} (MASKFORGE_CACHE) and {} overlap: set MASKFORGE_CACHE to a folder outside them, or to `off`", cache.display(), folder.display())]
+    CacheOverlap { cache: PathBuf, folder: PathBuf },
 }
 
 /// A path a stage writes to, with what it is called in messages
@@ -62,6 +64,27 @@ pub fn check_disjoint(inputs: &[&Path], outputs: &[Output<'_>]) -> Result<(), Gu
     Ok(())
 }
 
+/// Refuses a cache folder (`$MASKFORGE_CACHE`) inside a folder the run reads
+/// or writes, or one holding such a folder: files kept there would be
+/// walked as input photos, or filed among the outputs. A cache under a
+/// hidden folder (the default `~/.cache`) is never walked, so it may lie
+/// inside.
+pub fn check_cache_folder(cache: Option<&Path>, folders: &[&Path]) -> Result<(), GuardError> {
+    let Some(cache) = cache else { return Ok(()) };
+    let resolve =
+        |p: &Path| resolve_existing_prefix(p).map_err(|source| GuardError::Resolve { path: p.to_path_buf(), source });
+    let cache_abs = resolve(cache)?;
+    for folder in folders {
+        let abs = resolve(folder)?;
+        let hidden = |rest: &Path| rest.iter().any(|c| c.to_string_lossy().starts_with('.'));
+        let inside = cache_abs.strip_prefix(&abs).is_ok_and(|rest| !hidden(rest));
+        if inside || abs.starts_with(&cache_abs) {
+            return Err(GuardError::CacheOverlap { cache: cache.to_path_buf(), folder: folder.to_path_buf() });
+        }
+    }
+    Ok(())
+}
+
 /// Absolute form of a path that may not exist yet: its longest existing
 /// prefix canonicalised (symlinks resolved), the rest appended with `..`
 /// and `.` applied.
@@ -96,6 +119,21 @@ pub fn resolve_existing_prefix(path: &Path) -> std::io::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cache_folder_stays_apart_unless_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (photos, out) = (d.join("photos"), d.join("out"));
+        let check = |cache: &Path| check_cache_folder(Some(cache), &[&photos, &out]);
+        assert!(check(&d.join("cache")).is_ok());
+        assert!(check(&photos.join(".cache/maskforge")).is_ok(), "under a hidden folder: never walked");
+        for overlapping in [out.join("cache"), d.to_path_buf(), photos.clone()] {
+            let err = check(&overlapping).unwrap_err();
+            assert!(err.to_string().contains("(MASKFORGE_CACHE) and"), "{overlapping:?}: {err}");
+        }
+        assert!(check_cache_folder(None, &[d]).is_ok());
+    }
 
     #[test]
     fn refuses_nesting_both_ways_and_through_symlinks() {

@@ -11,6 +11,7 @@
 //! * [`bounded`]: reads of user-named files: regular files only, sizes and
 //!   line lengths capped;
 //! * [`checked`]: checksummed files that read back whole or not at all (caches);
+//! * [`digest`]: SHA-256 in lower-case hex ([`sha256_hex`], [`hex`]);
 //! * [`confine`]: the one validator of paths read from data (CSVs,
 //!   journals): plain relative paths only, never through a symlinked
 //!   folder that leaves the root;
@@ -24,6 +25,7 @@ pub mod bounded;
 mod budget;
 pub mod checked;
 pub mod confine;
+pub mod digest;
 pub mod guard;
 pub mod journal;
 mod load;
@@ -34,7 +36,8 @@ pub use bounded::{open_regular, read_regular, read_regular_lines, BoundedError};
 pub use budget::{DecodeBudget, Reservation, MAX_JOBS, MIN_DEFAULT_BUDGET};
 pub use checked::{read_checked, write_checked, CheckedFile};
 pub use confine::{check_relative, confined, ConfineError};
-pub use guard::{check_disjoint, resolve_existing_prefix, GuardError, Output};
+pub use digest::{hex, sha256_hex, sha256_read};
+pub use guard::{check_cache_folder, check_disjoint, resolve_existing_prefix, GuardError, Output};
 pub use journal::LineJournal;
 pub use load::{
     encode_image, jpeg_truncation, load_rgb, load_rgb_budgeted, load_rgb_from_bytes, save_rgb_atomic, upright_size,

@@ -13,8 +13,11 @@
 //!   (`Arc`); detectors are cheap to clone, one per worker thread. Its trees
 //!   are walked in Rust over a packed copy ([`shape::LandmarkModel`]), with
 //!   dlib's results.
+//! * [`mask_faces`]: the faces `maskforge mask` draws on, as the mask
+//!   pipeline's `FaceSource` (detector, crop fit or landmarks file).
 
 mod ffi;
+pub mod mask_faces;
 pub mod shape;
 pub mod tree;
 
@@ -64,17 +67,26 @@ fn dlib_error(message: String) -> LandmarkError {
     LandmarkError::Dlib { message }
 }
 
-/// Which dlib face detector to run.
+/// Which dlib face detector to run (`--detector`; with feature `clap`, its
+/// value enum, each value with the help the CLI shows).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum DetectorKind {
     /// HOG + linear SVM: fast on CPU, frontal faces.
     #[default]
+    #[cfg_attr(feature = "clap", value(help = "dlib HOG + SVM (fast, frontal faces)"))]
     Hog,
     /// CNN (MMOD): finds turned and small faces too, ~10-50x slower on CPU.
+    #[cfg_attr(feature = "clap", value(help = "dlib CNN / MMOD (turned and small faces; much slower on CPU)"))]
     Cnn,
     /// MTCNN through libtorch (a [`BoxDetector`] the caller supplies): finds
     /// masked, turned and small faces; its own image pyramid starts at
     /// `--min-face`, so it always detects on the full-size image.
+    #[cfg_attr(
+        feature = "clap",
+        value(help = "MTCNN through libtorch (masked, turned and small faces; needs the `tch` build and \
+                      `cargo xtask setup`'s models/mtcnn_*.pt)")
+    )]
     Mtcnn,
 }
 

@@ -90,7 +90,9 @@ impl LandmarkModel {
     /// milliseconds. The cache file is named by the model file's size,
     /// modification time and first bytes and by this code, and checksummed;
     /// anything that does not read back whole is loaded from the model file
-    /// again and the cache rewritten (best effort).
+    /// again and the cache rewritten (best effort). Writing it removes the
+    /// packed models of other keys (another build, another model file)
+    /// written over an hour ago (`maskforge_imageio::checked::remove_superseded`).
     pub fn open_cached(path: &Path, cache_dir: Option<&Path>) -> Result<Self, String> {
         let Some(cache) = cache_dir.and_then(|dir| cache_file(path, dir)) else { return Self::open(path) };
         if let Some(model) = maskforge_imageio::read_checked(&cache, CACHE_MAGIC).and_then(|f| Self::decode(f.body())) {
@@ -98,7 +100,11 @@ impl LandmarkModel {
         }
         let model = Self::open(path)?;
         if let Ok(body) = model.encode() {
-            let _ = maskforge_imageio::write_checked(&cache, CACHE_MAGIC, &body);
+            if maskforge_imageio::write_checked(&cache, CACHE_MAGIC, &body).is_ok() {
+                maskforge_imageio::checked::remove_superseded(&cache, |name| {
+                    name.starts_with("landmarks-") && name.ends_with(".packed")
+                });
+            }
         }
         Ok(model)
     }
@@ -409,7 +415,18 @@ mod tests {
         let path = models.join(LANDMARK_MODEL);
         let dir = tempfile::tempdir().unwrap();
         let dlib = ShapePredictor::open(&path).unwrap();
+        // Another key's packed model of two hours ago goes when this one is written; a recent one stays.
+        let aged = |name: &str, hours: u64| {
+            let file = dir.path().join(name);
+            std::fs::write(&file, b"x").unwrap();
+            let when = std::time::SystemTime::now() - std::time::Duration::from_secs(hours * 3600);
+            std::fs::File::options().write(true).open(&file).unwrap().set_modified(when).unwrap();
+            file
+        };
+        let (old, recent) =
+            (aged("landmarks-0000000000000000.packed", 2), aged("landmarks-0000000000000001.packed", 0));
         let first = LandmarkModel::open_cached(&path, Some(dir.path())).unwrap();
+        assert!(!old.exists() && recent.exists());
         let file = cache_file(&path, dir.path()).unwrap();
         let bytes = std::fs::read(&file).expect("the cache file was written");
         let whole = maskforge_imageio::read_checked(&file, CACHE_MAGIC).expect("the cache file reads back");

@@ -17,11 +17,12 @@
 use crate::{Detector, DetectorConfig, LandmarkError, LANDMARK_MODEL};
 use image::{Rgb, RgbImage};
 use maskforge_contracts::mask_files::SourceStamp;
+use maskforge_contracts::read_image_list;
 use maskforge_contracts::{landmarks_header, landmarks_record, LANDMARKS_CSV};
 use maskforge_face::Face;
 use maskforge_imageio::{
-    load_rgb_budgeted, relative_string, remove_stale_temp_files, save_rgb_atomic, write_atomic, write_failures_csv,
-    AtomicFile, DecodeBudget, Failure, LineJournal, LoadLimits,
+    check_disjoint, load_rgb_budgeted, relative_string, remove_stale_temp_files, save_rgb_atomic, walk_images,
+    write_atomic, write_failures_csv, AtomicFile, DecodeBudget, Failure, GuardError, LineJournal, LoadLimits, Output,
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The folder of overlays (`--overlay`) in the output folder.
+pub const OVERLAYS: &str = "overlays";
 /// The journal of finished photos in the output folder.
 pub const DETECT_JOURNAL: &str = ".detect-journal.jsonl";
 /// What the journal's first line calls it.
@@ -134,6 +137,36 @@ pub struct DetectTree {
     pub decode_budget: DecodeBudget,
 }
 
+/// The photos `detect` reads, with the problems of finding them: a walk of
+/// `root` (never into `out`), or the images `list` names (one path a line,
+/// or a manifest; missing or unlisted-type files are failures).
+pub fn find_photos(
+    root: &Path,
+    list: Option<&Path>,
+    out: &Path,
+) -> Result<(Vec<PathBuf>, Vec<Failure>), maskforge_contracts::ContractError> {
+    let Some(file) = list else {
+        let walk = walk_images(root, &[out]);
+        return Ok((walk.images, walk.failures));
+    };
+    let list = read_image_list(file)?;
+    let (images, mut failures) = list.resolve(root);
+    failures.extend(list.skipped);
+    Ok((images.into_iter().map(|(path, _)| path).collect(), failures))
+}
+
+/// Refuses `detect`'s outputs (`out`, and `out/overlays` with `overlay`)
+/// inside its inputs (`root`, the `list` file), and the reverse.
+pub fn check_paths(root: &Path, list: Option<&Path>, out: &Path, overlay: bool) -> Result<(), GuardError> {
+    let overlay_dir = out.join(OVERLAYS);
+    let mut outputs = vec![Output::new(out, "output folder")];
+    if overlay {
+        outputs.push(Output::new(&overlay_dir, "overlay folder"));
+    }
+    let inputs: Vec<&Path> = [Some(root), list].into_iter().flatten().collect();
+    check_disjoint(&inputs, &outputs)
+}
+
 /// Counts for the summary line; `failures` lists every skipped file.
 #[derive(Clone, Debug, Default)]
 pub struct DetectSummary {
@@ -216,7 +249,7 @@ impl DetectTree {
     /// Checked like every output path: never through a symlinked folder
     /// that leads out of `OUT/overlays`.
     fn overlay_path(&self, rel: &str) -> Result<PathBuf, maskforge_imageio::ConfineError> {
-        maskforge_imageio::confined(&self.out.join("overlays"), &Path::new(rel).with_extension("jpg"))
+        maskforge_imageio::confined(&self.out.join(OVERLAYS), &Path::new(rel).with_extension("jpg"))
     }
 
     fn one_photo(&self, det: &mut Detector, path: &Path) -> Entry {

@@ -4,6 +4,7 @@
 
 use crate::rng::SplitMix64;
 use std::fmt;
+use std::sync::OnceLock;
 
 /// An sRGB colour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -165,6 +166,68 @@ impl ColourChoice {
     }
 }
 
+/// sRGB (0..1) to linear light.
+pub(crate) fn srgb_to_linear_exact(c: f32) -> f32 {
+    if c <= 0.04045 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+/// Linear light (0..1) to sRGB.
+pub(crate) fn linear_to_srgb_exact(c: f32) -> f32 {
+    if c <= 0.003_130_8 {
+        c * 12.92
+    } else {
+        1.055 * c.powf(1.0 / 2.4) - 0.055
+    }
+}
+
+const LUT_N: usize = 4096;
+
+/// The sRGB transfer tabulated, for rendering and the photo statistics.
+pub(crate) struct Srgb {
+    to_linear: Vec<f32>,
+    /// Indexed by `sqrt(linear)`, for precision in the shadows.
+    to_srgb: Vec<f32>,
+    /// sRGB byte to linear light.
+    pub u8_to_linear: [f32; 256],
+}
+
+/// The tables, made on first use.
+pub(crate) fn srgb() -> &'static Srgb {
+    static S: OnceLock<Srgb> = OnceLock::new();
+    S.get_or_init(|| {
+        let to_linear = (0..LUT_N).map(|i| srgb_to_linear_exact(i as f32 / (LUT_N - 1) as f32)).collect();
+        let to_srgb = (0..LUT_N)
+            .map(|i| {
+                let s = i as f32 / (LUT_N - 1) as f32;
+                linear_to_srgb_exact(s * s)
+            })
+            .collect();
+        let mut u8_to_linear = [0.0; 256];
+        for (i, v) in u8_to_linear.iter_mut().enumerate() {
+            *v = srgb_to_linear_exact(i as f32 / 255.0);
+        }
+        Srgb { to_linear, to_srgb, u8_to_linear }
+    })
+}
+
+impl Srgb {
+    /// sRGB (0..1, clamped) to linear light, from the table.
+    #[inline]
+    pub fn to_linear(&self, c: f32) -> f32 {
+        self.to_linear[((c.clamp(0.0, 1.0) * (LUT_N - 1) as f32) + 0.5) as usize]
+    }
+
+    /// Linear light (0..1, clamped) to sRGB, from the table.
+    #[inline]
+    pub fn to_srgb(&self, lin: f32) -> f32 {
+        self.to_srgb[((lin.clamp(0.0, 1.0).sqrt() * (LUT_N - 1) as f32) + 0.5) as usize]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +284,16 @@ mod tests {
         let c = ColourChoice::parse("black=0,white").unwrap();
         for _ in 0..50 {
             assert_eq!(c.choose(&mut rng, &[], &[], black), Colour::parse("white").unwrap());
+        }
+    }
+
+    #[test]
+    fn srgb_tables_round_trip() {
+        let l = srgb();
+        for i in 0..=255u32 {
+            let c = i as f32 / 255.0;
+            let back = l.to_srgb(l.to_linear(c));
+            assert!((back - c).abs() < 1.5 / 255.0, "{i}: {back}");
         }
     }
 

@@ -193,21 +193,46 @@ impl Placement {
         feather_sigma(self.face_width)
     }
 
+    /// The map from image points into the face frame (by `−roll` about
+    /// `centre`), for mapping many points.
+    pub fn face_frame(&self) -> Rotation {
+        Rotation::new(self.centre, -self.roll)
+    }
+
     /// Maps an image point into the face frame.
     pub fn to_face(&self, p: Point) -> Point {
-        rotate(p, self.centre, -self.roll)
+        self.face_frame().apply(p)
+    }
+}
+
+/// A rotation by a fixed angle about a fixed centre, its sine and cosine
+/// worked out once (imageproc's `Rotation` pattern), so that mapping many
+/// points costs no trigonometry.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rotation {
+    centre: Point,
+    sin: f32,
+    cos: f32,
+}
+
+impl Rotation {
+    pub fn new(centre: Point, angle: f32) -> Rotation {
+        let (sin, cos) = angle.sin_cos();
+        Rotation { centre, sin, cos }
+    }
+
+    /// `p` rotated about the centre.
+    #[inline]
+    pub fn apply(&self, p: Point) -> Point {
+        let (c, s, co) = (self.centre, self.sin, self.cos);
+        let (dx, dy) = (p.x - c.x, p.y - c.y);
+        Point::new(c.x + dx * co - dy * s, c.y + dx * s + dy * co)
     }
 }
 
 /// Edge softness grows with the face: about one pixel on small crops.
 pub fn feather_sigma(face_width: f32) -> f32 {
     (0.45 + face_width / 450.0).clamp(0.45, 3.0)
-}
-
-fn rotate(p: Point, c: Point, angle: f32) -> Point {
-    let (s, co) = angle.sin_cos();
-    let (dx, dy) = (p.x - c.x, p.y - c.y);
-    Point::new(c.x + dx * co - dy * s, c.y + dx * s + dy * co)
 }
 
 fn polyline_length(pts: &[Point]) -> f32 {
@@ -443,7 +468,8 @@ pub fn place(
     face.check_coverage(variant, &cover, &polygon)?;
 
     let mouth_y = face.l(62).y;
-    let back = |p: Point| rotate(p, face.centre, face.roll);
+    let to_image = Rotation::new(face.centre, face.roll);
+    let back = |p: Point| to_image.apply(p);
     Ok(Placement {
         variant,
         polygon: polygon.iter().map(|&p| back(p)).collect(),
@@ -521,7 +547,8 @@ impl FaceFrame {
             }
         };
         let centre = Point::centroid(landmarks.points()).unwrap_or_default();
-        let up = landmarks.map(|p| rotate(p, centre, -roll));
+        let upright = Rotation::new(centre, -roll);
+        let up = landmarks.map(|p| upright.apply(p));
         let l = |i: usize| up.point(i);
         let width = l(16).x - l(0).x;
         let height = l(8).y - l(27).y;
@@ -864,7 +891,8 @@ pub(crate) mod tests {
     }
 
     pub fn rolled(f: &Landmarks68, angle: f32) -> Landmarks68 {
-        f.map(|p| rotate(p, Point::new(250.0, 260.0), angle))
+        let turn = Rotation::new(Point::new(250.0, 260.0), angle);
+        f.map(|p| turn.apply(p))
     }
 
     fn builtin_outlines() -> Vec<(String, TemplateOutline, Fit)> {
@@ -949,7 +977,7 @@ pub(crate) mod tests {
                     }
                     // And the top never rises above the eyes.
                     let eyes_y = lm.right_eye_center().lerp(lm.left_eye_center(), 0.5);
-                    let up = |q: Point| rotate(q, p.centre, -p.roll);
+                    let up = |q: Point| p.to_face(q);
                     let eye_level = up(eyes_y).y;
                     assert!(
                         p.polygon.iter().all(|&q| up(q).y > eye_level),

@@ -11,7 +11,8 @@
 //! * [`render`]: warp, feathering, lighting, relief, contact shadows, compositing;
 //! * [`photo`]: what the photo around a face is like (softness, noise,
 //!   colourfulness, colour cast), so the mask can match it;
-//! * [`texture`], [`colour`]: recolouring and fabric/print overlays;
+//! * [`texture`], [`colour`]: recolouring and fabric/print overlays (and the
+//!   sRGB ↔ linear-light tables rendering and [`photo`] share);
 //! * [`raster_cache`]: rendered template rasters kept on disk between runs;
 //! * [`rng`]: the `(seed, path, face)`-keyed random streams;
 //! * [`sheet`]: contact sheets for previews.

@@ -65,6 +65,54 @@ impl PhotoStats {
 
     /// Estimates the statistics from `img` around the placed mask.
     pub fn estimate(img: &RgbImage, placement: &Placement) -> PhotoStats {
+        let Some(window) = SampleWindow::around(img, placement) else {
+            return PhotoStats::NEUTRAL;
+        };
+        let mut samples = Samples::collect(img, placement, &window);
+        if samples.n < 16 {
+            return PhotoStats::NEUTRAL;
+        }
+
+        // Noise sigma from the median absolute residual (the kernel's gain on
+        // white noise is 6; 0.6745 turns a median absolute value into sigma).
+        let mut sigma = [0f32; 4];
+        for (s, r) in sigma.iter_mut().zip(samples.residuals.iter_mut()) {
+            *s = (median(r) / (0.6745 * 6.0)).min(40.0);
+        }
+        let noise = [sigma[0], sigma[1], sigma[2]];
+        let blur = softness(&Pixels::of(img), &mut samples.candidates, samples.n, sigma[3]);
+
+        let grey = samples.n_grey as f32 >= 0.95 * samples.n as f32;
+        let (saturation, cast) = if grey {
+            (0.0, [1.0; 3])
+        } else if samples.skin_sat.len() < 8 {
+            (1.0, [1.0; 3])
+        } else {
+            let sat = median(&mut samples.skin_sat);
+            let mut rs: Vec<f32> = samples.skin_chroma.iter().map(|c| c.0).collect();
+            let mut bs: Vec<f32> = samples.skin_chroma.iter().map(|c| c.1).collect();
+            let skin = (median(&mut rs), median(&mut bs));
+            ((sat / FULL_SATURATION).clamp(0.0, 1.0), grey_world(&samples.ring, skin))
+        };
+        PhotoStats { blur, noise, grey, saturation, cast }
+    }
+}
+
+/// The grid the statistics are sampled on: every `step` pixels from
+/// `(x0, y0) + step / 2` up to `(x1, y1)`, over the mask's bounding box
+/// widened by a quarter of the face width, kept far enough inside the image
+/// for the widest kernel.
+struct SampleWindow {
+    x0: u32,
+    y0: u32,
+    x1: u32,
+    y1: u32,
+    step: u32,
+}
+
+impl SampleWindow {
+    /// `None` when too little of the face is in the image.
+    fn around(img: &RgbImage, placement: &Placement) -> Option<SampleWindow> {
         let (mut minx, mut miny, mut maxx, mut maxy) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
         for p in &placement.mesh.image {
             minx = minx.min(p.x);
@@ -79,151 +127,180 @@ impl PhotoStats {
         let x1 = (maxx + margin).min(img.width() as f32 - r - 1.0);
         let y1 = (maxy + margin).min(img.height() as f32 - r - 1.0);
         if !(x0.is_finite() && y0.is_finite() && x1.is_finite() && y1.is_finite()) || x1 - x0 < 8.0 || y1 - y0 < 8.0 {
-            return PhotoStats::NEUTRAL;
+            return None;
         }
         let (x0, y0, x1, y1) = (x0 as u32, y0 as u32, x1 as u32, y1 as u32);
         let step = (((x1 - x0) as f32 * (y1 - y0) as f32 / SAMPLES).sqrt().ceil() as u32).max(1);
-        let kernels = reblur_kernels();
-        let lin = crate::render::u8_to_linear();
+        Some(SampleWindow { x0, y0, x1, y1, step })
+    }
+}
 
-        let raw = img.as_raw();
-        let stride = img.width() as usize * 3;
-        let at = |x: i64, y: i64| -> usize { y as usize * stride + x as usize * 3 };
-        // Luma ×256 (Rec. 601 weights in integers).
-        let luma = |i: usize| (77 * raw[i] as u32 + 150 * raw[i + 1] as u32 + 29 * raw[i + 2] as u32) as f32;
+/// An image's bytes, addressed by pixel.
+struct Pixels<'a> {
+    raw: &'a [u8],
+    stride: usize,
+    width: i64,
+    height: i64,
+}
 
-        let mut n_samples = 0usize;
-        let mut n_grey = 0usize;
-        let mut residuals: [Vec<f32>; 4] = Default::default();
-        let mut skin_sat: Vec<f32> = Vec::new();
-        let mut skin_chroma: Vec<(f32, f32)> = Vec::new();
-        let mut ring: Vec<RingSample> = Vec::new();
-        let mut candidates: Vec<(f32, u32, u32, f32, f32)> = Vec::new();
-        let (sin, cos) = (-placement.roll).sin_cos();
-        let y_start = y0 + step / 2;
-        let x_start = x0 + step / 2;
-        for y in (y_start..y1).step_by(step as usize) {
-            for x in (x_start..x1).step_by(step as usize) {
+impl<'a> Pixels<'a> {
+    fn of(img: &'a RgbImage) -> Pixels<'a> {
+        let (width, height) = (img.width() as i64, img.height() as i64);
+        Pixels { raw: img.as_raw(), stride: img.width() as usize * 3, width, height }
+    }
+
+    /// The index of pixel `(x, y)`'s first byte.
+    #[inline]
+    fn at(&self, x: i64, y: i64) -> usize {
+        y as usize * self.stride + x as usize * 3
+    }
+
+    /// Luma ×256 (Rec. 601 weights in integers) of the pixel at byte `i`.
+    #[inline]
+    fn luma(&self, i: usize) -> f32 {
+        let raw = self.raw;
+        (77 * raw[i] as u32 + 150 * raw[i + 1] as u32 + 29 * raw[i + 2] as u32) as f32
+    }
+
+    /// Luma gradient over ±2 pixels at `(x, y)` (×256).
+    #[inline]
+    fn gradient(&self, x: i64, y: i64) -> (f32, f32) {
+        let gx = 0.25 * (self.luma(self.at(x + 2, y)) - self.luma(self.at(x - 2, y)));
+        let gy = 0.25 * (self.luma(self.at(x, y + 2)) - self.luma(self.at(x, y - 2)));
+        (gx, gy)
+    }
+
+    /// Immerkær's noise kernel [1 −2 1; −2 4 −2; 1 −2 1] at `(x, y)`, per channel.
+    #[inline]
+    fn noise_residual(&self, x: i64, y: i64) -> [f32; 3] {
+        let mut res = [0f32; 3];
+        for (j, wy) in [(-1i64, 1f32), (0, -2.0), (1, 1.0)] {
+            for (i, wx) in [(-1i64, 1f32), (0, -2.0), (1, 1.0)] {
+                let q = self.at(x + i, y + j);
+                let w = wx * wy;
+                for k in 0..3 {
+                    res[k] += w * self.raw[q + k] as f32;
+                }
+            }
+        }
+        res
+    }
+}
+
+/// What the sampling pass gathers.
+#[derive(Default)]
+struct Samples {
+    n: usize,
+    /// Samples with `max − min ≤ 3`.
+    n_grey: usize,
+    /// Absolute noise residuals per channel, and of their luma.
+    residuals: [Vec<f32>; 4],
+    /// Saturation and `(R, B) / (R + G + B)` of the skin under the mask.
+    skin_sat: Vec<f32>,
+    skin_chroma: Vec<(f32, f32)>,
+    /// The samples around the mask's core.
+    ring: Vec<RingSample>,
+    /// Softness candidates: (squared gradient, x, y, gx, gy).
+    candidates: Vec<(f32, u32, u32, f32, f32)>,
+}
+
+impl Samples {
+    fn collect(img: &RgbImage, placement: &Placement, w: &SampleWindow) -> Samples {
+        let lin = &crate::colour::srgb().u8_to_linear;
+        let px = Pixels::of(img);
+        let raw = px.raw;
+        let frame = placement.face_frame();
+        let mut s = Samples::default();
+        for y in (w.y0 + w.step / 2..w.y1).step_by(w.step as usize) {
+            for x in (w.x0 + w.step / 2..w.x1).step_by(w.step as usize) {
                 let (xi, yi) = (x as i64, y as i64);
-                let c = at(xi, yi);
+                let c = px.at(xi, yi);
                 let p = [raw[c], raw[c + 1], raw[c + 2]];
-                n_samples += 1;
+                s.n += 1;
                 let (mx, mn) = (p[0].max(p[1]).max(p[2]), p[0].min(p[1]).min(p[2]));
-                n_grey += (mx - mn <= 3) as usize;
+                s.n_grey += (mx - mn <= 3) as usize;
                 let sum = p[0] as f32 + p[1] as f32 + p[2] as f32 + 1.0;
                 let chroma = (p[0] as f32 / sum, p[2] as f32 / sum);
 
                 // Inside the mask's core (skin under the mask), or around it.
-                let (dx, dy) = (x as f32 + 0.5 - placement.centre.x, y as f32 + 0.5 - placement.centre.y);
-                let f = Point::new(placement.centre.x + dx * cos - dy * sin, placement.centre.y + dx * sin + dy * cos);
+                let f = frame.apply(Point::new(x as f32 + 0.5, y as f32 + 0.5));
                 let half = if f.x < placement.mid_x { placement.half_right } else { placement.half_left };
                 let inner =
                     f.y > placement.top_y && f.y < placement.bottom_y && (f.x - placement.mid_x).abs() < 0.7 * half;
                 if inner {
-                    skin_sat.push((mx - mn) as f32 / (mx as f32).max(8.0));
-                    skin_chroma.push(chroma);
+                    s.skin_sat.push((mx - mn) as f32 / (mx as f32).max(8.0));
+                    s.skin_chroma.push(chroma);
                 } else {
                     let l = [lin[p[0] as usize], lin[p[1] as usize], lin[p[2] as usize]];
                     let saturation = (mx - mn) as f32 / (mx as f32).max(1.0);
-                    ring.push(RingSample { linear: l, chroma, saturation, max: mx });
+                    s.ring.push(RingSample { linear: l, chroma, saturation, max: mx });
                 }
 
-                // Noise: Immerkær's kernel [1 −2 1; −2 4 −2; 1 −2 1] per channel.
-                let mut res = [0f32; 3];
-                for (j, wy) in [(-1i64, 1f32), (0, -2.0), (1, 1.0)] {
-                    for (i, wx) in [(-1i64, 1f32), (0, -2.0), (1, 1.0)] {
-                        let q = at(xi + i, yi + j);
-                        let w = wx * wy;
-                        for k in 0..3 {
-                            res[k] += w * raw[q + k] as f32;
-                        }
-                    }
-                }
+                let res = px.noise_residual(xi, yi);
                 for k in 0..3 {
-                    residuals[k].push(res[k].abs());
+                    s.residuals[k].push(res[k].abs());
                 }
-                residuals[3].push((0.299 * res[0] + 0.587 * res[1] + 0.114 * res[2]).abs());
+                s.residuals[3].push((0.299 * res[0] + 0.587 * res[1] + 0.114 * res[2]).abs());
 
                 // Softness candidates: a gradient over ±2 pixels (so edges a
                 // little off the sample are found too).
-                let gx = 0.25 * (luma(at(xi + 2, yi)) - luma(at(xi - 2, yi)));
-                let gy = 0.25 * (luma(at(xi, yi + 2)) - luma(at(xi, yi - 2)));
-                candidates.push((gx * gx + gy * gy, x, y, gx, gy));
+                let (gx, gy) = px.gradient(xi, yi);
+                s.candidates.push((gx * gx + gy * gy, x, y, gx, gy));
             }
         }
-        if n_samples < 16 {
-            return PhotoStats::NEUTRAL;
-        }
+        s
+    }
+}
 
-        // Noise sigma from the median absolute residual (the kernel's gain on
-        // white noise is 6; 0.6745 turns a median absolute value into sigma).
-        let mut sigma = [0f32; 4];
-        for (s, r) in sigma.iter_mut().zip(residuals.iter_mut()) {
-            *s = (median(r) / (0.6745 * 6.0)).min(40.0);
-        }
-        let noise = [sigma[0], sigma[1], sigma[2]];
-
-        // Softness, at the strongest edges well above the noise: each moves
-        // to the gradient's peak across its edge (the edge's centre), where
-        // the squared gradient through a derivative of Gaussian of sigma `d`
-        // goes as 1 / (s² + d²) for an edge blurred by `s`. Luma is ×256.
-        let noise_var = sigma[3] * sigma[3] * 65536.0;
-        // Noise gives the candidates' gradient a mean square of σ²/4.
-        let threshold = 2.25 * noise_var + 4.0 * 65536.0;
-        candidates.retain(|c| c.0 > threshold);
-        let keep = (n_samples * 3 / 20).max(40).min(candidates.len());
-        if keep > 0 && keep < candidates.len() {
-            candidates.select_nth_unstable_by(keep - 1, |a, b| b.0.total_cmp(&a.0));
-            candidates.truncate(keep);
-        }
-        let (w, h) = (img.width() as i64, img.height() as i64);
-        let grad_sq = |x: i64, y: i64| {
-            let gx = 0.25 * (luma(at(x + 2, y)) - luma(at(x - 2, y)));
-            let gy = 0.25 * (luma(at(x, y + 2)) - luma(at(x, y - 2)));
-            gx * gx + gy * gy
-        };
-        let (mut e1, mut e2) = (0f64, 0f64);
-        let mut patch = [[0f32; 9]; 9];
-        for &(g, x, y, gx, gy) in &candidates {
-            let norm = g.sqrt();
-            let (ux, uy) = (gx / norm, gy / norm);
-            let mut best = (f32::MIN, x as i64, y as i64);
-            for t in [-3.0f32, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0] {
-                let px = (x as i64 + (t * ux).round() as i64).clamp(4, w - 5);
-                let py = (y as i64 + (t * uy).round() as i64).clamp(4, h - 5);
-                let g = grad_sq(px, py);
-                if g > best.0 {
-                    best = (g, px, py);
-                }
+/// Softness, at the strongest edges well above the noise (`noise`: the luma
+/// noise sigma): each candidate moves to the gradient's peak across its
+/// edge (the edge's centre), where the squared gradient through a
+/// derivative of Gaussian of sigma `d` goes as 1 / (s² + d²) for an edge
+/// blurred by `s`. Luma is ×256. Keeps only the candidates used.
+fn softness(pixels: &Pixels, candidates: &mut Vec<(f32, u32, u32, f32, f32)>, n_samples: usize, noise: f32) -> f32 {
+    let kernels = reblur_kernels();
+    let noise_var = noise * noise * 65536.0;
+    // Noise gives the candidates' gradient a mean square of σ²/4.
+    let threshold = 2.25 * noise_var + 4.0 * 65536.0;
+    candidates.retain(|c| c.0 > threshold);
+    let keep = (n_samples * 3 / 20).max(40).min(candidates.len());
+    if keep > 0 && keep < candidates.len() {
+        candidates.select_nth_unstable_by(keep - 1, |a, b| b.0.total_cmp(&a.0));
+        candidates.truncate(keep);
+    }
+    let (w, h) = (pixels.width, pixels.height);
+    let (mut e1, mut e2) = (0f64, 0f64);
+    let mut patch = [[0f32; 9]; 9];
+    for &(g, x, y, gx, gy) in candidates.iter() {
+        let norm = g.sqrt();
+        let (ux, uy) = (gx / norm, gy / norm);
+        let mut best = (f32::MIN, x as i64, y as i64);
+        for t in [-3.0f32, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0] {
+            let px = (x as i64 + (t * ux).round() as i64).clamp(4, w - 5);
+            let py = (y as i64 + (t * uy).round() as i64).clamp(4, h - 5);
+            let (gx, gy) = pixels.gradient(px, py);
+            let g = gx * gx + gy * gy;
+            if g > best.0 {
+                best = (g, px, py);
             }
-            let (_, bx, by) = best;
-            for (j, row) in patch.iter_mut().enumerate() {
-                let base = at(bx - 4, by + j as i64 - 4);
-                for (i, v) in row.iter_mut().enumerate() {
-                    *v = luma(base + 3 * i);
-                }
-            }
-            e1 += kernels.fine.gradient_sq::<3>(&patch) as f64;
-            e2 += kernels.coarse.gradient_sq::<4>(&patch) as f64;
         }
-        let n = candidates.len() as f64;
-        let e1c = e1 - n * (noise_var * kernels.fine.noise_gain) as f64;
-        let e2c = e2 - n * (noise_var * kernels.coarse.noise_gain) as f64;
-        let blur = if n >= 12.0 && e1c > 0.0 && e2c > 0.0 { blur_from_ratio((e1c / e2c) as f32) } else { 0.0 };
-
-        let grey = n_grey as f32 >= 0.95 * n_samples as f32;
-        let (saturation, cast) = if grey {
-            (0.0, [1.0; 3])
-        } else if skin_sat.len() < 8 {
-            (1.0, [1.0; 3])
-        } else {
-            let sat = median(&mut skin_sat);
-            let mut rs: Vec<f32> = skin_chroma.iter().map(|c| c.0).collect();
-            let mut bs: Vec<f32> = skin_chroma.iter().map(|c| c.1).collect();
-            let skin = (median(&mut rs), median(&mut bs));
-            ((sat / FULL_SATURATION).clamp(0.0, 1.0), grey_world(&ring, skin))
-        };
-        PhotoStats { blur, noise, grey, saturation, cast }
+        let (_, bx, by) = best;
+        for (j, row) in patch.iter_mut().enumerate() {
+            let base = pixels.at(bx - 4, by + j as i64 - 4);
+            for (i, v) in row.iter_mut().enumerate() {
+                *v = pixels.luma(base + 3 * i);
+            }
+        }
+        e1 += kernels.fine.gradient_sq::<3>(&patch) as f64;
+        e2 += kernels.coarse.gradient_sq::<4>(&patch) as f64;
+    }
+    let n = candidates.len() as f64;
+    let e1c = e1 - n * (noise_var * kernels.fine.noise_gain) as f64;
+    let e2c = e2 - n * (noise_var * kernels.coarse.noise_gain) as f64;
+    if n >= 12.0 && e1c > 0.0 && e2c > 0.0 {
+        blur_from_ratio((e1c / e2c) as f32)
+    } else {
+        0.0
     }
 }
 

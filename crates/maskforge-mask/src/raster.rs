@@ -139,6 +139,23 @@ impl<const N: usize> Pyramid<N> {
     }
 }
 
+/// Longest side, in pixels, that templates are rasterised at.
+pub const RENDER_SIZE: u32 = 1024;
+
+/// Template pixels: premultiplied `[m, a_r, a_g, a_b, alpha]` where a pixel
+/// of colour `c` is `m·c/255 + a` (see [`crate::template`]).
+pub type TemplatePixels = Pyramid<5>;
+
+/// A rasterised template (rendered by [`crate::template`], kept on disk by
+/// [`crate::raster_cache`]).
+pub struct RenderedTemplate {
+    pub pixels: TemplatePixels,
+    /// Raster pixels per template unit.
+    pub scale: f32,
+    /// Whether any pixel takes the mask colour.
+    pub recolourable: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

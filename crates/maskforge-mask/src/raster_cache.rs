@@ -10,8 +10,7 @@
 //! file; killed writers' leftovers are removed by the next write); one that
 //! does not read back whole is rendered again and rewritten.
 
-use crate::raster::{Level, Pyramid};
-use crate::template::{RenderedTemplate, Template, RENDER_SIZE};
+use crate::raster::{Level, Pyramid, RenderedTemplate, RENDER_SIZE};
 use maskforge_rng::stable_hash;
 use std::path::PathBuf;
 
@@ -23,6 +22,14 @@ const HEADER_LEN: usize = 4 + 4 + 4 + 1;
 /// The code whose changes invalidate cached rasters.
 const RENDER_CODE: [&str; 3] =
     [include_str!("template.rs"), include_str!("raster.rs"), include_str!("raster_cache.rs")];
+
+/// What names a template's raster: the template's name and fingerprint
+/// (`Template::raster_key`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RasterKey<'a> {
+    pub name: &'a str,
+    pub fingerprint: u64,
+}
 
 /// A folder of cached template rasters (see the module docs).
 #[derive(Clone, Debug)]
@@ -44,25 +51,28 @@ impl RasterCache {
         Some(RasterCache { dir: dir.into(), renderer: stable_hash(&key) })
     }
 
-    /// The file of `template`'s raster.
-    pub fn path(&self, template: &Template) -> PathBuf {
-        self.dir.join(format!(
-            "{}-{:016x}-{RENDER_SIZE}-{:016x}.raster",
-            template.name(),
-            template.fingerprint,
-            self.renderer
-        ))
+    /// The file of a template's raster.
+    pub fn path(&self, key: RasterKey) -> PathBuf {
+        self.dir.join(format!("{}-{:016x}-{RENDER_SIZE}-{:016x}.raster", key.name, key.fingerprint, self.renderer))
     }
 
-    /// The cached raster of `template`, if there is a whole one.
-    pub(crate) fn load(&self, template: &Template) -> Option<RenderedTemplate> {
-        decode(maskforge_imageio::read_checked(&self.path(template), MAGIC)?.body())
+    /// The cached raster of a template, if there is a whole one.
+    pub(crate) fn load(&self, key: RasterKey) -> Option<RenderedTemplate> {
+        decode(maskforge_imageio::read_checked(&self.path(key), MAGIC)?.body())
     }
 
-    /// Writes `raster` for `template`. Best effort: a cache that cannot be
-    /// written only means rendering again next time.
-    pub(crate) fn store(&self, template: &Template, raster: &RenderedTemplate) {
-        let _ = maskforge_imageio::write_checked(&self.path(template), MAGIC, &encode(raster));
+    /// Writes `raster` for a template, then removes the rasters another
+    /// renderer (another build) wrote over an hour ago
+    /// (`maskforge_imageio::checked::remove_superseded`). Best effort: a
+    /// cache that cannot be written only means rendering again next time.
+    pub(crate) fn store(&self, key: RasterKey, raster: &RenderedTemplate) {
+        let path = self.path(key);
+        if maskforge_imageio::write_checked(&path, MAGIC, &encode(raster)).is_ok() {
+            let own = format!("-{:016x}.raster", self.renderer);
+            maskforge_imageio::checked::remove_superseded(&path, |name| {
+                name.ends_with(".raster") && !name.ends_with(&own)
+            });
+        }
     }
 }
 
@@ -116,10 +126,11 @@ mod tests {
         let template = &surgical.templates()[0];
         let rendered = template.rendered().unwrap();
 
-        cache.store(template, &rendered);
-        let path = cache.path(template);
+        let key = template.raster_key();
+        cache.store(key, &rendered);
+        let path = cache.path(key);
         assert!(path.is_file());
-        assert!(same(&cache.load(template).expect("read back"), &rendered));
+        assert!(same(&cache.load(key).expect("read back"), &rendered));
 
         // A fresh set of templates takes the raster from the file, not from
         // rendering: a (checksummed) file with one pixel changed shows through.
@@ -133,28 +144,55 @@ mod tests {
         let fresh = TemplateSet::builtin().unwrap().select_spec("surgical").unwrap();
         fresh.use_raster_cache(&cache);
         assert_eq!(fresh.templates()[0].rendered().unwrap().pixels.base().data[7], [1, 2, 3, 4, 5]);
-        cache.store(template, &rendered);
+        cache.store(key, &rendered);
 
         // One flipped byte, or a cut file: not used, and rewritten by the next render.
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[MAGIC.len() + HEADER_LEN + 1000] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        assert!(cache.load(template).is_none());
+        assert!(cache.load(key).is_none());
         std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-        assert!(cache.load(template).is_none());
+        assert!(cache.load(key).is_none());
         let again = TemplateSet::builtin().unwrap().select_spec("surgical").unwrap();
         again.use_raster_cache(&cache);
         assert!(same(&again.templates()[0].rendered().unwrap(), &rendered));
-        assert!(same(&cache.load(template).expect("rewritten"), &rendered));
+        assert!(same(&cache.load(key).expect("rewritten"), &rendered));
+    }
+
+    #[test]
+    fn a_store_removes_old_rasters_of_other_renderers_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = RasterCache::new(dir.path()).unwrap();
+        let set = TemplateSet::builtin().unwrap();
+        let surgical = set.select_spec("surgical").unwrap();
+        let template = &surgical.templates()[0];
+        let other_renderer = RasterCache { renderer: cache.renderer ^ 1, ..cache.clone() };
+        let aged = |path: PathBuf, hours: u64| {
+            std::fs::write(&path, b"x").unwrap();
+            let when = std::time::SystemTime::now() - std::time::Duration::from_secs(hours * 3600);
+            std::fs::File::options().write(true).open(&path).unwrap().set_modified(when).unwrap();
+            path
+        };
+        let old = aged(other_renderer.path(set.templates()[1].raster_key()), 2);
+        let recent = aged(dir.path().join(format!("cloth-0-1024-{:016x}.raster", cache.renderer ^ 2)), 0);
+        let own_other_template = aged(cache.path(set.templates()[1].raster_key()), 2);
+        let not_a_raster = aged(dir.path().join("notes.txt"), 2);
+        cache.store(template.raster_key(), &template.rendered().unwrap());
+        assert!(cache.load(template.raster_key()).is_some());
+        assert!(!old.exists(), "another build's raster of two hours ago is kept");
+        for kept in [recent, own_other_template, not_a_raster] {
+            assert!(kept.exists(), "{} was removed", kept.display());
+        }
     }
 
     #[test]
     fn another_template_or_renderer_is_another_file() {
         let cache = RasterCache::new("/tmp/x").unwrap();
         let set = TemplateSet::builtin().unwrap();
-        let paths: std::collections::BTreeSet<_> = set.templates().iter().map(|t| cache.path(t)).collect();
+        let paths: std::collections::BTreeSet<_> = set.templates().iter().map(|t| cache.path(t.raster_key())).collect();
         assert_eq!(paths.len(), set.templates().len());
         let other = RasterCache { renderer: cache.renderer ^ 1, ..cache.clone() };
-        assert_ne!(other.path(&set.templates()[0]), cache.path(&set.templates()[0]));
+        let key = set.templates()[0].raster_key();
+        assert_ne!(other.path(key), cache.path(key));
     }
 }

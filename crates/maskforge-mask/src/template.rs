@@ -10,14 +10,13 @@
 
 use crate::colour::Colour;
 use crate::raster::{Level, Pyramid};
-use crate::raster_cache::RasterCache;
+use crate::raster_cache::{RasterCache, RasterKey};
 use maskforge_face::Point;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-/// Longest side, in pixels, that templates are rasterised at.
-pub const RENDER_SIZE: u32 = 1024;
+pub use crate::raster::{RenderedTemplate, TemplatePixels, RENDER_SIZE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
@@ -312,10 +311,6 @@ impl TemplateOutline {
     }
 }
 
-/// Template pixels: premultiplied `[m, a_r, a_g, a_b, alpha]` where a pixel
-/// of colour `c` is `m·c/255 + a` (see the module docs).
-pub type TemplatePixels = Pyramid<5>;
-
 enum Source {
     Svg(String),
     Png(PathBuf),
@@ -337,15 +332,6 @@ pub struct Template {
     raster: OnceLock<Result<Arc<RenderedTemplate>, String>>,
     /// Where a rendered raster is looked up first and kept.
     cache: OnceLock<RasterCache>,
-}
-
-/// The rasterised template.
-pub struct RenderedTemplate {
-    pub pixels: TemplatePixels,
-    /// Raster pixels per template unit.
-    pub scale: f32,
-    /// Whether any pixel takes the mask colour.
-    pub recolourable: bool,
 }
 
 impl std::fmt::Debug for Template {
@@ -455,6 +441,11 @@ impl Template {
             .map_err(|message| TemplateError::Invalid { name: self.name().to_string(), message })
     }
 
+    /// What names this template's raster in a [`RasterCache`].
+    pub fn raster_key(&self) -> RasterKey<'_> {
+        RasterKey { name: self.name(), fingerprint: self.fingerprint }
+    }
+
     /// Looks the raster up in this template's cache and keeps it there
     /// (see [`RasterCache`]); a first call wins, later ones are ignored.
     pub fn use_raster_cache(&self, cache: &RasterCache) {
@@ -463,12 +454,12 @@ impl Template {
 
     fn render_or_load(&self) -> Result<RenderedTemplate, TemplateError> {
         let cache = self.cache.get();
-        if let Some(cached) = cache.and_then(|c| c.load(self)) {
+        if let Some(cached) = cache.and_then(|c| c.load(self.raster_key())) {
             return Ok(cached);
         }
         let rendered = self.render()?;
         if let Some(c) = cache {
-            c.store(self, &rendered);
+            c.store(self.raster_key(), &rendered);
         }
         Ok(rendered)
     }

@@ -2,8 +2,8 @@
 //! masked ImageFolder dataset (`OUT/<class>/<relative path>`) with
 //! `annotations.csv`, `failures.csv` and segmentation masks.
 //!
-//! Faces come in through a [`FaceSource`] (the `maskforge` binary's is the
-//! dlib detector); everything else is here, so the binary, the benchmark and
+//! Faces come in through a [`FaceSource`] (`maskforge mask`'s is
+//! `maskforge_landmarks::mask_faces`, dlib's); everything else is here, so the binary, the benchmark and
 //! later front ends run the same code:
 //!
 //! * [`options`]: what a run is asked to do, and the option-string parsers;
@@ -14,6 +14,7 @@
 //! * [`labels`](mod@labels): `--labels`, boxes for detector training (COCO, YOLO);
 //! * [`run`]: a whole run over a tree, and its [`Summary`];
 //! * [`preview`]: contact sheets;
+//! * [`paths`]: the checks of a run's files and folders before it writes;
 //! * [`merge`](mod@merge): joining the folders of sharded runs.
 //!
 //! Pure: no dlib, no libtorch.
@@ -23,6 +24,7 @@ pub mod labels;
 pub mod merge;
 pub mod naming;
 pub mod options;
+pub mod paths;
 pub mod preview;
 mod process;
 pub mod record;
@@ -39,6 +41,7 @@ pub use options::{
     build_synthesizer, parse_class_map, parse_shard, parse_variants, FaceFilter, LabelFormat, MaskOptions,
     OutputFormat, Selected, SelectedBoxes, SynthOptions, UnmaskedMode, VariantMode,
 };
+pub use paths::MaskPaths;
 pub use preview::{check_preview_path, preview_sample, save_sheet};
 pub use process::{ImageOutcome, Pipeline, StepTimes};
 pub use record::Record;

@@ -1,11 +1,10 @@
 //! Class folders and output file names: `class/dir/stem[__ext][__variant][__faceK].ext`.
 
+pub use crate::options::UNMASKED_KEY;
 use crate::options::{OutputFormat, UnmaskedMode, VariantMode};
 use maskforge_mask::MaskVariant;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-/// The class key of the originals (`--class-map unmasked=...`).
-pub const UNMASKED_KEY: &str = "unmasked";
 /// The class key of whole images with a bare face (`--bare-faces CLASS`).
 pub const BARE_KEY: &str = "bare_faces";
 

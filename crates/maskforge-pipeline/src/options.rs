@@ -23,6 +23,9 @@ pub enum VariantMode {
     Random,
 }
 
+/// The class key of the originals (`--class-map unmasked=...`).
+pub const UNMASKED_KEY: &str = "unmasked";
+
 /// What happens to the originals of masked photos.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
@@ -179,7 +182,7 @@ impl MaskOptions {
                 return bad(format!("--bare-faces {c:?}: not a usable class folder name"));
             }
             let mut keys: Vec<&str> = self.variants.iter().map(|(v, _)| v.as_str()).collect();
-            keys.push(crate::naming::UNMASKED_KEY);
+            keys.push(UNMASKED_KEY);
             if keys.iter().any(|k| self.class_map.get(*k).map_or(*k, String::as_str) == c) {
                 return bad(format!("--bare-faces {c}: already the class of a variant or of the originals"));
             }

@@ -13,12 +13,12 @@ use crate::labels::{formats_in, run_classes, write_labels};
 use crate::naming::extension_collisions;
 use crate::options::OutputFormat;
 use crate::record::{read_finished, write_stamps, Journal, Record, RunFiles};
-use crate::settings::{prepare_output_folder, Settings};
-use crate::source::FaceSource;
+use crate::settings::{prepare_output_folder, DetectorSettings, Settings};
+use crate::source::{FaceSource, FileFaces};
 use crate::{Pipeline, PipelineError};
 use maskforge_contracts::mask_files::SourceStamp;
 use maskforge_contracts::AnnotationRow;
-use maskforge_contracts::{read_image_list, ImageList};
+use maskforge_contracts::{read_face_file, read_image_list, FaceFileFormat, ImageList};
 use maskforge_face::FaceMethod;
 use maskforge_imageio::{is_image_path, relative_string, walk_images, Failure};
 use rayon::prelude::*;
@@ -126,6 +126,34 @@ impl Inputs {
             images.truncate(limit);
         }
         Inputs { images, shard_sources, all_sources, walk_failures, ext_suffixed }
+    }
+
+    /// `mask --landmarks FILE`: the faces of `path` (layout `format`, else
+    /// by content) matched to the images (all of them, before sharding).
+    /// The file's bad rows and the rows without an image join the failures
+    /// when `report` (the first shard reports them); the settings record the
+    /// file by name, format and SHA-256.
+    pub fn faces_from_file(
+        &mut self,
+        path: &Path,
+        format: Option<FaceFileFormat>,
+        report: bool,
+    ) -> Result<(FileFaces, DetectorSettings), PipelineError> {
+        let name = path.display().to_string();
+        let file = read_face_file(path, &name, format)?;
+        let (faces, failures) = FileFaces::new(&file, &name, &self.all_sources);
+        if report {
+            self.walk_failures.extend(failures);
+        }
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| name.clone());
+        let settings = DetectorSettings {
+            detector: "none".into(),
+            detect_max_side: 0,
+            scale: None,
+            upsample: 0,
+            faces: Some(format!("landmarks {file_name} ({}, sha256 {})", file.format.name(), file.sha256)),
+        };
+        Ok((faces, settings))
     }
 }
 
@@ -369,6 +397,36 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// What `maskforge mask` prints at the end, one line each (no final
+    /// newline): images and faces, the whole-image outputs left with a bare
+    /// face and what became of them (`bare_faces`: `--bare-faces CLASS`,
+    /// `None`: skipped), the outputs per variant and class, the failures and
+    /// the rate over `seconds`.
+    pub fn report(&self, seconds: f64, bare_faces: Option<&str>) -> String {
+        let counts =
+            |m: &BTreeMap<String, usize>| m.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(", ");
+        let mut lines = vec![format!(
+            "mask: {} images ({} processed now, {} already done), {} faces masked, {} faces under --min-face skipped",
+            self.images, self.processed, self.skipped, self.faces_masked, self.small_faces
+        )];
+        if self.bare_outputs > 0 {
+            let note = match bare_faces {
+                None => "skipped (failures.csv; --bare-faces CLASS keeps them apart)".to_string(),
+                Some(class) => format!("filed under {class}/"),
+            };
+            lines.push(format!("  {} whole-image outputs with a bare detected face: {note}", self.bare_outputs));
+        }
+        lines.push(format!("  outputs per variant: {}", counts(&self.outputs_per_variant)));
+        lines.push(format!("  outputs per class:   {}", counts(&self.outputs_per_class)));
+        lines.push(format!(
+            "  {} failures (failures.csv), {:.2} images/s -> {}",
+            self.failures,
+            self.processed as f64 / seconds.max(1e-9),
+            self.annotations.display()
+        ));
+        lines.join("\n")
+    }
+
     fn new(
         rows: &[AnnotationRow],
         failures: &[Failure],

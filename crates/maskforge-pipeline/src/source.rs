@@ -1,6 +1,7 @@
 //! Where faces come from. The pipeline itself finds no faces: a
-//! [`FaceSource`] (the binary's dlib detector, or [`FileFaces`] read from a
-//! landmarks file) returns them for each decoded image.
+//! [`FaceSource`] (dlib's, in `maskforge_landmarks::mask_faces`, or
+//! [`FileFaces`] read from a landmarks file) returns them for each decoded
+//! image.
 
 use crate::options::FaceFilter;
 use image::RgbImage;

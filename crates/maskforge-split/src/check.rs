@@ -2,12 +2,12 @@
 
 use crate::assign::Split;
 use crate::manifest::read_classes;
-use crate::plan::{SplitRecord, CLASSES_CSV, SPLIT_JSON};
-use crate::scan::{hex, load_complete};
+use crate::plan::{CLASSES_CSV, SPLIT_JSON};
+use crate::scan::load_complete;
 use crate::stats::{stats_from_sums, stats_sums, ChannelSums, Stats};
 use crate::{Progress, SplitError};
-use maskforge_contracts::{read_manifest, Entry, ReadOptions, SetRecord};
-use maskforge_imageio::{Failure, LoadLimits};
+use maskforge_contracts::{read_manifest, Entry, ReadOptions, SetRecord, SplitJson};
+use maskforge_imageio::{hex, sha256_hex, Failure, LoadLimits};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -27,9 +27,9 @@ pub struct ManifestSet {
     /// Rows the reader refused, per manifest (same order as `manifests`),
     /// keyed `file:line`.
     pub skipped: Vec<Vec<Failure>>,
-    /// `split.json` of the folder, when there is one.
-    pub record: Option<SplitRecord>,
-    /// The fingerprint part of `split.json`, read tolerantly.
+    /// `split.json` of the folder, when there is one, as train reads it too.
+    pub record: Option<SplitJson>,
+    /// The fingerprint part of `split.json` ([`SetRecord::Absent`] without one).
     pub set: SetRecord,
     /// True when `target` was a folder (all its manifests are read).
     pub whole_folder: bool,
@@ -37,7 +37,8 @@ pub struct ManifestSet {
 
 /// Opens a manifest folder (as `maskforge split --out` writes it) or one
 /// manifest file. The dataset root is `root` if given, else the one recorded
-/// in `split.json` beside the manifests; classes come from `classes.csv`
+/// in `split.json` beside the manifests (relative: to their folder; read by
+/// the reader training uses, [`SplitJson`]); classes come from `classes.csv`
 /// beside them, else `split.json`, else the rows themselves. Rows the reader
 /// refuses (a path outside the root, a bad field) are kept in `skipped`.
 pub fn open_manifests(target: &Path, root: Option<&Path>) -> Result<ManifestSet, SplitError> {
@@ -53,13 +54,13 @@ pub fn open_manifests(target: &Path, root: Option<&Path>) -> Result<ManifestSet,
             .unwrap_or_else(|| PathBuf::from("."))
     };
     let record_path = dir.join(SPLIT_JSON);
-    let record = if record_path.is_file() { Some(SplitRecord::read(&record_path)?) } else { None };
-    let set = SetRecord::read(&dir)?;
+    let record = SplitJson::read(&dir)?;
+    let set = record.as_ref().map_or(SetRecord::Absent, |r| r.set.clone());
 
     let files: Vec<PathBuf> = if !whole_folder {
         vec![target.to_path_buf()]
-    } else if let Some(r) = &record {
-        r.manifests.iter().map(|m| dir.join(&m.file)).collect()
+    } else if let Some(listed) = record.as_ref().and_then(|r| r.manifests.as_ref()) {
+        listed.iter().map(|m| m.under(&dir)).collect()
     } else {
         Split::ALL.iter().map(|s| dir.join(s.manifest_name())).filter(|p| p.is_file()).collect()
     };
@@ -73,7 +74,7 @@ pub fn open_manifests(target: &Path, root: Option<&Path>) -> Result<ManifestSet,
     let known_classes: Option<Vec<String>> = if classes_path.is_file() {
         Some(read_classes(&classes_path)?.into_iter().map(|c| c.name).collect())
     } else {
-        record.as_ref().map(|rec| rec.classes.clone())
+        record.as_ref().and_then(|rec| rec.classes.clone())
     };
     let mut manifests = Vec::new();
     let mut skipped = Vec::new();
@@ -85,12 +86,13 @@ pub fn open_manifests(target: &Path, root: Option<&Path>) -> Result<ManifestSet,
 
     let root = match (root, &record) {
         (Some(r), _) => r.to_path_buf(),
-        (None, Some(rec)) => PathBuf::from(&rec.dataset_root),
-        (None, None) => {
+        (None, Some(SplitJson { dataset_root: Some(r), .. })) => r.clone(),
+        (None, found) => {
+            let what = if found.is_some() { "has no dataset_root" } else { "missing" };
             return Err(SplitError::Manifest {
                 path: record_path,
-                message: "missing, so the dataset root is unknown: pass --root".into(),
-            })
+                message: format!("{what}, so the dataset root is unknown: pass --root"),
+            });
         }
     };
     let classes = match known_classes {
@@ -220,7 +222,8 @@ pub fn verify(set: &ManifestSet, options: &VerifyOptions, progress: &dyn Progres
         }
     }
 
-    if let (Some(rec), true) = (&set.record, set.whole_folder) {
+    let recorded = set.record.as_ref().and_then(|r| r.input_fingerprint.as_ref());
+    if let (Some(recorded), true) = (recorded, set.whole_folder) {
         let mut all: Vec<&Entry> = set.manifests.iter().flat_map(|(_, rows)| rows.iter()).collect();
         all.sort_by(|a, b| a.path.cmp(&b.path));
         let mut h = Sha256::new();
@@ -228,13 +231,12 @@ pub fn verify(set: &ManifestSet, options: &VerifyOptions, progress: &dyn Progres
             h.update(format!("{}\t{}\n", r.path, r.bytes.unwrap_or(0)).as_bytes());
         }
         let fingerprint = format!("sha256:{}", hex(&h.finalize()));
-        if fingerprint != rec.input.fingerprint {
+        if &fingerprint != recorded {
             mismatches.push(Mismatch {
                 manifest: SPLIT_JSON.into(),
                 path: String::new(),
                 problem: format!(
-                    "manifests do not match the recorded input fingerprint {} (edited, or from another run): {fingerprint}",
-                    rec.input.fingerprint
+                    "manifests do not match the recorded input fingerprint {recorded} (edited, or from another run): {fingerprint}"
                 ),
             });
         }
@@ -283,7 +285,7 @@ fn check_row(set: &ManifestSet, row: &Entry, options: &VerifyOptions) -> Vec<Str
         problems.push(size_problem(row.bytes, data.len() as u64));
     }
     if let Some(expected) = &row.sha256 {
-        let actual = hex(&Sha256::digest(&data));
+        let actual = sha256_hex(&data);
         if &actual != expected {
             problems.push(format!("sha256 mismatch: listed {expected}, file has {actual}"));
         }

@@ -44,6 +44,9 @@ pub enum SplitError {
     Materialize(String),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// The split of `root` could not be made (its plan, or the plan's check).
+    #[error("cannot split {}: {source}", root.display())]
+    Cannot { root: PathBuf, source: Box<SplitError> },
 }
 
 /// A class folder without a single usable image.

@@ -20,6 +20,8 @@ pub mod group;
 pub mod manifest;
 pub mod materialize;
 pub mod plan;
+pub mod report;
+pub mod run;
 pub mod scan;
 pub mod stats;
 
@@ -35,6 +37,7 @@ pub use plan::{
     check_output_dir, plan_split, write_split, Allow, MaterializedRecord, SplitOptions, SplitPlan, SplitRecord,
     DEFAULT_SEED,
 };
+pub use run::{run_split, SplitDone, SplitRequest};
 pub use scan::ScanOptions;
 pub use stats::{ChannelSums, Stats};
 

@@ -6,14 +6,14 @@ use crate::assign::{assign_groups, GroupCounts, Method, Ratios, Split};
 use crate::classes::discover_classes;
 use crate::group::GroupBy;
 use crate::manifest::{write_classes, write_manifest, ClassInfo, ManifestRow};
-use crate::scan::{hex, scan_images, ScanOptions, ScannedImage};
+use crate::scan::{scan_images, ScanOptions, ScannedImage};
 use crate::stats::{stats_from_sums, ChannelSums, Stats};
 use crate::{EmptyClass, Progress, SplitError, TOOL_VERSION};
 use maskforge_contracts::{sha256_hex, RelPath};
 use maskforge_imageio::{
-    check_disjoint, relative_string, walk_images, write_atomic, write_failures_csv, Failure, GuardError, Output,
+    check_disjoint, hex, relative_string, walk_images, write_atomic, write_failures_csv, Failure, GuardError, Output,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -414,8 +414,12 @@ fn regex_has_no_group(pattern: &str) -> bool {
     regex::Regex::new(pattern).map(|re| re.captures_len() == 1).unwrap_or(false)
 }
 
-/// `split.json`: how a split was made, for humans and for `verify`/training.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// `split.json` as split writes it: how a split was made, for humans, and
+/// what `verify` and training read back. Written only: the one reader is
+/// [`maskforge_contracts::SplitJson`] (the fields it reads are optional
+/// there, so that `split.json` files written before `complete` and `files`
+/// existed, and hand-made ones, are read too).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SplitRecord {
     pub tool: String,
     pub version: String,
@@ -432,21 +436,14 @@ pub struct SplitRecord {
     pub materialized: Option<MaterializedRecord>,
     /// False while `maskforge split` is writing the set (the first
     /// `split.json` it writes); true once every file is in place.
-    #[serde(default = "complete_default")]
     pub complete: bool,
     /// SHA-256 (hex) of every other file of the set, by name: a reader that
     /// finds a file with other bytes knows the set is mixed (a killed split).
-    /// Empty in `split.json` written before the fingerprint existed.
-    #[serde(default)]
     pub files: BTreeMap<String, String>,
 }
 
-fn complete_default() -> bool {
-    true
-}
-
 /// The options that shaped the output (`--jobs` is left out: it never does).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SplitArguments {
     pub val: f64,
     pub test: f64,
@@ -459,7 +456,7 @@ pub struct SplitArguments {
     pub max_pixels: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct InputRecord {
     pub images: u64,
     pub skipped: u64,
@@ -468,26 +465,20 @@ pub struct InputRecord {
     pub fingerprint: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ManifestRecord {
     pub split: Split,
     pub file: String,
     pub images: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MaterializedRecord {
     pub dir: String,
     pub mode: String,
 }
 
 impl SplitRecord {
-    pub fn read(path: &Path) -> Result<SplitRecord, SplitError> {
-        let text = std::fs::read_to_string(path).map_err(SplitError::io(path))?;
-        serde_json::from_str(&text)
-            .map_err(|e| SplitError::Manifest { path: path.to_path_buf(), message: e.to_string() })
-    }
-
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
         s.push('\n');

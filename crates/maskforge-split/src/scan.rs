@@ -7,9 +7,8 @@ use crate::Progress;
 use image::RgbImage;
 #[cfg(test)]
 use maskforge_imageio::jpeg_truncation;
-use maskforge_imageio::{load_rgb_from_bytes, Failure, LoadLimits};
+use maskforge_imageio::{load_rgb_from_bytes, sha256_hex, Failure, LoadLimits};
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// What the pass does per image.
@@ -66,7 +65,7 @@ fn scan_one(path: &Path, options: &ScanOptions) -> Result<ScannedImage, String> 
         return Ok(ScannedImage { bytes: meta.len(), sha256: None, sums: None });
     }
     let data = std::fs::read(path).map_err(|e| format!("cannot read file: {e}"))?;
-    let sha256 = options.hash.then(|| hex(&Sha256::digest(&data)));
+    let sha256 = options.hash.then(|| sha256_hex(&data));
     let sums = if options.decode {
         let img = load_complete(path, &data, options.limits)?;
         Some(stats_sums(&img, options.stats_size))
@@ -83,37 +82,9 @@ pub fn load_complete(path: &Path, data: &[u8], limits: LoadLimits) -> Result<Rgb
     load_rgb_from_bytes(path, data, limits).map_err(|e| e.reason())
 }
 
-/// Lower-case hexadecimal.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
-}
-
-/// SHA-256 of a file, in hex.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut file, &mut h)?;
-    Ok(hex(&h.finalize()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_and_sha256() {
-        assert_eq!(hex(&[0, 15, 16, 255]), "000f10ff");
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("abc");
-        std::fs::write(&p, b"abc").unwrap();
-        assert_eq!(sha256_file(&p).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    }
 
     #[test]
     fn cut_jpegs_are_refused_whole_ones_and_trailing_data_accepted() {

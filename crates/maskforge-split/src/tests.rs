@@ -112,12 +112,13 @@ fn outputs_are_byte_identical_across_jobs_creation_order_and_location() {
         assert_eq!(outs[0][name], outs[2][name], "{name}: original vs shuffled copy elsewhere");
     }
     // split.json differs only in the recorded root.
-    let rec = |o: &BTreeMap<String, Vec<u8>>| -> SplitRecord { serde_json::from_slice(&o["split.json"]).unwrap() };
+    let rec =
+        |o: &BTreeMap<String, Vec<u8>>| -> serde_json::Value { serde_json::from_slice(&o["split.json"]).unwrap() };
     let (ra, mut rb) = (rec(&outs[0]), rec(&outs[2]));
-    assert_eq!(Path::new(&rb.dataset_root), std::fs::canonicalize(&root_b).unwrap());
-    rb.dataset_root = ra.dataset_root.clone();
+    assert_eq!(Path::new(rb["dataset_root"].as_str().unwrap()), std::fs::canonicalize(&root_b).unwrap());
+    rb["dataset_root"] = ra["dataset_root"].clone();
     assert_eq!(ra, rb);
-    assert!(ra.input.fingerprint.starts_with("sha256:"));
+    assert!(ra["input"]["fingerprint"].as_str().unwrap().starts_with("sha256:"));
     // The header and the first line look as documented.
     let train = String::from_utf8(outs[0]["train.csv"].clone()).unwrap();
     assert!(
@@ -483,11 +484,11 @@ fn split_json_fingerprints_every_file_of_the_set() {
     write_spec(&root, &dataset_spec(4), None);
     let out = dir.path().join("m");
     write_split(&plan_with_jobs(&root, &opts("parent"), 2), &out, None).unwrap();
-    let record = SplitRecord::read(&out.join("split.json")).unwrap();
-    assert!(record.complete);
-    let names: Vec<&str> = record.files.keys().map(String::as_str).collect();
+    let record = contracts::SplitJson::read(&out).unwrap().expect("written");
+    let contracts::SetRecord::Files(files) = &record.set else { panic!("{record:?}: not complete") };
+    let names: Vec<&str> = files.keys().map(String::as_str).collect();
     assert_eq!(names, ["classes.csv", "failures.csv", "stats.json", "train.csv", "val.csv"]);
-    for (name, hash) in &record.files {
+    for (name, hash) in files {
         assert_eq!(&contracts::sha256_hex(&std::fs::read(out.join(name)).unwrap()), hash, "{name}");
     }
     assert!(contracts::SetRecord::read(&out).unwrap().problems(&out).is_empty());
@@ -496,4 +497,60 @@ fn split_json_fingerprints_every_file_of_the_set() {
     let err = contracts::read_checked(&out.join("val.csv")).unwrap_err().to_string();
     assert!(err.starts_with("val.csv does not match split.json"), "{err}");
     assert!(contracts::read_checked(&out.join("train.csv")).is_ok());
+}
+
+#[test]
+fn train_and_verify_read_split_json_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("data");
+    write_spec(&root, &dataset_spec(4), None);
+    let out = dir.path().join("m");
+    let plan = plan_with_jobs(&root, &opts("parent"), 2);
+    write_split(&plan, &out, None).unwrap();
+    let train_root = |m: &Path| maskforge_train_core::manifest::resolve_root(m, None).map_err(|e| e.to_string());
+    let verify_root = |m: &Path| open_manifests(m, None).map(|s| s.root).map_err(|e| e.to_string());
+
+    // What split writes: every field the reader knows, the root absolute.
+    let record = contracts::SplitJson::read(&out).unwrap().unwrap();
+    assert_eq!(record.dataset_root.as_deref(), Some(plan.root.as_path()));
+    assert_eq!(record.classes.as_deref(), Some(&["incorrect".to_string(), "masked".into(), "unmasked".into()][..]));
+    let files: Vec<&str> = record.manifests.iter().flatten().map(|m| m.as_str()).collect();
+    assert_eq!(files, ["train.csv", "val.csv"]);
+    assert_eq!(record.input_fingerprint.as_deref(), Some(plan.fingerprint.as_str()));
+    assert_eq!(train_root(&out).unwrap(), plan.root);
+    assert_eq!(verify_root(&out).unwrap(), plan.root);
+    assert!(verify(&open_manifests(&out, None).unwrap(), &VerifyOptions::default(), &()).ok());
+
+    // A relative root is relative to the manifests' folder, for both
+    // (wherever the command runs), and verify finds the images there.
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("split.json")).unwrap()).unwrap();
+    json["dataset_root"] = "../data".into();
+    std::fs::write(out.join("split.json"), json.to_string()).unwrap();
+    assert_eq!(train_root(&out).unwrap(), out.join("../data"));
+    assert_eq!(verify_root(&out).unwrap(), out.join("../data"));
+    assert_eq!(verify_root(&out.join("train.csv")).unwrap(), out.join("../data"));
+    assert!(verify(&open_manifests(&out, None).unwrap(), &VerifyOptions::default(), &()).ok());
+
+    // A hand-made split.json of the root alone: both read it.
+    let hand_made = dir.path().join("hand");
+    std::fs::create_dir_all(&hand_made).unwrap();
+    for name in ["classes.csv", "train.csv", "val.csv"] {
+        std::fs::copy(out.join(name), hand_made.join(name)).unwrap();
+    }
+    std::fs::write(hand_made.join("split.json"), r#"{"dataset_root": "../data"}"#).unwrap();
+    assert_eq!(train_root(&hand_made).unwrap(), hand_made.join("../data"));
+    assert_eq!(verify_root(&hand_made).unwrap(), hand_made.join("../data"));
+
+    // And both refuse the same files, with the same message.
+    for (json, expect) in [
+        (r#"{"root": "../data"}"#, "not \"root\": rename the key"),
+        (r#"{"dataset_root": 7}"#, "\"dataset_root\" must be a path"),
+        (r#"{"dataset_root": "/d", "manifests": [{"file": "../x.csv"}]}"#, "\"manifests\": "),
+        (r#"{"dataset_root": "/d", "complete": "yes"}"#, "\"complete\" must be true or false"),
+        ("[1]", "not a JSON object"),
+    ] {
+        std::fs::write(hand_made.join("split.json"), json).unwrap();
+        let (t, v) = (train_root(&hand_made).unwrap_err(), verify_root(&hand_made).unwrap_err());
+        assert!(t.contains(expect) && v.contains(expect), "{json}: train {t:?}, verify {v:?}");
+    }
 }

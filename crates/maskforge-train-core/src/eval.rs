@@ -41,6 +41,22 @@ pub struct EvalOptions {
     pub max_pixels: u64,
 }
 
+impl EvalOptions {
+    /// The manifest's folder (`.` for a bare file name): where its
+    /// `split.json` and `classes.csv` are looked for.
+    pub fn manifest_dir(&self) -> &Path {
+        self.manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+    }
+
+    /// Where `eval` writes without `--out`: `MODEL_DIR/eval-MANIFEST`, after
+    /// the manifest's file stem.
+    pub fn default_out(&self) -> PathBuf {
+        let stem =
+            self.manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "manifest".into());
+        self.model.parent().unwrap_or(Path::new(".")).join(format!("eval-{stem}"))
+    }
+}
+
 /// When the manifest's folder has a `classes.csv`, its names must be the
 /// model's, index for index: otherwise the numbers would silently compare
 /// different classes.

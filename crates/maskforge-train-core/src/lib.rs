@@ -64,5 +64,6 @@ pub use eval::{EvalOptions, EvalOutcome, Prediction};
 pub use event::{Event, Phase};
 pub use meta::ModelMeta;
 pub use report::EvalReport;
-pub use run::{read_run_config, TrainSummary};
+pub use resume::{resumed_config, ResumeChanges};
+pub use run::{check_new_run, read_run_config, TrainSummary};
 pub use state::{EpochRow, TrainState};

@@ -12,7 +12,6 @@
 use crate::error::{Result, TrainError};
 use maskforge_contracts::{parse_classes, parse_manifest, read_checked, ContractError, ReadOptions};
 use maskforge_imageio::Failure;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 pub use maskforge_contracts::RelPath;
@@ -104,47 +103,17 @@ pub fn read_stats(path: &Path) -> Result<Stats> {
     Ok(maskforge_contracts::read_training_stats(path)?)
 }
 
-/// The dataset root recorded in `split.json` (key `dataset_root`, or
-/// `root`). A relative path is taken relative to the manifests folder.
-pub fn root_from_split_json(manifests: &Path) -> Result<Option<PathBuf>> {
-    let path = manifests.join("split.json");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(&path).map_err(TrainError::io(&path))?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| TrainError::manifest(&path, e.to_string()))?;
-    let root = ["dataset_root", "root", "data_root"].iter().find_map(|k| value.get(*k).and_then(|v| v.as_str()));
-    Ok(root.map(|r| {
-        let r = PathBuf::from(r);
-        if r.is_absolute() {
-            r
-        } else {
-            manifests.join(r)
-        }
-    }))
-}
-
-/// `--root` if given, else `split.json`'s root, else an error saying so.
+/// `--root` if given, else the `dataset_root` of `split.json` in the
+/// manifests folder (relative: to that folder), read by the one reader
+/// `verify` uses too ([`maskforge_contracts::dataset_root`]); else an error
+/// saying so.
 pub fn resolve_root(manifests: &Path, flag: Option<&Path>) -> Result<PathBuf> {
-    if let Some(root) = flag {
-        return Ok(root.to_path_buf());
-    }
-    root_from_split_json(manifests)?.ok_or_else(|| {
+    maskforge_contracts::dataset_root(manifests, flag)?.ok_or_else(|| {
         TrainError::Config(format!(
             "no dataset root: {} has no split.json with a dataset_root; pass --root DIR",
             manifests.display()
         ))
     })
-}
-
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
-    Ok(hex(&Sha256::digest(&bytes)))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -274,8 +243,12 @@ masked/a.jpg,0,masked,a,1
         std::fs::write(d.join("split.json"), r#"{"dataset_root":"/data/x","seed":1}"#).unwrap();
         assert_eq!(resolve_root(d, None).unwrap(), PathBuf::from("/data/x"));
         assert_eq!(resolve_root(d, Some(Path::new("/y"))).unwrap(), PathBuf::from("/y"));
-        std::fs::write(d.join("split.json"), r#"{"root":"rel"}"#).unwrap();
+        std::fs::write(d.join("split.json"), r#"{"dataset_root":"rel"}"#).unwrap();
         assert_eq!(resolve_root(d, None).unwrap(), d.join("rel"));
+        // A key no split ever wrote is named, not silently ignored.
+        std::fs::write(d.join("split.json"), r#"{"root":"rel"}"#).unwrap();
+        let err = resolve_root(d, None).unwrap_err().to_string();
+        assert!(err.contains("read from \"dataset_root\"") && err.contains("not \"root\""), "{err}");
         std::fs::remove_file(d.join("split.json")).unwrap();
         assert!(resolve_root(d, None).unwrap_err().to_string().contains("--root"));
     }

@@ -110,6 +110,18 @@ pub struct Environment {
     pub started_unix: u64,
 }
 
+/// Refuses to start a new run in `out` when it already holds one
+/// (`last.safetensors`): that run is continued with `--resume`.
+pub fn check_new_run(out: &Path) -> Result<()> {
+    if out.join("last.safetensors").exists() {
+        return Err(TrainError::Config(format!(
+            "{} already holds a run (last.safetensors); continue it with --resume {0}, or choose another --out",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Reads the configuration a run was started with (for `--resume`).
 pub fn read_run_config(run_dir: &Path) -> Result<TrainConfig> {
     let path = run_dir.join("config.json");

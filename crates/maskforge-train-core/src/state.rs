@@ -22,6 +22,24 @@ pub struct EpochRow {
     pub best: bool,
 }
 
+impl EpochRow {
+    /// The line `maskforge train` prints after the epoch.
+    pub fn line(&self) -> String {
+        format!(
+            "epoch {:>3}  lr {:.2e}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4}  {:.1} img/s  {:.1}s{}",
+            self.epoch,
+            self.lr,
+            self.train_loss,
+            self.train_acc,
+            self.val_loss,
+            self.val_acc,
+            self.train_images_per_s,
+            self.seconds,
+            if self.best { "  * best" } else { "" }
+        )
+    }
+}
+
 /// What `last.safetensors` remembers besides weights and optimiser state.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TrainState {

@@ -9,7 +9,7 @@ use crate::data::{items, BatchTensors, Item, Loader, Transform};
 use crate::device::{configure, device_name, parse_device};
 use crate::error::{torch, Result, TrainError};
 use crate::model::Classifier;
-use maskforge_imageio::{Failure, LoadLimits};
+use maskforge_imageio::{check_disjoint, Failure, LoadLimits, Output};
 use maskforge_metrics::ConfusionMatrix;
 use maskforge_train_core::augment::Normalize;
 use maskforge_train_core::config::check_loader_flags;
@@ -77,6 +77,23 @@ pub fn evaluate(
     Ok(EvalOutcome { loss, confusion, images, failures, predictions })
 }
 
+/// `maskforge eval`: evaluates a checkpoint on a manifest
+/// ([`eval_manifest`]) and writes `report.txt`, `report.json` and
+/// `predictions.csv` into `out`, which must not lie in the manifest or the
+/// dataset root (checked, with the loader settings, before the model is
+/// loaded). Returns the report.
+pub fn eval_into(opts: &EvalOptions, out: &Path, on_event: &mut dyn FnMut(Event)) -> Result<EvalReport> {
+    check_loader_flags(opts.batch_size, opts.workers, opts.max_pixels)?;
+    let root = resolve_root(opts.manifest_dir(), opts.root.as_deref())?;
+    check_disjoint(&[&opts.manifest, &root], &[Output::new(out, "output folder")])?;
+    let (report, preds) = eval_manifest(opts, on_event)?;
+    std::fs::create_dir_all(out).map_err(|e| TrainError::Config(format!("cannot create {}: {e}", out.display())))?;
+    report.write(out)?;
+    let classes: Vec<String> = report.classification.classes.iter().map(|c| c.name.clone()).collect();
+    write_predictions_csv(&out.join("predictions.csv"), &classes, &preds)?;
+    Ok(report)
+}
+
 /// Evaluates a checkpoint on any manifest.
 pub fn eval_manifest(
     opts: &EvalOptions,
@@ -87,7 +104,7 @@ pub fn eval_manifest(
     configure(device);
     let amp = device.is_cuda();
     let (model, meta, _) = checkpoint::load_checkpoint(&opts.model, device)?;
-    let dir = opts.manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = opts.manifest_dir();
     let root = resolve_root(dir, opts.root.as_deref())?;
     check_class_names(&opts.manifest, &meta.classes, dir)?;
     // Rows whose `class` names another class than the model has at their

@@ -58,10 +58,10 @@ pub use maskforge_train_core::{
 
 pub use device::LIBTORCH_VERSION;
 pub use error::TrainError;
-pub use eval::{eval_manifest, EvalOptions};
+pub use eval::{eval_into, eval_manifest, EvalOptions};
 pub use maskforge_train_core::{
-    check_loader_flags, read_run_config, Arch, EpochRow, Event, LossKind, ModelMeta, NormKind, Phase, TrainConfig,
-    TrainSummary,
+    check_loader_flags, check_new_run, read_run_config, resumed_config, Arch, EpochRow, Event, LossKind, ModelMeta,
+    NormKind, Phase, ResumeChanges, TrainConfig, TrainSummary,
 };
 pub use model::Classifier;
 pub use predictor::Predictor;

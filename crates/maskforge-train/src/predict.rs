@@ -16,8 +16,8 @@ use imageproc::rect::Rect;
 use maskforge_face::crop::crop_face;
 use maskforge_face::Face;
 use maskforge_imageio::{
-    load_rgb_budgeted, relative_string, save_rgb_atomic, write_failures_csv, AtomicFile, DecodeBudget, Failure,
-    LoadLimits,
+    check_disjoint, load_rgb_budgeted, relative_string, save_rgb_atomic, walk_images, write_failures_csv, AtomicFile,
+    DecodeBudget, Failure, LoadLimits, Output,
 };
 use maskforge_metrics::scenes::ClassedBox;
 use rayon::prelude::*;
@@ -36,6 +36,15 @@ pub trait FaceFinder: Clone + Send + Sync {
     fn find(&mut self, img: &RgbImage) -> std::result::Result<Vec<Face>, String>;
 }
 
+impl<F> FaceFinder for F
+where
+    F: FnMut(&RgbImage) -> std::result::Result<Vec<Face>, String> + Clone + Send + Sync,
+{
+    fn find(&mut self, img: &RgbImage) -> std::result::Result<Vec<Face>, String> {
+        self(img)
+    }
+}
+
 /// What to do; sizes were checked by [`PredictOptions::check`].
 #[derive(Clone, Debug)]
 pub struct PredictOptions {
@@ -52,7 +61,30 @@ pub struct PredictOptions {
     pub decode_budget: DecodeBudget,
 }
 
+/// The photos `predict` reads from `input`, a photo or a folder (walked,
+/// never into `out`, which must lie outside it): the root their CSV paths
+/// start from, the photos, and the files the walk could not take.
+pub fn find_photos(input: &Path, out: &Path) -> Result<(PathBuf, Vec<PathBuf>, Vec<Failure>)> {
+    check_disjoint(&[input], &[Output::new(out, "output folder")])?;
+    if input.is_dir() {
+        let walk = walk_images(input, &[out]);
+        Ok((input.to_path_buf(), walk.images, walk.failures))
+    } else if input.is_file() {
+        Ok((input.parent().map(Path::to_path_buf).unwrap_or_default(), vec![input.to_path_buf()], Vec::new()))
+    } else {
+        Err(TrainError::Config(format!("{}: no such photo or folder", input.display())))
+    }
+}
+
 impl PredictOptions {
+    /// `(patch, stride)` of the occlusion maps of a model of input size
+    /// `img_size`: `patch`, else a seventh of the input; `stride`, else half
+    /// the patch.
+    pub fn explain_sizes(img_size: u32, patch: Option<u32>, stride: Option<u32>) -> (u32, u32) {
+        let patch = patch.unwrap_or((img_size / 7).max(1));
+        (patch, stride.unwrap_or((patch / 2).max(1)))
+    }
+
     /// Refuses unusable numbers before anything is loaded or written.
     pub fn check(&self, img_size: u32) -> Result<()> {
         if !(8..=4096).contains(&self.crop_size) {

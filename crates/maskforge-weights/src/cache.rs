@@ -9,7 +9,7 @@
 //! `ARCH-imagenet.safetensors`; its metadata records where it came from.
 
 use crate::error::{Result, WeightsError};
-use crate::model::Model;
+use crate::model::Arch;
 use std::path::{Path, PathBuf};
 
 /// The environment variable naming the cache folder.
@@ -46,19 +46,29 @@ fn cache_dir_from(flag: Option<&Path>, env: &dyn Fn(&str) -> Option<std::ffi::Os
 }
 
 /// The converted ImageNet weights of `model` in `dir`.
-pub fn cached_file(dir: &Path, model: Model) -> PathBuf {
+pub fn cached_file(dir: &Path, model: Arch) -> PathBuf {
     dir.join(format!("{}-imagenet.safetensors", model.name()))
 }
 
 /// The cached ImageNet weights of `model` (what `train --weights imagenet`
 /// loads), or the error that says how to fetch them.
-pub fn imagenet_weights(model: Model) -> Result<PathBuf> {
+pub fn imagenet_weights(model: Arch) -> Result<PathBuf> {
     let cache = cache_dir(None)?;
     let path = cached_file(&cache.dir, model);
     if path.is_file() {
         Ok(path)
     } else {
         Err(WeightsError::NotCached { model, dir: cache.dir })
+    }
+}
+
+/// `train --weights`: `imagenet` means the cached ImageNet weights of
+/// `model` ([`imagenet_weights`]); anything else is a file path, unchanged.
+pub fn train_weights(weights: &Path, model: Arch) -> Result<PathBuf> {
+    if weights.as_os_str() == "imagenet" {
+        imagenet_weights(model)
+    } else {
+        Ok(weights.to_path_buf())
     }
 }
 
@@ -86,6 +96,6 @@ mod tests {
         );
         assert_eq!(with(&[("MASKFORGE_WEIGHTS", ""), ("HOME", "/h")]).unwrap().from, "~/.cache");
         assert!(with(&[]).unwrap_err().to_string().contains("set $MASKFORGE_WEIGHTS or pass --cache DIR"));
-        assert_eq!(cached_file(Path::new("/c"), Model::MobilenetV2), Path::new("/c/mobilenet_v2-imagenet.safetensors"));
+        assert_eq!(cached_file(Path::new("/c"), Arch::MobilenetV2), Path::new("/c/mobilenet_v2-imagenet.safetensors"));
     }
 }

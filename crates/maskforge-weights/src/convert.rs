@@ -1,7 +1,7 @@
 //! A state_dict as a safetensors file in torchvision's names, and the
 //! provenance it records.
 
-use crate::model::Model;
+use crate::model::Arch;
 use crate::pth::{read_pth, DType, RawTensor, StateDict};
 use safetensors::tensor::{Dtype, View};
 use std::borrow::Cow;
@@ -88,7 +88,7 @@ pub fn to_safetensors(sd: &StateDict, prov: &Provenance) -> Result<Vec<u8>, Stri
 /// A .pth checkpoint (bytes) to safetensors bytes for `model`: read, names
 /// normalised, checked against torchvision's model, serialised. Returns the
 /// bytes and the number of tensors.
-pub fn convert_pth(bytes: &[u8], model: Model, prov: &Provenance) -> Result<(Vec<u8>, usize), String> {
+pub fn convert_pth(bytes: &[u8], model: Arch, prov: &Provenance) -> Result<(Vec<u8>, usize), String> {
     let sd = normalise_names(read_pth(bytes)?)?;
     model.check(&sd)?;
     Ok((to_safetensors(&sd, prov)?, sd.tensors.len()))

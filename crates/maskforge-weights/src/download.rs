@@ -1,7 +1,7 @@
 //! HTTP(S) download of one file into a locked, resumable partial file,
 //! bounded in every way a server can misbehave:
 //!
-//! * The partial file is locked (`flock`), so two fetches never write one
+//! * The partial file is locked (`File::try_lock`), so two fetches never write one
 //!   file. A transfer that stops leaves it, and the next download asks for
 //!   the rest (`Range: bytes=N-`); a server that ignores the range sends the
 //!   whole file again, which replaces it.
@@ -19,6 +19,7 @@
 //!   one to anything but `http://` or `https://` is refused, naming it.
 
 use crate::error::{Result, WeightsError};
+use maskforge_imageio::hex;
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -77,10 +78,6 @@ pub fn parse_max_bytes(s: &str) -> std::result::Result<u64, String> {
     }
 }
 
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -93,25 +90,14 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-#[cfg(unix)]
+/// Takes the exclusive lock of `f` (`flock` on Unix) without waiting: false
+/// when another process holds it. Released when the file is closed.
 fn try_lock(f: &File) -> std::io::Result<bool> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on a descriptor this File owns; released when it is closed.
-    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if r == 0 {
-        return Ok(true);
+    match f.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(e)
-    }
-}
-
-#[cfg(not(unix))]
-fn try_lock(_: &File) -> std::io::Result<bool> {
-    Ok(true)
 }
 
 /// Bytes free to an unprivileged user in the file system holding `dir`.

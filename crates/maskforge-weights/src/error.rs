@@ -1,7 +1,7 @@
 //! The one error type of the crate; every message is one line that names
 //! the URL or file concerned and, where there is one, the way out.
 
-use crate::model::Model;
+use crate::model::Arch;
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,7 @@ pub enum WeightsError {
     Usage(String),
     /// `train --weights imagenet` before `maskforge weights fetch`.
     #[error("no ImageNet weights for {model} in {}: run `maskforge weights fetch {model}` first (or give --weights FILE.safetensors)", dir.display())]
-    NotCached { model: Model, dir: PathBuf },
+    NotCached { model: Arch, dir: PathBuf },
 }
 
 impl WeightsError {

@@ -21,11 +21,9 @@
 
 use crate::cache::cached_file;
 use crate::convert::{convert_pth, read_provenance, Provenance};
-use crate::download::{download, download_with, hex};
+use crate::download::{download, download_with};
 use crate::error::{Result, WeightsError};
-use crate::model::{Model, DEFAULT_MAX_BYTES};
-use sha2::{Digest, Sha256};
-use std::io::Read;
+use crate::model::{Arch, DEFAULT_MAX_BYTES};
 use std::path::{Path, PathBuf};
 
 pub use crate::download::{parse_max_bytes, Downloaded, NoProgress, Progress};
@@ -43,6 +41,16 @@ pub enum Source {
 }
 
 impl Source {
+    /// `weights fetch`'s source: the local `file` if given, else `url` (a
+    /// mirror), else `model`'s official URL.
+    pub fn chosen(model: Arch, url: Option<&str>, file: Option<&Path>) -> Source {
+        match (url, file) {
+            (_, Some(f)) => Source::File(f.to_path_buf()),
+            (Some(u), None) => Source::Url(u.to_string()),
+            (None, None) => Source::Url(model.official_url().to_string()),
+        }
+    }
+
     /// How messages name the source.
     pub fn describe(&self) -> String {
         match self {
@@ -63,7 +71,7 @@ impl Source {
 /// What to fetch, from where, into which cache.
 #[derive(Clone, Debug)]
 pub struct FetchRequest {
-    pub model: Model,
+    pub model: Arch,
     pub source: Source,
     /// Expected SHA-256 (or a prefix of at least 8 hex digits); default:
     /// from the file name.
@@ -80,7 +88,7 @@ pub struct FetchRequest {
 impl FetchRequest {
     /// A request with the defaults: hash from the file name, the size cap
     /// [`DEFAULT_MAX_BYTES`], the cache honoured.
-    pub fn new(model: Model, source: Source, cache_dir: impl Into<PathBuf>) -> FetchRequest {
+    pub fn new(model: Arch, source: Source, cache_dir: impl Into<PathBuf>) -> FetchRequest {
         FetchRequest {
             model,
             source,
@@ -237,7 +245,7 @@ fn obtain(req: &FetchRequest, expected: &ExpectedHash, progress: &mut dyn Progre
     let url = match &req.source {
         Source::File(p) => {
             let bytes = maskforge_imageio::read_regular(p, req.max_bytes, CHECKPOINT)?;
-            let sha256 = hex(&Sha256::digest(&bytes));
+            let sha256 = maskforge_imageio::sha256_hex(&bytes);
             return Ok(Obtained { bytes, sha256, downloaded: 0, resumed_from: 0, partial: None });
         }
         Source::Url(url) => url,
@@ -254,17 +262,8 @@ fn obtain(req: &FetchRequest, expected: &ExpectedHash, progress: &mut dyn Progre
 
 /// SHA-256 of a regular file, lowercase hex (a device or a FIFO is refused).
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = maskforge_imageio::open_regular(path, u64::MAX, "a file to hash")?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf).map_err(WeightsError::io("read", path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
+    let f = maskforge_imageio::open_regular(path, u64::MAX, "a file to hash")?;
+    maskforge_imageio::sha256_read(f).map_err(WeightsError::io("read", path))
 }
 
 #[cfg(test)]

@@ -28,11 +28,11 @@ pub mod model;
 pub mod pickle;
 pub mod pth;
 
-pub use cache::{cache_dir, cached_file, imagenet_weights, CacheDir, ENV_VAR};
+pub use cache::{cache_dir, cached_file, imagenet_weights, train_weights, CacheDir, ENV_VAR};
 pub use convert::{convert_pth, read_provenance, Provenance};
 pub use error::{Result, WeightsError};
 pub use fetch::{fetch, FetchRequest, Fetched, NoProgress, Progress, Source};
-pub use model::{Model, DEFAULT_MAX_BYTES};
+pub use model::{Arch, DEFAULT_MAX_BYTES};
 pub use pth::{read_pth, DType, RawTensor, StateDict};
 
 #[cfg(test)]

@@ -1,48 +1,83 @@
-//! The backbones with published ImageNet weights: their official
-//! checkpoint URLs and the exact tensors (torchvision `state_dict` names and
-//! shapes) a checkpoint of each must hold, so a mirror serving the wrong
-//! model is caught before anything is cached.
+//! The backbones (`--arch`), the one enum of them for weights and training:
+//! their official checkpoint URLs and the exact tensors (torchvision
+//! `state_dict` names and shapes) a checkpoint of each must hold, so a
+//! mirror serving the wrong model is caught before anything is cached; and
+//! the facts training needs without tensors (feature width, head name,
+//! default dropout).
 
 use crate::pth::StateDict;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
 /// The largest checkpoint `fetch` takes unless told otherwise
 /// ([`FetchRequest::max_bytes`](crate::FetchRequest::max_bytes), `weights
 /// fetch --max-bytes N`): 256 MiB (268435456 bytes). The largest published
-/// checkpoint of [`Model::ALL`], ResNet50's `resnet50-0676ba61.pth`, is
+/// checkpoint of [`Arch::ALL`], ResNet50's `resnet50-0676ba61.pth`, is
 /// about 98 MiB (25.6 M float32 values and some kilobytes of pickle and
 /// zip); the cap is that with more than twice the room, rounded up to a
 /// power of two, so a mirror's re-save fits while a runaway server or a
 /// wrong file cannot fill a disk.
 pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 
-/// A backbone (the same names as `--arch`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Model {
+/// A backbone (`--arch`; the names of `config.json` and checkpoints).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
     Resnet50,
     Resnet18,
     MobilenetV2,
 }
 
-impl Model {
-    pub const ALL: [Model; 3] = [Model::Resnet50, Model::Resnet18, Model::MobilenetV2];
+impl Arch {
+    pub const ALL: [Arch; 3] = [Arch::Resnet50, Arch::Resnet18, Arch::MobilenetV2];
 
     pub fn name(self) -> &'static str {
         match self {
-            Model::Resnet50 => "resnet50",
-            Model::Resnet18 => "resnet18",
-            Model::MobilenetV2 => "mobilenet_v2",
+            Arch::Resnet50 => "resnet50",
+            Arch::Resnet18 => "resnet18",
+            Arch::MobilenetV2 => "mobilenet_v2",
         }
+    }
+
+    /// Width of the pooled features the head sees.
+    pub fn feature_dim(self) -> i64 {
+        match self {
+            Arch::Resnet50 => 2048,
+            Arch::Resnet18 => 512,
+            Arch::MobilenetV2 => 1280,
+        }
+    }
+
+    /// torchvision's name of the final linear layer.
+    pub fn head_prefix(self) -> &'static str {
+        match self {
+            Arch::Resnet50 | Arch::Resnet18 => "fc",
+            Arch::MobilenetV2 => "classifier.1",
+        }
+    }
+
+    /// torchvision's own default dropout before the head (MobileNetV2's
+    /// classifier has `Dropout(0.2)`, ResNets none).
+    pub fn default_dropout(self) -> f64 {
+        match self {
+            Arch::MobilenetV2 => 0.2,
+            _ => 0.0,
+        }
+    }
+
+    /// Whether the tensor `name` belongs to the head.
+    pub fn is_head(self, name: &str) -> bool {
+        name.strip_prefix(self.head_prefix()).is_some_and(|rest| rest.starts_with('.'))
     }
 
     /// torchvision's `IMAGENET1K_V1` checkpoint. Its file name ends in the
     /// first hex digits of the file's SHA-256 (torch.hub's check).
     pub fn official_url(self) -> &'static str {
         match self {
-            Model::Resnet50 => "https://download.pytorch.org/models/resnet50-0676ba61.pth",
-            Model::Resnet18 => "https://download.pytorch.org/models/resnet18-f37072fd.pth",
-            Model::MobilenetV2 => "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+            Arch::Resnet50 => "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+            Arch::Resnet18 => "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+            Arch::MobilenetV2 => "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
         }
     }
 
@@ -52,9 +87,9 @@ impl Model {
     pub fn expected_tensors(self) -> Vec<(String, Vec<usize>)> {
         let mut t = Tensors::default();
         match self {
-            Model::Resnet18 => resnet(&mut t, false, [2, 2, 2, 2]),
-            Model::Resnet50 => resnet(&mut t, true, [3, 4, 6, 3]),
-            Model::MobilenetV2 => mobilenet_v2(&mut t),
+            Arch::Resnet18 => resnet(&mut t, false, [2, 2, 2, 2]),
+            Arch::Resnet50 => resnet(&mut t, true, [3, 4, 6, 3]),
+            Arch::MobilenetV2 => mobilenet_v2(&mut t),
         }
         t.0
     }
@@ -117,19 +152,19 @@ fn list(items: &[String]) -> String {
     s
 }
 
-impl fmt::Display for Model {
+impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-impl FromStr for Model {
+impl FromStr for Arch {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s.to_ascii_lowercase().replace('-', "_").as_str() {
-            "resnet50" => Ok(Model::Resnet50),
-            "resnet18" => Ok(Model::Resnet18),
-            "mobilenet_v2" | "mobilenetv2" => Ok(Model::MobilenetV2),
+            "resnet50" => Ok(Arch::Resnet50),
+            "resnet18" => Ok(Arch::Resnet18),
+            "mobilenet_v2" | "mobilenetv2" => Ok(Arch::MobilenetV2),
             _ => Err(format!("unknown backbone {s:?}: expected resnet50, resnet18 or mobilenet_v2")),
         }
     }
@@ -229,7 +264,7 @@ mod tests {
     use super::*;
     use crate::pth::{DType, RawTensor};
 
-    fn params(m: Model) -> usize {
+    fn params(m: Arch) -> usize {
         m.expected_tensors()
             .iter()
             .filter(|(n, _)| !n.contains("running_"))
@@ -241,20 +276,20 @@ mod tests {
     fn counts_match_torchvision() {
         // len(state_dict()) minus the num_batches_tracked buffers, and the
         // parameter counts torchvision documents for each model.
-        assert_eq!(Model::Resnet18.expected_tensors().len(), 122 - 20);
-        assert_eq!(Model::Resnet50.expected_tensors().len(), 320 - 53);
-        assert_eq!(Model::MobilenetV2.expected_tensors().len(), 314 - 52);
-        assert_eq!(params(Model::Resnet18), 11_689_512);
-        assert_eq!(params(Model::Resnet50), 25_557_032);
-        assert_eq!(params(Model::MobilenetV2), 3_504_872);
+        assert_eq!(Arch::Resnet18.expected_tensors().len(), 122 - 20);
+        assert_eq!(Arch::Resnet50.expected_tensors().len(), 320 - 53);
+        assert_eq!(Arch::MobilenetV2.expected_tensors().len(), 314 - 52);
+        assert_eq!(params(Arch::Resnet18), 11_689_512);
+        assert_eq!(params(Arch::Resnet50), 25_557_032);
+        assert_eq!(params(Arch::MobilenetV2), 3_504_872);
     }
 
     #[test]
     fn the_default_cap_fits_every_checkpoint_with_room() {
         // float32 values of every tensor: a checkpoint's bulk.
-        let bytes = |m: Model| m.expected_tensors().iter().map(|(_, s)| 4 * s.iter().product::<usize>() as u64).sum();
-        let largest: u64 = Model::ALL.into_iter().map(bytes).max().unwrap();
-        assert_eq!(largest, bytes(Model::Resnet50));
+        let bytes = |m: Arch| m.expected_tensors().iter().map(|(_, s)| 4 * s.iter().product::<usize>() as u64).sum();
+        let largest: u64 = Arch::ALL.into_iter().map(bytes).max().unwrap();
+        assert_eq!(largest, bytes(Arch::Resnet50));
         assert!(largest > 97 << 20 && largest < 98 << 20, "{largest}");
         assert!(2 * largest < DEFAULT_MAX_BYTES && DEFAULT_MAX_BYTES < 4 * largest);
         assert_eq!(DEFAULT_MAX_BYTES, 268_435_456);
@@ -262,12 +297,24 @@ mod tests {
 
     #[test]
     fn names_parse_like_arch() {
-        assert_eq!("mobilenet-v2".parse::<Model>(), Ok(Model::MobilenetV2));
-        assert_eq!("ResNet50".parse::<Model>(), Ok(Model::Resnet50));
-        assert!("vgg16".parse::<Model>().unwrap_err().contains("expected resnet50"));
-        for m in Model::ALL {
-            assert_eq!(m.name().parse::<Model>(), Ok(m));
+        assert_eq!("mobilenet-v2".parse::<Arch>(), Ok(Arch::MobilenetV2));
+        assert_eq!("ResNet50".parse::<Arch>(), Ok(Arch::Resnet50));
+        assert!("vgg16".parse::<Arch>().unwrap_err().contains("expected resnet50"));
+        for m in Arch::ALL {
+            assert_eq!(m.name().parse::<Arch>(), Ok(m));
             assert!(m.official_url().ends_with(".pth"));
+            assert_eq!(serde_json::to_string(&m).unwrap(), format!("\"{}\"", m.name()));
+        }
+    }
+
+    #[test]
+    fn heads_are_the_last_linear_layer() {
+        assert!(Arch::MobilenetV2.is_head("classifier.1.weight"));
+        assert!(!Arch::Resnet50.is_head("fcx.weight"));
+        for m in Arch::ALL {
+            let head = format!("{}.weight", m.head_prefix());
+            let shape = m.expected_tensors().into_iter().find(|(n, _)| *n == head).map(|(_, s)| s);
+            assert_eq!(shape, Some(vec![1000, m.feature_dim() as usize]), "{m}");
         }
     }
 
@@ -279,20 +326,20 @@ mod tests {
             data: vec![0; shape.iter().product::<usize>() * 4],
         };
         let mut sd = StateDict::default();
-        for (n, s) in Model::Resnet18.expected_tensors() {
+        for (n, s) in Arch::Resnet18.expected_tensors() {
             sd.tensors.push((n, f32t(&s)));
         }
         sd.tensors
             .push(("bn1.num_batches_tracked".into(), RawTensor { dtype: DType::I64, shape: vec![], data: vec![0; 8] }));
-        assert_eq!(Model::Resnet18.check(&sd), Ok(()));
-        let e = Model::Resnet50.check(&sd).unwrap_err();
+        assert_eq!(Arch::Resnet18.check(&sd), Ok(()));
+        let e = Arch::Resnet50.check(&sd).unwrap_err();
         assert!(e.contains("not torchvision's resnet50") && e.contains("missing") && e.contains("mis-shaped"), "{e}");
 
         sd.tensors.retain(|(n, _)| n != "layer1.0.bn1.running_var");
         sd.tensors.push(("fc.extra".into(), f32t(&[1])));
         sd.tensors[0].1 = f32t(&[64, 3, 3, 3]);
         sd.tensors[1].1.dtype = DType::I32;
-        let e = Model::Resnet18.check(&sd).unwrap_err();
+        let e = Arch::Resnet18.check(&sd).unwrap_err();
         assert!(e.contains("1 tensor(s) missing: layer1.0.bn1.running_var"), "{e}");
         assert!(e.contains("1 unexpected tensor(s): fc.extra"), "{e}");
         assert!(

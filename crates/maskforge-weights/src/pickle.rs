@@ -253,197 +253,241 @@ impl Machine<'_, '_> {
     fn run(&mut self) -> Result<Value, String> {
         loop {
             let at = self.pos;
-            let op = self.u8()?;
-            match op {
-                0x80 => {
-                    let proto = self.u8()?;
-                    if proto > 5 {
-                        return Err(format!("pickle protocol {proto} is not supported"));
-                    }
-                }
-                0x95 => {
-                    self.u64()?; // FRAME: only a hint for buffering
-                }
+            match self.u8()? {
                 b'.' => return self.pop(),
-                b'(' => {
-                    let inner = std::mem::take(&mut self.stack);
-                    self.marks.push(inner);
-                }
-                b')' => self.stack.push(Value::Tuple(Rc::new(Vec::new()), 1)),
-                b']' => self.stack.push(Value::List(Rc::new(Vec::new()), 1)),
-                b'}' => self.stack.push(Value::Dict(Rc::new(Vec::new()), 1)),
-                b't' => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(tuple(items)?);
-                }
-                0x85..=0x87 => {
-                    let n = usize::from(op - 0x84);
-                    if self.stack.len() < n {
-                        return Err(format!("pickle: TUPLE{n} with {} item(s) on the stack", self.stack.len()));
-                    }
-                    let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(tuple(items)?);
-                }
-                b'l' => {
-                    let items = self.pop_mark()?;
-                    let d = nest(&items)?;
-                    self.stack.push(Value::List(Rc::new(items), d));
-                }
-                b'd' => {
-                    let items = self.pop_mark()?;
-                    let pairs = pairs(items)?;
-                    let d = nest(pairs.iter().flat_map(|(k, v)| [k, v]))?;
-                    self.stack.push(Value::Dict(Rc::new(pairs), d));
-                }
-                b'a' => {
-                    let v = self.pop()?;
-                    self.append(vec![v])?;
-                }
-                b'e' => {
-                    let items = self.pop_mark()?;
-                    self.append(items)?;
-                }
-                b's' => {
-                    let v = self.pop()?;
-                    let k = self.pop()?;
-                    self.set_items(vec![(k, v)])?;
-                }
-                b'u' => {
-                    let items = self.pop_mark()?;
-                    let pairs = pairs(items)?;
-                    self.set_items(pairs)?;
-                }
-                b'N' => self.stack.push(Value::None),
-                0x88 => self.stack.push(Value::Bool(true)),
-                0x89 => self.stack.push(Value::Bool(false)),
-                b'J' => {
-                    let v = self.u32()? as i32;
-                    self.stack.push(Value::Int(i64::from(v)));
-                }
-                b'K' => {
-                    let v = self.u8()?;
-                    self.stack.push(Value::Int(i64::from(v)));
-                }
-                b'M' => {
-                    let v = self.u16()?;
-                    self.stack.push(Value::Int(i64::from(v)));
-                }
-                0x8a | 0x8b => {
-                    let n = if op == 0x8a { u64::from(self.u8()?) } else { u64::from(self.u32()?) };
-                    let b = self.len_prefixed(n)?;
-                    let v = long(b);
-                    self.stack.push(v);
-                }
-                b'G' => {
-                    let b = self.take(8)?;
-                    let mut a = [0u8; 8];
-                    a.copy_from_slice(b);
-                    self.stack.push(Value::Float(f64::from_be_bytes(a)));
-                }
-                b'X' => {
-                    let n = u64::from(self.u32()?);
-                    let v = self.text(n)?;
-                    self.stack.push(v);
-                }
-                0x8c => {
-                    let n = u64::from(self.u8()?);
-                    let v = self.text(n)?;
-                    self.stack.push(v);
-                }
-                0x8d => {
-                    let n = self.u64()?;
-                    let v = self.text(n)?;
-                    self.stack.push(v);
-                }
-                // Python 2 `str` (BINSTRING, SHORT_BINSTRING): text when UTF-8.
-                b'T' | b'U' => {
-                    let n = if op == b'T' { u64::from(self.u32()?) } else { u64::from(self.u8()?) };
-                    let b = self.len_prefixed(n)?;
-                    let v = match std::str::from_utf8(b) {
-                        Ok(s) => Value::Str(Rc::from(s)),
-                        Err(_) => Value::Bytes(Rc::from(b)),
-                    };
-                    self.stack.push(v);
-                }
-                b'B' | b'C' | 0x8e => {
-                    let n = match op {
-                        b'B' => u64::from(self.u32()?),
-                        b'C' => u64::from(self.u8()?),
-                        _ => self.u64()?,
-                    };
-                    let b = self.len_prefixed(n)?;
-                    let v = Value::Bytes(Rc::from(b));
-                    self.stack.push(v);
-                }
-                b'c' => {
-                    let module = self.line()?;
-                    let name = self.line()?;
-                    self.stack.push(Value::Global(Rc::from(module), Rc::from(name)));
-                }
-                0x93 => {
-                    let name = self.pop()?;
-                    let module = self.pop()?;
-                    match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => self.stack.push(Value::Global(m, n)),
-                        _ => return Err(format!("pickle: STACK_GLOBAL without two strings at offset {at}")),
-                    }
-                }
-                b'R' | 0x81 => {
-                    let args = self.pop()?;
-                    let func = self.pop()?;
-                    let v = self.call(func, args)?;
-                    self.stack.push(v);
-                }
-                b'b' => {
-                    // The state of an object (an OrderedDict's `_metadata`):
-                    // nothing a tensor needs.
-                    self.pop()?;
-                    self.top()?;
-                }
-                b'Q' => {
-                    let pid = self.pop()?;
-                    let v = self.hooks.persistent_load(pid)?;
-                    self.stack.push(v);
-                }
-                b'q' => {
-                    let k = u32::from(self.u8()?);
-                    self.memo_put(k)?;
-                }
-                b'r' => {
-                    let k = self.u32()?;
-                    self.memo_put(k)?;
-                }
-                0x94 => {
-                    let k = u32::try_from(self.memo.len()).map_err(|_| "pickle: memo too large".to_string())?;
-                    self.memo_put(k)?;
-                }
-                b'h' => {
-                    let k = u32::from(self.u8()?);
-                    self.memo_get(k)?;
-                }
-                b'j' => {
-                    let k = self.u32()?;
-                    self.memo_get(k)?;
-                }
-                b'0' => {
-                    self.pop()?;
-                }
-                b'1' => {
-                    self.pop_mark()?;
-                }
-                b'2' => {
-                    let v = self.top()?.clone();
-                    self.stack.push(v);
-                }
-                other => {
-                    return Err(format!(
-                        "pickle opcode 0x{other:02x} ({:?}) at offset {at} is not supported (not written by torch.save for a state_dict)",
-                        char::from(other)
-                    ))
-                }
+                op => self.step(op, at)?,
             }
         }
     }
+
+    /// One opcode other than `STOP`, read at offset `at`, by its group.
+    fn step(&mut self, op: u8, at: usize) -> Result<(), String> {
+        match op {
+            0x80 | 0x95 | b'(' | b'0' | b'1' | b'2' => self.control(op, at),
+            b')' | b']' | b'}' | b't' | 0x85..=0x87 | b'l' | b'd' | b'a' | b'e' | b's' | b'u' => self.container(op, at),
+            b'N' | 0x88 | 0x89 | b'J' | b'K' | b'M' | 0x8a | 0x8b | b'G' => {
+                let v = self.number(op, at)?;
+                self.stack.push(v);
+                Ok(())
+            }
+            b'X' | 0x8c | 0x8d | b'T' | b'U' | b'B' | b'C' | 0x8e => {
+                let v = self.string(op, at)?;
+                self.stack.push(v);
+                Ok(())
+            }
+            b'c' | 0x93 | b'R' | 0x81 | b'b' | b'Q' => self.object(op, at),
+            b'q' | b'r' | 0x94 | b'h' | b'j' => self.memo(op, at),
+            other => Err(unsupported(other, at)),
+        }
+    }
+
+    /// `PROTO`, `FRAME`, `MARK`, `POP`, `POP_MARK`, `DUP`.
+    fn control(&mut self, op: u8, at: usize) -> Result<(), String> {
+        match op {
+            0x80 => {
+                let proto = self.u8()?;
+                if proto > 5 {
+                    return Err(format!("pickle protocol {proto} is not supported"));
+                }
+            }
+            0x95 => {
+                self.u64()?; // FRAME: only a hint for buffering
+            }
+            b'(' => {
+                let inner = std::mem::take(&mut self.stack);
+                self.marks.push(inner);
+            }
+            b'0' => {
+                self.pop()?;
+            }
+            b'1' => {
+                self.pop_mark()?;
+            }
+            b'2' => {
+                let v = self.top()?.clone();
+                self.stack.push(v);
+            }
+            other => return Err(unsupported(other, at)),
+        }
+        Ok(())
+    }
+
+    /// Empty and filled tuples, lists and dicts, and the items added to them.
+    fn container(&mut self, op: u8, at: usize) -> Result<(), String> {
+        match op {
+            b')' => self.stack.push(Value::Tuple(Rc::new(Vec::new()), 1)),
+            b']' => self.stack.push(Value::List(Rc::new(Vec::new()), 1)),
+            b'}' => self.stack.push(Value::Dict(Rc::new(Vec::new()), 1)),
+            b't' => {
+                let items = self.pop_mark()?;
+                self.stack.push(tuple(items)?);
+            }
+            0x85..=0x87 => {
+                let n = usize::from(op - 0x84);
+                if self.stack.len() < n {
+                    return Err(format!("pickle: TUPLE{n} with {} item(s) on the stack", self.stack.len()));
+                }
+                let items = self.stack.split_off(self.stack.len() - n);
+                self.stack.push(tuple(items)?);
+            }
+            b'l' => {
+                let items = self.pop_mark()?;
+                let d = nest(&items)?;
+                self.stack.push(Value::List(Rc::new(items), d));
+            }
+            b'd' => {
+                let pairs = pairs(self.pop_mark()?)?;
+                let d = nest(pairs.iter().flat_map(|(k, v)| [k, v]))?;
+                self.stack.push(Value::Dict(Rc::new(pairs), d));
+            }
+            b'a' => {
+                let v = self.pop()?;
+                self.append(vec![v])?;
+            }
+            b'e' => {
+                let items = self.pop_mark()?;
+                self.append(items)?;
+            }
+            b's' => {
+                let v = self.pop()?;
+                let k = self.pop()?;
+                self.set_items(vec![(k, v)])?;
+            }
+            b'u' => {
+                let pairs = pairs(self.pop_mark()?)?;
+                self.set_items(pairs)?;
+            }
+            other => return Err(unsupported(other, at)),
+        }
+        Ok(())
+    }
+
+    /// `None`, booleans, integers and floats.
+    fn number(&mut self, op: u8, at: usize) -> Result<Value, String> {
+        Ok(match op {
+            b'N' => Value::None,
+            0x88 => Value::Bool(true),
+            0x89 => Value::Bool(false),
+            b'J' => Value::Int(i64::from(self.u32()? as i32)),
+            b'K' => Value::Int(i64::from(self.u8()?)),
+            b'M' => Value::Int(i64::from(self.u16()?)),
+            0x8a | 0x8b => {
+                let n = if op == 0x8a { u64::from(self.u8()?) } else { u64::from(self.u32()?) };
+                long(self.len_prefixed(n)?)
+            }
+            b'G' => Value::Float(f64::from_be_bytes(self.u64()?.to_le_bytes())),
+            other => return Err(unsupported(other, at)),
+        })
+    }
+
+    /// Text and bytes of every length prefix.
+    fn string(&mut self, op: u8, at: usize) -> Result<Value, String> {
+        Ok(match op {
+            b'X' => {
+                let n = u64::from(self.u32()?);
+                self.text(n)?
+            }
+            0x8c => {
+                let n = u64::from(self.u8()?);
+                self.text(n)?
+            }
+            0x8d => {
+                let n = self.u64()?;
+                self.text(n)?
+            }
+            // Python 2 `str` (BINSTRING, SHORT_BINSTRING): text when UTF-8.
+            b'T' | b'U' => {
+                let n = if op == b'T' { u64::from(self.u32()?) } else { u64::from(self.u8()?) };
+                let b = self.len_prefixed(n)?;
+                match std::str::from_utf8(b) {
+                    Ok(s) => Value::Str(Rc::from(s)),
+                    Err(_) => Value::Bytes(Rc::from(b)),
+                }
+            }
+            b'B' | b'C' | 0x8e => {
+                let n = match op {
+                    b'B' => u64::from(self.u32()?),
+                    b'C' => u64::from(self.u8()?),
+                    _ => self.u64()?,
+                };
+                Value::Bytes(Rc::from(self.len_prefixed(n)?))
+            }
+            other => return Err(unsupported(other, at)),
+        })
+    }
+
+    /// Globals, calls (`REDUCE`, `NEWOBJ`), `BUILD` and persistent ids.
+    fn object(&mut self, op: u8, at: usize) -> Result<(), String> {
+        match op {
+            b'c' => {
+                let module = self.line()?;
+                let name = self.line()?;
+                self.stack.push(Value::Global(Rc::from(module), Rc::from(name)));
+            }
+            0x93 => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                match (module, name) {
+                    (Value::Str(m), Value::Str(n)) => self.stack.push(Value::Global(m, n)),
+                    _ => return Err(format!("pickle: STACK_GLOBAL without two strings at offset {at}")),
+                }
+            }
+            b'R' | 0x81 => {
+                let args = self.pop()?;
+                let func = self.pop()?;
+                let v = self.call(func, args)?;
+                self.stack.push(v);
+            }
+            b'b' => {
+                // The state of an object (an OrderedDict's `_metadata`):
+                // nothing a tensor needs.
+                self.pop()?;
+                self.top()?;
+            }
+            b'Q' => {
+                let pid = self.pop()?;
+                let v = self.hooks.persistent_load(pid)?;
+                self.stack.push(v);
+            }
+            other => return Err(unsupported(other, at)),
+        }
+        Ok(())
+    }
+
+    /// The memo: `PUT`, `BINPUT`, `LONG_BINPUT`, `MEMOIZE`, `BINGET`, `LONG_BINGET`.
+    fn memo(&mut self, op: u8, at: usize) -> Result<(), String> {
+        match op {
+            b'q' => {
+                let k = u32::from(self.u8()?);
+                self.memo_put(k)
+            }
+            b'r' => {
+                let k = self.u32()?;
+                self.memo_put(k)
+            }
+            0x94 => {
+                let k = u32::try_from(self.memo.len()).map_err(|_| "pickle: memo too large".to_string())?;
+                self.memo_put(k)
+            }
+            b'h' => {
+                let k = u32::from(self.u8()?);
+                self.memo_get(k)
+            }
+            b'j' => {
+                let k = self.u32()?;
+                self.memo_get(k)
+            }
+            other => Err(unsupported(other, at)),
+        }
+    }
+}
+
+/// The error of an opcode this machine does not run.
+fn unsupported(op: u8, at: usize) -> String {
+    format!(
+        "pickle opcode 0x{op:02x} ({:?}) at offset {at} is not supported (not written by torch.save for a state_dict)",
+        char::from(op)
+    )
 }
 
 /// `LONG1`/`LONG4` bytes (little-endian two's complement) as an int.
@@ -510,6 +554,33 @@ mod tests {
         let Value::List(l, _) = &d[1].1 else { panic!() };
         assert_eq!(l[2].as_str(), Some("xyz"));
         assert!(matches!(&d[2].1, Value::Bytes(b) if b[..] == [1]));
+    }
+
+    #[test]
+    fn every_opcode_group() {
+        // FRAME, then a list (MARK ... LIST) of: 1.5 (BINFLOAT), 'é' (SHORT_BINUNICODE), b'xy'
+        // (SHORT_BINBYTES), b'z' (BINBYTES8), 'ab' (BINUNICODE8), Python 2 strings (SHORT_BINSTRING
+        // valid and invalid UTF-8, BINSTRING), a dict (MARK ... DICT) memoised by MEMOIZE and
+        // LONG_BINPUT, fetched by LONG_BINGET, and DUP, POP, POP_MARK.
+        let mut p = vec![0x80, 4, 0x95, 0, 0, 0, 0, 0, 0, 0, 0, b'(', b'G'];
+        p.extend(1.5f64.to_be_bytes());
+        p.extend([0x8c, 2, 0xc3, 0xa9, b'C', 2, b'x', b'y', 0x8e, 1, 0, 0, 0, 0, 0, 0, 0, b'z']);
+        p.extend([0x8d, 2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b', b'U', 1, b'q', b'U', 1, 0xff]);
+        p.extend([b'T', 1, 0, 0, 0, b't', b'(', b'K', 1, b'K', 2, b'd', 0x94, b'r', 9, 0, 0, 0]);
+        p.extend([b'j', 9, 0, 0, 0, b'2', b'0', b'(', b'N', b'1', b'l', b'.']);
+        let v = run(&p).unwrap();
+        let Value::List(l, 2) = v else { panic!("{v:?}") };
+        assert!(matches!(l[0], Value::Float(f) if f == 1.5));
+        assert_eq!(l[1].as_str(), Some("é"));
+        assert!(matches!(&l[2], Value::Bytes(b) if b[..] == *b"xy"));
+        assert!(matches!(&l[3], Value::Bytes(b) if b[..] == *b"z"));
+        assert_eq!(l[4].as_str(), Some("ab"));
+        assert_eq!(l[5].as_str(), Some("q"));
+        assert!(matches!(&l[6], Value::Bytes(b) if b[..] == [0xff]));
+        assert_eq!(l[7].as_str(), Some("t"));
+        assert!(matches!(&l[8], Value::Dict(d, 1) if d.len() == 1 && d[0].1.as_int() == Some(2)));
+        assert!(matches!(&l[9], Value::Dict(d, 1) if d.len() == 1));
+        assert_eq!(l.len(), 10);
     }
 
     #[test]

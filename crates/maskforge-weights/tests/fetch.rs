@@ -16,7 +16,7 @@ mod support {
 
 use maskforge_weights::fetch::{partial_path, sha256_file};
 use maskforge_weights::{
-    fetch, read_provenance, FetchRequest, Fetched, Model, NoProgress, Source, WeightsError, DEFAULT_MAX_BYTES,
+    fetch, read_provenance, Arch, FetchRequest, Fetched, NoProgress, Source, WeightsError, DEFAULT_MAX_BYTES,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +26,7 @@ use support::writer::f32_checkpoint;
 
 /// A MobileNetV2 checkpoint (zip) with values derived from each tensor's index.
 fn mobilenet_checkpoint() -> Vec<u8> {
-    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Model::MobilenetV2
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Arch::MobilenetV2
         .expected_tensors()
         .into_iter()
         .enumerate()
@@ -69,7 +69,7 @@ fn fixture() -> Fixture {
     Fixture { server: Server::start(files), good, bytes, sha }
 }
 
-fn request(url: String, model: Model, cache: &Path) -> FetchRequest {
+fn request(url: String, model: Arch, cache: &Path) -> FetchRequest {
     FetchRequest {
         model,
         source: Source::Url(url),
@@ -97,10 +97,10 @@ fn fetch_converts_caches_and_hits_the_cache() {
     let fx = fixture();
     let cache = tempfile::tempdir().unwrap();
     let url = fx.server.url(&fx.good);
-    let got = fetch(&request(url.clone(), Model::MobilenetV2, cache.path()), &mut NoProgress).unwrap();
+    let got = fetch(&request(url.clone(), Arch::MobilenetV2, cache.path()), &mut NoProgress).unwrap();
     assert!(got.fresh);
     assert_eq!(got.path, cache.path().join("mobilenet_v2-imagenet.safetensors"));
-    assert_eq!(got.tensors, Model::MobilenetV2.expected_tensors().len());
+    assert_eq!(got.tensors, Arch::MobilenetV2.expected_tensors().len());
     assert_eq!((got.downloaded, got.resumed_from), (fx.bytes.len() as u64, 0));
     assert_eq!(files(cache.path()), std::slice::from_ref(&got.path), "only the converted file is left");
     let prov = read_provenance(&got.path).unwrap().unwrap();
@@ -112,19 +112,19 @@ fn fetch_converts_caches_and_hits_the_cache() {
     // The tensors, read back with the safetensors crate.
     let st_bytes = std::fs::read(&got.path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&st_bytes).unwrap();
-    assert_eq!(st.names().len(), Model::MobilenetV2.expected_tensors().len());
+    assert_eq!(st.names().len(), Arch::MobilenetV2.expected_tensors().len());
     let w = st.tensor("classifier.1.weight").unwrap();
     assert_eq!(w.shape(), [1000, 1280]);
-    let i = Model::MobilenetV2.expected_tensors().iter().position(|(n, _)| n == "classifier.1.weight").unwrap();
+    let i = Arch::MobilenetV2.expected_tensors().iter().position(|(n, _)| n == "classifier.1.weight").unwrap();
     let first = f32::from_le_bytes(w.data()[4..8].try_into().unwrap());
     assert_eq!(first, ((i * 31 + 1) % 97) as f32 / 97.0 - 0.5);
 
     // Again: a cache hit, no request; --force fetches again.
     let n = fx.server.log().len();
-    let again = fetch(&request(url.clone(), Model::MobilenetV2, cache.path()), &mut NoProgress).unwrap();
+    let again = fetch(&request(url.clone(), Arch::MobilenetV2, cache.path()), &mut NoProgress).unwrap();
     assert!(!again.fresh);
     assert_eq!(fx.server.log().len(), n);
-    let mut forced = request(url, Model::MobilenetV2, cache.path());
+    let mut forced = request(url, Arch::MobilenetV2, cache.path());
     forced.force = true;
     assert!(fetch(&forced, &mut NoProgress).unwrap().fresh);
     assert_eq!(fx.server.log().len(), n + 1);
@@ -137,7 +137,7 @@ fn hash_mismatch_http_errors_and_wrong_models_cache_nothing() {
     let c = cache.path();
 
     let url = fx.server.url(&format!("/bad/mobilenet_v2-{}.pth", &fx.sha[..8]));
-    let e = fetch(&request(url.clone(), Model::MobilenetV2, c), &mut NoProgress).unwrap_err();
+    let e = fetch(&request(url.clone(), Arch::MobilenetV2, c), &mut NoProgress).unwrap_err();
     assert!(matches!(e, WeightsError::HashMismatch { .. }));
     let msg = e.to_string();
     assert!(msg.starts_with(&format!("SHA-256 of {url} is ")), "{msg}");
@@ -146,42 +146,42 @@ fn hash_mismatch_http_errors_and_wrong_models_cache_nothing() {
     assert_eq!(files(c), Vec::<PathBuf>::new());
 
     // The right hash given with --sha256 rejects the file too; a wrong one rejects a good file.
-    let mut r = request(url, Model::MobilenetV2, c);
+    let mut r = request(url, Arch::MobilenetV2, c);
     r.sha256 = Some(fx.sha.clone());
     assert!(fetch(&r, &mut NoProgress).unwrap_err().to_string().contains("(--sha256)"));
-    let mut r = request(fx.server.url(&fx.good), Model::MobilenetV2, c);
+    let mut r = request(fx.server.url(&fx.good), Arch::MobilenetV2, c);
     r.sha256 = Some("00000000".into());
     assert!(fetch(&r, &mut NoProgress).unwrap_err().to_string().contains("expected one starting with 00000000"));
     assert_eq!(files(c), Vec::<PathBuf>::new());
 
     let url = fx.server.url("/missing/mobilenet_v2-0123abcd.pth");
-    let e = fetch(&request(url.clone(), Model::MobilenetV2, c), &mut NoProgress).unwrap_err().to_string();
+    let e = fetch(&request(url.clone(), Arch::MobilenetV2, c), &mut NoProgress).unwrap_err().to_string();
     assert_eq!(e, format!("cannot download {url}: HTTP 404 Not Found"));
     assert_eq!(files(c), Vec::<PathBuf>::new());
 
     // Nothing listens on a port just released.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}/mobilenet_v2-0123abcd.pth");
-    let e = fetch(&request(url.clone(), Model::MobilenetV2, c), &mut NoProgress).unwrap_err().to_string();
+    let e = fetch(&request(url.clone(), Arch::MobilenetV2, c), &mut NoProgress).unwrap_err().to_string();
     assert!(e.starts_with(&format!("cannot download {url}: ")), "{e}");
     assert_eq!(files(c), Vec::<PathBuf>::new());
 
     // A MobileNetV2 file fetched as ResNet18: named as what it is not.
     let url = fx.server.url(&format!("/wrong/resnet18-{}.pth", &fx.sha[..8]));
-    let e = fetch(&request(url.clone(), Model::Resnet18, c), &mut NoProgress).unwrap_err().to_string();
+    let e = fetch(&request(url.clone(), Arch::Resnet18, c), &mut NoProgress).unwrap_err().to_string();
     assert!(e.starts_with(&format!("{url}: not torchvision's resnet18 state_dict: ")), "{e}");
     assert!(e.ends_with("nothing was cached"), "{e}");
     assert_eq!(files(c), Vec::<PathBuf>::new());
 
     // No hash in the name and no --sha256: refused before any request.
     let n = fx.server.log().len();
-    let e = fetch(&request(fx.server.url("/nohash/mobilenet_v2.pth"), Model::MobilenetV2, c), &mut NoProgress)
+    let e = fetch(&request(fx.server.url("/nohash/mobilenet_v2.pth"), Arch::MobilenetV2, c), &mut NoProgress)
         .unwrap_err()
         .to_string();
     assert!(e.contains("no -HASH part") && e.contains("--sha256 HEX"), "{e}");
     assert_eq!(fx.server.log().len(), n);
     // With --sha256 it is fetched.
-    let mut r = request(fx.server.url("/nohash/mobilenet_v2.pth"), Model::MobilenetV2, c);
+    let mut r = request(fx.server.url("/nohash/mobilenet_v2.pth"), Arch::MobilenetV2, c);
     r.sha256 = Some(fx.sha.to_uppercase());
     assert!(fetch(&r, &mut NoProgress).unwrap().fresh);
 }
@@ -194,13 +194,13 @@ fn a_stopped_transfer_resumes_and_a_range_ignoring_server_restarts() {
     let url = fx.server.url(&fx.good);
     let cut = 1 << 20;
     fx.server.state.lock().unwrap().cut_once.insert(fx.good.clone(), cut);
-    let e = fetch(&request(url.clone(), Model::MobilenetV2, c), &mut NoProgress).unwrap_err().to_string();
+    let e = fetch(&request(url.clone(), Arch::MobilenetV2, c), &mut NoProgress).unwrap_err().to_string();
     assert!(e.starts_with(&format!("cannot download {url}: the transfer stopped after {cut} byte(s) of ")), "{e}");
     assert!(e.contains("run the same command again to resume"), "{e}");
     let part = partial_path(c, &format!("mobilenet_v2-{}.pth", &fx.sha[..8]));
     assert_eq!(std::fs::metadata(&part).unwrap().len(), cut as u64);
 
-    let got = fetch(&request(url.clone(), Model::MobilenetV2, c), &mut NoProgress).unwrap();
+    let got = fetch(&request(url.clone(), Arch::MobilenetV2, c), &mut NoProgress).unwrap();
     assert_eq!((got.resumed_from, got.downloaded), (cut as u64, (fx.bytes.len() - cut) as u64));
     assert_eq!(fx.server.log().last().unwrap().1.as_deref(), Some(format!("bytes={cut}-").as_str()));
     assert_eq!(got.provenance.sha256, fx.sha);
@@ -212,7 +212,7 @@ fn a_stopped_transfer_resumes_and_a_range_ignoring_server_restarts() {
     let part2 = partial_path(cache2.path(), &format!("mobilenet_v2-{}.pth", &fx.sha[..8]));
     std::fs::write(&part2, vec![7u8; 100]).unwrap();
     fx.server.state.lock().unwrap().ignore_range = true;
-    let got = fetch(&request(url.clone(), Model::MobilenetV2, cache2.path()), &mut NoProgress).unwrap();
+    let got = fetch(&request(url.clone(), Arch::MobilenetV2, cache2.path()), &mut NoProgress).unwrap();
     assert_eq!((got.resumed_from, got.downloaded), (0, fx.bytes.len() as u64));
     fx.server.state.lock().unwrap().ignore_range = false;
 
@@ -221,15 +221,15 @@ fn a_stopped_transfer_resumes_and_a_range_ignoring_server_restarts() {
     let cache3 = tempfile::tempdir().unwrap();
     let part3 = partial_path(cache3.path(), &format!("mobilenet_v2-{}.pth", &fx.sha[..8]));
     std::fs::write(&part3, vec![7u8; 100]).unwrap();
-    let e = fetch(&request(url.clone(), Model::MobilenetV2, cache3.path()), &mut NoProgress).unwrap_err();
+    let e = fetch(&request(url.clone(), Arch::MobilenetV2, cache3.path()), &mut NoProgress).unwrap_err();
     assert!(matches!(e, WeightsError::HashMismatch { .. }), "{e}");
     assert!(!part3.exists());
-    assert!(fetch(&request(url.clone(), Model::MobilenetV2, cache3.path()), &mut NoProgress).unwrap().fresh);
+    assert!(fetch(&request(url.clone(), Arch::MobilenetV2, cache3.path()), &mut NoProgress).unwrap().fresh);
 
     // A complete partial: the server answers 416 and nothing is transferred.
     let cache4 = tempfile::tempdir().unwrap();
     std::fs::write(partial_path(cache4.path(), &format!("mobilenet_v2-{}.pth", &fx.sha[..8])), &fx.bytes).unwrap();
-    let got = fetch(&request(url, Model::MobilenetV2, cache4.path()), &mut NoProgress).unwrap();
+    let got = fetch(&request(url, Arch::MobilenetV2, cache4.path()), &mut NoProgress).unwrap();
     assert_eq!((got.resumed_from, got.downloaded), (fx.bytes.len() as u64, 0));
 }
 
@@ -241,7 +241,7 @@ fn a_local_file_is_checked_and_converted() {
     std::fs::write(&pth, &fx.bytes).unwrap();
     let cache = dir.path().join("cache");
     let req = |p: &Path| FetchRequest {
-        model: Model::MobilenetV2,
+        model: Arch::MobilenetV2,
         source: Source::File(p.to_path_buf()),
         sha256: None,
         cache_dir: cache.clone(),
@@ -272,7 +272,7 @@ fn a_huge_content_length_is_refused_before_anything_is_written() {
     let cache = tempfile::tempdir().unwrap();
     let c = cache.path();
     let url = fx.server.url(&path);
-    let e = fetch_within(30, request(url.clone(), Model::MobilenetV2, c)).unwrap_err();
+    let e = fetch_within(30, request(url.clone(), Arch::MobilenetV2, c)).unwrap_err();
     assert!(matches!(e, WeightsError::TooLarge { .. }), "{e}");
     assert_eq!(
         e.to_string(),
@@ -284,7 +284,7 @@ fn a_huge_content_length_is_refused_before_anything_is_written() {
     assert_eq!(files(c), Vec::<PathBuf>::new());
 
     // With the cap lifted, the cache folder's free space stops it.
-    let mut r = request(url.clone(), Model::MobilenetV2, c);
+    let mut r = request(url.clone(), Arch::MobilenetV2, c);
     r.max_bytes = u64::MAX;
     let e = fetch_within(30, r).unwrap_err();
     assert!(matches!(e, WeightsError::NoSpace { .. }), "{e}");
@@ -301,7 +301,7 @@ fn an_endless_body_stops_at_the_cap_and_leaves_nothing() {
     fx.server.state.lock().unwrap().endless.insert(path.clone());
     let cache = tempfile::tempdir().unwrap();
     let url = fx.server.url(&path);
-    let mut r = request(url.clone(), Model::MobilenetV2, cache.path());
+    let mut r = request(url.clone(), Arch::MobilenetV2, cache.path());
     r.max_bytes = 1 << 20;
     let t = Instant::now();
     let e = fetch_within(60, r).unwrap_err();
@@ -322,7 +322,7 @@ fn a_local_file_must_be_a_regular_file_within_the_cap() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let req = |p: &Path, max_bytes: u64| FetchRequest {
-        model: Model::MobilenetV2,
+        model: Arch::MobilenetV2,
         source: Source::File(p.to_path_buf()),
         sha256: Some("00000000".into()),
         cache_dir: cache.clone(),
@@ -367,7 +367,7 @@ fn redirects_are_followed_within_http_and_refused_elsewhere() {
     let c = cache.path();
 
     let url = fx.server.url(&format!("/file/{name}"));
-    let e = fetch_within(30, request(url.clone(), Model::MobilenetV2, c)).unwrap_err().to_string();
+    let e = fetch_within(30, request(url.clone(), Arch::MobilenetV2, c)).unwrap_err().to_string();
     assert_eq!(
         e,
         format!("cannot download {url}: the server redirected to file:///etc/passwd, not an http:// or https:// URL; refused")
@@ -375,7 +375,7 @@ fn redirects_are_followed_within_http_and_refused_elsewhere() {
     assert_eq!(files(c), Vec::<PathBuf>::new());
 
     let url = fx.server.url(&format!("/loop/{name}"));
-    let e = fetch_within(30, request(url.clone(), Model::MobilenetV2, c)).unwrap_err().to_string();
+    let e = fetch_within(30, request(url.clone(), Arch::MobilenetV2, c)).unwrap_err().to_string();
     let expected = format!("cannot download {url}: too many redirects (more than 10), the last to {url}");
     assert_eq!(e, expected);
     assert_eq!(files(c), Vec::<PathBuf>::new());
@@ -385,9 +385,9 @@ fn redirects_are_followed_within_http_and_refused_elsewhere() {
     let cut = 1 << 20;
     fx.server.state.lock().unwrap().cut_once.insert(fx.good.clone(), cut);
     let url = fx.server.url(&format!("/far/{name}"));
-    let e = fetch_within(30, request(url.clone(), Model::MobilenetV2, c)).unwrap_err().to_string();
+    let e = fetch_within(30, request(url.clone(), Arch::MobilenetV2, c)).unwrap_err().to_string();
     assert!(e.contains("run the same command again to resume"), "{e}");
-    let got = fetch_within(30, request(url.clone(), Model::MobilenetV2, c)).unwrap();
+    let got = fetch_within(30, request(url.clone(), Arch::MobilenetV2, c)).unwrap();
     assert_eq!((got.resumed_from, got.downloaded), (cut as u64, (fx.bytes.len() - cut) as u64));
     assert_eq!(got.provenance.source, url);
     let log = fx.server.log();
@@ -413,7 +413,7 @@ fn a_partial_as_large_as_or_larger_than_the_file_starts_over() {
     let mut longer = fx.bytes.clone();
     longer.extend_from_slice(&[7u8; 100]);
     std::fs::write(&part, &longer).unwrap();
-    let got = fetch_within(60, request(url.clone(), Model::MobilenetV2, cache.path())).unwrap();
+    let got = fetch_within(60, request(url.clone(), Arch::MobilenetV2, cache.path())).unwrap();
     assert_eq!((got.resumed_from, got.downloaded), (0, len as u64));
     assert_eq!(got.provenance.sha256, fx.sha);
     assert!(!part.exists());
@@ -428,7 +428,7 @@ fn a_partial_as_large_as_or_larger_than_the_file_starts_over() {
     let mut wrong = fx.bytes.clone();
     wrong[len / 3] ^= 0x55;
     std::fs::write(&part, &wrong).unwrap();
-    let got = fetch_within(60, request(url.clone(), Model::MobilenetV2, cache.path())).unwrap();
+    let got = fetch_within(60, request(url.clone(), Arch::MobilenetV2, cache.path())).unwrap();
     assert_eq!((got.resumed_from, got.downloaded), (0, len as u64));
     assert_eq!(got.provenance.sha256, fx.sha);
     assert!(!part.exists());

@@ -33,13 +33,13 @@
 
 use image::RgbImage;
 use maskforge_contracts::{FaceEntry, FaceFile, FaceFileFormat};
-use maskforge_face::fit::CropLimits;
-use maskforge_face::{Face, FaceMethod};
+use maskforge_face::Face;
 use maskforge_imageio::{encode_image, load_rgb_from_bytes, DecodeBudget, LoadLimits};
+use maskforge_landmarks::mask_faces::{DetectorFaces, FacesMode, MaskFaces};
 use maskforge_landmarks::{Detector, DetectorConfig, DetectorKind};
 use maskforge_pipeline::{
-    build_synthesizer, FaceFilter, FaceSource, FileFaces, FoundFaces, MaskOptions, OutputFormat, Pipeline, StepTimes,
-    SynthOptions, UnmaskedMode, VariantMode,
+    build_synthesizer, FaceFilter, FileFaces, MaskOptions, OutputFormat, Pipeline, StepTimes, SynthOptions,
+    UnmaskedMode, VariantMode,
 };
 use rayon::prelude::*;
 use std::collections::HashSet;
@@ -58,61 +58,16 @@ fn mtf_rate(set: &str) -> Option<f64> {
     }
 }
 
-/// A face source of `mask`, with a clock on its two steps.
-#[derive(Clone)]
-struct Timed {
-    kind: Kind,
-    detect: Duration,
-    landmarks: Duration,
+/// `mask`'s face source on `det`, finding faces as `--faces mode` does.
+fn dlib(det: Detector, mode: FacesMode) -> MaskFaces {
+    MaskFaces::Detector(Box::new(DetectorFaces::new(det, mode)))
 }
 
-#[derive(Clone)]
-enum Kind {
-    /// The dlib detector (`--faces detect`).
-    Detect(Detector),
-    /// `--faces crop`.
-    Crop(Detector),
-    /// `--landmarks FILE`.
-    File(FileFaces),
-}
-
-impl FaceSource for Timed {
-    fn find_faces(
-        &mut self,
-        image: &RgbImage,
-        path: &Path,
-        rel: &str,
-        filter: FaceFilter,
-    ) -> Result<FoundFaces, String> {
-        let s = Instant::now();
-        match &mut self.kind {
-            Kind::Detect(det) => {
-                let boxes = det.detect_boxes(image).map_err(|e| e.to_string());
-                self.detect += s.elapsed();
-                let selected = filter.select(boxes?);
-                let s = Instant::now();
-                let faces = det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
-                self.landmarks += s.elapsed();
-                let method = det.config().kind.method();
-                Ok(FoundFaces { faces, small: selected.small, found: selected.found, method })
-            }
-            Kind::Crop(det) => {
-                let face = det.face_in_crop(image, &CropLimits::default()).map_err(|e| e.to_string())?;
-                self.landmarks += s.elapsed();
-                let selected = filter.select_by(face.into_iter().collect(), |f| f.bbox);
-                Ok(FoundFaces {
-                    faces: selected.kept,
-                    small: selected.small,
-                    found: selected.found,
-                    method: FaceMethod::Crop,
-                })
-            }
-            Kind::File(file) => {
-                let found = file.find_faces(image, path, rel, filter);
-                self.landmarks += s.elapsed();
-                found
-            }
-        }
+/// Time `source` has spent finding boxes (the rest of its time is landmarks or the crop fit).
+fn detect_time(source: &MaskFaces) -> Duration {
+    match source {
+        MaskFaces::Detector(d) => d.detect_time(),
+        MaskFaces::File(_) => Duration::ZERO,
     }
 }
 
@@ -217,7 +172,7 @@ const MIN_RUN: Duration = Duration::from_secs(2);
 /// [`MIN_RUN`]: images/s, step times, faces per pass.
 fn single_thread(
     p: &Pipeline,
-    source: &mut Timed,
+    source: &mut MaskFaces,
     set: &[(PathBuf, String)],
     passes: usize,
 ) -> Result<(f64, StepTimes, usize), Box<dyn std::error::Error>> {
@@ -269,7 +224,7 @@ fn file_faces(det: &mut Detector, set: &[(PathBuf, String)]) -> Result<FileFaces
 /// One row: a way of finding faces on a set.
 struct Row {
     name: &'static str,
-    kind: Kind,
+    faces: MaskFaces,
     min_face: u32,
     /// OpenBLAS threads per worker: shared out (as `mask` does) or all cores.
     blas_all_cores: bool,
@@ -281,13 +236,13 @@ fn rows(
     det: &mut Detector,
     files: &[(PathBuf, String)],
 ) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
-    let hog = |max_side: Option<u32>, min_face: u32| -> Result<Kind, Box<dyn std::error::Error>> {
+    let hog = |max_side: Option<u32>, min_face: u32| -> Result<MaskFaces, Box<dyn std::error::Error>> {
         let mut cfg = DetectorConfig::new(models);
         cfg.detect_max_side = max_side;
         cfg.min_face = min_face;
-        Ok(Kind::Detect(Detector::new(&cfg)?))
+        Ok(dlib(Detector::new(&cfg)?, FacesMode::Detect))
     };
-    let row = |name, kind, min_face| Row { name, kind, min_face, blas_all_cores: false };
+    let row = |name, faces, min_face| Row { name, faces, min_face, blas_all_cores: false };
     // 80: the CLI's default --min-face for HOG (its window, at full size).
     let mut rows = vec![row("hog auto", hog(None, 80)?, 80)];
     match set {
@@ -295,18 +250,19 @@ fn rows(
         "1024x1024" => {
             rows.push(row("hog 640", hog(Some(640), 80)?, 80));
             rows.push(row("hog min200", hog(None, 200)?, 200));
-            rows.push(row("landmarks", Kind::File(file_faces(det, files)?), 40));
+            rows.push(row("landmarks", MaskFaces::File(file_faces(det, files)?), 40));
         }
         "1024 png" => {
             rows.push(row("hog min200", hog(None, 200)?, 200));
-            rows.push(row("landmarks", Kind::File(file_faces(det, files)?), 40));
+            rows.push(row("landmarks", MaskFaces::File(file_faces(det, files)?), 40));
         }
         _ => {
-            rows.push(row("crop", Kind::Crop(Detector::new(&DetectorConfig::new(models))?), 40));
+            rows.push(row("crop", dlib(Detector::new(&DetectorConfig::new(models))?, FacesMode::Crop), 40));
             let mut cfg = DetectorConfig::new(models);
             cfg.kind = DetectorKind::Cnn;
-            rows.push(row("cnn", Kind::Detect(Detector::new(&cfg)?), 40));
-            rows.push(Row { blas_all_cores: true, ..row("cnn blas=all", Kind::Detect(Detector::new(&cfg)?), 40) });
+            rows.push(row("cnn", dlib(Detector::new(&cfg)?, FacesMode::Detect), 40));
+            let cnn = dlib(Detector::new(&cfg)?, FacesMode::Detect);
+            rows.push(Row { blas_all_cores: true, ..row("cnn blas=all", cnn, 40) });
         }
     }
     Ok(rows)
@@ -362,10 +318,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             // One thread: OpenBLAS may use every core, as a one-job run does.
             maskforge_landmarks::share_cores_with_workers(1);
             // Warm-up (template rasters, page cache), then one thread.
-            let mut source = Timed { kind: row.kind, detect: Duration::ZERO, landmarks: Duration::ZERO };
+            let mut source = row.faces;
             single_thread(&p, &mut source, set, 1)?;
-            let mut source = Timed { detect: Duration::ZERO, landmarks: Duration::ZERO, ..source };
+            let warm = detect_time(&source);
             let (single, t, faces) = single_thread(&p, &mut source, set, passes)?;
+            let detect = detect_time(&source) - warm;
             // All threads: one source per worker, as in `maskforge mask`.
             maskforge_landmarks::share_cores_with_workers(if row.blas_all_cores { 1 } else { n_threads });
             // Enough passes for MIN_RUN at the rate all threads should reach.
@@ -390,8 +347,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 single,
                 multi,
                 pct(t.decode),
-                pct(source.detect),
-                pct(source.landmarks),
+                pct(detect),
+                pct(t.faces.saturating_sub(detect)),
                 pct(t.masks),
                 pct(t.write),
                 codec,

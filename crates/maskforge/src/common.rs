@@ -106,27 +106,9 @@ pub fn cache_dir() -> Option<std::path::PathBuf> {
     }
 }
 
-/// Refuses a cache folder (`$MASKFORGE_CACHE`) inside a folder the run reads
-/// or writes, or one holding such a folder: rasters kept there would be
-/// walked as input photos, or filed among the outputs. A cache under a hidden
-/// folder (the default `~/.cache`) is never walked, so it may lie inside.
+/// Refuses a cache folder ([`cache_dir`]) that overlaps one of `folders`
+/// (`maskforge_imageio::check_cache_folder`).
 #[cfg(feature = "dlib")]
 pub fn check_cache_folder(folders: &[&std::path::Path]) -> anyhow::Result<()> {
-    use maskforge_imageio::resolve_existing_prefix;
-    let Some(cache) = cache_dir() else { return Ok(()) };
-    let cache_abs = resolve_existing_prefix(&cache)?;
-    for folder in folders {
-        let abs = resolve_existing_prefix(folder)?;
-        let hidden = |rest: &std::path::Path| rest.iter().any(|c| c.to_string_lossy().starts_with('.'));
-        let inside = cache_abs.strip_prefix(&abs).is_ok_and(|rest| !hidden(rest));
-        if inside || abs.starts_with(&cache_abs) {
-            anyhow::bail!(
-                "the cache folder {} (MASKFORGE_CACHE) and {} overlap: set MASKFORGE_CACHE to a folder outside \
-                 them, or to `off`",
-                cache.display(),
-                folder.display()
-            );
-        }
-    }
-    Ok(())
+    Ok(maskforge_imageio::check_cache_folder(cache_dir().as_deref(), folders)?)
 }

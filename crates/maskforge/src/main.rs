@@ -4,6 +4,9 @@
 
 mod cmd;
 mod common;
+#[cfg(feature = "dlib")]
+mod detector;
+mod progress;
 
 use clap::{Parser, Subcommand};
 
@@ -59,7 +62,11 @@ enum Command {
 
 fn main() {
     quiet_on_closed_stdout();
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|err| {
+        #[cfg(feature = "tch")]
+        let err = cmd::train::with_resume_tip(err);
+        err.exit()
+    });
     let result = match cli.command {
         #[cfg(feature = "dlib")]
         Command::Detect(args) => cmd::detect::run(args),

@@ -30,17 +30,7 @@ pub struct AuditArgs {
 const LEAKY_STATUS: i32 = 2;
 
 pub fn run(args: AuditArgs) -> Result<()> {
-    if !args.dataset.exists() {
-        anyhow::bail!("{}: no such folder or manifest", args.dataset.display());
-    }
-    let (items, mut failures) = if args.dataset.is_dir() {
-        maskforge_audit::items_from_tree(&args.dataset)?
-    } else {
-        let root = args.root.as_deref().with_context(|| {
-            format!("{}: a manifest needs --root, the folder its paths are relative to", args.dataset.display())
-        })?;
-        maskforge_audit::items_from_manifest(&args.dataset, root)?
-    };
+    let (items, mut failures) = maskforge_audit::items(&args.dataset, args.root.as_deref())?;
     let limits = LoadLimits { max_pixels: args.max_pixels };
     let pool = common::thread_pool(args.jobs)?;
     let mut audit = pool.install(|| maskforge_audit::audit(items, limits));

@@ -1,26 +1,21 @@
 //! `maskforge mask`: turn a tree of unmasked face photos into a labelled,
 //! masked ImageFolder dataset (`OUT/<class>/<relative path>`).
 //!
-//! The stage itself is `maskforge_pipeline`; this file holds its flags, the
-//! checks of their values, the pipeline's face source (the dlib detector,
-//! or `--landmarks FILE`), and what is printed.
+//! The stage itself is `maskforge_pipeline`, its faces
+//! `maskforge_landmarks::mask_faces`; this file holds the flags, the checks
+//! of their values, and what is printed.
 
-use crate::cmd::detect::{DetectorArg, DetectorOpts, Device};
 use crate::common;
+use crate::detector::{DetectorOpts, Device};
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use image::RgbImage;
-use maskforge_contracts::{read_face_file, FaceFileFormat};
-use maskforge_face::fit::{self, CropLimits};
-use maskforge_face::FaceMethod;
-use maskforge_imageio::{check_disjoint, resolve_existing_prefix, Output};
-use maskforge_landmarks::{Detector, DetectorConfig, DetectorKind};
+use maskforge_contracts::FaceFileFormat;
+use maskforge_landmarks::mask_faces::{self, DetectorFaces, FacesMode, MaskFaces};
+use maskforge_landmarks::{Detector, DetectorConfig};
 use maskforge_pipeline::{
-    build_synthesizer, parse_class_map, parse_shard, parse_variants, save_sheet, DetectorSettings, FaceFilter,
-    FaceSource, FileFaces, Finished, FoundFaces, Inputs, MaskOptions, MaskRun, OutputFormat, Pipeline, Settings,
-    SynthOptions, UnmaskedMode, VariantMode,
+    build_synthesizer, parse_class_map, parse_shard, parse_variants, save_sheet, FaceFilter, FileFaces, Finished,
+    Inputs, MaskOptions, MaskPaths, MaskRun, OutputFormat, Pipeline, Settings, SynthOptions, UnmaskedMode, VariantMode,
 };
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -166,28 +161,6 @@ pub struct MaskArgs {
     pub detector: DetectorOpts,
 }
 
-/// How `mask` finds faces without a landmarks file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum FacesMode {
-    /// The face detector (--detector).
-    Detect,
-    /// No detector: every image is a face crop; its landmarks are fitted and checked.
-    Crop,
-    /// The detector, and the crop fit where it finds no face.
-    Auto,
-}
-
-impl FacesMode {
-    /// What mask_settings.json records beside the detector.
-    fn settings(self) -> Option<String> {
-        match self {
-            FacesMode::Detect => None,
-            FacesMode::Crop => Some("crop (box from the crop, landmarks checked)".into()),
-            FacesMode::Auto => Some("auto (detector, else crop)".into()),
-        }
-    }
-}
-
 /// The layouts `--landmarks` reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LandmarksFormat {
@@ -212,176 +185,26 @@ impl LandmarksFormat {
     }
 }
 
-/// `--detector`, else HOG; MTCNN for `--faces auto` in a build with
-/// libtorch (on real face crops it finds the most faces).
+/// `--detector`, else the one `--faces` runs by default.
 fn detector_config(args: &MaskArgs) -> DetectorConfig {
-    let default =
-        if args.faces == FacesMode::Auto && cfg!(feature = "tch") { DetectorArg::Mtcnn } else { DetectorArg::Hog };
-    args.detector.config(default)
+    args.detector.config(args.faces.default_detector(cfg!(feature = "tch")))
 }
 
-/// Faces smaller than this are left bare: `--min-face`, else 40 px, or
-/// the detector's own default where that is smaller (MTCNN's 24). Not the
-/// detector's default alone: HOG's 80 would drop the smaller faces that
-/// `--faces crop` fits and landmark files list.
-fn filter_min_face(args: &MaskArgs) -> u32 {
-    const DEFAULT: u32 = 40;
-    args.detector.min_face.unwrap_or_else(|| detector_config(args).kind.default_min_face().min(DEFAULT))
-}
-
-/// Where a run's faces come from.
-#[derive(Clone)]
-enum Faces {
-    Detected(Box<DlibFaces>),
-    FromFile(FileFaces),
-}
-
-impl FaceSource for Faces {
-    fn find_faces(
-        &mut self,
-        image: &RgbImage,
-        path: &Path,
-        rel: &str,
-        filter: FaceFilter,
-    ) -> Result<FoundFaces, String> {
-        match self {
-            Faces::Detected(dlib) => dlib.find_faces(image, path, rel, filter),
-            Faces::FromFile(file) => file.find_faces(image, path, rel, filter),
-        }
+/// The file's faces if there is one, else dlib's (its models loaded now).
+fn open_faces(args: &MaskArgs, from_file: Option<FileFaces>) -> Result<MaskFaces> {
+    if let Some(file) = from_file {
+        return Ok(MaskFaces::File(file));
     }
-}
-
-impl Faces {
-    /// The file's faces if there is one, else dlib's detector (its models loaded now).
-    fn open(args: &MaskArgs, from_file: Option<FileFaces>) -> Result<Faces> {
-        Ok(match from_file {
-            Some(file) => Faces::FromFile(file),
-            None => {
-                let config = detector_config(args);
-                let det = match args.faces {
-                    FacesMode::Crop => Detector::landmarks_only(&config)?,
-                    FacesMode::Detect | FacesMode::Auto => DetectorOpts::build(&config, Device::Cpu)?,
-                };
-                Faces::Detected(Box::new(DlibFaces { det, mode: args.faces }))
-            }
-        })
-    }
-}
-
-/// `--landmarks`: reads the file and matches it to the images (all of them,
-/// before sharding). Its bad rows and the rows without an image go into the
-/// failures of the first shard; the settings record the file by name, format
-/// and SHA-256.
-fn faces_from_file(args: &MaskArgs, inputs: &mut Inputs) -> Result<Option<(FileFaces, DetectorSettings)>> {
-    let Some(path) = &args.landmarks else { return Ok(None) };
-    let name = path.display().to_string();
-    let file = read_face_file(path, &name, args.landmarks_format.format())?;
-    let (faces, failures) = FileFaces::new(&file, &name, &inputs.all_sources);
-    let first_shard = args.shard.as_deref().map(parse_shard).transpose()?.is_none_or(|(i, _)| i == 1);
-    if first_shard {
-        inputs.walk_failures.extend(failures);
-    }
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| name.clone());
-    let settings = DetectorSettings {
-        detector: "none".into(),
-        detect_max_side: 0,
-        scale: None,
-        upsample: 0,
-        faces: Some(format!("landmarks {file_name} ({}, sha256 {})", file.format.name(), file.sha256)),
+    let config = detector_config(args);
+    let det = match args.faces {
+        FacesMode::Crop => Detector::landmarks_only(&config)?,
+        FacesMode::Detect | FacesMode::Auto => DetectorOpts::build(&config, Device::Cpu)?,
     };
-    Ok(Some((faces, settings)))
-}
-
-/// The points check of faces from a detector other than dlib's: the crop
-/// fit's shape limit, and the box the points imply overlapping the detector's
-/// by at least half.
-const MAX_SHAPE_RESIDUAL: f32 = 0.35;
-const MIN_POINTS_OVERLAP: f32 = 0.5;
-
-/// Faces from dlib: boxes on the downscaled copy, the size filter, then
-/// landmarks on the full image for the faces kept; or the crop fit.
-#[derive(Clone)]
-struct DlibFaces {
-    det: Detector,
-    mode: FacesMode,
-}
-
-impl DlibFaces {
-    /// The face of a face crop, or why there is none.
-    fn crop_face(&self, image: &RgbImage, filter: FaceFilter) -> Result<FoundFaces, String> {
-        let face = self.det.face_in_crop(image, &CropLimits::default()).map_err(|e| e.to_string())?;
-        let face = face.map_err(|why| why.to_string())?;
-        let selected = filter.select_by(vec![face], |f| f.bbox);
-        Ok(FoundFaces { faces: selected.kept, small: selected.small, found: selected.found, method: FaceMethod::Crop })
-    }
-}
-
-impl FaceSource for DlibFaces {
-    fn find_faces(
-        &mut self,
-        image: &RgbImage,
-        _path: &Path,
-        _rel: &str,
-        filter: FaceFilter,
-    ) -> Result<FoundFaces, String> {
-        if self.mode == FacesMode::Crop {
-            return self.crop_face(image, filter);
-        }
-        let boxes = self.det.detect_boxes(image).map_err(|e| e.to_string())?;
-        let selected = filter.select(boxes);
-        let mut faces = self.det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
-        let mut found = selected.found;
-        if self.det.config().kind == DetectorKind::Mtcnn {
-            // Its boxes come from another model: draw only on faces whose
-            // 68 points agree with the box (as the crop fit checks its own).
-            let before = faces.len();
-            faces.retain(|f| fit::check_in_box(&f.landmarks, &f.bbox, MAX_SHAPE_RESIDUAL, MIN_POINTS_OVERLAP).is_ok());
-            found -= before - faces.len();
-        }
-        if faces.is_empty() && selected.small == 0 && self.mode == FacesMode::Auto {
-            return self.crop_face(image, filter);
-        }
-        let method = self.det.config().kind.method();
-        Ok(FoundFaces { faces, small: selected.small, found, method })
-    }
+    Ok(MaskFaces::Detector(Box::new(DetectorFaces::new(det, args.faces))))
 }
 
 /// Most thumbnails on a preview sheet.
 const MAX_PREVIEW_COUNT: usize = 1000;
-
-/// The never-write-into-the-input rule, and segmentation masks outside OUT.
-fn check_paths(args: &MaskArgs, root: &Path, out: &Path) -> Result<()> {
-    let mut outputs = Vec::new();
-    if !args.preview_only {
-        outputs.push(Output::new(out, "output folder"));
-    }
-    if let Some(seg) = &args.seg_dir {
-        outputs.push(Output::new(seg, "segmentation folder"));
-    }
-    if let Some(p) = &args.preview {
-        outputs.push(Output::new(p, "preview"));
-    }
-    let mut inputs = vec![root];
-    if let Some(file) = &args.landmarks {
-        inputs.push(file.as_path());
-    }
-    check_disjoint(&inputs, &outputs)?;
-    let mut folders = vec![root];
-    if !args.preview_only {
-        folders.push(out);
-    }
-    common::check_cache_folder(&folders)?;
-    if let Some(preview) = &args.preview {
-        let seg: Vec<&Path> = args.seg_dir.iter().map(PathBuf::as_path).collect();
-        maskforge_pipeline::check_preview_path(preview, (!args.preview_only).then_some(out), &seg)?;
-    }
-    if let Some(seg) = &args.seg_dir {
-        if !args.preview_only && resolve_existing_prefix(seg)?.starts_with(resolve_existing_prefix(out)?) {
-            bail!("--seg-dir must not be inside the output folder (ImageFolder readers would take it for a class)");
-        }
-    }
-    Ok(())
-}
 
 fn synth_options(args: &MaskArgs) -> SynthOptions {
     SynthOptions {
@@ -400,6 +223,7 @@ fn synth_options(args: &MaskArgs) -> SynthOptions {
 
 /// The pipeline's options; `--variants` and `--class-map` parsed here.
 fn mask_options(args: &MaskArgs, out: PathBuf) -> Result<MaskOptions> {
+    let min_face = args.detector.min_face.unwrap_or_else(|| mask_faces::default_min_face(detector_config(args).kind));
     Ok(MaskOptions {
         out,
         seg_dir: args.seg_dir.clone(),
@@ -413,7 +237,7 @@ fn mask_options(args: &MaskArgs, out: PathBuf) -> Result<MaskOptions> {
         format: args.format,
         quality: args.quality,
         seed: args.seed,
-        faces: FaceFilter { min_face: filter_min_face(args), largest_only: args.largest_only },
+        faces: FaceFilter { min_face, largest_only: args.largest_only },
         limits: args.detector.limits(),
         decode_budget: maskforge_imageio::DecodeBudget::from_available_memory(),
         write: !args.preview_only,
@@ -436,29 +260,31 @@ pub fn run(args: MaskArgs) -> Result<()> {
     if args.preview_count > MAX_PREVIEW_COUNT {
         bail!("--preview-count {}: must be at most {MAX_PREVIEW_COUNT}", args.preview_count);
     }
-    check_paths(&args, &root, &opts.out)?;
+    let cache = common::cache_dir();
+    let out = (!args.preview_only).then_some(opts.out.as_path());
+    let (seg_dir, preview, landmarks) = (args.seg_dir.as_deref(), args.preview.as_deref(), args.landmarks.as_deref());
+    MaskPaths { root: &root, out, seg_dir, preview, landmarks, cache: cache.as_deref() }.check()?;
 
     let outputs: Vec<&Path> = [Some(opts.out.as_path()), args.seg_dir.as_deref()].into_iter().flatten().collect();
     let mut inputs = Inputs::new(&root, args.list.as_deref(), &outputs, shard, args.limit, args.format)?;
-    let (from_file, file_settings) = faces_from_file(&args, &mut inputs)?.unzip();
+    let first_shard = shard.is_none_or(|(i, _)| i == 1);
+    let (from_file, file_settings) = match &args.landmarks {
+        Some(file) => Some(inputs.faces_from_file(file, args.landmarks_format.format(), first_shard)?),
+        None => None,
+    }
+    .unzip();
     let pipeline = Pipeline::new(opts, synth, inputs.ext_suffixed.clone())?;
     let pool = common::thread_pool(args.jobs)?;
     common::share_cores_with_workers(pool.current_num_threads());
     if args.preview_only {
         return preview_only(&pipeline, &args, &pool, inputs.images, from_file);
     }
-    let detector = file_settings.unwrap_or_else(|| DetectorSettings {
-        detector: detector_config(&args).detector_text(),
-        detect_max_side: args.detector.detect_max_side.unwrap_or(0),
-        scale: Some(detector_config(&args).scale_text()),
-        upsample: args.detector.upsample,
-        faces: args.faces.settings(),
-    });
+    let detector = file_settings.unwrap_or_else(|| mask_faces::settings(&detector_config(&args), args.faces));
     let mut run = MaskRun::open(&pipeline, &Settings::new(&pipeline, &synth_opts, &detector), shard, inputs)?;
     let start = Instant::now();
     let pb = common::progress_bar(run.todo() as u64, "mask");
     if run.todo() > 0 {
-        let faces = Faces::open(&args, from_file)?;
+        let faces = open_faces(&args, from_file)?;
         run.process(&pool, &faces, &|| pb.inc(1))?;
     }
     pb.finish_and_clear();
@@ -469,62 +295,26 @@ pub fn run(args: MaskArgs) -> Result<()> {
         save_sheet(&items, preview)?;
         println!("preview: {} outputs -> {}", items.len(), preview.display());
     }
-    print_summary(&finished, secs, &args.bare_faces);
-    print_min_face_tip(&args, &finished.summary);
+    print_summary(&finished, secs, (args.bare_faces != "skip").then_some(args.bare_faces.as_str()));
+    let tip = args.landmarks.is_none().then(|| mask_faces::min_face_tip(&detector_config(&args), &finished.summary));
+    if let Some(tip) = tip.flatten() {
+        println!("  tip: {tip}");
+    }
     Ok(())
 }
 
-/// Detection at full size is most of a run on large faces (FFHQ): when every
-/// face found was large, say which `--min-face` would detect on a smaller
-/// copy, and what it would cost.
-fn print_min_face_tip(args: &MaskArgs, s: &maskforge_pipeline::Summary) {
-    /// Too few faces say little about a dataset.
-    const MIN_FACES: usize = 10;
-    if args.landmarks.is_some() || s.small_faces > 0 || s.faces_masked < MIN_FACES {
-        return;
-    }
-    let config = detector_config(args);
-    let Some(smallest) = s.smallest_detected_face else { return };
-    let Some((suggested, pixel_share)) = config.faster_min_face(smallest) else { return };
-    println!(
-        "  tip: the smallest face found was {smallest:.0} px; --min-face {suggested} detects on a copy with \
-         1/{:.0} of the pixels (faster) and misses faces under {suggested} px",
-        1.0 / pixel_share
-    );
-}
-
-fn print_summary(finished: &Finished, secs: f64, bare_faces: &str) {
-    let s = &finished.summary;
-    let bare_note = match bare_faces {
-        "skip" => "skipped (failures.csv; --bare-faces CLASS keeps them apart)".to_string(),
-        class => format!("filed under {class}/"),
-    };
-    let fmt_counts =
-        |m: &BTreeMap<String, usize>| m.iter().map(|(k, n)| format!("{k}={n}")).collect::<Vec<_>>().join(", ");
+fn print_summary(finished: &Finished, secs: f64, bare_faces: Option<&str>) {
     for f in &finished.failures {
         eprintln!("skipped: {}: {}", f.path, f.reason);
     }
     for w in &finished.warnings {
         eprintln!("warning: {w}");
     }
+    let s = &finished.summary;
     if s.hardlink_fallbacks > 0 {
         eprintln!("note: {} originals were copied because hard links were not possible", s.hardlink_fallbacks);
     }
-    println!(
-        "mask: {} images ({} processed now, {} already done), {} faces masked, {} faces under --min-face skipped",
-        s.images, s.processed, s.skipped, s.faces_masked, s.small_faces
-    );
-    if s.bare_outputs > 0 {
-        println!("  {} whole-image outputs with a bare detected face: {}", s.bare_outputs, bare_note);
-    }
-    println!("  outputs per variant: {}", fmt_counts(&s.outputs_per_variant));
-    println!("  outputs per class:   {}", fmt_counts(&s.outputs_per_class));
-    println!(
-        "  {} failures (failures.csv), {:.2} images/s -> {}",
-        s.failures,
-        s.processed as f64 / secs.max(1e-9),
-        s.annotations.display()
-    );
+    println!("{}", s.report(secs, bare_faces));
 }
 
 /// `--preview-only`: mask a hash-chosen sample of the inputs in memory and
@@ -537,7 +327,7 @@ fn preview_only(
     from_file: Option<FileFaces>,
 ) -> Result<()> {
     let Some(path) = &args.preview else { bail!("--preview-only needs --preview FILE.png") };
-    let faces = Faces::open(args, from_file)?;
+    let faces = open_faces(args, from_file)?;
     let (items, failures) = pipeline.preview_only(pool, images, args.preview_count, &faces)?;
     for f in &failures {
         eprintln!("skipped: {}: {}", f.path, f.reason);

@@ -3,16 +3,14 @@
 //! `--labels`, also score detector and model on the user's labelled photos
 //! (`scenes.txt`, `scenes.json`).
 
-use crate::cmd::detect::{DetectorArg, DetectorOpts};
 use crate::common;
-use anyhow::{bail, Result};
+use crate::detector::DetectorOpts;
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use image::RgbImage;
 use maskforge_contracts::{read_scene_labels, SceneLabels, SceneLabelsFormat};
-use maskforge_face::Face;
-use maskforge_imageio::{check_disjoint, walk_images, Output};
-use maskforge_landmarks::Detector;
-use maskforge_train::predict::{predict_photos, FaceFinder, PredictOptions};
+use maskforge_landmarks::DetectorKind;
+use maskforge_train::predict::{find_photos, predict_photos, PredictOptions};
 use maskforge_train::scenes::{self, ClassMap};
 use maskforge_train::Predictor;
 use std::path::{Path, PathBuf};
@@ -115,33 +113,12 @@ fn read_labels(opts: &LabelsOpts, root: &Path) -> Result<Option<SceneLabels>> {
     Ok(Some(labels))
 }
 
-/// The dlib detector as predict's face source.
-#[derive(Clone)]
-struct DlibFinder(Detector);
-
-impl FaceFinder for DlibFinder {
-    fn find(&mut self, img: &RgbImage) -> Result<Vec<Face>, String> {
-        self.0.detect(img).map_err(|e| e.to_string())
-    }
-}
-
 pub fn run(args: PredictArgs) -> Result<()> {
     let device = maskforge_train::device::parse_device(&args.device)?;
-    check_disjoint(&[&args.input], &[Output::new(&args.out, "output folder")])?;
-    let (root, photos, walk_failures) = if args.input.is_dir() {
-        let walk = walk_images(&args.input, &[&args.out]);
-        (args.input.clone(), walk.images, walk.failures)
-    } else if args.input.is_file() {
-        (args.input.parent().map(Path::to_path_buf).unwrap_or_default(), vec![args.input.clone()], Vec::new())
-    } else {
-        bail!("{}: no such photo or folder", args.input.display());
-    };
+    let (root, photos, walk_failures) = find_photos(&args.input, &args.out)?;
     let predictor = Predictor::load(&args.model, device)?;
     let s = predictor.meta.img_size;
-    let explain = args.explain.then(|| {
-        let patch = args.explain_patch.unwrap_or((s / 7).max(1));
-        (patch, args.explain_stride.unwrap_or((patch / 2).max(1)))
-    });
+    let explain = args.explain.then(|| PredictOptions::explain_sizes(s, args.explain_patch, args.explain_stride));
     let opts = PredictOptions {
         root,
         photos,
@@ -159,7 +136,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
         // Fail before predicting when a label has no class.
         class_map.resolve(labels.images.values().flatten().map(|b| b.label.as_str()), &predictor.meta.classes)?;
     }
-    let finder = DlibFinder(DetectorOpts::build(&args.detector.config(DetectorArg::Mtcnn), device)?);
+    let mut detector = DetectorOpts::build(&args.detector.config(DetectorKind::Mtcnn), device)?;
+    let finder = move |img: &RgbImage| detector.detect(img).map_err(|e| e.to_string());
     let pool = common::thread_pool(args.jobs)?;
     common::share_cores_with_workers(pool.current_num_threads());
     let pb = common::progress_bar(opts.photos.len() as u64, "predict");

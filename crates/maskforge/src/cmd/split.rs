@@ -3,17 +3,16 @@
 //! the normalisation statistics. No dlib or libtorch needed.
 
 use crate::common;
+use crate::progress::CountBar;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use indicatif::ProgressBar;
-use maskforge_imageio::{write_atomic, LoadLimits};
+use maskforge_imageio::{write_atomic, Failure, LoadLimits};
+use maskforge_split::report::stats_summary;
 use maskforge_split::{
-    check_materialize_dir, check_output_dir, manifest_stats, materialize, open_manifests, plan_split, verify,
-    write_split, Allow, GroupBy, MaterializeMode, MaterializedRecord, Method, Progress, Ratios, ScanOptions, Split,
-    SplitOptions, SplitPlan, Stats, VerifyOptions, DEFAULT_SEED,
+    manifest_stats, open_manifests, verify, Allow, GroupBy, MaterializeMode, Method, Ratios, ScanOptions, Split,
+    SplitOptions, SplitRequest, VerifyOptions, DEFAULT_SEED,
 };
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum MethodArg {
@@ -144,185 +143,82 @@ pub struct StatsArgs {
     pub jobs: Option<usize>,
 }
 
-/// indicatif behind the library's progress trait.
-struct Bar(ProgressBar);
-
-impl Progress for Bar {
-    fn start(&self, total: u64) {
-        self.0.set_length(total);
-    }
-    fn advance(&self) {
-        self.0.inc(1);
-    }
-}
-
 /// Skipped files: each on stderr up to this many, all in failures.csv.
 const MAX_PRINTED_SKIPS: usize = 20;
 
 pub fn run_split(args: SplitArgs) -> Result<()> {
     // Everything that can be refused is refused before any file is written.
     let ratios = Ratios::new(args.val, args.test)?;
-    check_output_dir(&args.root, &args.out)?;
-    if let Some(dir) = &args.materialize {
-        check_materialize_dir(&args.root, dir)?;
-    }
-    let seed = args.seed.unwrap_or(DEFAULT_SEED);
-    let options = SplitOptions {
-        ratios,
-        seed,
-        method: match args.method {
-            MethodArg::Exact => Method::Exact,
-            MethodArg::Stable => Method::Stable,
+    let mode = match args.mode {
+        ModeArg::Symlink => MaterializeMode::Symlink,
+        ModeArg::Hardlink => MaterializeMode::Hardlink,
+        ModeArg::Copy => MaterializeMode::Copy,
+    };
+    let request = SplitRequest {
+        root: args.root.clone(),
+        out: args.out.clone(),
+        options: SplitOptions {
+            ratios,
+            seed: args.seed.unwrap_or(DEFAULT_SEED),
+            method: match args.method {
+                MethodArg::Exact => Method::Exact,
+                MethodArg::Stable => Method::Stable,
+            },
+            group_by: args.group_by.clone(),
+            scan: ScanOptions {
+                decode: true,
+                hash: args.hash,
+                stats_size: args.stats_size,
+                limits: LoadLimits { max_pixels: args.max_pixels },
+            },
         },
-        group_by: args.group_by.clone(),
-        scan: ScanOptions {
-            decode: true,
-            hash: args.hash,
-            stats_size: args.stats_size,
-            limits: LoadLimits { max_pixels: args.max_pixels },
-        },
+        allow: Allow { single_class: args.allow_single_class, empty_split: args.allow_empty_split },
+        materialize: args.materialize.clone().map(|dir| (dir, mode)),
     };
     let pool = common::thread_pool(args.jobs)?;
-    let bar = Bar(common::progress_bar(0, "split"));
-    let started = Instant::now();
-    let plan = pool
-        .install(|| plan_split(&args.root, &options, &bar))
-        .with_context(|| format!("cannot split {}", args.root.display()))?;
-    bar.0.finish_and_clear();
-    let elapsed = started.elapsed().as_secs_f64();
-    // A split that cannot train a classifier is refused before anything is written.
-    plan.check_usable(Allow { single_class: args.allow_single_class, empty_split: args.allow_empty_split })
-        .with_context(|| format!("cannot split {}", args.root.display()))?;
-
-    let materialized = match &args.materialize {
-        Some(dir) => {
-            let mode = match args.mode {
-                ModeArg::Symlink => MaterializeMode::Symlink,
-                ModeArg::Hardlink => MaterializeMode::Hardlink,
-                ModeArg::Copy => MaterializeMode::Copy,
-            };
-            let placed = pool.install(|| materialize(&plan, dir, mode))?;
-            println!("materialized {placed} files into {} ({mode})", dir.display());
-            let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
-            Some(MaterializedRecord { dir: abs.to_string_lossy().into_owned(), mode: mode.to_string() })
-        }
-        None => None,
-    };
-    let written = write_split(&plan, &args.out, materialized)?;
-    print_report(&plan, &args, elapsed);
-    let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-    println!("wrote {}", names.join(", "));
-    Ok(())
-}
-
-fn print_report(plan: &SplitPlan, args: &SplitArgs, elapsed: f64) {
-    let o = &plan.options;
-    let scanned = plan.accepted() + plan.failures.len();
-    println!(
-        "{} images in {} classes under {} ({scanned} files decoded in {elapsed:.1} s, {:.0} files/s)",
-        plan.accepted(),
-        plan.classes.len(),
-        plan.root.display(),
-        scanned as f64 / elapsed.max(1e-9),
-    );
-    let seed_note = if args.seed.is_none() { " (default; --seed N to change)" } else { "" };
-    println!(
-        "seed {}{seed_note}, method {}, group-by {}: {} groups",
-        o.seed, o.method, o.group_by, plan.grouping.groups
-    );
-    if o.group_by == GroupBy::Source {
-        let g = &plan.grouping;
-        println!(
-            "  annotations.csv: {} images grouped by source, {} originals joined their source's group, {} images without a row (each its own group)",
-            g.annotated, g.originals_joined, g.unannotated
-        );
+    let bar = CountBar::new("split");
+    let done = pool.install(|| maskforge_split::run_split(&request, &bar));
+    bar.finish();
+    let done = done?;
+    if let (Some(placed), Some(dir)) = (done.materialized, &args.materialize) {
+        println!("materialized {placed} files into {} ({mode})", dir.display());
     }
-    if plan.outside_classes > 0 {
-        println!("ignored {} image file(s) directly in ROOT (not in a class folder)", plan.outside_classes);
-    }
+    let plan = &done.plan;
+    println!("{}", plan.summary(done.plan_seconds, args.seed.is_none()));
     if !plan.failures.is_empty() {
-        eprintln!(
-            "skipped {} file(s), listed with reasons in {}:",
-            plan.failures.len(),
-            args.out.join(maskforge_split::plan::FAILURES_CSV).display()
-        );
-        for f in plan.failures.iter().take(MAX_PRINTED_SKIPS) {
-            eprintln!("  {}: {}", f.path, f.reason);
-        }
-        if plan.failures.len() > MAX_PRINTED_SKIPS {
-            eprintln!("  ... and {} more", plan.failures.len() - MAX_PRINTED_SKIPS);
-        }
+        let failures_csv = args.out.join(maskforge_split::plan::FAILURES_CSV);
+        eprintln!("skipped {} file(s), listed with reasons in {}:", plan.failures.len(), failures_csv.display());
+        print_skipped(&plan.failures);
     }
-
-    let splits = plan.splits();
-    let counts = plan.counts();
-    let width = plan.classes.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
-    let mut header = format!("{:<width$} {:>2}", "class", "#");
-    for s in &splits {
-        header.push_str(&format!(" {:>16}", s.name()));
-    }
-    header.push_str(&format!(" {:>8}", "total"));
-    println!("{header}");
-    let cell = |n: u64, total: u64| format!("{n} ({:.1}%)", 100.0 * n as f64 / total.max(1) as f64);
-    let mut column_totals = [0u64; 3];
-    for c in &plan.classes {
-        let mut line = format!("{:<width$} {:>2}", c.name, c.index);
-        for s in &splits {
-            let n = counts[c.index][s.index()];
-            column_totals[s.index()] += n;
-            line.push_str(&format!(" {:>16}", cell(n, c.count)));
-        }
-        line.push_str(&format!(" {:>8}", c.count));
-        println!("{line}");
-    }
-    let total = plan.accepted() as u64;
-    let mut line = format!("{:<width$} {:>2}", "total", "");
-    for s in &splits {
-        line.push_str(&format!(" {:>16}", cell(column_totals[s.index()], total)));
-    }
-    line.push_str(&format!(" {total:>8}"));
-    println!("{line}");
+    println!("{}", plan.table());
     for w in plan.warnings() {
         eprintln!("warning: {w}");
     }
     if let Some(stats) = plan.train_stats() {
-        print_stats(&stats);
+        println!("{}", stats_summary(&stats));
     }
+    let names: Vec<String> = done.written.iter().map(|p| p.display().to_string()).collect();
+    println!("wrote {}", names.join(", "));
+    Ok(())
 }
 
-fn fmt3(v: &[f64; 3]) -> String {
-    format!("[{:.4}, {:.4}, {:.4}]", v[0], v[1], v[2])
-}
-
-fn print_stats(stats: &Stats) {
-    let size = stats.stats_size.map(|s| format!(", resized to {s}x{s}")).unwrap_or_default();
-    println!(
-        "{} statistics ({} images, {} pixels{size}): mean {} std {}",
-        stats.manifest,
-        stats.images,
-        stats.pixels,
-        fmt3(&stats.mean),
-        fmt3(&stats.std)
-    );
-    let weights: Vec<String> = stats
-        .class_names
-        .iter()
-        .zip(stats.class_counts.iter().zip(&stats.class_weights))
-        .map(|(name, (n, w))| match w {
-            Some(w) => format!("{name} {n} (weight {w:.3})"),
-            None => format!("{name} 0 (no weight)"),
-        })
-        .collect();
-    println!("class counts: {}", weights.join(", "));
+/// The first [`MAX_PRINTED_SKIPS`] skipped files on stderr.
+fn print_skipped(failures: &[Failure]) {
+    for f in failures.iter().take(MAX_PRINTED_SKIPS) {
+        eprintln!("  {}: {}", f.path, f.reason);
+    }
+    if failures.len() > MAX_PRINTED_SKIPS {
+        eprintln!("  ... and {} more", failures.len() - MAX_PRINTED_SKIPS);
+    }
 }
 
 pub fn run_verify(args: VerifyArgs) -> Result<()> {
     let set = open_manifests(&args.manifests, args.root.as_deref())?;
     let options = VerifyOptions { decode: !args.no_decode, limits: LoadLimits { max_pixels: args.max_pixels } };
     let pool = common::thread_pool(args.jobs)?;
-    let bar = Bar(common::progress_bar(0, "verify"));
+    let bar = CountBar::new("verify");
     let report = pool.install(|| verify(&set, &options, &bar));
-    bar.0.finish_and_clear();
+    bar.finish();
     for m in &report.mismatches {
         if m.path.is_empty() {
             println!("{}: {}", m.manifest, m.problem);
@@ -354,10 +250,10 @@ pub fn run_stats(args: StatsArgs) -> Result<()> {
         )?;
     }
     let pool = common::thread_pool(args.jobs)?;
-    let bar = Bar(common::progress_bar(0, "stats"));
+    let bar = CountBar::new("stats");
     let limits = LoadLimits { max_pixels: args.max_pixels };
     let (stats, failures) = pool.install(|| manifest_stats(&set, 0, args.stats_size, limits, &bar));
-    bar.0.finish_and_clear();
+    bar.finish();
     for f in failures.iter().take(MAX_PRINTED_SKIPS) {
         eprintln!("skipped {}: {}", f.path, f.reason);
     }

@@ -1,16 +1,43 @@
 //! `maskforge train`, `maskforge eval` and (with dlib) `maskforge predict`.
 
 use crate::common;
+use crate::progress::Console;
 use anyhow::{bail, Context, Result};
-use clap::Args;
-use indicatif::ProgressBar;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Arg, Args};
 use maskforge_train::optim::{OptimizerKind, ScheduleKind};
-use maskforge_train::{
-    check_loader_flags, read_run_config, Arch, EpochRow, Event, LossKind, NormKind, Phase, TrainConfig,
-};
+use maskforge_train::{check_new_run, resumed_config, Arch, LossKind, NormKind, ResumeChanges, TrainConfig};
 use std::path::PathBuf;
 
+/// The flags `train --resume` takes (clap ids); clap refuses every other
+/// flag of [`TrainArgs`] beside `--resume`, a new one included.
+const RESUME_FLAGS: [&str; 7] = ["resume", "epochs", "patience", "device", "workers", "prefetch", "no_amp"];
+
+/// Makes `arg` conflict with `--resume` unless [`RESUME_FLAGS`] lists it.
+fn refused_on_resume(arg: Arg) -> Arg {
+    if RESUME_FLAGS.contains(&arg.get_id().as_str()) {
+        arg
+    } else {
+        arg.conflicts_with("resume")
+    }
+}
+
+/// A parse error, with a tip on what `--resume` may change when a flag
+/// conflicts with it.
+pub fn with_resume_tip(mut err: clap::Error) -> clap::Error {
+    let is_resume = |kind| matches!(err.get(kind), Some(ContextValue::String(a)) if a.starts_with("--resume "));
+    if err.kind() == ErrorKind::ArgumentConflict
+        && (is_resume(ContextKind::InvalidArg) || is_resume(ContextKind::PriorArg))
+    {
+        let flags: Vec<String> = RESUME_FLAGS[1..].iter().map(|id| format!("--{}", id.replace('_', "-"))).collect();
+        let tip = format!("with --resume the run's saved config.json is used; only {} may change", flags.join(", "));
+        err.insert(ContextKind::Suggested, ContextValue::StyledStrs(vec![tip.into()]));
+    }
+    err
+}
+
 #[derive(Args, Debug)]
+#[command(mut_args(refused_on_resume))]
 pub struct TrainArgs {
     /// Folder written by `maskforge split`: classes.csv, train.csv, val.csv, stats.json, split.json.
     #[arg(long, value_name = "DIR", required_unless_present = "resume")]
@@ -22,7 +49,7 @@ pub struct TrainArgs {
     /// only --epochs, --patience, --device, --workers, --prefetch and --no-amp may be changed.
     /// A run with all its epochs done gets whatever its last epoch left unwritten
     /// (best checkpoint, metrics row, curves, report) and ends.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["manifests", "out"])]
+    #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
     /// Dataset root the manifest paths are relative to [default: from split.json].
     #[arg(long, value_name = "DIR")]
@@ -118,6 +145,12 @@ pub struct TrainArgs {
     /// filled with a random colour or noise (an occluder) [default: 0; it can hide what the label is about].
     #[arg(long, value_name = "P")]
     pub erase: Option<f64>,
+    /// Framing probability, in [0, 1]: in place of the random resized crop, a square of 0.5-1.15
+    /// times the image's shorter side, off-centre and mostly lower (the face fills the frame, cut
+    /// through the forehead or eyes, as in real close-ups). For models that will see photos framed
+    /// otherwise than by maskforge's own crops (`predict` cuts those) [default: 0].
+    #[arg(long, value_name = "P")]
+    pub framing: Option<f64>,
     /// No augmentation at all.
     #[arg(long)]
     pub no_augment: bool,
@@ -154,77 +187,20 @@ pub enum ClassWeightsArg {
 }
 impl TrainArgs {
     /// The run configuration: defaults, then the flags; with `--resume`,
-    /// the saved configuration with the few flags that may change.
+    /// the saved configuration with the few flags that may change
+    /// ([`RESUME_FLAGS`]).
     fn config(&self) -> Result<(TrainConfig, bool)> {
         if let Some(run) = &self.resume {
-            let fixed: Vec<(&str, bool)> = vec![
-                ("--root", self.root.is_some()),
-                ("--arch", self.arch.is_some()),
-                ("--weights", self.weights.is_some()),
-                ("--freeze-backbone", self.freeze_backbone),
-                ("--dropout", self.dropout.is_some()),
-                ("--loss", self.loss.is_some()),
-                ("--class-weights", self.class_weights.is_some()),
-                ("--optimizer", self.optimizer.is_some()),
-                ("--lr", self.lr.is_some()),
-                ("--momentum", self.momentum.is_some()),
-                ("--weight-decay", self.weight_decay.is_some()),
-                ("--schedule", self.schedule.is_some()),
-                ("--warmup-epochs", self.warmup_epochs.is_some()),
-                ("--step-size", self.step_size.is_some()),
-                ("--gamma", self.gamma.is_some()),
-                ("--min-lr", self.min_lr.is_some()),
-                ("--batch-size", self.batch_size.is_some()),
-                ("--img-size", self.img_size.is_some()),
-                ("--hflip", self.hflip.is_some()),
-                ("--vflip", self.vflip.is_some()),
-                ("--rotate", self.rotate.is_some()),
-                ("--crop-scale", self.crop_scale.is_some()),
-                ("--jitter", self.jitter.is_some()),
-                ("--grey", self.grey.is_some()),
-                ("--blur", self.blur.is_some()),
-                ("--jpeg", self.jpeg.is_some()),
-                ("--downscale", self.downscale.is_some()),
-                ("--erase", self.erase.is_some()),
-                ("--no-augment", self.no_augment),
-                ("--norm", self.norm.is_some()),
-                ("--seed", self.seed.is_some()),
-                ("--max-pixels", self.max_pixels.is_some()),
-                ("--manifests", self.manifests.is_some()),
-                ("--out", self.out.is_some()),
-            ];
-            let given: Vec<&str> = fixed.iter().filter(|(_, g)| *g).map(|(n, _)| *n).collect();
-            if !given.is_empty() {
-                bail!(
-                    "with --resume the run's saved config.json is used; {} cannot change (only --epochs, --patience, --device, --workers, --prefetch, --no-amp)",
-                    given.join(", ")
-                );
-            }
-            let mut cfg = read_run_config(run).with_context(|| format!("cannot resume {}", run.display()))?;
-            // The saved `out` may be relative to where the run started; the
-            // folder given now is the one to continue in.
-            cfg.out = run.clone();
-            if let Some(v) = self.epochs {
-                cfg.epochs = v;
-            }
-            if let Some(v) = self.patience {
-                cfg.patience = v;
-            }
-            if let Some(v) = &self.device {
-                cfg.device = v.clone();
-            }
-            if let Some(v) = self.workers {
-                cfg.workers = v;
-            }
-            if let Some(v) = self.prefetch {
-                cfg.prefetch = v;
-            }
-            if self.no_amp {
-                cfg.amp = false;
-            }
-            // Also checked by the library; here the message names the run,
-            // since most of the numbers come from its config.json.
-            cfg.validate().with_context(|| format!("cannot resume {}", run.display()))?;
+            // Every other flag is refused by clap (`refused_on_resume`).
+            let changes = ResumeChanges {
+                epochs: self.epochs,
+                patience: self.patience,
+                device: self.device.clone(),
+                workers: self.workers,
+                prefetch: self.prefetch,
+                no_amp: self.no_amp,
+            };
+            let cfg = resumed_config(run, &changes).with_context(|| format!("cannot resume {}", run.display()))?;
             return Ok((cfg, true));
         }
         let (Some(manifests), Some(out)) = (&self.manifests, &self.out) else {
@@ -236,8 +212,7 @@ impl TrainArgs {
             c.arch = a;
         }
         c.dropout = self.dropout.unwrap_or(c.arch.default_dropout());
-        c.weights =
-            self.weights.as_deref().map(|w| crate::cmd::weights::train_weights(w, c.arch.name())).transpose()?;
+        c.weights = self.weights.as_deref().map(|w| maskforge_weights::train_weights(w, c.arch)).transpose()?;
         c.freeze_backbone = self.freeze_backbone;
         c.loss = self.loss.unwrap_or(c.loss);
         c.class_weights = self.class_weights == Some(ClassWeightsArg::Auto);
@@ -268,6 +243,7 @@ impl TrainArgs {
         a.jpeg = self.jpeg.unwrap_or(a.jpeg);
         a.downscale = self.downscale.unwrap_or(a.downscale);
         a.erase = self.erase.unwrap_or(a.erase);
+        a.framing = self.framing.unwrap_or(a.framing);
         c.norm = self.norm.unwrap_or(c.norm);
         c.seed = self.seed.unwrap_or(c.seed);
         c.workers = self.workers.unwrap_or(0);
@@ -275,77 +251,14 @@ impl TrainArgs {
         c.device = self.device.clone().unwrap_or(c.device);
         c.amp = !self.no_amp;
         c.max_pixels = self.max_pixels.unwrap_or(c.max_pixels);
-        if self.out.as_ref().is_some_and(|o| o.join("last.safetensors").exists()) {
-            bail!(
-                "{} already holds a run (last.safetensors); continue it with --resume {0}, or choose another --out",
-                c.out.display()
-            );
-        }
+        check_new_run(&c.out)?;
         Ok((c, false))
     }
 }
 
-/// Draws progress bars and prints epoch lines for training events.
-struct Console {
-    bar: Option<ProgressBar>,
-}
-
-impl Console {
-    fn new() -> Self {
-        Console { bar: None }
-    }
-
-    fn handle(&mut self, e: Event) {
-        match e {
-            Event::Info(m) => self.println(&m),
-            Event::Skipped { path, reason } => self.println(&format!("skipped {path}: {reason}")),
-            Event::PhaseStart { phase, epoch, epochs, images } => {
-                let what = match phase {
-                    Phase::Train => format!("epoch {epoch}/{epochs} train"),
-                    Phase::Val => format!("epoch {epoch}/{epochs} val  "),
-                };
-                self.bar = Some(common::progress_bar(images as u64, &what));
-            }
-            Event::Progress { images } => {
-                if let Some(b) = &self.bar {
-                    b.set_position(images as u64);
-                }
-            }
-            Event::PhaseEnd => {
-                if let Some(b) = self.bar.take() {
-                    b.finish_and_clear();
-                }
-            }
-            Event::EpochEnd(r) => self.println(&epoch_line(r)),
-        }
-    }
-
-    fn println(&self, m: &str) {
-        match &self.bar {
-            Some(b) if !b.is_hidden() => b.println(m),
-            _ => eprintln!("{m}"),
-        }
-    }
-}
-
-fn epoch_line(r: &EpochRow) -> String {
-    format!(
-        "epoch {:>3}  lr {:.2e}  train loss {:.4} acc {:.4}  val loss {:.4} acc {:.4}  {:.1} img/s  {:.1}s{}",
-        r.epoch,
-        r.lr,
-        r.train_loss,
-        r.train_acc,
-        r.val_loss,
-        r.val_acc,
-        r.train_images_per_s,
-        r.seconds,
-        if r.best { "  * best" } else { "" }
-    )
-}
-
 pub fn run_train(args: TrainArgs) -> Result<()> {
     let (cfg, resume) = args.config()?;
-    let mut console = Console::new();
+    let mut console = Console::default();
     let summary = maskforge_train::train(&cfg, resume, &mut |e| console.handle(e))?;
     println!("{}", summary.report.to_text());
     println!(
@@ -387,39 +300,72 @@ pub struct EvalArgs {
 }
 
 pub fn run_eval(args: EvalArgs) -> Result<()> {
-    // Before the model is loaded or anything is written.
-    check_loader_flags(args.batch_size, args.workers.unwrap_or(0), args.max_pixels)?;
     let opts = maskforge_train::EvalOptions {
-        model: args.model.clone(),
-        manifest: args.manifest.clone(),
-        root: args.root.clone(),
+        model: args.model,
+        manifest: args.manifest,
+        root: args.root,
         batch_size: args.batch_size,
         workers: args.workers.unwrap_or(0),
-        device: args.device.clone(),
+        device: args.device,
         max_pixels: args.max_pixels,
     };
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stem =
-            args.manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "manifest".into());
-        args.model.parent().unwrap_or(std::path::Path::new(".")).join(format!("eval-{stem}"))
-    });
-    let manifest_dir =
-        args.manifest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let root = maskforge_train::manifest::resolve_root(manifest_dir, args.root.as_deref())?;
-    maskforge_imageio::check_disjoint(
-        &[&args.manifest, &root],
-        &[maskforge_imageio::Output::new(&out, "output folder")],
-    )?;
-    let mut console = Console::new();
-    let (report, preds) = maskforge_train::eval_manifest(&opts, &mut |e| console.handle(e))?;
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    report.write(&out)?;
-    maskforge_train::eval::write_predictions_csv(
-        &out.join("predictions.csv"),
-        &report.classification.classes.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
-        &preds,
-    )?;
+    let out = args.out.unwrap_or_else(|| opts.default_out());
+    let mut console = Console::default();
+    let report = maskforge_train::eval_into(&opts, &out, &mut |e| console.handle(e))?;
     println!("{}", report.to_text());
     println!("wrote {}/report.txt, report.json, predictions.csv", out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser, Debug)]
+    struct Train {
+        #[command(flatten)]
+        args: TrainArgs,
+    }
+
+    #[test]
+    fn every_flag_but_the_resume_ones_is_refused_on_resume() {
+        let mut cmd = Train::command();
+        cmd.build();
+        let ids: Vec<&str> = cmd.get_arguments().map(|a| a.get_id().as_str()).collect();
+        for arg in cmd.get_arguments().filter(|a| !["help", "resume"].contains(&a.get_id().as_str())) {
+            let id = arg.get_id().as_str();
+            let refused = cmd.get_arg_conflicts_with(arg).iter().any(|a| a.get_id() == "resume");
+            assert_eq!(refused, !RESUME_FLAGS.contains(&id), "--{id}: refused on resume unless RESUME_FLAGS lists it");
+        }
+        // No stale name in the list, and `--resume`'s help names every flag it takes.
+        let help = cmd.get_arguments().find(|a| a.get_id() == "resume").and_then(|a| a.get_help()).unwrap();
+        for id in RESUME_FLAGS {
+            assert!(ids.contains(&id), "{id}");
+            assert!(id == "resume" || help.to_string().contains(&format!("--{}", id.replace('_', "-"))), "{id}");
+        }
+        let err = Train::try_parse_from(["train", "--resume", "r", "--epochs", "9", "--lr", "0.1"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+        let text = with_resume_tip(err).to_string();
+        assert!(text.contains("--lr") && text.contains("only --epochs, --patience,"), "{text}");
+        let allowed = ["--epochs", "9", "--patience", "0", "--device", "cpu", "-j", "2", "--prefetch", "2", "--no-amp"];
+        assert!(Train::try_parse_from(["train", "--resume", "r"].into_iter().chain(allowed)).is_ok());
+    }
+
+    #[test]
+    fn a_new_flag_is_refused_on_resume_unless_listed() {
+        #[derive(Parser)]
+        #[command(mut_args(refused_on_resume))]
+        struct Grown {
+            #[arg(long)]
+            resume: Option<PathBuf>,
+            #[arg(long)]
+            epochs: Option<usize>,
+            #[arg(long)]
+            new_setting: Option<u32>,
+        }
+        let err = Grown::try_parse_from(["t", "--resume", "r", "--new-setting", "1"]).err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::ArgumentConflict);
+        assert!(Grown::try_parse_from(["t", "--resume", "r", "--epochs", "1"]).is_ok());
+    }
 }

@@ -2,14 +2,13 @@
 //! downloaded, checked, converted to safetensors and cached by
 //! `maskforge-weights`; and `--weights imagenet` for `train`.
 
+use crate::progress::ByteBar;
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use maskforge_weights::fetch::parse_max_bytes;
 use maskforge_weights::{
-    cache_dir, cached_file, read_provenance, FetchRequest, Model, Progress, Source, DEFAULT_MAX_BYTES,
+    cache_dir, cached_file, read_provenance, Arch, FetchRequest, Progress, Source, DEFAULT_MAX_BYTES,
 };
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -31,7 +30,7 @@ pub enum WeightsCommand {
 pub struct FetchArgs {
     /// Backbone: resnet50, resnet18 or mobilenet_v2.
     #[arg(value_name = "ARCH")]
-    pub arch: Model,
+    pub arch: Arch,
     /// Fetch from this URL (a mirror) instead of download.pytorch.org. The file name's -HASH part
     /// (resnet50-0676ba61.pth) is the expected SHA-256 prefix, unless --sha256 is given.
     #[arg(long, value_name = "URL", conflicts_with = "file")]
@@ -70,54 +69,9 @@ pub fn run(args: WeightsArgs) -> Result<()> {
     }
 }
 
-/// A byte progress bar on stderr when it is a terminal, hidden otherwise.
-struct Bar(Option<ProgressBar>);
-
-impl Progress for Bar {
-    fn start(&mut self, total: Option<u64>, resumed_from: u64) {
-        let pb = match total {
-            Some(t) => ProgressBar::new(t),
-            None => ProgressBar::no_length(),
-        };
-        if std::io::stderr().is_terminal() {
-            pb.set_draw_target(ProgressDrawTarget::stderr());
-            pb.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} download [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-        } else {
-            pb.set_draw_target(ProgressDrawTarget::hidden());
-        }
-        pb.set_position(resumed_from);
-        if resumed_from > 0 {
-            pb.println(format!("resuming after {resumed_from} bytes already downloaded"));
-        }
-        self.0 = Some(pb);
-    }
-
-    fn advance(&mut self, bytes: u64) {
-        if let Some(pb) = &self.0 {
-            pb.inc(bytes);
-        }
-    }
-
-    fn finish(&mut self) {
-        if let Some(pb) = self.0.take() {
-            pb.finish_and_clear();
-        }
-    }
-}
-
 fn run_fetch(a: FetchArgs) -> Result<()> {
     let cache = cache_dir(a.cache.as_deref())?;
-    let source = match (&a.url, &a.file) {
-        (_, Some(f)) => Source::File(f.clone()),
-        (Some(u), None) => Source::Url(u.clone()),
-        (None, None) => Source::Url(a.arch.official_url().to_string()),
-    };
+    let source = Source::chosen(a.arch, a.url.as_deref(), a.file.as_deref());
     eprintln!("{}: {} -> {}", a.arch, source.describe(), cached_file(&cache.dir, a.arch).display());
     let req = FetchRequest {
         model: a.arch,
@@ -127,7 +81,7 @@ fn run_fetch(a: FetchArgs) -> Result<()> {
         force: a.force,
         max_bytes: a.max_bytes,
     };
-    let mut bar = Bar(None);
+    let mut bar = ByteBar::default();
     let got = maskforge_weights::fetch(&req, &mut bar);
     bar.finish();
     let got = got?;
@@ -155,7 +109,7 @@ fn run_fetch(a: FetchArgs) -> Result<()> {
 fn run_list(a: ListArgs) -> Result<()> {
     let cache = cache_dir(a.cache.as_deref())?;
     println!("weights cache: {} (from {})", cache.dir.display(), cache.from);
-    for m in Model::ALL {
+    for m in Arch::ALL {
         let path = cached_file(&cache.dir, m);
         if !path.is_file() {
             println!("{:<13} missing: maskforge weights fetch {m}   ({})", m.name(), m.official_url());
@@ -168,16 +122,4 @@ fn run_list(a: ListArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// `train --weights`: `imagenet` means the cached ImageNet weights of
-/// `arch` (an error saying to run `maskforge weights fetch ARCH` when they
-/// are missing); anything else is a file path, unchanged.
-#[cfg(feature = "tch")]
-pub fn train_weights(weights: &std::path::Path, arch: &str) -> Result<PathBuf> {
-    if weights.as_os_str() != "imagenet" {
-        return Ok(weights.to_path_buf());
-    }
-    let model: Model = arch.parse().map_err(anyhow::Error::msg)?;
-    Ok(maskforge_weights::imagenet_weights(model)?)
 }

@@ -1,0 +1,175 @@
+//! The faces `maskforge mask` draws on, as the pipeline's [`FaceSource`]:
+//! from dlib ([`DetectorFaces`]: boxes on the detection copy, the size
+//! filter, then landmarks on the full image; or the crop fit of `--faces
+//! crop`), or from a landmarks file ([`MaskFaces::File`]). `mask` and
+//! `bench_mask` both use this one source.
+
+use crate::{Detector, DetectorConfig, DetectorKind};
+use image::RgbImage;
+use maskforge_face::fit::{self, CropLimits};
+use maskforge_face::FaceMethod;
+use maskforge_pipeline::{DetectorSettings, FaceFilter, FaceSource, FileFaces, FoundFaces, Summary};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How `mask` finds faces without a landmarks file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum FacesMode {
+    /// The face detector (--detector).
+    Detect,
+    /// No detector: every image is a face crop; its landmarks are fitted and checked.
+    Crop,
+    /// The detector, and the crop fit where it finds no face.
+    Auto,
+}
+
+impl FacesMode {
+    /// What mask_settings.json records beside the detector.
+    pub fn settings(self) -> Option<String> {
+        match self {
+            FacesMode::Detect => None,
+            FacesMode::Crop => Some("crop (box from the crop, landmarks checked)".into()),
+            FacesMode::Auto => Some("auto (detector, else crop)".into()),
+        }
+    }
+
+    /// The detector run when none is named: HOG; MTCNN for `auto` in a
+    /// build with it (`has_mtcnn`: on real face crops it finds the most faces).
+    pub fn default_detector(self, has_mtcnn: bool) -> DetectorKind {
+        if self == FacesMode::Auto && has_mtcnn {
+            DetectorKind::Mtcnn
+        } else {
+            DetectorKind::Hog
+        }
+    }
+}
+
+/// What `mask_settings.json` records of the detector `config` and `mode`.
+pub fn settings(config: &DetectorConfig, mode: FacesMode) -> DetectorSettings {
+    DetectorSettings {
+        detector: config.detector_text(),
+        detect_max_side: config.detect_max_side.unwrap_or(0),
+        scale: Some(config.scale_text()),
+        upsample: config.upsample,
+        faces: mode.settings(),
+    }
+}
+
+/// Faces smaller than this are left bare unless `--min-face` says: 40 px,
+/// or the detector's own default where that is smaller (MTCNN's 24). Not
+/// the detector's default alone: HOG's 80 would drop the smaller faces that
+/// `--faces crop` fits and landmark files list.
+pub fn default_min_face(kind: DetectorKind) -> u32 {
+    const DEFAULT: u32 = 40;
+    kind.default_min_face().min(DEFAULT)
+}
+
+/// The points check of faces from a detector other than dlib's: the crop
+/// fit's shape limit, and the box the points imply overlapping the detector's
+/// by at least half.
+const MAX_SHAPE_RESIDUAL: f32 = 0.35;
+const MIN_POINTS_OVERLAP: f32 = 0.5;
+
+/// Faces from dlib: boxes on the downscaled copy, the size filter, then
+/// landmarks on the full image for the faces kept; or the crop fit.
+#[derive(Clone)]
+pub struct DetectorFaces {
+    det: Detector,
+    mode: FacesMode,
+    /// Time spent finding boxes (not landmarks, not the crop fit).
+    detect_time: Duration,
+}
+
+impl DetectorFaces {
+    /// `det` must hold the landmark model; with [`FacesMode::Crop`] it needs
+    /// no detector ([`Detector::landmarks_only`]).
+    pub fn new(det: Detector, mode: FacesMode) -> DetectorFaces {
+        DetectorFaces { det, mode, detect_time: Duration::ZERO }
+    }
+
+    /// Time this source (this clone) spent finding boxes so far.
+    pub fn detect_time(&self) -> Duration {
+        self.detect_time
+    }
+
+    /// The face of a face crop, or why there is none.
+    fn crop_face(&self, image: &RgbImage, filter: FaceFilter) -> Result<FoundFaces, String> {
+        let face = self.det.face_in_crop(image, &CropLimits::default()).map_err(|e| e.to_string())?;
+        let face = face.map_err(|why| why.to_string())?;
+        let selected = filter.select_by(vec![face], |f| f.bbox);
+        Ok(FoundFaces { faces: selected.kept, small: selected.small, found: selected.found, method: FaceMethod::Crop })
+    }
+}
+
+impl FaceSource for DetectorFaces {
+    fn find_faces(
+        &mut self,
+        image: &RgbImage,
+        _path: &Path,
+        _rel: &str,
+        filter: FaceFilter,
+    ) -> Result<FoundFaces, String> {
+        if self.mode == FacesMode::Crop {
+            return self.crop_face(image, filter);
+        }
+        let start = Instant::now();
+        let boxes = self.det.detect_boxes(image).map_err(|e| e.to_string());
+        self.detect_time += start.elapsed();
+        let selected = filter.select(boxes?);
+        let mut faces = self.det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
+        let mut found = selected.found;
+        if self.det.config().kind == DetectorKind::Mtcnn {
+            // Its boxes come from another model: draw only on faces whose
+            // 68 points agree with the box (as the crop fit checks its own).
+            let before = faces.len();
+            faces.retain(|f| fit::check_in_box(&f.landmarks, &f.bbox, MAX_SHAPE_RESIDUAL, MIN_POINTS_OVERLAP).is_ok());
+            found -= before - faces.len();
+        }
+        if faces.is_empty() && selected.small == 0 && self.mode == FacesMode::Auto {
+            return self.crop_face(image, filter);
+        }
+        let method = self.det.config().kind.method();
+        Ok(FoundFaces { faces, small: selected.small, found, method })
+    }
+}
+
+/// Where a run's faces come from: dlib, or a landmarks file (`--landmarks`).
+#[derive(Clone)]
+pub enum MaskFaces {
+    Detector(Box<DetectorFaces>),
+    File(FileFaces),
+}
+
+impl FaceSource for MaskFaces {
+    fn find_faces(
+        &mut self,
+        image: &RgbImage,
+        path: &Path,
+        rel: &str,
+        filter: FaceFilter,
+    ) -> Result<FoundFaces, String> {
+        match self {
+            MaskFaces::Detector(dlib) => dlib.find_faces(image, path, rel, filter),
+            MaskFaces::File(file) => file.find_faces(image, path, rel, filter),
+        }
+    }
+}
+
+/// Detection at full size is most of a run on large faces (FFHQ): when every
+/// face a detector found was large, which `--min-face` would detect on a
+/// smaller copy, and what it would cost; `None` when that says nothing new.
+pub fn min_face_tip(config: &DetectorConfig, s: &Summary) -> Option<String> {
+    /// Too few faces say little about a dataset.
+    const MIN_FACES: usize = 10;
+    if s.small_faces > 0 || s.faces_masked < MIN_FACES {
+        return None;
+    }
+    let smallest = s.smallest_detected_face?;
+    let (suggested, pixel_share) = config.faster_min_face(smallest)?;
+    Some(format!(
+        "the smallest face found was {smallest:.0} px; --min-face {suggested} detects on a copy with 1/{:.0} of \
+         the pixels (faster) and misses faces under {suggested} px",
+        1.0 / pixel_share
+    ))
+}
