@@ -18,7 +18,7 @@ CX = 240.0
 # people actually wear: disposable surgical masks dominate, in light blue,
 # white and black first; dark cloth and sponge masks are common and are the
 # ones detectors miss most. Each entry: (weight, reason, [(colour, weight)]).
-# The README's "Built-in styles" table mirrors this; keep the two in step.
+# The "Built-in styles" table of docs/mask.md mirrors this; keep the two in step.
 STYLES = {
     "surgical": (0.38, "the disposable pleated mask is the most worn mask by far", [
         ("surgicalblue", 0.45), ("white", 0.20), ("black", 0.20), ("lightblue", 0.05),

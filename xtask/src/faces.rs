@@ -53,7 +53,7 @@ const BANDS: [&str; 4] = ["<32", "32–63", "64–127", "≥128"];
 const CROP_MIN_SIDE: u32 = 50;
 const CROP_MARGIN: f64 = 0.2;
 /// MaskTheFace (Python, dlib HOG, one core) on ~120 px face crops: images/s
-/// and the share of crops it finds a face in (README, mask's Benchmark).
+/// and the share of crops it finds a face in (docs/mask.md, Benchmark).
 const MASKTHEFACE_IPS: f64 = 23.6;
 const MASKTHEFACE_FOUND: f64 = 0.51;
 

@@ -1,4 +1,4 @@
-//! `cargo xtask gallery`: README's mask gallery, drawn by the release
+//! `cargo xtask gallery`: the mask gallery of docs/mask.md, drawn by the release
 //! binary's own `mask --preview-only`, so it shows exactly what `mask` draws.
 
 use crate::{apply_torch_env, build_release, run_cmd, setup};
@@ -14,7 +14,7 @@ const GALLERY_SEED: &str = "11";
 const GALLERY_START: &str = "<!-- gallery:start (written by `cargo xtask gallery`) -->";
 const GALLERY_END: &str = "<!-- gallery:end -->";
 
-/// Draws `docs/gallery/` and rewrites README.md's gallery section.
+/// Draws `docs/gallery/` and rewrites docs/mask.md's gallery section.
 pub fn gallery(root: &Path) -> Result<()> {
     setup::setup(root)?;
     let bin = build_release(root)?;
@@ -35,19 +35,20 @@ pub fn gallery(root: &Path) -> Result<()> {
     }
     let mut section = format!("{GALLERY_START}\n");
     for (title, file) in &sheets {
-        section.push_str(&format!("\n**{title}**\n\n![{title}](docs/gallery/{file})\n"));
+        section.push_str(&format!("\n**{title}**\n\n![{title}](gallery/{file})\n"));
     }
     section.push_str(&format!("\n{GALLERY_END}"));
-    let readme_path = root.join("README.md");
-    let readme = std::fs::read_to_string(&readme_path)?;
-    let (Some(a), Some(b)) = (readme.find(GALLERY_START), readme.find(GALLERY_END)) else {
-        bail!("README.md has no gallery markers ({GALLERY_START} ... {GALLERY_END})");
+    // The page beside docs/gallery/, so the images are linked as gallery/FILE.
+    let page_path = root.join("docs/mask.md");
+    let page = std::fs::read_to_string(&page_path)?;
+    let (Some(a), Some(b)) = (page.find(GALLERY_START), page.find(GALLERY_END)) else {
+        bail!("docs/mask.md has no gallery markers ({GALLERY_START} ... {GALLERY_END})");
     };
-    let updated = format!("{}{}{}", &readme[..a], section, &readme[b + GALLERY_END.len()..]);
-    let tmp = readme_path.with_extension("md.tmp");
+    let updated = format!("{}{}{}", &page[..a], section, &page[b + GALLERY_END.len()..]);
+    let tmp = page_path.with_extension("md.tmp");
     std::fs::write(&tmp, updated)?;
-    std::fs::rename(&tmp, &readme_path)?;
-    println!("gallery: {} sheets in {}, README.md updated", sheets.len(), out.display());
+    std::fs::rename(&tmp, &page_path)?;
+    println!("gallery: {} sheets in {}, docs/mask.md updated", sheets.len(), out.display());
     Ok(())
 }
 

@@ -11,7 +11,7 @@
 //!   cargo xtask bench <stage>         detect | mask | split | train | all
 //!   cargo xtask bench faces           face detectors vs OpenCV's res10 SSD on real crowd photos
 //!   cargo xtask realcheck             train on masked real bare faces only, score on other real photos
-//!   cargo xtask gallery               README's mask gallery, from the sample photos
+//!   cargo xtask gallery               the mask gallery of docs/mask.md, from the sample photos
 //!   cargo xtask convert-weights IN OUT   torchvision .pth state_dict -> .safetensors
 
 mod faces;
@@ -91,7 +91,7 @@ tasks:
                              --no-build, --mask-args ARGS, --train-args ARGS, --work DIR)
   gallery                    setup, build, then draw docs/gallery/: one contact sheet per mask style
                              (every wear variant) and per variant (every style), from the sample
-                             photos; rewrites README.md's gallery section to list them
+                             photos; rewrites docs/mask.md's gallery section to list them
   convert-weights IN OUT     torchvision state_dict (.pth) -> safetensors, for `maskforge train --weights`";
 
 pub fn project_root() -> PathBuf {

@@ -2,6 +2,8 @@
 //! `cmd/<name>.rs`, parses its flags with clap and calls the library crates;
 //! errors are reported here, once, with anyhow.
 
+#[cfg(test)]
+mod cli_docs;
 mod cmd;
 mod common;
 #[cfg(feature = "dlib")]
