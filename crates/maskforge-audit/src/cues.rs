@@ -15,10 +15,15 @@ pub struct FileCues {
     pub jpeg_quality: Option<f32>,
     /// `4:4:4`, `4:2:2`, `4:2:0`, `grey` or `HxV`.
     pub subsampling: Option<String>,
+    /// Whether the file carries an EXIF block (JPEG APP1, PNG `eXIf`).
     pub exif: bool,
+    /// Whether the file carries an ICC profile (JPEG APP2, PNG `iCCP`).
     pub icc: bool,
+    /// Width in pixels, from the header (0 when unreadable).
     pub width: u32,
+    /// Height in pixels, from the header (0 when unreadable).
     pub height: u32,
+    /// File size in bytes.
     pub bytes: u64,
 }
 
@@ -27,8 +32,9 @@ pub struct FileCues {
 pub struct PixelCues {
     /// Mean luma, 0–255.
     pub brightness: f32,
-    /// Mean R−G and B−G: the colour cast.
+    /// Mean R−G: the red side of the colour cast.
     pub red_green: f32,
+    /// Mean B−G: the blue side of the colour cast.
     pub blue_green: f32,
     /// Mean |Laplacian| of luma: edges and detail.
     pub sharpness: f32,

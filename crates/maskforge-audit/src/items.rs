@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 /// One image to audit.
 #[derive(Clone, Debug)]
 pub struct Item {
+    /// The image file to read.
     pub path: PathBuf,
     /// Relative to the dataset root, with `/`.
     pub rel: String,
+    /// The class label: the top folder, or the manifest's label.
     pub class: String,
     /// Images of one group share a cross-validation fold (a source photo
     /// and everything made from it).

@@ -30,8 +30,11 @@ use rayon::prelude::*;
 /// Why an audit could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
+    /// The manifest or `annotations.csv` could not be read or breaks its
+    /// contract.
     #[error(transparent)]
     Contract(#[from] maskforge_contracts::ContractError),
+    /// The dataset or root given is missing or unusable; the message says why.
     #[error("{0}")]
     Input(String),
 }
@@ -43,8 +46,11 @@ const MEASURE_SIDE: u32 = 256;
 /// The cues of one image.
 #[derive(Clone, Debug)]
 pub struct Measured {
+    /// The image measured.
     pub item: Item,
+    /// Cues of its bytes: encoding, metadata, size.
     pub file: FileCues,
+    /// Cues of its pixels away from the mask.
     pub pixels: PixelCues,
 }
 

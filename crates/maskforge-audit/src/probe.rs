@@ -17,10 +17,13 @@ const MIN_GAP: f64 = 0.05;
 /// The samples of a probe: one cue vector, class and fold each.
 #[derive(Clone, Debug, Default)]
 pub struct Samples {
+    /// One cue vector per sample, in [`crate::CUE_NAMES`] order.
     pub features: Vec<Vec<f64>>,
+    /// Class index of each sample, below `class_count`.
     pub classes: Vec<usize>,
     /// Cross-validation fold of each sample (keep a source's images together).
     pub folds: Vec<usize>,
+    /// Number of classes.
     pub class_count: usize,
 }
 
@@ -29,6 +32,7 @@ pub struct Samples {
 pub struct Score {
     /// What was probed: `all cues` or one cue's name.
     pub cue: String,
+    /// Cross-validated mean per-class recall, in `[0, 1]`.
     pub balanced_accuracy: f64,
 }
 

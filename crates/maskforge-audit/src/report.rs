@@ -17,41 +17,64 @@ pub enum Verdict {
     /// No cue but the label separates the classes better than chance allows.
     Clean,
     /// `cue` (or `all cues` together) separates them: a shortcut to learn.
-    Leaky { cue: String, balanced_accuracy: f64 },
+    Leaky {
+        /// The best-separating cue, or `all cues`.
+        cue: String,
+        /// Its cross-validated balanced accuracy.
+        balanced_accuracy: f64,
+    },
     /// Fewer than two classes, or a class under [`MIN_PER_CLASS`] images.
-    TooFew { reason: String },
+    TooFew {
+        /// Which class count or class size fell short.
+        reason: String,
+    },
 }
 
 /// Per class: how its images are encoded and what their pixels look like.
 #[derive(Clone, Debug, Serialize)]
 pub struct ClassSummary {
+    /// The class label.
     pub class: String,
+    /// Images measured in the class.
     pub images: usize,
     /// Share of each format.
     pub formats: BTreeMap<String, f64>,
+    /// Median estimated JPEG quality of its JPEGs (`None` without JPEGs).
     pub median_jpeg_quality: Option<f32>,
     /// Share of each chroma subsampling (JPEG only).
     pub subsampling: BTreeMap<String, f64>,
+    /// Share of images with an EXIF block.
     pub exif_share: f64,
+    /// Share of images with an ICC profile.
     pub icc_share: f64,
+    /// Median width, pixels.
     pub median_width: u32,
+    /// Median height, pixels.
     pub median_height: u32,
+    /// Median file size per pixel, in bits: how hard the images are compressed.
     pub median_bits_per_pixel: f64,
+    /// Mean of [`PixelCues::brightness`](crate::cues::PixelCues::brightness) (luma, 0–255).
     pub mean_brightness: f64,
+    /// Median of [`PixelCues::sharpness`](crate::cues::PixelCues::sharpness).
     pub median_sharpness: f64,
+    /// Median of [`PixelCues::noise`](crate::cues::PixelCues::noise).
     pub median_noise: f64,
 }
 
 /// An audit: the table, the probe's scores, the verdict, the skipped files.
 #[derive(Clone, Debug, Serialize)]
 pub struct Audit {
+    /// One summary per class, in label order.
     pub classes: Vec<ClassSummary>,
     /// Balanced accuracy of the probe on all cues, then each cue, best first.
     pub scores: Vec<Score>,
+    /// Balanced accuracy of guessing: 1 / the class count.
     pub chance: f64,
     /// Scores above this separate the classes.
     pub bar: f64,
+    /// What the scores mean.
     pub verdict: Verdict,
+    /// Files that could not be read or decoded, left out of everything.
     pub failures: Vec<Failure>,
 }
 

@@ -119,6 +119,7 @@ pub struct AnnotationRow {
     pub face: Option<usize>,
     /// The wear variant, or [`UNMASKED_VARIANT`].
     pub variant: String,
+    /// The output's class: its top folder under the output folder.
     pub class: String,
     /// Template name; empty for originals.
     pub template: String,

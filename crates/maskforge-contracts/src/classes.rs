@@ -13,7 +13,9 @@ use std::path::Path;
 /// One line of `classes.csv`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClassInfo {
+    /// The label (the model's output index); a file's indices are exactly `0..n`.
     pub index: usize,
+    /// The class name, non-empty and unique in the file.
     pub name: String,
     /// Usable images of the class (all splits).
     pub count: u64,

@@ -37,9 +37,11 @@ pub enum ImageListFormat {
 /// What an image list names.
 #[derive(Clone, Debug)]
 pub struct ImageList {
+    /// The list file read.
     pub file: PathBuf,
     /// The file name, as failures of its lines are keyed (`list.txt:7`).
     pub name: String,
+    /// Its layout, by content.
     pub format: ImageListFormat,
     /// Checked paths, each once, in the order first listed.
     pub paths: Vec<RelPath>,

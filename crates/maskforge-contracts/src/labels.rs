@@ -104,7 +104,9 @@ pub struct FaceBox {
 pub struct LabelledImage {
     /// Relative to OUT, with `/`.
     pub output: String,
+    /// Image width, pixels.
     pub width: u32,
+    /// Image height, pixels.
     pub height: u32,
     /// At least one, by face index.
     pub faces: Vec<FaceBox>,

@@ -77,12 +77,16 @@ pub fn landmarks_record(rel: &str, index: usize, face: &Face) -> Vec<String> {
 /// The layouts [`read_face_file`] reads (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaceFileFormat {
+    /// `maskforge detect`'s `landmarks.csv` (exactly its header).
     Detect,
+    /// FFHQ's `ffhq-dataset-v2.json` metadata.
     Ffhq,
+    /// A plain CSV of 68 points per row from other tools.
     Csv,
 }
 
 impl FaceFileFormat {
+    /// Its `--landmarks-format` name: `detect`, `ffhq` or `csv`.
     pub fn name(self) -> &'static str {
         match self {
             FaceFileFormat::Detect => "detect",
@@ -120,15 +124,18 @@ pub struct FaceEntry {
     /// The image paths it matches (relative, `/`-separated); FFHQ's aligned
     /// photos match two.
     pub paths: Vec<String>,
+    /// Box, 68 points and score as read (box from the points, score 0, where the file has none).
     pub face: Face,
 }
 
 /// What [`read_face_file`] read.
 #[derive(Clone, Debug)]
 pub struct FaceFile {
+    /// The layout it was read as.
     pub format: FaceFileFormat,
     /// SHA-256 of the file's bytes.
     pub sha256: String,
+    /// Every face read, in file order.
     pub faces: Vec<FaceEntry>,
     /// Rows that could not be read, one line each (`FILE:LINE`, reason).
     pub problems: Vec<Failure>,

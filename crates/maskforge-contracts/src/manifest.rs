@@ -28,11 +28,18 @@ pub const SHA256_COLUMN: &str = "sha256";
 /// One image, as `maskforge split` writes it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ManifestRow {
+    /// Relative to the dataset root, with `/`.
     pub path: String,
+    /// The label, an index into `classes.csv`.
     pub class_index: usize,
+    /// The class name of `class_index`.
     pub class: String,
+    /// The leakage group (a source photo and everything made from it); a
+    /// group never spans two splits.
     pub group: String,
+    /// File size in bytes.
     pub bytes: u64,
+    /// SHA-256 of the file (hex), with `--hash` only.
     pub sha256: Option<String>,
 }
 
@@ -81,6 +88,8 @@ pub struct Entry {
     pub line: u64,
     /// Checked: open it with [`RelPath::under`].
     pub path: RelPath,
+    /// The label: the `class_index` (or `label`) column, or the class
+    /// looked up by name.
     pub class_index: usize,
     /// The `class` column as written; empty without one.
     pub class: String,
@@ -109,9 +118,11 @@ impl Entry {
 /// A manifest: its usable rows and the rows it had to skip.
 #[derive(Clone, Debug)]
 pub struct Manifest {
+    /// The manifest file read.
     pub file: PathBuf,
     /// The file name, as skipped rows are keyed (`train.csv:7`).
     pub name: String,
+    /// The usable rows, in file order.
     pub entries: Vec<Entry>,
     /// Rows that cannot be used, keyed `file:line`, with a one-line reason.
     pub skipped: Vec<Failure>,

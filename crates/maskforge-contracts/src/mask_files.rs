@@ -15,7 +15,9 @@ use std::path::Path;
 
 /// Base names of the CSVs a mask run writes (see [`csv_name`]).
 pub const ANNOTATIONS: &str = "annotations";
+/// Base name of the CSV of inputs that produced no output, with reasons.
 pub const FAILURES: &str = "failures";
+/// Base name of the hidden CSV of finished sources (`source,bytes,mtime_ns`).
 pub const SOURCES: &str = ".mask-sources";
 /// Everything that decides a mask run's outputs; runs that differ in it do
 /// not share a folder.
@@ -47,7 +49,9 @@ pub fn has_shard_files(dir: &Path, base: &str) -> bool {
 /// changes when a photo is replaced by another under the same name.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceStamp {
+    /// File size in bytes.
     pub bytes: u64,
+    /// Modification time, nanoseconds since the Unix epoch.
     pub mtime_ns: u64,
 }
 

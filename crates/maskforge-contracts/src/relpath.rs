@@ -18,8 +18,11 @@ pub struct RelPath(String);
 /// Why a path was refused, as a one-line reason.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
+    /// The path is empty.
     #[error("empty path")]
     Empty,
+    /// Absolute, with a drive, a backslash, NUL, or an empty, `.` or `..`
+    /// component (the path as given).
     #[error("path {0:?} is not relative to the dataset root")]
     NotRelative(String),
 }
@@ -35,6 +38,7 @@ impl RelPath {
         }
     }
 
+    /// The path as written, `/`-separated.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -60,16 +60,22 @@ pub const YOLO_NAMES_FILES: [&str; 4] = ["labels.yolo.yaml", "data.yaml", "class
 /// The layouts [`read_scene_labels`] reads (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SceneLabelsFormat {
+    /// Pascal VOC: one `.xml` per photo.
     Voc,
+    /// COCO: one JSON of images, annotations and categories.
     Coco,
+    /// YOLO: one `.txt` per photo, `class cx cy w h` normalised to 0..1.
     Yolo,
+    /// A CSV of `image,xmin,ymin,xmax,ymax,label` rows, one face a row.
     Csv,
 }
 
 impl SceneLabelsFormat {
+    /// Every format, in the order `--labels-format` lists them.
     pub const ALL: [SceneLabelsFormat; 4] =
         [SceneLabelsFormat::Voc, SceneLabelsFormat::Coco, SceneLabelsFormat::Yolo, SceneLabelsFormat::Csv];
 
+    /// Its `--labels-format` name: `voc`, `coco`, `yolo` or `csv`.
     pub fn name(self) -> &'static str {
         match self {
             SceneLabelsFormat::Voc => "voc",

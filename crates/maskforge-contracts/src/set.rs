@@ -26,9 +26,13 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The record of a manifest set: its files' fingerprints and its dataset root.
 pub const SPLIT_JSON: &str = "split.json";
+/// The label space of a set ([`crate::read_classes`]).
 pub const CLASSES_CSV: &str = "classes.csv";
+/// Channel statistics and class weights of a set's training manifest ([`crate::Stats`]).
 pub const STATS_JSON: &str = "stats.json";
+/// The images a split could not use, with reasons.
 pub const FAILURES_CSV: &str = "failures.csv";
 /// The file names a split may write besides `split.json`: a file of one of
 /// these names beside a fingerprinted `split.json` must be listed in it.

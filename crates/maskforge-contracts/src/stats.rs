@@ -15,13 +15,17 @@ pub struct Stats {
     pub manifest: String,
     /// Images that decoded (listed images that did not are in `skipped`).
     pub images: u64,
+    /// Listed images that could not be read or decoded.
     pub skipped: u64,
+    /// Pixels summed over (per channel), after the `stats_size` resize.
     pub pixels: u64,
     /// Each image was resized to this square size first; `null`: as decoded.
     pub stats_size: Option<u32>,
     /// Per channel R, G, B, in [0, 1].
     pub mean: [f64; 3],
+    /// Per channel R, G, B standard deviation, in the units of `mean`.
     pub std: [f64; 3],
+    /// Class names, by class index.
     pub class_names: Vec<String>,
     /// Images per class (by class index) among the decoded images.
     pub class_counts: Vec<u64>,

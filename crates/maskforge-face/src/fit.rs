@@ -27,7 +27,9 @@ use crate::{BBox, Landmarks68, Point};
 /// centre + (`BOX_DX`, `BOX_DY`) × that side. The jaw is left out because it
 /// is the least reliable part of a prediction from a poor box.
 pub const BOX_SIDE: f32 = 1.325;
+/// Horizontal offset of the box centre, in box sides (see [`BOX_SIDE`]).
 pub const BOX_DX: f32 = 0.0;
+/// Vertical offset of the box centre (down), in box sides (see [`BOX_SIDE`]).
 pub const BOX_DY: f32 = 0.005;
 
 /// Where the face box starts in a crop: a centred square of this fraction
@@ -35,6 +37,8 @@ pub const BOX_DY: f32 = 0.005;
 /// Typical face crops (a detector box plus 10–50% margin) put the HOG box
 /// about here; [`box_from_landmarks`] then refines it.
 pub const START_SIDE: f32 = 0.7;
+/// Downward shift of the starting box, as a fraction of the crop's shorter
+/// side (see [`START_SIDE`]).
 pub const START_DY: f32 = 0.05;
 
 /// The mean 68-point face, normalised (eye centres at (±0.5, 0)) and made
@@ -128,6 +132,8 @@ pub fn shape_residual(lm: &Landmarks68) -> f32 {
     shape_residual_to(lm, &MEAN_SHAPE)
 }
 
+/// [`shape_residual`] against another `reference` shape (same 68-point
+/// order; its eye distance is the unit).
 pub fn shape_residual_to(lm: &Landmarks68, reference: &[(f32, f32); 68]) -> f32 {
     let c = Point::centroid(&lm.0).unwrap_or_default();
     let q: Vec<Point> = reference.iter().map(|&(x, y)| Point::new(x, y)).collect();
@@ -216,16 +222,39 @@ impl Default for CropLimits {
 /// Why the points predicted in a crop are not taken for a face.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum CropRejection {
+    /// The points are too far from [`MEAN_SHAPE`] to be a face.
     #[error("no face in the crop: the 68 points do not form a face (shape residual {residual:.2}, limit {limit:.2})")]
-    Shape { residual: f32, limit: f32 },
+    Shape {
+        /// Their [`shape_residual`] (NaN for degenerate points).
+        residual: f32,
+        /// [`CropLimits::max_shape_residual`].
+        limit: f32,
+    },
+    /// An eye, the nose or the mouth falls outside the crop.
     #[error("no face in the crop: {part} lies outside the image")]
-    Outside { part: &'static str },
+    Outside {
+        /// Which part, in words (`an eye`, `the nose`, `the mouth`).
+        part: &'static str,
+    },
+    /// The eyes are too close together for a face that fills the crop.
     #[error("no face in the crop: the face found is too small ({fraction:.2} of the crop; at least {limit:.2})")]
-    TooSmall { fraction: f32, limit: f32 },
+    TooSmall {
+        /// Eye distance over the crop's shorter side.
+        fraction: f32,
+        /// [`CropLimits::min_eye_fraction`].
+        limit: f32,
+    },
+    /// The points moved with the box when it was jittered: nothing in the
+    /// image holds them.
     #[error(
         "no face in the crop: the points follow the box instead of the image (ratio {ratio:.2}, limit {limit:.2})"
     )]
-    Unanchored { ratio: f32, limit: f32 },
+    Unanchored {
+        /// Mean [`follow_ratio`] over the [`jittered`] boxes.
+        ratio: f32,
+        /// [`CropLimits::max_follow`].
+        limit: f32,
+    },
 }
 
 /// The checks that need no further prediction: shape and frame.

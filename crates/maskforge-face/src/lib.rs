@@ -19,19 +19,25 @@ use std::ops::Range;
 /// A point in image pixel coordinates (x to the right, y down).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Point {
+    /// Column, pixels from the left edge.
     pub x: f32,
+    /// Row, pixels from the top edge.
     pub y: f32,
 }
 
 impl Point {
+    /// The point `(x, y)`.
     pub const fn new(x: f32, y: f32) -> Self {
         Point { x, y }
     }
 
+    /// The point a fraction `t` of the way from `self` (0) to `other` (1);
+    /// `t` outside `[0, 1]` extrapolates.
     pub fn lerp(self, other: Point, t: f32) -> Point {
         Point::new(self.x + (other.x - self.x) * t, self.y + (other.y - self.y) * t)
     }
 
+    /// Euclidean distance, pixels.
     pub fn distance(self, other: Point) -> f32 {
         ((self.x - other.x).powi(2) + (self.y - other.y).powi(2)).sqrt()
     }
@@ -79,21 +85,29 @@ impl std::ops::Neg for Point {
 /// image border (negative `left`, say); see [`BBox::clip`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BBox {
+    /// Left edge, inclusive.
     pub left: f32,
+    /// Top edge, inclusive.
     pub top: f32,
+    /// Right edge, exclusive.
     pub right: f32,
+    /// Bottom edge, exclusive.
     pub bottom: f32,
 }
 
 impl BBox {
+    /// The box from its four edges (not reordered: `right < left` makes an
+    /// empty box).
     pub const fn new(left: f32, top: f32, right: f32, bottom: f32) -> Self {
         BBox { left, top, right, bottom }
     }
 
+    /// `right - left`, 0 for an inverted box.
     pub fn width(&self) -> f32 {
         (self.right - self.left).max(0.0)
     }
 
+    /// `bottom - top`, 0 for an inverted box.
     pub fn height(&self) -> f32 {
         (self.bottom - self.top).max(0.0)
     }
@@ -105,10 +119,12 @@ impl BBox {
         })
     }
 
+    /// Width × height, 0 for an empty box.
     pub fn area(&self) -> f32 {
         self.width() * self.height()
     }
 
+    /// The centre point.
     pub fn center(&self) -> Point {
         Point::new((self.left + self.right) / 2.0, (self.top + self.bottom) / 2.0)
     }
@@ -154,6 +170,7 @@ impl BBox {
         }
     }
 
+    /// Whether `p` lies inside (left/top edges in, right/bottom out).
     pub fn contains(&self, p: Point) -> bool {
         p.x >= self.left && p.x < self.right && p.y >= self.top && p.y < self.bottom
     }
@@ -170,7 +187,9 @@ impl BBox {
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("expected {expected} landmark values, got {got}")]
 pub struct LandmarkCountError {
+    /// Values needed (136: x and y of 68 points).
     pub expected: usize,
+    /// Values given.
     pub got: usize,
 }
 
@@ -179,29 +198,42 @@ pub struct LandmarkCountError {
 pub struct Landmarks68(pub [Point; 68]);
 
 impl Landmarks68 {
+    /// Number of points.
     pub const LEN: usize = 68;
     /// Jaw line, from the subject's right ear (image left) to the left ear.
     pub const JAW: Range<usize> = 0..17;
+    /// Subject's right eyebrow (image left), outer end first.
     pub const RIGHT_BROW: Range<usize> = 17..22;
+    /// Subject's left eyebrow (image right), inner end first.
     pub const LEFT_BROW: Range<usize> = 22..27;
     /// Nose bridge, top (27, between the eyes) to the tip (30).
     pub const NOSE_BRIDGE: Range<usize> = 27..31;
     /// Lower nose: nostrils and base, 31..36 (33 is under the tip).
     pub const NOSE_LOWER: Range<usize> = 31..36;
+    /// The whole nose: bridge and lower nose.
     pub const NOSE: Range<usize> = 27..36;
     /// Subject's right eye, on the image's left side.
     pub const RIGHT_EYE: Range<usize> = 36..42;
     /// Subject's left eye, on the image's right side.
     pub const LEFT_EYE: Range<usize> = 42..48;
+    /// The whole mouth: outer and inner lip contours.
     pub const MOUTH: Range<usize> = 48..68;
+    /// Outer lip contour, from the subject's right mouth corner (48).
     pub const OUTER_LIPS: Range<usize> = 48..60;
+    /// Inner lip contour, from the subject's right inner corner (60).
     pub const INNER_LIPS: Range<usize> = 60..68;
 
+    /// Bottom of the chin (middle of the jaw line).
     pub const CHIN: usize = 8;
+    /// Top of the nose bridge, between the eyes.
     pub const NOSE_TOP: usize = 27;
+    /// Tip of the nose.
     pub const NOSE_TIP: usize = 30;
+    /// Base of the nose, under the tip, above the upper lip.
     pub const NOSE_BASE: usize = 33;
+    /// Top of the upper lip, at its middle.
     pub const UPPER_LIP_TOP: usize = 51;
+    /// Bottom of the lower lip, at its middle.
     pub const LOWER_LIP_BOTTOM: usize = 57;
 
     /// Builds landmarks from 136 interleaved values `x0, y0, x1, y1, ...`.
@@ -221,34 +253,42 @@ impl Landmarks68 {
         self.0.iter().flat_map(|p| [p.x, p.y]).collect()
     }
 
+    /// Point `index` (0..68); panics above.
     pub fn point(&self, index: usize) -> Point {
         self.0[index]
     }
 
+    /// All 68 points, in iBUG order.
     pub fn points(&self) -> &[Point; 68] {
         &self.0
     }
 
+    /// The points of `r`, one of the range constants ([`Self::JAW`], ...).
     pub fn range(&self, r: Range<usize>) -> &[Point] {
         &self.0[r]
     }
 
+    /// The 17 points of [`Self::JAW`].
     pub fn jaw(&self) -> &[Point] {
         self.range(Self::JAW)
     }
 
+    /// The 9 points of [`Self::NOSE`].
     pub fn nose(&self) -> &[Point] {
         self.range(Self::NOSE)
     }
 
+    /// The 20 points of [`Self::MOUTH`].
     pub fn mouth(&self) -> &[Point] {
         self.range(Self::MOUTH)
     }
 
+    /// The 6 points of [`Self::RIGHT_EYE`] (image left).
     pub fn right_eye(&self) -> &[Point] {
         self.range(Self::RIGHT_EYE)
     }
 
+    /// The 6 points of [`Self::LEFT_EYE`] (image right).
     pub fn left_eye(&self) -> &[Point] {
         self.range(Self::LEFT_EYE)
     }
@@ -276,6 +316,7 @@ impl Landmarks68 {
         BBox::enclosing(self.0)
     }
 
+    /// Every point moved by `f` (a scale, shift or rotation into another frame).
     pub fn map(&self, f: impl Fn(Point) -> Point) -> Landmarks68 {
         let mut out = self.0;
         for p in out.iter_mut() {
@@ -301,6 +342,7 @@ pub enum FaceMethod {
 }
 
 impl FaceMethod {
+    /// Its name in `annotations.csv`: `hog`, `cnn`, `mtcnn`, `landmarks`, `crop`.
     pub fn as_str(self) -> &'static str {
         match self {
             FaceMethod::Hog => "hog",
@@ -321,10 +363,12 @@ impl std::fmt::Display for FaceMethod {
 /// One detected face: where it is, how sure the detector was, and its landmarks.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Face {
+    /// The detector's box (for `crop`/`landmarks` faces: the one fitted or read).
     pub bbox: BBox,
     /// Detector confidence. HOG: SVM margin (about -0.5..3, > 0 is a face at
     /// the default threshold); CNN (MMOD): detection confidence.
     pub score: f32,
+    /// The 68 points, in the same pixel frame as `bbox`.
     pub landmarks: Landmarks68,
 }
 

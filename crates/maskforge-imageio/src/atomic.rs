@@ -52,9 +52,17 @@ fn counter_temp_path(target: &Path) -> PathBuf {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TempOwner {
     /// `.NAME.HOST~PID.TAG.tmp`.
-    Process { host: String, pid: u32 },
+    Process {
+        /// The writer's host name.
+        host: String,
+        /// The writer's process id on that host.
+        pid: u32,
+    },
     /// `.NAME.PID.N.tmp` of earlier versions: the host is unknown.
-    Legacy { pid: u32 },
+    Legacy {
+        /// The writer's process id.
+        pid: u32,
+    },
 }
 
 /// The writer of a temporary file named by [`temp_path_for`] (or by earlier

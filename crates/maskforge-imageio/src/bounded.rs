@@ -9,14 +9,46 @@ use std::path::Path;
 /// Why a bounded read refused a file.
 #[derive(Debug, thiserror::Error)]
 pub enum BoundedError {
+    /// The file could not be opened or read.
     #[error("{path}: {source}")]
-    Io { path: String, source: io::Error },
+    Io {
+        /// The file, as displayed.
+        path: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// A FIFO, device, socket or folder instead of a regular file.
     #[error("{path}: not a regular file ({kind}): give a file")]
-    NotRegular { path: String, kind: &'static str },
+    NotRegular {
+        /// The file, as displayed.
+        path: String,
+        /// What it is instead, in words (`a FIFO`, `a device`...).
+        kind: &'static str,
+    },
+    /// The file is larger than the caller's limit.
     #[error("{path}: file is {size} bytes, over the limit of {max} bytes for {what}")]
-    TooLarge { path: String, size: u64, max: u64, what: &'static str },
+    TooLarge {
+        /// The file, as displayed.
+        path: String,
+        /// Its size (or the bytes read before the limit was passed).
+        size: u64,
+        /// The limit, bytes.
+        max: u64,
+        /// What the file was read as (`a manifest`, `MTCNN weights`...).
+        what: &'static str,
+    },
+    /// A text line is longer than the caller's limit.
     #[error("{path}:{line}: line longer than {max} bytes: not a {what}")]
-    LongLine { path: String, line: usize, max: usize, what: &'static str },
+    LongLine {
+        /// The file, as displayed.
+        path: String,
+        /// The line, 1-based.
+        line: usize,
+        /// The limit, bytes.
+        max: usize,
+        /// What the file was read as.
+        what: &'static str,
+    },
 }
 
 impl BoundedError {

@@ -91,6 +91,7 @@ pub struct CheckedFile {
 }
 
 impl CheckedFile {
+    /// The bytes between the magic and the checksum, as written.
     pub fn body(&self) -> &[u8] {
         &self.bytes[self.body.clone()]
     }

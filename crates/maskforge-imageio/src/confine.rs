@@ -13,14 +13,33 @@ use std::path::{Component, Path, PathBuf};
 /// Why a path from data was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfineError {
+    /// The path is empty.
     #[error("empty path")]
     Empty,
+    /// Absolute, with a drive, a backslash, NUL, or an empty, `.` or `..`
+    /// component (the path as given).
     #[error("path {0:?} is not relative to the dataset root")]
     NotRelative(String),
+    /// A folder on the way is a symlink to somewhere outside the root.
     #[error("{path}: {link} is a symlink that leads outside {root}: refusing to write or remove through it")]
-    Escapes { path: String, link: String, root: String },
+    Escapes {
+        /// The full path asked for.
+        path: String,
+        /// The symlinked folder on the way.
+        link: String,
+        /// The root it must stay under.
+        root: String,
+    },
+    /// A symlinked folder on the way (or the root) cannot be resolved.
     #[error("{path}: cannot resolve {link}: {reason}")]
-    Unresolvable { path: String, link: String, reason: String },
+    Unresolvable {
+        /// The full path asked for.
+        path: String,
+        /// The symlinked folder on the way.
+        link: String,
+        /// The I/O error, in words.
+        reason: String,
+    },
 }
 
 impl From<ConfineError> for io::Error {

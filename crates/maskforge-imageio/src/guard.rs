@@ -11,25 +11,56 @@ use std::path::{Component, Path, PathBuf};
 /// Why a set of paths was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum GuardError {
+    /// An output lies inside (or is) an input.
     #[error("refusing to write {what} {output} inside the input {input}: choose a {what} outside it")]
-    OutputInsideInput { what: String, output: PathBuf, input: PathBuf },
+    OutputInsideInput {
+        /// What the output is called ([`Output::what`]).
+        what: String,
+        /// The output, as given.
+        output: PathBuf,
+        /// The input that holds it, as given.
+        input: PathBuf,
+    },
+    /// An input lies inside an output.
     #[error("the input {input} lies inside the {what} {output}: choose a {what} outside it")]
-    InputInsideOutput { what: String, output: PathBuf, input: PathBuf },
+    InputInsideOutput {
+        /// What the output is called ([`Output::what`]).
+        what: String,
+        /// The output that holds the input, as given.
+        output: PathBuf,
+        /// The input, as given.
+        input: PathBuf,
+    },
+    /// The existing part of a path could not be resolved.
     #[error("{path}: cannot resolve: {source}")]
-    Resolve { path: PathBuf, source: std::io::Error },
+    Resolve {
+        /// The path, as given.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The render cache folder and an input or output folder overlap.
     #[error("the cache folder {} (MASKFORGE_CACHE) and {} overlap: set MASKFORGE_CACHE to a folder outside them, or to `off`", cache.display(), folder.display())]
-    CacheOverlap { cache: PathBuf, folder: PathBuf },
+    CacheOverlap {
+        /// The cache folder.
+        cache: PathBuf,
+        /// The input or output folder it overlaps.
+        folder: PathBuf,
+    },
 }
 
 /// A path a stage writes to, with what it is called in messages
 /// ("output folder", "--preview file", ...).
 #[derive(Clone, Copy, Debug)]
 pub struct Output<'a> {
+    /// The folder or file written (it need not exist yet).
     pub path: &'a Path,
+    /// What messages call it.
     pub what: &'a str,
 }
 
 impl<'a> Output<'a> {
+    /// The output `path`, called `what` in messages.
     pub fn new(path: &'a Path, what: &'a str) -> Self {
         Output { path, what }
     }

@@ -37,6 +37,7 @@ impl LineJournal {
         Ok(LineJournal { path: path.to_path_buf(), file: Mutex::new(file) })
     }
 
+    /// The journal file.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -53,10 +53,12 @@ use std::path::Path;
 pub struct Failure {
     /// Path relative to the input root (or as given, for single files).
     pub path: String,
+    /// Why it was skipped, one line.
     pub reason: String,
 }
 
 impl Failure {
+    /// The failure of `path`, for `reason`.
     pub fn new(path: impl Into<String>, reason: impl ToString) -> Self {
         Failure { path: path.into(), reason: reason.to_string() }
     }

@@ -8,33 +8,101 @@ use std::path::{Path, PathBuf};
 /// file, suitable for `failures.csv` and for the terminal.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The file could not be read.
     #[error("{path}: cannot read file: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The image file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file has no bytes.
     #[error("{path}: empty file (0 bytes)")]
-    Empty { path: PathBuf },
+    Empty {
+        /// The image file.
+        path: PathBuf,
+    },
+    /// The content is no image format the decoders know.
     #[error("{path}: not a recognised image format")]
-    UnknownFormat { path: PathBuf },
+    UnknownFormat {
+        /// The image file.
+        path: PathBuf,
+    },
+    /// The header declares more pixels than [`LoadLimits::max_pixels`].
     #[error("{path}: image is {width}x{height}, over the limit of {max_pixels} pixels (raise --max-pixels)")]
-    TooLarge { path: PathBuf, width: u32, height: u32, max_pixels: u64 },
+    TooLarge {
+        /// The image file.
+        path: PathBuf,
+        /// Width its header declares.
+        width: u32,
+        /// Height its header declares.
+        height: u32,
+        /// The limit.
+        max_pixels: u64,
+    },
+    /// A JPEG without its end-of-image marker.
     #[error("{path}: truncated JPEG: the data ends before the end-of-image marker")]
-    Truncated { path: PathBuf },
+    Truncated {
+        /// The image file.
+        path: PathBuf,
+    },
     /// The header declares more pixels than the compressed data can code
     /// (a cut-off or forged file): the decoder would fill the rest with grey.
     #[error(
         "{path}: truncated or corrupt {format}: {data_bytes} bytes of image data cannot hold the \
          {width}x{height} pixels its header declares (at least {needed_bytes} needed)"
     )]
-    TooLittleData { path: PathBuf, format: String, width: u32, height: u32, data_bytes: u64, needed_bytes: u64 },
+    TooLittleData {
+        /// The image file.
+        path: PathBuf,
+        /// The format, in words (`JPEG`, `PNG`...).
+        format: String,
+        /// Width its header declares.
+        width: u32,
+        /// Height its header declares.
+        height: u32,
+        /// Bytes of compressed image data in the file.
+        data_bytes: u64,
+        /// The least compressed bytes that could code that many pixels.
+        needed_bytes: u64,
+    },
+    /// Decoding would take more memory than the limit derived from
+    /// [`LoadLimits::max_pixels`].
     #[error(
         "{path}: decoding the {width}x{height} image takes {} MB, over the {} MB one image may take \
          ({DECODE_BYTES_PER_PIXEL} bytes per pixel of --max-pixels; raise --max-pixels)",
         mb(*bytes), mb(*max_bytes)
     )]
-    DecodeTooLarge { path: PathBuf, width: u32, height: u32, bytes: u64, max_bytes: u64 },
+    DecodeTooLarge {
+        /// The image file.
+        path: PathBuf,
+        /// Width its header declares.
+        width: u32,
+        /// Height its header declares.
+        height: u32,
+        /// Peak bytes the decode would hold.
+        bytes: u64,
+        /// The most one decode may hold.
+        max_bytes: u64,
+    },
+    /// The pixel buffer could not be allocated.
     #[error("{path}: out of memory: cannot allocate the {} MB its pixels take", mb(*bytes))]
-    OutOfMemory { path: PathBuf, bytes: u64 },
+    OutOfMemory {
+        /// The image file.
+        path: PathBuf,
+        /// Bytes asked for.
+        bytes: u64,
+    },
+    /// The decoder failed (corrupt data, unsupported variant of the format).
     #[error("{path}: cannot decode {format}: {message}")]
-    Decode { path: PathBuf, format: String, message: String },
+    Decode {
+        /// The image file.
+        path: PathBuf,
+        /// The format, in words.
+        format: String,
+        /// The decoder's message.
+        message: String,
+    },
 }
 
 fn mb(bytes: u64) -> String {
@@ -42,6 +110,7 @@ fn mb(bytes: u64) -> String {
 }
 
 impl LoadError {
+    /// The image file the error is about.
     pub fn path(&self) -> &Path {
         match self {
             LoadError::Io { path, .. }

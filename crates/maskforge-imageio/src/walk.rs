@@ -5,6 +5,8 @@ use walkdir::WalkDir;
 /// File extensions treated as images (compared case-insensitively).
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "bmp", "webp"];
 
+/// Whether `path` has one of the [`IMAGE_EXTENSIONS`] (by name only; the
+/// content is not looked at).
 pub fn is_image_path(path: &Path) -> bool {
     path.extension()
         .and_then(|e| e.to_str())

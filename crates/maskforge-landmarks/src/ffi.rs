@@ -115,14 +115,20 @@ cpp_class!(unsafe struct ShapeInner as "dlib::shape_predictor");
 cpp_class!(unsafe struct FrameInner as "mf_shape_frame");
 cpp_class!(unsafe struct ShapeFileInner as "mf_shape_file");
 
-/// Mirrors `mf_detection`.
+/// Mirrors `mf_detection`: one dlib detection, in the pixels of the image
+/// dlib ran on, its rectangle inclusive (dlib's convention).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RawDetection {
+    /// HOG's SVM score, or the CNN's detection confidence.
     pub score: f64,
+    /// Left column, inclusive.
     pub left: c_long,
+    /// Top row, inclusive.
     pub top: c_long,
+    /// Right column, inclusive.
     pub right: c_long,
+    /// Bottom row, inclusive.
     pub bottom: c_long,
 }
 

@@ -38,23 +38,43 @@ pub const LANDMARK_MODEL: &str = "shape_predictor_68_face_landmarks.dat";
 /// File name of the CNN (MMOD) face detector inside the models folder.
 pub const CNN_MODEL: &str = "mmod_human_face_detector.dat";
 
+/// Why a detector could not be built or could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum LandmarkError {
+    /// A model file is not in the models folder.
     #[error("model file {} not found: run `cargo xtask setup`, or point --models / MASKFORGE_MODELS at a folder holding it", path.display())]
-    ModelMissing { path: PathBuf },
+    ModelMissing {
+        /// The file that was looked for.
+        path: PathBuf,
+    },
+    /// A model file exists but dlib (or the packed-model reader) refused it.
     #[error("model file {} could not be loaded (corrupt or not a dlib model): {message}", path.display())]
-    ModelLoad { path: PathBuf, message: String },
+    ModelLoad {
+        /// The model file.
+        path: PathBuf,
+        /// What was wrong with it.
+        message: String,
+    },
     /// dlib threw a C++ exception while detecting or predicting.
     #[error("dlib failed: {message}")]
-    Dlib { message: String },
+    Dlib {
+        /// The exception's `what()`.
+        message: String,
+    },
     /// A detector that is not dlib's failed (its message).
     #[error("{0}")]
     BoxDetector(String),
     /// [`DetectorKind::Mtcnn`] without its detector ([`Detector::with_box_detector`]).
     #[error("the {0} detector needs libtorch: this build of maskforge has no `tch` feature")]
     NoBoxDetector(&'static str),
+    /// An output file could not be written.
     #[error("cannot write {}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file being written.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }
 
 impl LandmarkError {
@@ -151,8 +171,11 @@ impl DetectorKind {
     }
 }
 
+/// How to build a [`Detector`]: which detector, where its models are, and
+/// the size of the image it searches.
 #[derive(Clone, Debug)]
 pub struct DetectorConfig {
+    /// Which face detector finds the boxes.
     pub kind: DetectorKind,
     /// Folder with [`LANDMARK_MODEL`] (and [`CNN_MODEL`] for the CNN detector).
     pub models_dir: PathBuf,
@@ -254,6 +277,8 @@ impl DetectorConfig {
         }
     }
 
+    /// The defaults (HOG at full size, no upsampling, threshold 0) with the
+    /// models in `models_dir`.
     pub fn new(models_dir: impl Into<PathBuf>) -> Self {
         DetectorConfig {
             kind: DetectorKind::Hog,
@@ -351,6 +376,7 @@ impl Detector {
         Ok(Detector { engine, predictor: Arc::new(predictor), config: config.clone() })
     }
 
+    /// The configuration the detector was built from.
     pub fn config(&self) -> &DetectorConfig {
         &self.config
     }

@@ -137,7 +137,9 @@ impl FaceSource for DetectorFaces {
 /// Where a run's faces come from: dlib, or a landmarks file (`--landmarks`).
 #[derive(Clone)]
 pub enum MaskFaces {
+    /// Found in each image by dlib (or MTCNN), or fitted to a face crop.
     Detector(Box<DetectorFaces>),
+    /// Read from a landmarks file, by the image's relative path.
     File(FileFaces),
 }
 

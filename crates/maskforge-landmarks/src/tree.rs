@@ -42,14 +42,32 @@ const JOURNAL_VERSION: u32 = 1;
 /// Why a detect run stopped. Bad photos are not errors: they are failures.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
+    /// The detector could not be built or run, or an output not written.
     #[error(transparent)]
     Landmarks(#[from] LandmarkError),
+    /// The journal could not be read.
     #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        /// The file being read.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The output folder's journal is not one this version can resume from.
     #[error("{} is not a journal of `maskforge detect` {JOURNAL_VERSION} (damaged, or from another version): delete it to start over, or use a new --out folder", path.display())]
-    NotAJournal { path: PathBuf },
+    NotAJournal {
+        /// The journal file.
+        path: PathBuf,
+    },
+    /// The journal was written with other detector settings; mixing their
+    /// results would make `landmarks.csv` depend on the run's history.
     #[error("{} holds results of other detector settings:\n{diff}\nre-run with those settings to resume, use a new --out folder, or delete {} to start over", path.display(), path.display())]
-    DifferentSettings { path: PathBuf, diff: String },
+    DifferentSettings {
+        /// The journal file.
+        path: PathBuf,
+        /// The settings that differ, one per line (journal's, then this run's).
+        diff: String,
+    },
 }
 
 /// A failed write, as the adapter reports it (`cannot write PATH: ...`).
@@ -61,6 +79,7 @@ fn write_error(path: &Path) -> impl FnOnce(std::io::Error) -> DetectError + '_ {
 /// keeps the results of one set of settings only.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DetectSettings {
+    /// `maskforge detect` and the crate version that wrote the journal.
     pub tool: String,
     /// `hog`, `cnn` or `mtcnn`.
     pub detector: String,
@@ -69,7 +88,9 @@ pub struct DetectSettings {
     /// How the detection image is sized, in words ([`DetectorConfig::scale_text`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detect_scale: String,
+    /// Doublings of the detection image ([`DetectorConfig::upsample`]).
     pub upsample: u32,
+    /// Offset of HOG's decision threshold ([`DetectorConfig::hog_threshold`]).
     pub hog_threshold: f64,
     /// The model files used, by name, with their sizes in bytes (a
     /// different model of the same name has another size, as a rule).
@@ -126,12 +147,15 @@ struct Entry {
 /// What to detect and where to write.
 #[derive(Clone, Debug)]
 pub struct DetectTree {
+    /// The input folder; `landmarks.csv` paths are relative to it.
     pub root: PathBuf,
     /// The photos under `root` (a walk's, or a `--list`'s).
     pub images: Vec<PathBuf>,
+    /// Output folder: `landmarks.csv`, `failures.csv`, the journal, overlays.
     pub out: PathBuf,
     /// Also write each photo with its boxes and points to `out/overlays/`.
     pub overlay: bool,
+    /// Size bounds of the photos decoded.
     pub limits: LoadLimits,
     /// Bytes the workers may hold in decodes at once.
     pub decode_budget: DecodeBudget,
@@ -172,13 +196,17 @@ pub fn check_paths(root: &Path, list: Option<&Path>, out: &Path, overlay: bool) 
 pub struct DetectSummary {
     /// Photos read and searched (this run or an earlier one).
     pub images: usize,
+    /// Faces found in them (rows of `landmarks.csv`).
     pub faces: usize,
+    /// Photos searched in which no face was found.
     pub without_face: usize,
+    /// Files skipped (unreadable, undecodable, too large), as in `failures.csv`.
     pub failures: Vec<Failure>,
     /// Photos detected by this run.
     pub processed: usize,
     /// Photos an earlier run had finished.
     pub already_done: usize,
+    /// Where `landmarks.csv` was written.
     pub landmarks_csv: PathBuf,
 }
 

@@ -10,15 +10,19 @@ use std::sync::OnceLock;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Colour(pub [u8; 3]);
 
+/// Why a colour or a `--colour` list was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ColourError {
+    /// Neither a known name nor `#rgb` / `#rrggbb` (the text as given).
     #[error("unknown colour {0:?}: use a name ({names}) or hex like #3a5fcd", names = NAMED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))]
     Unknown(String),
     /// A `name=weight` item whose weight is not a finite number >= 0.
     #[error("{0:?}: the weight after '=' must be a number >= 0")]
     Weight(String),
+    /// A colour appears twice in a list (the item as given).
     #[error("{0:?} is listed twice")]
     Duplicate(String),
+    /// Every weight of the list is 0.
     #[error("all colour weights are 0: nothing to draw")]
     AllZero,
 }
@@ -50,6 +54,7 @@ const NAMED: &[(&str, [u8; 3])] = &[
 ];
 
 impl Colour {
+    /// The colour of sRGB channels `r`, `g`, `b` (0–255).
     pub const fn rgb(r: u8, g: u8, b: u8) -> Self {
         Colour([r, g, b])
     }
@@ -82,6 +87,7 @@ impl Colour {
             .unwrap_or_else(|| self.hex())
     }
 
+    /// `#rrggbb`, lowercase.
     pub fn hex(&self) -> String {
         format!("#{:02x}{:02x}{:02x}", self.0[0], self.0[1], self.0[2])
     }

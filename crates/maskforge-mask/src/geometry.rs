@@ -33,9 +33,11 @@ pub enum MaskVariant {
 }
 
 impl MaskVariant {
+    /// Every variant, in canonical order.
     pub const ALL: [MaskVariant; 4] =
         [MaskVariant::Correct, MaskVariant::NoseExposed, MaskVariant::Chin, MaskVariant::ChinExposed];
 
+    /// Its `--variants` name: `correct`, `nose_exposed`, `chin`, `chin_exposed`.
     pub fn as_str(&self) -> &'static str {
         match self {
             MaskVariant::Correct => "correct",
@@ -73,6 +75,7 @@ impl fmt::Display for MaskVariant {
     }
 }
 
+/// A variant name that is none of [`MaskVariant::ALL`] (the text as given).
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("unknown mask variant {0:?}: use correct, nose_exposed, chin or chin_exposed")]
 pub struct UnknownVariant(pub String);
@@ -84,14 +87,30 @@ impl FromStr for MaskVariant {
     }
 }
 
+/// Why a mask could not be placed on a face.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PlacementError {
+    /// A landmark coordinate is NaN or infinite.
     #[error("landmarks contain non-finite coordinates")]
     NonFinite,
+    /// The face is too small, or its points collapse, to build a mesh on.
     #[error("face too small or landmarks degenerate (face width {width:.1} px, height {height:.1} px)")]
-    Degenerate { width: f32, height: f32 },
+    Degenerate {
+        /// Face width, jaw to jaw, pixels.
+        width: f32,
+        /// Face height, nose top to chin, pixels.
+        height: f32,
+    },
+    /// The placed outline breaks the variant's rule for a landmark.
     #[error("cannot place a {variant} mask: landmark {landmark} would be {}", if *.should_cover { "uncovered" } else { "covered" })]
-    Coverage { variant: MaskVariant, landmark: usize, should_cover: bool },
+    Coverage {
+        /// The variant being placed.
+        variant: MaskVariant,
+        /// The landmark index (0..68) at fault.
+        landmark: usize,
+        /// Whether the variant must cover it (else it must stay visible).
+        should_cover: bool,
+    },
 }
 
 /// Random variations of the placement, each in `-1..1`; zero is the
@@ -113,6 +132,7 @@ pub struct Jitter {
 }
 
 impl Jitter {
+    /// Draws all four variations, each uniform in `-1..1`.
     pub fn draw(rng: &mut SplitMix64) -> Jitter {
         Jitter {
             top: rng.range(-1.0, 1.0),
@@ -133,7 +153,9 @@ const ROWS: usize = 8;
 /// side is hidden or the template has none).
 #[derive(Clone, Debug)]
 pub struct Mesh {
+    /// Vertices per row: both mask halves plus the ear-loop columns.
     pub cols: usize,
+    /// Vertices per column, top edge to lower edge.
     pub rows: usize,
     /// `rows × cols` vertices, row-major, image coordinates.
     pub image: Vec<Point>,
@@ -168,22 +190,32 @@ impl Mesh {
 /// A placed mask.
 #[derive(Clone, Debug)]
 pub struct Placement {
+    /// The wear variant placed.
     pub variant: MaskVariant,
     /// The mask outline in image coordinates, clockwise on screen (ear
     /// loops excluded). It may extend outside the image.
     pub polygon: Vec<Point>,
+    /// The warp mesh from template to image coordinates.
     pub mesh: Mesh,
-    /// Face width (jaw to jaw) and height (nose top to chin) in pixels.
+    /// Face width, jaw to jaw, in pixels.
     pub face_width: f32,
+    /// Face height, nose top to chin, in pixels.
     pub face_height: f32,
-    /// Face roll (radians) and the rotation centre of the face frame.
+    /// Face roll, radians.
     pub roll: f32,
+    /// The rotation centre of the face frame (the landmarks' centre).
     pub centre: Point,
-    /// Midline x and half widths at the mouth, in the face frame (for shading).
+    /// Midline x at the mouth, in the face frame (for shading).
     pub mid_x: f32,
+    /// Half width from the midline to the wearer's right edge at the mouth,
+    /// face frame, pixels (at least 1).
     pub half_right: f32,
+    /// Half width from the midline to the wearer's left edge at the mouth,
+    /// face frame, pixels (at least 1).
     pub half_left: f32,
+    /// y of the top edge at the nose, in the face frame.
     pub top_y: f32,
+    /// y of the lower edge at the chin, in the face frame.
     pub bottom_y: f32,
 }
 
@@ -216,6 +248,7 @@ pub struct Rotation {
 }
 
 impl Rotation {
+    /// The rotation by `angle` radians (clockwise on screen, y down) about `centre`.
     pub fn new(centre: Point, angle: f32) -> Rotation {
         let (sin, cos) = angle.sin_cos();
         Rotation { centre, sin, cos }

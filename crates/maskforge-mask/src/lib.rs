@@ -42,14 +42,19 @@ use image::{GrayImage, RgbImage};
 use maskforge_face::Landmarks68;
 use std::sync::Arc;
 
+/// Why a face could not be masked.
 #[derive(Debug, thiserror::Error)]
 pub enum MaskError {
+    /// A template could not be loaded or rendered.
     #[error(transparent)]
     Template(#[from] TemplateError),
+    /// A texture could not be loaded.
     #[error(transparent)]
     Texture(#[from] TextureError),
+    /// The mask could not be placed on the face.
     #[error(transparent)]
     Placement(#[from] PlacementError),
+    /// The template set is empty (or all its weights are 0).
     #[error("no templates to choose from")]
     NoTemplates,
 }
@@ -69,11 +74,15 @@ pub enum TextureChoice {
 /// Everything that decides how masks look, shared by all worker threads.
 #[derive(Clone, Debug)]
 pub struct Synthesizer {
+    /// The templates drawn from, with their weights.
     pub templates: TemplateSet,
+    /// How each mask's colour is chosen.
     pub colour: ColourChoice,
+    /// How each mask's texture is chosen.
     pub texture: TextureChoice,
     /// Overrides the texture weight (templates' own weight otherwise; 0.5 for `Among`).
     pub texture_weight: Option<f32>,
+    /// How the mask is blended into the photo.
     pub blend: BlendOptions,
     /// Whether to jitter the placement a little (always within the variant's rules).
     pub jitter: bool,
@@ -83,11 +92,15 @@ pub struct Synthesizer {
 /// The result of masking one face.
 #[derive(Clone, Debug)]
 pub struct MaskedFace {
+    /// Where the mask went.
     pub placement: Placement,
+    /// What it looks like.
     pub style: MaskStyle,
 }
 
 impl Synthesizer {
+    /// A synthesizer over `templates` with the defaults: each template's
+    /// palette and texture, full blending, jitter on. Errors on an empty set.
     pub fn new(templates: TemplateSet) -> Result<Synthesizer, MaskError> {
         if templates.is_empty() {
             return Err(MaskError::NoTemplates);
@@ -285,7 +298,7 @@ mod tests {
         }
     }
 
-    /// The default draw as documented (README "Built-in styles" and
+    /// The default draw as documented (docs/mask.md "Built-in styles" and
     /// tools/draw_templates.py STYLES): template shares, surgical colour shares.
     const DOCUMENTED_WEIGHTS: [(&str, f64); 8] = [
         ("surgical", 0.38),

@@ -60,6 +60,7 @@ const REBLUR: f32 = 1.2;
 const REBLUR_RADIUS: i32 = 4;
 
 impl PhotoStats {
+    /// Statistics that change nothing: sharp, noiseless, colour, no cast.
     pub const NEUTRAL: PhotoStats =
         PhotoStats { blur: 0.0, noise: [0.0; 3], grey: false, saturation: 1.0, cast: [1.0; 3] };
 

@@ -6,8 +6,11 @@
 /// One level: `width`×`height` pixels of `N` channels.
 #[derive(Clone, Debug)]
 pub struct Level<const N: usize> {
+    /// Width, pixels.
     pub width: u32,
+    /// Height, pixels.
     pub height: u32,
+    /// `width × height` pixels, row-major.
     pub data: Vec<[u8; N]>,
 }
 
@@ -21,6 +24,7 @@ pub enum Edge {
 }
 
 impl<const N: usize> Level<N> {
+    /// A level of `width × height` pixels; `data` must hold exactly that many.
     pub fn new(width: u32, height: u32, data: Vec<[u8; N]>) -> Self {
         debug_assert_eq!(data.len(), width as usize * height as usize);
         Level { width, height, data }
@@ -109,10 +113,12 @@ impl<const N: usize> Level<N> {
 /// A mip pyramid: level 0 is full size, each next one half the size.
 #[derive(Clone, Debug)]
 pub struct Pyramid<const N: usize> {
+    /// Full size first, then halved until a side is under 8 (10 levels at most).
     pub levels: Vec<Level<N>>,
 }
 
 impl<const N: usize> Pyramid<N> {
+    /// The pyramid of `base`, each level box-filtered from the one before.
     pub fn build(base: Level<N>) -> Self {
         let mut levels = vec![base];
         while let Some(last) = levels.last() {
@@ -125,6 +131,7 @@ impl<const N: usize> Pyramid<N> {
         Pyramid { levels }
     }
 
+    /// Level 0, full size.
     pub fn base(&self) -> &Level<N> {
         &self.levels[0]
     }
@@ -149,6 +156,7 @@ pub type TemplatePixels = Pyramid<5>;
 /// A rasterised template (rendered by [`crate::template`], kept on disk by
 /// [`crate::raster_cache`]).
 pub struct RenderedTemplate {
+    /// The raster and its mip levels.
     pub pixels: TemplatePixels,
     /// Raster pixels per template unit.
     pub scale: f32,

@@ -27,7 +27,9 @@ const RENDER_CODE: [&str; 3] =
 /// (`Template::raster_key`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RasterKey<'a> {
+    /// The template's name.
     pub name: &'a str,
+    /// Hash of the template's descriptor and artwork ([`crate::Template::fingerprint`]).
     pub fingerprint: u64,
 }
 

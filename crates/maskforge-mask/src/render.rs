@@ -43,7 +43,9 @@ use std::sync::{Arc, OnceLock};
 /// What a face's mask looks like.
 #[derive(Clone, Debug)]
 pub struct MaskStyle {
+    /// The template drawn.
     pub template: Arc<Template>,
+    /// The colour its recolourable parts take.
     pub colour: Colour,
     /// Texture and its weight (0..1).
     pub texture: Option<(Arc<Texture>, f32)>,
@@ -79,10 +81,15 @@ impl Default for BlendOptions {
 /// The rendered mask before compositing: premultiplied RGBA in 0..1 over a
 /// rectangle of the image.
 pub struct MaskLayer {
+    /// Left column of the rectangle in the image.
     pub x0: u32,
+    /// Top row of the rectangle in the image.
     pub y0: u32,
+    /// Width of the rectangle, pixels.
     pub width: u32,
+    /// Height of the rectangle, pixels.
     pub height: u32,
+    /// `width × height` premultiplied RGBA pixels, row-major.
     pub rgba: Vec<[f32; 4]>,
     /// Relief height map (the art's luminance with a mid-grey colour).
     relief: Option<ReliefGrid>,

@@ -12,6 +12,8 @@ pub use maskforge_rng::{mix64, stable_hash};
 pub struct SplitMix64(maskforge_rng::SplitMix64);
 
 impl SplitMix64 {
+    /// The stream seeded with `seed` (use [`Self::for_face`] or
+    /// [`Self::for_image`] for synthesis draws).
     pub fn new(seed: u64) -> Self {
         SplitMix64(maskforge_rng::SplitMix64::new(seed))
     }
@@ -35,6 +37,7 @@ impl SplitMix64 {
         SplitMix64::new(mix64(self.0.state() ^ stable_hash(tag.as_bytes())))
     }
 
+    /// The next 64 uniform bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
     }

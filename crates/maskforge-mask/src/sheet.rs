@@ -7,6 +7,7 @@ use maskforge_face::BBox;
 
 /// One cell of a sheet.
 pub struct SheetItem {
+    /// The image shown (fitted into the cell).
     pub thumbnail: RgbImage,
     /// Up to two lines, split at `\n`.
     pub label: String,

@@ -18,27 +18,66 @@ use std::sync::{Arc, OnceLock};
 
 pub use crate::raster::{RenderedTemplate, TemplatePixels, RENDER_SIZE};
 
+/// Why a template could not be loaded, rendered or selected.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
+    /// A descriptor, artwork file or folder could not be read.
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A descriptor is not valid TOML of the expected fields.
     #[error("{}: invalid template descriptor: {message}", path.display())]
-    Descriptor { path: PathBuf, message: String },
+    Descriptor {
+        /// The descriptor file.
+        path: PathBuf,
+        /// The parser's or checker's message, one line.
+        message: String,
+    },
+    /// A descriptor's values are out of range or inconsistent (colours,
+    /// weights, fit, anchors, outline).
     #[error("template {name:?}: {message}")]
-    Invalid { name: String, message: String },
+    Invalid {
+        /// The template's name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The SVG artwork could not be parsed or rendered.
     #[error("template {name:?}: cannot render SVG: {message}")]
-    Svg { name: String, message: String },
+    Svg {
+        /// The template's name.
+        name: String,
+        /// The SVG library's message.
+        message: String,
+    },
+    /// The PNG artwork could not be read or decoded.
     #[error("template {name:?}: cannot read image {}: {message}", path.display())]
-    Image { name: String, path: PathBuf, message: String },
+    Image {
+        /// The template's name.
+        name: String,
+        /// The artwork file.
+        path: PathBuf,
+        /// The reader's message.
+        message: String,
+    },
+    /// A templates folder holds no `*.toml` descriptor.
     #[error("no template descriptors (*.toml) in {}", .0.display())]
     EmptyDir(PathBuf),
+    /// A template name that is not in the set: the name, then the known
+    /// names, comma-separated.
     #[error("unknown template {0:?} (known: {1})")]
     Unknown(String, String),
     /// A `name=weight` item of a template list whose weight is not a number >= 0.
     #[error("{0:?}: the weight after '=' must be a number >= 0")]
     Weight(String),
+    /// A template named twice in a list.
     #[error("template {0:?} is listed twice")]
     Duplicate(String),
+    /// Every template of the selection has weight 0.
     #[error("no template with a weight above 0: nothing to draw")]
     AllZero,
 }
@@ -50,11 +89,15 @@ pub enum TemplateError {
 pub struct Anchors {
     /// Top centre, the point that sits on the nose bridge.
     pub nose_top: [f32; 2],
-    /// Top corners, where the top edge meets the sides (on the cheeks).
+    /// Top corner on the wearer's right cheek, where the top edge meets the side.
     pub right_cheek_top: [f32; 2],
+    /// Top corner on the wearer's left cheek, where the top edge meets the side.
     pub left_cheek_top: [f32; 2],
-    /// Lower corners, where the sides meet the lower edge (along the jaw).
+    /// Lower corner on the wearer's right, where the side meets the lower
+    /// edge (along the jaw).
     pub right_jaw: [f32; 2],
+    /// Lower corner on the wearer's left, where the side meets the lower
+    /// edge (along the jaw).
     pub left_jaw: [f32; 2],
     /// Bottom centre, under the chin.
     pub chin_bottom: [f32; 2],
@@ -108,6 +151,7 @@ impl Default for Fit {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Descriptor {
+    /// The template's name (`--template`), unique in a set.
     pub name: String,
     /// Free-form style label (surgical, n95, kn95, cloth, printed, ...).
     pub style: String,
@@ -129,14 +173,18 @@ pub struct Descriptor {
     /// Built-in texture applied by default (`weave`, `knit`, `melange`) and its weight.
     #[serde(default)]
     pub texture: Option<String>,
+    /// How strongly that texture shows, 0..1 (0: not at all).
     #[serde(default)]
     pub texture_weight: f32,
     /// PNG templates only: recolour by luminance relative to `default_colour`.
     #[serde(default)]
     pub recolour: bool,
+    /// Where the mask's corners and centres are in the artwork.
     pub anchors: Anchors,
+    /// The outline's polylines between the anchors.
     #[serde(default)]
     pub outline: OutlineSpec,
+    /// How the mask sits on a face.
     #[serde(default)]
     pub fit: Fit,
 }
@@ -146,6 +194,7 @@ fn one() -> f32 {
 }
 
 impl Descriptor {
+    /// Parses descriptor TOML (`path` for messages) and checks its weights.
     pub fn parse(text: &str, path: &Path) -> Result<Descriptor, TemplateError> {
         let err = |message: String| TemplateError::Descriptor { path: path.to_path_buf(), message };
         let d: Descriptor =
@@ -202,7 +251,9 @@ pub struct TemplateOutline {
     pub bottom: Vec<Point>,
     /// Index of `chin_bottom` in `bottom`.
     pub chin_index: usize,
+    /// Right cheek top → right jaw: the wearer's right side (image left).
     pub right_side: Vec<Point>,
+    /// Left cheek top → left jaw: the wearer's left side (image right).
     pub left_side: Vec<Point>,
 }
 
@@ -255,6 +306,8 @@ fn chain(
 }
 
 impl TemplateOutline {
+    /// The outline of `d` in template coordinates, anchors inserted, for
+    /// artwork of `size` (width, height); errors name the bad part.
     pub fn from_descriptor(d: &Descriptor, size: (f32, f32)) -> Result<Self, TemplateError> {
         let a = &d.anchors;
         let tol = 0.01 * size.0.max(size.1).max(1.0);
@@ -318,13 +371,17 @@ enum Source {
 
 /// A loaded template; its raster is rendered on first use and shared.
 pub struct Template {
+    /// The descriptor as read.
     pub descriptor: Descriptor,
+    /// The outline, in template coordinates.
     pub outline: TemplateOutline,
     /// Template-coordinate size (SVG user units or PNG pixels).
     pub size: (f32, f32),
+    /// The descriptor's palette, parsed.
     pub palette: Vec<Colour>,
     /// The palette's weights, parallel to `palette`.
     pub palette_weights: Vec<f32>,
+    /// The descriptor's `default_colour`, else the first palette colour.
     pub default_colour: Colour,
     /// Stable hash of the descriptor and the artwork: output depends on both.
     pub fingerprint: u64,
@@ -422,6 +479,7 @@ impl Template {
         Template::new(descriptor, Source::Png(path.to_path_buf()), (w as f32, h as f32), &bytes)
     }
 
+    /// The descriptor's name.
     pub fn name(&self) -> &str {
         &self.descriptor.name
     }
@@ -684,10 +742,12 @@ impl TemplateSet {
         self.select_weighted(&items)
     }
 
+    /// The template called `name`, if in the set.
     pub fn get(&self, name: &str) -> Option<&Arc<Template>> {
         self.templates.iter().find(|t| t.name() == name)
     }
 
+    /// The templates' names, in set order.
     pub fn names(&self) -> Vec<String> {
         self.templates.iter().map(|t| t.name().to_string()).collect()
     }
@@ -699,6 +759,7 @@ impl TemplateSet {
         }
     }
 
+    /// The templates, in set order.
     pub fn templates(&self) -> &[Arc<Template>] {
         &self.templates
     }
@@ -708,10 +769,12 @@ impl TemplateSet {
         &self.weights
     }
 
+    /// Whether the set holds no template.
     pub fn is_empty(&self) -> bool {
         self.templates.is_empty()
     }
 
+    /// Number of templates.
     pub fn len(&self) -> usize {
         self.templates.len()
     }

@@ -18,17 +18,28 @@ pub enum TextureMode {
     Print,
 }
 
+/// Why a texture could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TextureError {
+    /// Neither a built-in name nor an existing file (the text as given).
     #[error("unknown texture {0:?}: use one of weave, knit, melange, none, or an image file path")]
     Unknown(String),
+    /// The image file could not be read or decoded.
     #[error("cannot read texture image {}: {message}", path.display())]
-    Image { path: std::path::PathBuf, message: String },
+    Image {
+        /// The image file.
+        path: std::path::PathBuf,
+        /// The decoder's message.
+        message: String,
+    },
 }
 
+/// A tiling texture, built in or from an image file.
 #[derive(Debug)]
 pub struct Texture {
+    /// The built-in name, or the image file's stem.
     pub name: String,
+    /// How it combines with the mask colour.
     pub mode: TextureMode,
     /// Texel values, RGB.
     pub pixels: Pyramid<3>,

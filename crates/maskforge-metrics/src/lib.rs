@@ -25,7 +25,9 @@ pub struct ConfusionMatrix {
 /// A class index outside `0..n` was given.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClassOutOfRange {
+    /// The offending class index.
     pub index: usize,
+    /// The number of classes of the matrix (valid indices are `0..n_classes`).
     pub n_classes: usize,
 }
 
@@ -38,6 +40,7 @@ impl std::fmt::Display for ClassOutOfRange {
 impl std::error::Error for ClassOutOfRange {}
 
 impl ConfusionMatrix {
+    /// An all-zero `n_classes × n_classes` matrix.
     pub fn new(n_classes: usize) -> Self {
         ConfusionMatrix { n: n_classes, counts: vec![0; n_classes * n_classes] }
     }
@@ -63,6 +66,7 @@ impl ConfusionMatrix {
         Some(ConfusionMatrix { n, counts: rows.iter().flatten().copied().collect() })
     }
 
+    /// Counts one sample of true class `truth` predicted as `predicted`.
     pub fn add(&mut self, truth: usize, predicted: usize) -> Result<(), ClassOutOfRange> {
         for index in [truth, predicted] {
             if index >= self.n {
@@ -81,22 +85,28 @@ impl ConfusionMatrix {
         }
     }
 
+    /// The number of classes (the matrix is `n × n`).
     pub fn n_classes(&self) -> usize {
         self.n
     }
 
+    /// Samples of true class `truth` predicted as `predicted`; panics when
+    /// either index is out of range.
     pub fn get(&self, truth: usize, predicted: usize) -> u64 {
         self.counts[truth * self.n + predicted]
     }
 
+    /// The counts as rows (one per true class), the inverse of [`Self::from_rows`].
     pub fn rows(&self) -> Vec<Vec<u64>> {
         self.counts.chunks(self.n.max(1)).map(<[u64]>::to_vec).take(self.n).collect()
     }
 
+    /// Every sample counted.
     pub fn total(&self) -> u64 {
         self.counts.iter().sum()
     }
 
+    /// Samples predicted as their true class (the diagonal's sum).
     pub fn correct(&self) -> u64 {
         (0..self.n).map(|i| self.get(i, i)).sum()
     }
@@ -116,14 +126,18 @@ impl ConfusionMatrix {
         (0..self.n).map(|t| self.get(t, c)).sum()
     }
 
+    /// Of the samples predicted as `c`, the fraction truly `c`; 0 when none was.
     pub fn precision(&self, c: usize) -> f64 {
         ratio(self.get(c, c), self.predicted(c))
     }
 
+    /// Of the samples truly `c`, the fraction predicted as `c`; 0 when none was.
     pub fn recall(&self, c: usize) -> f64 {
         ratio(self.get(c, c), self.support(c))
     }
 
+    /// Harmonic mean of [`Self::precision`] and [`Self::recall`] of `c`
+    /// (0 when both are 0).
     pub fn f1(&self, c: usize) -> f64 {
         f1(self.precision(c), self.recall(c))
     }
@@ -148,23 +162,32 @@ fn f1(p: f64, r: f64) -> f64 {
 /// Precision, recall, F1 and support of one class or one average.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassMetrics {
+    /// The class name, or the average's label ("macro avg", "weighted avg").
     pub name: String,
+    /// Fraction of the samples predicted as the class that truly are, in `[0, 1]`.
     pub precision: f64,
+    /// Fraction of the class's samples predicted as it, in `[0, 1]`.
     pub recall: f64,
+    /// Harmonic mean of precision and recall.
     pub f1: f64,
+    /// Samples of the class (for an average: every sample).
     pub support: u64,
 }
 
 /// Everything a classification report shows, ready for text or JSON.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassificationReport {
+    /// One row per class, in index order.
     pub classes: Vec<ClassMetrics>,
+    /// Fraction of all samples classified right.
     pub accuracy: f64,
     /// Unweighted mean over classes (sklearn's "macro avg").
     pub macro_avg: ClassMetrics,
     /// Mean over classes weighted by support (sklearn's "weighted avg").
     pub weighted_avg: ClassMetrics,
+    /// Every sample counted.
     pub total: u64,
+    /// The confusion matrix's rows: true classes, predicted ones across.
     pub confusion_matrix: Vec<Vec<u64>>,
 }
 

@@ -23,7 +23,9 @@ pub const HEADLINE_MIN_SIDE: f32 = 32.0;
 /// A box `[left, top, right, bottom]` in pixels with a class index.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ClassedBox {
+    /// `[left, top, right, bottom]`, pixels.
     pub bbox: [f32; 4],
+    /// Index into [`SceneScore::classes`].
     pub class: usize,
 }
 
@@ -72,8 +74,11 @@ pub fn match_boxes(truth: &[[f32; 4]], detections: &[[f32; 4]], min_iou: f32) ->
 /// classified right.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaceCounts {
+    /// Annotated faces.
     pub annotated: u64,
+    /// Annotated faces a detection matched.
     pub found: u64,
+    /// Found faces whose detection has the annotated class.
     pub correct: u64,
 }
 
@@ -106,8 +111,12 @@ fn ratio(a: u64, b: u64) -> f64 {
 /// The score of a run over labelled photos.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SceneScore {
+    /// Class names, in index order.
     pub classes: Vec<String>,
+    /// The least intersection over union at which a detection finds an
+    /// annotated face.
     pub min_iou: f32,
+    /// Photos added.
     pub photos: u64,
     /// Faces of at least [`HEADLINE_MIN_SIDE`] px.
     pub headline: FaceCounts,
@@ -115,8 +124,9 @@ pub struct SceneScore {
     pub by_class: Vec<FaceCounts>,
     /// Every face, by [`SIZE_BANDS`].
     pub by_band: Vec<FaceCounts>,
-    /// All boxes the detector gave, and those that match no annotated face.
+    /// All boxes the detector gave.
     pub detections: u64,
+    /// Boxes that match no annotated face (false positives at `min_iou`).
     pub unmatched: u64,
     /// Annotated class (rows) against predicted class (columns), over the
     /// faces found.
@@ -124,6 +134,7 @@ pub struct SceneScore {
 }
 
 impl SceneScore {
+    /// An empty score for `classes`, matching at `min_iou`.
     pub fn new(classes: Vec<String>, min_iou: f32) -> Self {
         let n = classes.len();
         SceneScore {

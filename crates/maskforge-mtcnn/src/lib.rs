@@ -34,12 +34,24 @@ const MAX_LEVELS: usize = 24;
 /// of candidates.
 const BATCH: usize = 512;
 
+/// Why the MTCNN networks could not be loaded or run.
 #[derive(Debug, thiserror::Error)]
 pub enum MtcnnError {
+    /// One of the three weight files is not in the models folder.
     #[error("model file {} not found: run `cargo xtask setup`, or point --models / MASKFORGE_MODELS at a folder holding it", path.display())]
-    ModelMissing { path: PathBuf },
+    ModelMissing {
+        /// The file that was looked for.
+        path: PathBuf,
+    },
+    /// A weight file exists but could not be read or does not fit its network.
     #[error("model file {}: {message}", path.display())]
-    ModelLoad { path: PathBuf, message: String },
+    ModelLoad {
+        /// The weight file.
+        path: PathBuf,
+        /// What was wrong with it.
+        message: String,
+    },
+    /// libtorch failed while running a network.
     #[error("libtorch failed in MTCNN: {0}")]
     Torch(#[from] TchError),
 }
@@ -65,7 +77,10 @@ impl Default for MtcnnParams {
 /// A face MTCNN found, in full-image pixels.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MtcnnFace {
+    /// The face box after O-Net's regression (MTCNN's framing: its side is
+    /// about [`DLIB_PER_MTCNN_SIDE`] times smaller than dlib's).
     pub bbox: BBox,
+    /// O-Net's face probability, in `[0, 1]`.
     pub score: f32,
     /// Eyes, nose, mouth corners; the subject's right eye (image left) first.
     pub points: [Point; 5],
@@ -102,6 +117,7 @@ impl Mtcnn {
         Ok(Mtcnn { nets: Arc::new(nets), device, params })
     }
 
+    /// The tuning knobs the detector was loaded with.
     pub fn params(&self) -> &MtcnnParams {
         &self.params
     }

@@ -8,11 +8,18 @@
 /// predicted for it (fractions of its width and height).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Candidate {
+    /// Left edge, in full-image pixels.
     pub x1: f32,
+    /// Top edge, in full-image pixels.
     pub y1: f32,
+    /// Right edge, in full-image pixels.
     pub x2: f32,
+    /// Bottom edge, in full-image pixels.
     pub y2: f32,
+    /// The face probability of the network that last scored it, in `[0, 1]`.
     pub score: f32,
+    /// Offsets of `x1, y1, x2, y2` as fractions of the box's width (x) and
+    /// height (y); applied by [`regress`].
     pub reg: [f32; 4],
 }
 

@@ -38,6 +38,7 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 }
 
 impl SplitMix64 {
+    /// A generator whose state starts at `seed`; equal seeds give equal streams.
     pub fn new(seed: u64) -> Self {
         SplitMix64 { state: seed }
     }
@@ -47,6 +48,7 @@ impl SplitMix64 {
         self.state
     }
 
+    /// The next 64 uniformly distributed bits (advances the state by one step).
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         mix64(self.state)

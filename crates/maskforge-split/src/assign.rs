@@ -21,14 +21,19 @@ use std::str::FromStr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
+    /// What the model is fitted on (`train.csv`).
     Train,
+    /// What model selection and early stopping look at (`val.csv`).
     Val,
+    /// Held out for the final evaluation (`test.csv`).
     Test,
 }
 
 impl Split {
+    /// The three splits, in manifest order.
     pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
 
+    /// `train`, `val` or `test`.
     pub fn name(self) -> &'static str {
         match self {
             Split::Train => "train",
@@ -37,6 +42,7 @@ impl Split {
         }
     }
 
+    /// Position in [`Split::ALL`] (0, 1, 2).
     pub fn index(self) -> usize {
         self as usize
     }
@@ -56,7 +62,9 @@ impl fmt::Display for Split {
 /// Requested fractions; train gets the rest.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ratios {
+    /// Share of images for validation, in `[0, 1)`.
     pub val: f64,
+    /// Share of images for test, in `[0, 1)`; 0 writes no test split.
     pub test: f64,
 }
 
@@ -81,6 +89,7 @@ impl Ratios {
         Ok(Ratios { val, test })
     }
 
+    /// The share train gets: `1 − val − test`, above 0.
     pub fn train(&self) -> f64 {
         1.0 - self.val - self.test
     }
@@ -104,7 +113,9 @@ impl Ratios {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
+    /// Seeded greedy assignment: every class close to the ratios in every split.
     Exact,
+    /// Hash of (seed, group key): adding images never moves an existing group.
     Stable,
 }
 
@@ -136,7 +147,9 @@ pub use maskforge_rng::SplitMix64;
 /// (sparse, because most groups hold one or a few classes).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupCounts {
+    /// The group key (source photo, parent folder, regex match...).
     pub key: String,
+    /// Its images per class, `(class_index, count)`, non-zero counts only.
     pub per_class: Vec<(usize, u64)>,
 }
 

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 /// Manifests with what is needed to read them: the dataset root and classes.
 #[derive(Clone, Debug)]
 pub struct ManifestSet {
+    /// The dataset root the manifests' paths are relative to.
     pub root: PathBuf,
     /// The folder of the manifests (and of `split.json`, `classes.csv`).
     pub dir: PathBuf,
@@ -128,13 +129,18 @@ fn classes_from_rows(manifests: &[(String, Vec<Entry>)]) -> Option<Vec<String>> 
 pub struct Mismatch {
     /// The manifest file (or `split.json` for whole-set problems).
     pub manifest: String,
+    /// The image path as listed, or `line N` for a row that was skipped.
     pub path: String,
+    /// What is wrong, one line.
     pub problem: String,
 }
 
+/// How thoroughly `verify` checks each file.
 #[derive(Clone, Copy, Debug)]
 pub struct VerifyOptions {
+    /// Decode every image (catches corrupt files; the slow part).
     pub decode: bool,
+    /// Size bounds of the images decoded.
     pub limits: LoadLimits,
 }
 
@@ -144,6 +150,7 @@ impl Default for VerifyOptions {
     }
 }
 
+/// What `verify` checked and found.
 #[derive(Clone, Debug, Default)]
 pub struct VerifyReport {
     /// (manifest, rows checked, rows with a hash).
@@ -153,6 +160,7 @@ pub struct VerifyReport {
 }
 
 impl VerifyReport {
+    /// Whether nothing is wrong.
     pub fn ok(&self) -> bool {
         self.mismatches.is_empty()
     }

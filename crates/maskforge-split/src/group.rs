@@ -183,6 +183,7 @@ fn regex_keys(pattern: &str, rel_paths: &[String]) -> Result<Grouping, SplitErro
 /// rows may share an output; they name the same source).
 #[derive(Clone, Debug, Default)]
 pub struct Annotations {
+    /// The source photo of each output path (both relative, `/`-separated).
     pub source_of_output: HashMap<String, String>,
 }
 

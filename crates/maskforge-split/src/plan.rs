@@ -26,10 +26,15 @@ pub use maskforge_contracts::{CLASSES_CSV, FAILURES_CSV, SPLIT_JSON, STATS_JSON}
 /// Everything that decides a split.
 #[derive(Clone, Debug)]
 pub struct SplitOptions {
+    /// Shares of val and test; train gets the rest.
     pub ratios: Ratios,
+    /// Seed of the assignment: the same seed and data give the same split.
     pub seed: u64,
+    /// How groups are assigned to splits.
     pub method: Method,
+    /// How images are grouped (a group never spans two splits).
     pub group_by: GroupBy,
+    /// What is read of each image.
     pub scan: ScanOptions,
 }
 
@@ -48,9 +53,13 @@ impl Default for SplitOptions {
 /// How the group keys were found (for the report).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GroupingSummary {
+    /// Distinct groups.
     pub groups: usize,
+    /// `--group-by source`: images found in `annotations.csv`.
     pub annotated: usize,
+    /// `--group-by source`: unmasked originals joined to their source's group.
     pub originals_joined: usize,
+    /// `--group-by source`: images with no row, each its own group.
     pub unannotated: usize,
 }
 
@@ -61,11 +70,13 @@ pub struct SplitPlan {
     pub root: PathBuf,
     /// The options, with `group_by` resolved (never `Auto`).
     pub options: SplitOptions,
+    /// The classes, by index, with their usable image counts.
     pub classes: Vec<ClassInfo>,
     /// Rows of train, val and test (indexed by [`Split::index`]), sorted by path.
     pub rows: [Vec<ManifestRow>; 3],
     /// Skipped files with reasons, sorted by path.
     pub failures: Vec<Failure>,
+    /// How the group keys were found.
     pub grouping: GroupingSummary,
     /// Image files directly in ROOT (not in a class folder), ignored as
     /// ImageFolder ignores them.
@@ -292,6 +303,7 @@ impl SplitPlan {
         counts
     }
 
+    /// Images in the manifests (all splits).
     pub fn accepted(&self) -> usize {
         self.rows.iter().map(Vec::len).sum()
     }
@@ -421,18 +433,27 @@ fn regex_has_no_group(pattern: &str) -> bool {
 /// existed, and hand-made ones, are read too).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SplitRecord {
+    /// `maskforge split`.
     pub tool: String,
+    /// The maskforge version that wrote it.
     pub version: String,
     /// Absolute dataset root; manifest paths are relative to it.
     pub dataset_root: String,
+    /// The seed of the assignment.
     pub seed: u64,
+    /// The options that shaped the output.
     pub arguments: SplitArguments,
+    /// What was found under the root.
     pub input: InputRecord,
     /// Class names by index.
     pub classes: Vec<String>,
+    /// The manifests written, in split order.
     pub manifests: Vec<ManifestRecord>,
+    /// `stats.json` when images were decoded; `None` otherwise.
     pub stats: Option<String>,
+    /// The failures file's name, `failures.csv`.
     pub failures: String,
+    /// The `--materialize` tree, if one was built.
     pub materialized: Option<MaterializedRecord>,
     /// False while `maskforge split` is writing the set (the first
     /// `split.json` it writes); true once every file is in place.
@@ -445,40 +466,63 @@ pub struct SplitRecord {
 /// The options that shaped the output (`--jobs` is left out: it never does).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SplitArguments {
+    /// `--val`.
     pub val: f64,
+    /// `--test`.
     pub test: f64,
+    /// `--seed`.
     pub seed: u64,
+    /// `--method`.
     pub method: Method,
+    /// `--group-by`, resolved (never `auto`).
     pub group_by: String,
+    /// `--hash`: a `sha256` column in the manifests.
     pub hash: bool,
+    /// Whether images were decoded (checked, and their statistics computed).
     pub decode: bool,
+    /// `--stats-size`: the square size images were resized to for statistics.
     pub stats_size: Option<u32>,
+    /// `--max-pixels`.
     pub max_pixels: u64,
 }
 
+/// What a split found under the dataset root.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct InputRecord {
+    /// Images accepted into the manifests.
     pub images: u64,
+    /// Files skipped (rows of `failures.csv`).
     pub skipped: u64,
+    /// Image files directly in the root, ignored.
     pub outside_classes: u64,
+    /// Distinct groups.
     pub groups: u64,
+    /// SHA-256 over the sorted `path\tbytes` lines of the accepted images.
     pub fingerprint: String,
 }
 
+/// One manifest of a split.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ManifestRecord {
+    /// Which split it lists.
     pub split: Split,
+    /// Its file name (`train.csv`...).
     pub file: String,
+    /// Rows in it.
     pub images: u64,
 }
 
+/// The `--materialize` tree of a split.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MaterializedRecord {
+    /// The tree's folder, absolute.
     pub dir: String,
+    /// How files were placed (`symlink`, `hardlink`, `copy`).
     pub mode: String,
 }
 
 impl SplitRecord {
+    /// Pretty JSON with a final newline: the bytes of `split.json`.
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).unwrap_or_default();
         s.push('\n');

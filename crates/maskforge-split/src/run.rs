@@ -17,7 +17,9 @@ pub struct SplitRequest {
     pub root: PathBuf,
     /// The manifest folder.
     pub out: PathBuf,
+    /// Everything that decides the split.
     pub options: SplitOptions,
+    /// What the plan's usability check lets through.
     pub allow: Allow,
     /// `--materialize DIR` with its `--mode`.
     pub materialize: Option<(PathBuf, MaterializeMode)>,
@@ -26,6 +28,7 @@ pub struct SplitRequest {
 /// A written split.
 #[derive(Clone, Debug)]
 pub struct SplitDone {
+    /// The plan that was written.
     pub plan: SplitPlan,
     /// Seconds the plan took (finding, decoding and assigning the images).
     pub plan_seconds: f64,

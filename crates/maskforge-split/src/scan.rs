@@ -22,6 +22,7 @@ pub struct ScanOptions {
     pub hash: bool,
     /// Resize to this square size before summing pixels.
     pub stats_size: Option<u32>,
+    /// Size bounds of the images decoded.
     pub limits: LoadLimits,
 }
 
@@ -34,7 +35,9 @@ impl Default for ScanOptions {
 /// A file that passed the scan.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScannedImage {
+    /// File size in bytes.
     pub bytes: u64,
+    /// SHA-256 of the file (hex), with `hash`.
     pub sha256: Option<String>,
     /// Present when decoded.
     pub sums: Option<ChannelSums>,

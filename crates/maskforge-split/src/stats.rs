@@ -11,8 +11,11 @@ use image::RgbImage;
 /// Exact per-channel sums over a set of pixels (values 0..=255).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ChannelSums {
+    /// Pixels summed over.
     pub pixels: u64,
+    /// Sum of the values per channel R, G, B.
     pub sum: [u64; 3],
+    /// Sum of the squared values per channel R, G, B.
     pub sum_sq: [u128; 3],
 }
 
@@ -54,6 +57,7 @@ impl ChannelSums {
         ChannelSums { pixels: img.width() as u64 * img.height() as u64, sum, sum_sq: sum_sq.map(|v| v as u128) }
     }
 
+    /// Adds the sums of other pixels (another image, another worker's share).
     pub fn add(&mut self, other: &ChannelSums) {
         self.pixels += other.pixels;
         for c in 0..3 {

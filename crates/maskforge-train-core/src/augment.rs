@@ -123,6 +123,8 @@ impl AugmentConfig {
         }
     }
 
+    /// Whether every augmentation is off (training then sees exactly the
+    /// evaluation transform).
     pub fn is_none(&self) -> bool {
         self.hflip <= 0.0
             && self.vflip <= 0.0
@@ -168,7 +170,9 @@ impl AugmentConfig {
 /// Per-channel normalisation `(x − mean) / std`, x in [0, 1].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Normalize {
+    /// Per channel R, G, B mean, in [0, 1].
     pub mean: [f32; 3],
+    /// Per channel R, G, B standard deviation, above 0.
     pub std: [f32; 3],
 }
 

@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+/// The loss of a run (`--loss`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LossKind {
@@ -70,40 +71,67 @@ impl FromStr for NormKind {
 /// `--resume`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// The manifest folder `maskforge split` wrote (classes.csv, train.csv,
+    /// val.csv, stats.json, split.json).
     pub manifests: PathBuf,
     /// Dataset root; `None`: from `split.json`.
     pub root: Option<PathBuf>,
+    /// The run folder: checkpoints, metrics, curves, reports.
     pub out: PathBuf,
+    /// The backbone.
     pub arch: Arch,
+    /// Pretrained weights, a safetensors file in torchvision's names
+    /// (`imagenet` resolved to the cached file); `None`: from scratch.
     pub weights: Option<PathBuf>,
+    /// Train the head only; the backbone is a fixed feature extractor.
     pub freeze_backbone: bool,
+    /// Dropout probability before the head, in [0, 1).
     pub dropout: f64,
+    /// Cross-entropy over N logits, or BCE over one.
     pub loss: LossKind,
+    /// Weight the loss by inverse class frequency (stats.json's `class_weights`).
     pub class_weights: bool,
+    /// SGD, Adam or AdamW.
     pub optimizer: OptimizerKind,
+    /// Peak learning rate, above 0.
     pub lr: f64,
+    /// SGD momentum, in [0, 1).
     pub momentum: f64,
+    /// Weight decay, >= 0 (decoupled for AdamW).
     pub weight_decay: f64,
+    /// Learning-rate schedule after the warm-up.
     pub schedule: ScheduleKind,
+    /// Linear warm-up length in epochs (fractions allowed), >= 0.
     pub warmup_epochs: f64,
+    /// Step schedule: epochs between decays, at least 1.
     pub step_size: usize,
+    /// Step schedule: decay factor, in (0, 1].
     pub gamma: f64,
+    /// Cosine schedule: final learning rate, from 0 to `lr`.
     pub min_lr: f64,
+    /// Epochs to train, at least 1.
     pub epochs: usize,
+    /// Images per batch.
     pub batch_size: usize,
+    /// Side of the square model input, pixels.
     pub img_size: u32,
     /// Epochs without a better val loss before stopping; 0 never stops.
     pub patience: usize,
+    /// The training augmentations.
     pub augment: AugmentConfig,
+    /// Which statistics normalise the input.
     pub norm: NormKind,
+    /// Seed of shuffling, augmentation, dropout and initialisation.
     pub seed: u64,
     /// Decoding threads; 0: all cores.
     pub workers: usize,
     /// Batches prepared ahead of the model.
     pub prefetch: usize,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
     pub device: String,
     /// Mixed precision (autocast) on CUDA.
     pub amp: bool,
+    /// Images with more pixels are skipped (and reported).
     pub max_pixels: u64,
 }
 

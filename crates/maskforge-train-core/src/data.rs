@@ -30,6 +30,7 @@ pub struct Item {
     pub path: PathBuf,
     /// Path as written in the manifest (for messages and reports).
     pub rel: String,
+    /// Class index.
     pub label: usize,
 }
 
@@ -47,28 +48,40 @@ pub fn items(manifest: &Manifest, root: &Path) -> Vec<Item> {
 #[derive(Clone, Debug)]
 pub enum Transform {
     /// Random augmentation; draws depend on (seed, epoch, item index) only.
-    Train { augment: AugmentConfig, seed: u64, epoch: u64 },
+    Train {
+        /// The augmentations.
+        augment: AugmentConfig,
+        /// The run's seed.
+        seed: u64,
+        /// The epoch (0-based), so each epoch draws anew.
+        epoch: u64,
+    },
     /// Centre crop and resize.
     Eval,
 }
 
-/// A ready batch.
+/// A ready batch; images that failed are left out, so it may be shorter
+/// than asked for (or empty).
 pub struct Batch {
     /// `len × 3 × size × size` normalised floats, CHW per image.
     pub pixels: Vec<f32>,
+    /// Class index of each image, in order.
     pub labels: Vec<i64>,
     /// Dataset indices of the images in the batch, in order.
     pub indices: Vec<usize>,
     /// Images of this batch that were skipped: (dataset index, reason).
     pub failures: Vec<(usize, String)>,
+    /// Side of each image, pixels.
     pub size: u32,
 }
 
 impl Batch {
+    /// Images in the batch.
     pub fn len(&self) -> usize {
         self.labels.len()
     }
 
+    /// Whether every image of the batch failed (or none was asked for).
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
@@ -77,8 +90,11 @@ impl Batch {
 /// Shared settings of the pipeline.
 pub struct Loader {
     pool: Arc<rayon::ThreadPool>,
+    /// Side of the square model input, pixels.
     pub img_size: u32,
+    /// The input normalisation.
     pub norm: Normalize,
+    /// Size bounds of the images decoded.
     pub limits: LoadLimits,
     /// Batches prepared ahead of the model.
     pub prefetch: usize,
@@ -101,6 +117,7 @@ impl Loader {
         Ok(Loader { pool: Arc::new(pool), img_size, norm, limits, prefetch: prefetch.max(1) })
     }
 
+    /// Decoding threads of the pool.
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
     }

@@ -11,10 +11,15 @@ use std::path::PathBuf;
 
 /// The datasets of a run, loaded from the manifests.
 pub struct Datasets {
+    /// Class names by index (`classes.csv`).
     pub classes: Vec<String>,
+    /// The dataset root the manifests' paths are relative to.
     pub root: PathBuf,
+    /// `train.csv`'s usable rows.
     pub train: Manifest,
+    /// `val.csv`'s usable rows.
     pub val: Manifest,
+    /// `stats.json`, or empty when the folder has none.
     pub stats: Stats,
 }
 
@@ -68,10 +73,14 @@ fn class_weight_vector(cfg: &TrainConfig, stats: &Stats, n: usize) -> Result<Opt
 /// Everything a run reads, checked: the datasets (none empty, the run folder
 /// outside them), and the normalisation and loss weights they give.
 pub struct RunInputs {
+    /// The manifests and the root.
     pub data: Datasets,
+    /// The input normalisation of the configuration.
     pub norm: Normalize,
     /// Where the normalisation came from, for the log.
     pub norm_note: String,
+    /// Loss weight per class index (0 for a class without training images);
+    /// `None` without `--class-weights`.
     pub class_weights: Option<Vec<f32>>,
 }
 

@@ -8,34 +8,88 @@ use std::path::PathBuf;
 /// problems that stop a run.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
+    /// A manifest, `classes.csv`, `stats.json` or `split.json` that cannot
+    /// be read or used.
     #[error("{path}: {message}")]
-    Manifest { path: PathBuf, message: String },
+    Manifest {
+        /// The file (or the manifest folder).
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A file or folder could not be read or written.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A weights file or checkpoint that cannot be read or does not fit the model.
     #[error("weights {path}: {message}")]
-    Weights { path: PathBuf, message: String },
+    Weights {
+        /// The safetensors file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Settings that cannot work together, or inputs that do not fit them
+    /// (the message names the flag or file).
     #[error("{0}")]
     Config(String),
     /// A numeric setting outside its range (`allowed` reads "in (0, 1]").
     #[error("{flag} must be {allowed}, got {value}")]
-    OutOfRange { flag: &'static str, allowed: &'static str, value: String },
+    OutOfRange {
+        /// The flag, e.g. `--lr`.
+        flag: &'static str,
+        /// The range in words.
+        allowed: &'static str,
+        /// The value given, as text.
+        value: String,
+    },
     /// The loss stopped being a number (`what`: "loss" in training, "val
     /// loss"): the weights are ruined, so nothing of the epoch is saved.
     #[error("training diverged: {what} is {} at epoch {epoch}{}; lower --lr (was {})",
         describe_non_finite(*value), step.map(|s| format!(" step {s}")).unwrap_or_default(), short_number(*lr))]
-    Diverged { what: &'static str, epoch: usize, step: Option<usize>, value: f64, lr: f64 },
+    Diverged {
+        /// `loss` or `val loss`.
+        what: &'static str,
+        /// The epoch it happened in.
+        epoch: usize,
+        /// The optimisation step within the epoch (training loss only).
+        step: Option<usize>,
+        /// The loss: NaN or infinite.
+        value: f64,
+        /// The learning rate at the time.
+        lr: f64,
+    },
     /// `--resume` of a run killed before its first epoch ended.
     #[error("{}: no epoch has finished yet (no last.safetensors), so there is nothing to resume; start the run again without --resume", run.display())]
-    NothingToResume { run: PathBuf },
+    NothingToResume {
+        /// The run folder.
+        run: PathBuf,
+    },
+    /// A manifest (or a dataset) with no usable image left.
     #[error("{what}: no usable images ({skipped} rows skipped; see the messages above)")]
-    NoImages { what: String, skipped: usize },
+    NoImages {
+        /// What was empty (the manifest's name).
+        what: String,
+        /// Its rows that were skipped.
+        skipped: usize,
+    },
     /// `curves.png` could not be drawn.
     #[error("{path}: {source}")]
-    Plot { path: PathBuf, source: crate::plot::PlotError },
+    Plot {
+        /// The image being written.
+        path: PathBuf,
+        /// The plotting error.
+        source: crate::plot::PlotError,
+    },
     /// A libtorch call failed; the message is libtorch's (this crate does
     /// not link libtorch, so `maskforge-train` converts its errors).
     #[error("torch: {0}")]
     Torch(String),
+    /// The run folder and the inputs overlap.
     #[error(transparent)]
     Guard(#[from] maskforge_imageio::GuardError),
 }
@@ -47,10 +101,12 @@ impl TrainError {
         move |source| TrainError::Io { path, source }
     }
 
+    /// A [`TrainError::Weights`] about `path`.
     pub fn weights(path: impl Into<PathBuf>, message: impl Into<String>) -> TrainError {
         TrainError::Weights { path: path.into(), message: message.into() }
     }
 
+    /// A [`TrainError::Manifest`] about `path`.
     pub fn manifest(path: impl Into<PathBuf>, message: impl Into<String>) -> TrainError {
         TrainError::Manifest { path: path.into(), message: message.into() }
     }
@@ -75,6 +131,7 @@ pub(crate) fn short_number(v: f64) -> String {
     }
 }
 
+/// Training's result, [`TrainError`] by default.
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 
 #[cfg(test)]

@@ -10,9 +10,13 @@ use std::path::{Path, PathBuf};
 /// One evaluated image.
 #[derive(Clone, Debug)]
 pub struct Prediction {
+    /// The image's index in the evaluated dataset.
     pub index: usize,
+    /// Its true class index.
     pub label: usize,
+    /// The class index with the highest probability.
     pub predicted: usize,
+    /// Probability of each class, by index (sums to 1).
     pub probabilities: Vec<f32>,
 }
 
@@ -21,23 +25,32 @@ pub struct Prediction {
 pub struct EvalOutcome {
     /// Mean loss over the images (weighted as the criterion says).
     pub loss: f64,
+    /// True (rows) against predicted (columns) classes.
     pub confusion: ConfusionMatrix,
+    /// Images evaluated (failures excluded).
     pub images: usize,
     /// Images that could not be loaded: (dataset index, reason).
     pub failures: Vec<(usize, String)>,
+    /// One per image evaluated, in dataset order.
     pub predictions: Vec<Prediction>,
 }
 
 /// `maskforge eval` options.
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
+    /// The checkpoint evaluated (`best.safetensors` or `last.safetensors`).
     pub model: PathBuf,
+    /// The manifest of the images to evaluate.
     pub manifest: PathBuf,
     /// Dataset root; `None`: `split.json` beside the manifest.
     pub root: Option<PathBuf>,
+    /// Images per batch.
     pub batch_size: usize,
+    /// Decoding threads; 0: all cores.
     pub workers: usize,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`.
     pub device: String,
+    /// Images with more pixels are skipped (and reported).
     pub max_pixels: u64,
 }
 

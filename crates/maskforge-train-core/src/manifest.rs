@@ -22,13 +22,16 @@ pub struct Sample {
     /// As written in the manifest: relative to the dataset root,
     /// `/`-separated, checked to stay under it; open it with `path.under(root)`.
     pub path: RelPath,
+    /// The label, an index into `classes.csv`.
     pub class_index: usize,
 }
 
 /// A manifest with its usable rows and the rows it had to skip.
 #[derive(Clone, Debug)]
 pub struct Manifest {
+    /// The manifest file read.
     pub file: PathBuf,
+    /// The usable rows, in file order.
     pub samples: Vec<Sample>,
     /// Rows that could not be used, keyed `file:line`.
     pub skipped: Vec<Failure>,

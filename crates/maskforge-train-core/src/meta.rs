@@ -17,29 +17,39 @@ pub const META_KEY: &str = "maskforge";
 pub const TRAIN_STATE_KEY: &str = "maskforge_train_state";
 /// Prefix of optimiser-state tensors in `last.safetensors`.
 pub const OPTIMIZER_PREFIX: &str = "optimizer.";
+/// [`ModelMeta::format`] of the checkpoints this version writes and reads.
 pub const FORMAT: &str = "maskforge-classifier/1";
 
 /// How to rebuild a trained model and prepare its input.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelMeta {
+    /// Layout of the description, [`FORMAT`]; another is refused.
     pub format: String,
+    /// The backbone.
     pub arch: Arch,
     /// Class names by index.
     pub classes: Vec<String>,
+    /// The loss trained with (it decides how logits become probabilities).
     pub loss: LossKind,
     /// Logits the head produces: the class count, or 1 for `--loss bce`.
     pub num_outputs: i64,
+    /// Side of the square model input, pixels.
     pub img_size: u32,
+    /// Input normalisation mean per channel R, G, B (in [0, 1] pixel units).
     pub mean: [f32; 3],
+    /// Input normalisation standard deviation per channel R, G, B.
     pub std: [f32; 3],
+    /// Dropout probability before the head (training only).
     pub dropout: f64,
     /// Loss weights per class, when trained with `--class-weights`.
     #[serde(default)]
     pub class_weights: Option<Vec<f32>>,
     /// Epoch (1-based) whose weights these are.
     pub epoch: usize,
+    /// Validation loss of that epoch, when known.
     #[serde(default)]
     pub val_loss: Option<f64>,
+    /// Validation accuracy of that epoch, in [0, 1], when known.
     #[serde(default)]
     pub val_accuracy: Option<f64>,
 }

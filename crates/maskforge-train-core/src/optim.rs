@@ -7,11 +7,15 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+/// The optimiser (`--optimizer`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OptimizerKind {
+    /// SGD with momentum; weight decay added to the gradient.
     Sgd,
+    /// Adam; weight decay added to the gradient (L2), as PyTorch's `Adam`.
     Adam,
+    /// AdamW: Adam with decoupled weight decay, as PyTorch's `AdamW`.
     Adamw,
 }
 
@@ -58,19 +62,28 @@ impl FromStr for OptimizerKind {
     }
 }
 
+/// The optimiser's hyper-parameters (the learning rate comes from the [`Schedule`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OptimConfig {
+    /// Which optimiser.
     pub kind: OptimizerKind,
+    /// SGD momentum, in [0, 1); unused by Adam(W).
     pub momentum: f64,
+    /// Weight decay, >= 0 (L2 for SGD and Adam, decoupled for AdamW).
     pub weight_decay: f64,
+    /// Adam(W)'s decay rate of the first moment.
     pub beta1: f64,
+    /// Adam(W)'s decay rate of the second moment.
     pub beta2: f64,
+    /// Adam(W)'s term added to the denominator for stability.
     pub eps: f64,
 }
 
+/// The learning-rate schedule after the warm-up (`--schedule`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScheduleKind {
+    /// The base rate throughout.
     Constant,
     /// Multiply by `gamma` every `step_size` epochs.
     Step,
@@ -103,12 +116,19 @@ impl fmt::Display for ScheduleKind {
 /// Learning rate as a function of (fractional) epoch, with linear warm-up.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
+    /// The shape after the warm-up.
     pub kind: ScheduleKind,
+    /// The peak rate (`--lr`).
     pub base_lr: f64,
+    /// Linear warm-up from 0 to `base_lr`, in (fractional) epochs.
     pub warmup_epochs: f64,
+    /// Epochs of the run (the cosine's span ends there).
     pub epochs: usize,
+    /// Step schedule: epochs between decays.
     pub step_size: usize,
+    /// Step schedule: decay factor.
     pub gamma: f64,
+    /// Cosine schedule: the rate at the end of the run.
     pub min_lr: f64,
 }
 
@@ -143,7 +163,9 @@ impl Schedule {
 /// good steps.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LossScaler {
+    /// The factor the loss is multiplied by (65536 at the start, at least 1).
     pub scale: f64,
+    /// Finite steps since the scale last changed.
     pub good_steps: u32,
 }
 

@@ -8,7 +8,9 @@ use plotters::prelude::*;
 use plotters_backend::text_anchor::{HPos, VPos};
 use plotters_backend::{BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingErrorKind, FontTransform};
 
+/// Colour of the training curves (matplotlib's first, blue).
 pub const TRAIN_COLOR: Rgb<u8> = Rgb([31, 119, 180]);
+/// Colour of the validation curves (matplotlib's second, orange).
 pub const VAL_COLOR: Rgb<u8> = Rgb([255, 127, 14]);
 const AXIS: RGBColor = RGBColor(60, 60, 60);
 const GRID: RGBColor = RGBColor(225, 225, 225);
@@ -25,8 +27,11 @@ pub struct PlotError(String);
 
 /// One line of a panel: `(epoch, value)` points.
 pub struct Series<'a> {
+    /// The legend's text.
     pub label: &'a str,
+    /// The line's colour.
     pub color: Rgb<u8>,
+    /// `(epoch, value)` points, in epoch order.
     pub points: Vec<(f64, f64)>,
 }
 

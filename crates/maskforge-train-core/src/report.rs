@@ -14,25 +14,36 @@ use std::path::Path;
 /// differences small validation sets make).
 pub const DIGITS: usize = 4;
 
+/// `report.{txt,json}` of `maskforge eval` (and of a run's final test).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
+    /// The checkpoint evaluated, as given.
     pub model: String,
+    /// The manifest evaluated, as given.
     pub manifest: String,
     /// `val`, `test`, ... (the manifest's name).
     pub split: String,
     /// Epoch of the checkpoint evaluated.
     pub epoch: Option<usize>,
+    /// The device it ran on (`cpu`, `cuda:0`...).
     pub device: String,
+    /// Images evaluated.
     pub images: usize,
+    /// Rows and images left out (the length of `skipped_files`).
     pub skipped: usize,
+    /// Mean loss over the images evaluated.
     pub loss: f64,
+    /// Fraction of the images evaluated classified right.
     pub accuracy: f64,
+    /// Per-class precision, recall, F1, averages and the confusion matrix.
     pub classification: ClassificationReport,
     /// Rows and images left out, with reasons.
     pub skipped_files: Vec<Failure>,
 }
 
 impl EvalReport {
+    /// The report of `outcome`, the pass of the checkpoint `model` (its
+    /// `epoch`) over `manifest` on `device`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         model: &Path,
@@ -60,6 +71,8 @@ impl EvalReport {
         }
     }
 
+    /// `report.txt`: the header lines, the classification report in
+    /// scikit-learn's layout, the confusion matrix and the skipped files.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         let _ =

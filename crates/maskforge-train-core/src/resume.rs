@@ -14,10 +14,15 @@ use std::path::Path;
 /// own, from its `config.json`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResumeChanges {
+    /// `--epochs`: a new total (more to go on, or fewer to stop sooner).
     pub epochs: Option<usize>,
+    /// `--patience`.
     pub patience: Option<usize>,
+    /// `--device`.
     pub device: Option<String>,
+    /// `--workers`.
     pub workers: Option<usize>,
+    /// `--prefetch`.
     pub prefetch: Option<usize>,
     /// Mixed precision off (a resume never turns it on).
     pub no_amp: bool,

@@ -7,10 +7,12 @@
 
 use maskforge_rng::SplitMix64;
 
+/// A seeded stream for shuffles and augmentations.
 #[derive(Clone, Debug)]
 pub struct Rng(SplitMix64);
 
 impl Rng {
+    /// The stream seeded with `seed`.
     pub fn new(seed: u64) -> Self {
         Rng(SplitMix64::new(seed))
     }
@@ -24,6 +26,7 @@ impl Rng {
         Rng::new(y)
     }
 
+    /// The next 64 uniform bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0.next_u64()
     }

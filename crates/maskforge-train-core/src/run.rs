@@ -75,12 +75,19 @@ pub fn write_curves(path: &Path, rows: &[EpochRow]) -> Result<()> {
 /// `config.json`: the arguments, manifest fingerprints and environment.
 #[derive(Serialize, Deserialize)]
 pub struct RunConfigFile {
+    /// The run's configuration (what `--resume` reads back).
     pub config: TrainConfig,
+    /// The dataset root the manifests were read under.
     pub dataset_root: PathBuf,
+    /// Class names by index.
     pub classes: Vec<String>,
+    /// The train and val manifests as read.
     pub manifests: Vec<ManifestFingerprint>,
+    /// The input normalisation used.
     pub normalization: Normalize,
+    /// The loss's class weights, with `--class-weights`.
     pub class_weights: Option<Vec<f32>>,
+    /// What the run ran on.
     pub environment: Environment,
     /// Epochs at which the run was resumed.
     #[serde(default)]
@@ -90,23 +97,36 @@ pub struct RunConfigFile {
 /// A manifest as a run read it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ManifestFingerprint {
+    /// The manifest file.
     pub file: PathBuf,
+    /// SHA-256 of its bytes (a resume warns when it changed).
     pub sha256: String,
+    /// Usable rows.
     pub rows: usize,
+    /// Rows skipped.
     pub skipped_rows: usize,
 }
 
 /// What the run ran on and with (filled in by the tch adapter).
 #[derive(Serialize, Deserialize)]
 pub struct Environment {
+    /// Version of `maskforge-train`.
     pub maskforge_train_version: String,
+    /// Version of the libtorch linked.
     pub libtorch_version: String,
+    /// The device trained on (`cpu`, `cuda:0`...).
     pub device: String,
+    /// CUDA devices visible.
     pub cuda_devices: i64,
+    /// cuDNN's version, when available.
     pub cudnn_version: Option<i64>,
+    /// Whether mixed precision was on.
     pub amp: bool,
+    /// libtorch's intra-op threads.
     pub torch_threads: i32,
+    /// Image decoding threads.
     pub loader_threads: usize,
+    /// When this (part of the) run started, seconds since the Unix epoch.
     pub started_unix: u64,
 }
 
@@ -163,9 +183,14 @@ pub fn write_run_config(
 /// What a finished run produced.
 #[derive(Debug)]
 pub struct TrainSummary {
+    /// The run folder.
     pub out: PathBuf,
+    /// Epochs finished (over all resumes).
     pub epochs_run: usize,
+    /// The 1-based epoch of `best.safetensors`.
     pub best_epoch: usize,
+    /// Whether the patience ran out before the last epoch.
     pub stopped_early: bool,
+    /// The best checkpoint's evaluation on the validation set.
     pub report: EvalReport,
 }

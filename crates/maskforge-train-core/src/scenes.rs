@@ -76,6 +76,7 @@ impl ClassMap {
 /// What the scoring used and left out.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SceneRun {
+    /// The score over the faces of the photos both read and labelled.
     pub score: SceneScore,
     /// Labelled photos that predict did not read (missing, unreadable):
     /// their faces are not in the score.

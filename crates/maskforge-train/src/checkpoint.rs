@@ -28,7 +28,9 @@ pub use maskforge_train_core::meta::{read_model_meta, ModelMeta, FORMAT, META_KE
 /// Tensors and string metadata read from a safetensors file (on the CPU).
 #[derive(Debug)]
 pub struct TensorFile {
+    /// Every tensor of the file, by name.
     pub tensors: BTreeMap<String, Tensor>,
+    /// The file's `__metadata__` strings (model description, training state).
     pub metadata: HashMap<String, String>,
 }
 
@@ -130,6 +132,7 @@ pub enum LoadMode {
 /// What a load did, for the log.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoadSummary {
+    /// Tensors copied from the file into the model.
     pub loaded: usize,
     /// torchvision `num_batches_tracked` buffers skipped.
     pub skipped_buffers: usize,

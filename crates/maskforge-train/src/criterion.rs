@@ -12,11 +12,14 @@ use tch::{Device, Kind, Tensor};
 /// rule is used for BCE (per-sample weights by class), so that both losses
 /// mean the same with `--class-weights`.
 pub struct Criterion {
+    /// Cross-entropy over the classes, or BCE on a single logit.
     pub kind: LossKind,
     weights: Option<Tensor>,
 }
 
 impl Criterion {
+    /// The loss `kind`, with `class_weights` (one per class, index order)
+    /// moved to `device`; `None` weighs every sample 1.
     pub fn new(kind: LossKind, class_weights: Option<&[f32]>, device: Device) -> Self {
         Criterion { kind, weights: class_weights.map(|w| Tensor::from_slice(w).to_device(device)) }
     }

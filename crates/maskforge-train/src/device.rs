@@ -39,6 +39,7 @@ pub fn parse_device(name: &str) -> Result<Device> {
     }
 }
 
+/// The `--device` spelling of `d` (`cpu`, `cuda:0`, ...), for logs and metadata.
 pub fn device_name(d: Device) -> String {
     match d {
         Device::Cpu => "cpu".into(),

@@ -15,9 +15,13 @@ use tch::{Device, Kind, Tensor};
 /// A backbone plus a linear head of `num_outputs` logits (one for
 /// `--loss bce`), with its variables in one `VarStore`.
 pub struct Classifier {
+    /// Every variable of backbone and head, under torchvision's names.
     pub vs: nn::VarStore,
+    /// The backbone.
     pub arch: Arch,
+    /// Logits of the head: the class count, or 1 for `--loss bce`.
     pub num_outputs: i64,
+    /// Dropout probability before the head, in training only (0 disables it).
     pub dropout: f64,
     backbone: Box<dyn ModuleT>,
     head: nn::Linear,
@@ -76,6 +80,7 @@ impl Classifier {
         self.frozen = true;
     }
 
+    /// Whether [`Self::freeze_backbone`] was called.
     pub fn is_frozen(&self) -> bool {
         self.frozen
     }
@@ -92,6 +97,7 @@ impl Classifier {
         self.named_tensors().into_iter().filter(|(_, t)| t.requires_grad()).collect()
     }
 
+    /// The device the variables live on.
     pub fn device(&self) -> Device {
         self.vs.device()
     }

@@ -27,6 +27,7 @@ struct ParamState {
 
 /// An optimiser over named parameters.
 pub struct Optimizer {
+    /// Algorithm and hyper-parameters (the learning rate is set per step).
     pub config: OptimConfig,
     params: Vec<(String, Tensor)>,
     state: Vec<ParamState>,
@@ -35,11 +36,13 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
+    /// An optimiser over `params` (name, tensor) with no state yet.
     pub fn new(config: OptimConfig, params: Vec<(String, Tensor)>) -> Self {
         let state = params.iter().map(|_| ParamState::default()).collect();
         Optimizer { config, params, state, steps: 0 }
     }
 
+    /// Sets every parameter's gradient to zero before the next backward pass.
     pub fn zero_grad(&mut self) {
         for (_, p) in self.params.iter_mut() {
             p.zero_grad();

@@ -33,6 +33,7 @@ const CHUNK: usize = 16;
 
 /// Finds the faces of one decoded photo; cloned once per worker thread.
 pub trait FaceFinder: Clone + Send + Sync {
+    /// The faces of `img`, or why detection failed (the failures.csv reason).
     fn find(&mut self, img: &RgbImage) -> std::result::Result<Vec<Face>, String>;
 }
 
@@ -50,12 +51,19 @@ where
 pub struct PredictOptions {
     /// Where relative paths in the CSVs start.
     pub root: PathBuf,
+    /// The photos to classify, in output order (from [`find_photos`]).
     pub photos: Vec<PathBuf>,
+    /// Output folder: predictions.csv, failures.csv, annotated/ and explain/.
     pub out: PathBuf,
+    /// Side of the square face crop cut from the photo, in pixels (8 to
+    /// 4096); it is then resized to the model's input size.
     pub crop_size: u32,
+    /// Margin around the detector box, as a fraction of its size per side
+    /// (0 to 2), as the mask stage's crops.
     pub crop_margin: f32,
     /// `Some((patch, stride))`: write occlusion maps with these sizes.
     pub explain: Option<(u32, u32)>,
+    /// Size bounds of the photos decoded.
     pub limits: LoadLimits,
     /// Bytes the detection workers may hold in decodes at once.
     pub decode_budget: DecodeBudget,
@@ -112,9 +120,13 @@ impl PredictOptions {
 /// Counts for the summary line, and what was found in each photo.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PredictSummary {
+    /// Photos given, readable or not.
     pub photos: usize,
+    /// Faces found and classified (rows of predictions.csv).
     pub faces: usize,
+    /// Photos read in which no face was found.
     pub without_face: usize,
+    /// Photos (or walk entries) that could not be read or decoded.
     pub unreadable: usize,
     /// Every photo read (relative path, with `/`) with its faces' boxes and
     /// predicted classes, in the order of `predictions.csv`; for scoring

@@ -14,18 +14,23 @@ use tch::{Device, Tensor};
 
 /// A model for inference, rebuilt from a checkpoint.
 pub struct Predictor {
+    /// The classifier, with the checkpoint's weights.
     pub model: Classifier,
+    /// The checkpoint's description: classes, input size, normalisation.
     pub meta: ModelMeta,
+    /// Whether inference runs under autocast (mixed precision); on for CUDA.
     pub amp: bool,
 }
 
 impl Predictor {
+    /// Rebuilds the model of the checkpoint at `path` on `device`.
     pub fn load(path: &Path, device: Device) -> Result<Predictor> {
         configure(device);
         let (model, meta, _) = checkpoint::load_checkpoint(path, device)?;
         Ok(Predictor { model, meta, amp: device.is_cuda() })
     }
 
+    /// The input normalisation the model was trained with.
     pub fn normalize(&self) -> Normalize {
         Normalize { mean: self.meta.mean, std: self.meta.std }
     }

@@ -12,6 +12,7 @@ pub use maskforge_train_core::resume::{announce, best_is_behind, remove_stale_te
 
 /// What `last.safetensors` holds besides the weights (loaded into the model).
 pub struct LastCheckpoint {
+    /// Where training stopped: epochs done, best so far, history.
     pub state: TrainState,
     /// The model description of the last epoch, which `best.safetensors`
     /// shares when that epoch was the best.

@@ -602,6 +602,7 @@ pub struct StepOutput {
     pub weighted: Tensor,
     /// Σ wᵢ.
     pub weight_sum: Tensor,
+    /// The batch's logits `[B, num_outputs]` (float32), for accuracy.
     pub logits: Tensor,
 }
 

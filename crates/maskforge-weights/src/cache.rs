@@ -18,7 +18,10 @@ pub const ENV_VAR: &str = "MASKFORGE_WEIGHTS";
 /// The cache folder and which rule chose it (for messages).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheDir {
+    /// The folder (it need not exist yet).
     pub dir: PathBuf,
+    /// The rule that chose it: `--cache`, `$MASKFORGE_WEIGHTS`,
+    /// `$XDG_CACHE_HOME` or `~/.cache`.
     pub from: &'static str,
 }
 

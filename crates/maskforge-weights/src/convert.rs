@@ -13,6 +13,7 @@ use std::path::Path;
 /// without reading its tensors.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Provenance {
+    /// The backbone's name ([`Arch::name`]).
     pub arch: String,
     /// The URL or file the checkpoint was read from.
     pub source: String,

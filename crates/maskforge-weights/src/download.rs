@@ -34,7 +34,9 @@ pub trait Progress {
     /// The transfer starts: `total` bytes if the server said, of which
     /// `resumed_from` are already on disk.
     fn start(&mut self, _total: Option<u64>, _resumed_from: u64) {}
+    /// `bytes` more were written (a delta, not a running total).
     fn advance(&mut self, _bytes: u64) {}
+    /// The transfer ended, complete or not.
     fn finish(&mut self) {}
 }
 

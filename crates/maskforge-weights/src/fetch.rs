@@ -71,11 +71,14 @@ impl Source {
 /// What to fetch, from where, into which cache.
 #[derive(Clone, Debug)]
 pub struct FetchRequest {
+    /// The backbone the checkpoint must hold.
     pub model: Arch,
+    /// Where the checkpoint is: a URL (the official one by default) or a file.
     pub source: Source,
     /// Expected SHA-256 (or a prefix of at least 8 hex digits); default:
     /// from the file name.
     pub sha256: Option<String>,
+    /// The cache folder the converted file goes to.
     pub cache_dir: PathBuf,
     /// Fetch even when the cache already holds this checkpoint.
     pub force: bool,
@@ -105,20 +108,24 @@ impl FetchRequest {
 pub struct Fetched {
     /// The cached safetensors file.
     pub path: PathBuf,
+    /// Where the cached file came from, as its metadata records.
     pub provenance: Provenance,
     /// False when the cache already held this checkpoint and nothing was done.
     pub fresh: bool,
     /// Tensors written (0 when not fresh).
     pub tensors: usize,
-    /// Bytes transferred now, and bytes a stopped download had left (resumed).
+    /// Bytes transferred now.
     pub downloaded: u64,
+    /// Bytes a stopped download had left, resumed from.
     pub resumed_from: u64,
 }
 
 /// The expected hash prefix and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExpectedHash {
+    /// Lowercase hex, 8 to 64 digits: a prefix of the file's SHA-256.
     pub prefix: String,
+    /// `--sha256`, or `from its file name`.
     pub from: &'static str,
 }
 

@@ -3,18 +3,22 @@
 //! `.pth` formats, converted to safetensors in torchvision's names (what
 //! `maskforge-train`'s models load) and cached.
 //!
-//! Modules, each using only those before it:
+//! Modules, each using only those before it (the order of ARCHITECTURE.md's
+//! "Module order" table, which `cargo xtask lint` checks):
 //!
-//! * [`error`]: [`WeightsError`], one-line messages naming the URL or file;
 //! * [`pickle`]: a small pickle machine for what `torch.save` writes;
 //! * [`pth`]: zip and legacy `.pth` files to a [`StateDict`] of contiguous tensors;
-//! * [`model`]: the backbones, their official URLs and expected tensors;
+//! * [`model`]: [`Arch`], the backbones: their official URLs, the tensors a
+//!   checkpoint of each must hold, training's facts about them (feature
+//!   width, head, default dropout), and the download cap [`DEFAULT_MAX_BYTES`];
+//! * [`error`]: [`WeightsError`], one-line messages naming the URL or file;
 //! * [`convert`]: state_dict → safetensors bytes with provenance metadata;
-//! * [`cache`]: the cache folder (`--cache`, `$MASKFORGE_WEIGHTS`, `~/.cache/maskforge/weights`);
+//! * [`cache`]: the cache folder (`--cache`, `$MASKFORGE_WEIGHTS`,
+//!   `$XDG_CACHE_HOME/maskforge/weights`, `~/.cache/maskforge/weights`);
 //! * [`download`]: HTTP(S) into a locked, resumable partial file, capped at
 //!   [`DEFAULT_MAX_BYTES`] unless told otherwise, free space checked,
 //!   redirects only within HTTP(S);
-//! * [`fetch`]: download, hash check, convert, cache.
+//! * [`fetch`](mod@fetch): download, hash check, convert, cache.
 //!
 //! Invariant: no tch, no libtorch, no Python; nothing a file contains is
 //! executed, and bad input is an error, never a panic.

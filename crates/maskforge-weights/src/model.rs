@@ -24,14 +24,19 @@ pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Arch {
+    /// ResNet-50 (2048 features).
     Resnet50,
+    /// ResNet-18 (512 features).
     Resnet18,
+    /// MobileNetV2 (1280 features).
     MobilenetV2,
 }
 
 impl Arch {
+    /// Every backbone, in `--arch`'s order.
     pub const ALL: [Arch; 3] = [Arch::Resnet50, Arch::Resnet18, Arch::MobilenetV2];
 
+    /// Its `--arch` name: `resnet50`, `resnet18`, `mobilenet_v2`.
     pub fn name(self) -> &'static str {
         match self {
             Arch::Resnet50 => "resnet50",

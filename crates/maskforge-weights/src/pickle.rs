@@ -22,24 +22,37 @@ pub const MAX_DEPTH: u16 = 200;
 /// A value on the pickle stack.
 #[derive(Clone, Debug)]
 pub enum Value {
+    /// Python's `None`.
     None,
+    /// A `bool`.
     Bool(bool),
+    /// An `int` that fits in i64.
     Int(i64),
     /// An integer that does not fit in i64 (little-endian two's complement, as in `LONG1`).
     BigInt(Rc<[u8]>),
+    /// A `float`.
     Float(f64),
+    /// A `str`.
     Str(Rc<str>),
+    /// A `bytes` (or a Python 2 `str` that is not UTF-8).
     Bytes(Rc<[u8]>),
+    /// A tuple and its nesting depth.
     Tuple(Rc<Vec<Value>>, u16),
+    /// A list and its nesting depth.
     List(Rc<Vec<Value>>, u16),
+    /// A dict (its pairs in insertion order) and its nesting depth.
     Dict(Rc<Vec<(Value, Value)>>, u16),
     /// `module.name`, never resolved.
     Global(Rc<str>, Rc<str>),
     /// The result of calling a global that [`Hooks::reduce`] did not handle.
     Object {
+        /// The global's module.
         module: Rc<str>,
+        /// The global's name.
         name: Rc<str>,
+        /// The arguments it was called with (a tuple); a `BUILD` state is dropped.
         args: Rc<Value>,
+        /// Nesting depth.
         depth: u16,
     },
     /// A value made by the hooks (a storage, a tensor), told apart by downcasting.
@@ -76,6 +89,7 @@ impl Value {
         }
     }
 
+    /// The string of a [`Value::Str`].
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
@@ -83,6 +97,7 @@ impl Value {
         }
     }
 
+    /// The integer of an [`Value::Int`] (or a [`Value::Bool`] as 0/1).
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
@@ -91,6 +106,7 @@ impl Value {
         }
     }
 
+    /// The items of a [`Value::Tuple`].
     pub fn as_tuple(&self) -> Option<&[Value]> {
         match self {
             Value::Tuple(t, _) => Some(t),

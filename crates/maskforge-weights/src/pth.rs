@@ -29,19 +29,30 @@ const MAX_PICKLE_BYTES: u64 = 256 << 20;
 /// The element types a checkpoint may hold (the storage classes of torch).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// `FloatStorage`.
     F32,
+    /// `DoubleStorage`.
     F64,
+    /// `HalfStorage`.
     F16,
+    /// `BFloat16Storage`.
     BF16,
+    /// `LongStorage`.
     I64,
+    /// `IntStorage`.
     I32,
+    /// `ShortStorage`.
     I16,
+    /// `CharStorage`.
     I8,
+    /// `ByteStorage`.
     U8,
+    /// `BoolStorage` (one byte per value).
     Bool,
 }
 
 impl DType {
+    /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
             DType::F64 | DType::I64 => 8,
@@ -51,6 +62,7 @@ impl DType {
         }
     }
 
+    /// Whether it is a floating-point type.
     pub fn is_float(self) -> bool {
         matches!(self, DType::F32 | DType::F64 | DType::F16 | DType::BF16)
     }
@@ -91,12 +103,16 @@ impl DType {
 /// One tensor, contiguous, in row-major order, little-endian.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RawTensor {
+    /// Element type.
     pub dtype: DType,
+    /// Size of each dimension, outermost first (empty for a scalar).
     pub shape: Vec<usize>,
+    /// `numel() × dtype.size()` bytes.
     pub data: Vec<u8>,
 }
 
 impl RawTensor {
+    /// Number of elements: the product of `shape` (1 for a scalar).
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
@@ -111,10 +127,12 @@ impl RawTensor {
 /// A state_dict: names and tensors in the order of the file.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct StateDict {
+    /// `(name, tensor)` pairs, in file order.
     pub tensors: Vec<(String, RawTensor)>,
 }
 
 impl StateDict {
+    /// The tensor called `name`, if any.
     pub fn get(&self, name: &str) -> Option<&RawTensor> {
         self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
@@ -123,7 +141,9 @@ impl StateDict {
 /// Which layout a checkpoint has, from its first bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
+    /// The zip archive of PyTorch ≥ 1.6.
     Zip,
+    /// The pickle stream of PyTorch 0.4 to 1.5.
     Legacy,
 }
 
