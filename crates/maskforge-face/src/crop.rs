@@ -33,6 +33,8 @@ pub struct CropTransform {
 }
 
 impl CropTransform {
+    /// The transform [`crop_face`] uses: [`Self::for_box`] on the face's box,
+    /// rotated by its roll.
     pub fn for_face(face: &Face, size: u32, margin: f32) -> Self {
         Self::for_box(&face.bbox, face.landmarks.roll(), size, margin)
     }
@@ -46,6 +48,20 @@ impl CropTransform {
         CropTransform { center: bbox.center(), scale: side / size as f32, sin, cos, half: size as f32 / 2.0, size }
     }
 
+    /// Another framing of the same face (`mask --framings`): the window
+    /// `zoom` times as wide, its centre moved by `shift` (shares of this
+    /// window's side, in the face's upright frame: +x right, +y down). The
+    /// output size stays; a zoom below 1 cuts through the forehead or chin.
+    pub fn reframed(self, zoom: f32, shift: Point) -> Self {
+        let zoom = if zoom.is_finite() && zoom > 0.0 { zoom } else { 1.0 };
+        let side = self.scale * self.size as f32;
+        let (dx, dy) = (shift.x * side, shift.y * side);
+        let center =
+            Point::new(self.center.x + dx * self.cos - dy * self.sin, self.center.y + dx * self.sin + dy * self.cos);
+        CropTransform { center, scale: self.scale * zoom, ..self }
+    }
+
+    /// Side of the crop, pixels.
     pub fn size(&self) -> u32 {
         self.size
     }
@@ -131,6 +147,25 @@ pub fn sample_bilinear(img: &RgbImage, x: f32, y: f32) -> Rgb<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reframed_crop_zooms_about_a_moved_centre_in_the_face_frame() {
+        let bbox = BBox::new(10.0, 10.0, 30.0, 30.0);
+        let base = CropTransform::for_box(&bbox, 0.0, 20, 0.0);
+        // Half as wide, moved down by a quarter of the side: the lower half of the box.
+        let closer = base.reframed(0.5, Point::new(0.0, 0.25));
+        let (tl, br) = (closer.to_source(Point::new(0.0, 0.0)), closer.to_source(Point::new(20.0, 20.0)));
+        assert!((tl.x - 15.0).abs() < 1e-4 && (tl.y - 20.0).abs() < 1e-4, "{tl:?}");
+        assert!((br.x - 25.0).abs() < 1e-4 && (br.y - 30.0).abs() < 1e-4, "{br:?}");
+        // Rolled a quarter turn, "down" in the face is -x in the photo: R(90°)·(0, 1) = (-1, 0).
+        let rolled =
+            CropTransform::for_box(&bbox, std::f32::consts::FRAC_PI_2, 20, 0.0).reframed(1.0, Point::new(0.0, 0.25));
+        let c = rolled.to_source(Point::new(10.0, 10.0));
+        assert!((c.x - 15.0).abs() < 1e-4 && (c.y - 20.0).abs() < 1e-4, "{c:?}");
+        // Zoom and shift 0 change nothing; a nonsense zoom counts as 1.
+        assert_eq!(base.reframed(1.0, Point::new(0.0, 0.0)), base);
+        assert_eq!(base.reframed(f32::NAN, Point::new(0.0, 0.0)), base);
+    }
 
     #[test]
     fn unrotated_crop_of_a_box_reproduces_the_pixels() {

@@ -9,6 +9,7 @@
 //! * [`options`]: what a run is asked to do, and the option-string parsers;
 //! * [`Pipeline::process`]: one image, start to finish;
 //! * [`naming`]: class folders and output file names;
+//! * [`framing`]: `--framings`, the extra crop windows of a face;
 //! * [`record`]: what happened to each image, the journal and resume;
 //! * [`settings`]: `mask_settings.json`, which keeps two datasets apart;
 //! * [`labels`](mod@labels): `--labels`, boxes for detector training (COCO, YOLO);
@@ -20,6 +21,7 @@
 //! Pure: no dlib, no libtorch.
 
 mod error;
+pub mod framing;
 pub mod labels;
 pub mod merge;
 pub mod naming;

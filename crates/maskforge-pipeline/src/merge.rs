@@ -27,10 +27,13 @@ type ShardFile = (PathBuf, Option<(usize, usize)>);
 /// What a merge did.
 #[derive(Clone, Debug, Default)]
 pub struct MergeReport {
+    /// Rows of the merged `annotations.csv`.
     pub annotation_rows: usize,
+    /// Distinct source images among those rows.
     pub sources: usize,
     /// Annotation CSV files joined.
     pub csv_files: usize,
+    /// Rows of the merged `failures.csv` (duplicates dropped).
     pub failures: usize,
     /// Files brought in from other folders.
     pub brought: usize,

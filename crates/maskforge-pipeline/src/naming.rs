@@ -23,6 +23,9 @@ pub struct Naming {
 }
 
 impl Naming {
+    /// The naming of a run: its variants and mode, class folders
+    /// (`class_map`, else the variant's name), originals' mode, output
+    /// format, and the sources whose names keep their extension.
     pub fn new(
         variants: &[(MaskVariant, f32)],
         mode: VariantMode,
@@ -128,13 +131,24 @@ pub fn extension_collisions<'a>(sources: impl IntoIterator<Item = &'a str>) -> H
 /// The name of draw `draw` of `output` (`--draws`): the output itself for
 /// the first draw, `stem__drawK.ext` for the others.
 pub fn with_draw(output: String, draw: u32) -> String {
-    if draw == 0 {
+    with_suffix(output, "draw", draw)
+}
+
+/// The name of framing `k` of a crop (`--framings`): the crop itself for the
+/// standard framing, `stem__frameK.ext` for the others.
+pub fn with_framing(output: String, k: u32) -> String {
+    with_suffix(output, "frame", k)
+}
+
+/// `stem__{tag}{n}.ext` for n > 0; the output itself for 0.
+fn with_suffix(output: String, tag: &str, n: u32) -> String {
+    if n == 0 {
         return output;
     }
     let (dir, file) = output.rsplit_once('/').map_or(("", output.as_str()), |(d, f)| (d, f));
     let file = match file.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => format!("{stem}__draw{draw}.{ext}"),
-        _ => format!("{file}__draw{draw}"),
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}__{tag}{n}.{ext}"),
+        _ => format!("{file}__{tag}{n}"),
     };
     if dir.is_empty() {
         file
@@ -165,6 +179,8 @@ mod tests {
         assert_eq!(with_draw("correct/p/a__face1.jpg".into(), 2), "correct/p/a__face1__draw2.jpg");
         assert_eq!(with_draw("correct/a".into(), 1), "correct/a__draw1");
         assert_eq!(with_draw("a.png".into(), 3), "a__draw3.png");
+        assert_eq!(with_framing(with_draw("m/a__face1.jpg".into(), 2), 1), "m/a__face1__draw2__frame1.jpg");
+        assert_eq!(with_framing("u/a__face0.jpg".into(), 0), "u/a__face0.jpg");
     }
 
     #[test]

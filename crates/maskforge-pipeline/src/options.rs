@@ -4,6 +4,7 @@
 //! feature `clap` the enums are clap value enums (their doc comments are
 //! the `--help` text).
 
+use crate::framing::MAX_FRAMINGS;
 use crate::PipelineError;
 use maskforge_face::BBox;
 use maskforge_imageio::{DecodeBudget, LoadLimits};
@@ -52,7 +53,9 @@ pub enum UnmaskedMode {
 pub enum OutputFormat {
     /// Keep each input's format (by extension).
     Same,
+    /// JPEG at [`MaskOptions::quality`].
     Jpg,
+    /// PNG (lossless).
     Png,
 }
 
@@ -124,21 +127,32 @@ pub struct MaskOptions {
     pub seg_dir: Option<PathBuf>,
     /// Wear variants with their weights, in canonical order ([`parse_variants`]).
     pub variants: Vec<(MaskVariant, f32)>,
+    /// Every variant per image, or one drawn per image.
     pub mode: VariantMode,
     /// Masked outputs per face and variant, each from its own draws of
     /// template, colour and placement (`--draws`; 1: one, as before).
     pub draws: u32,
+    /// Crops per face and output, each at its own framing (`--framings`;
+    /// 1: the standard crop only). Needs `crop_size` > 0.
+    pub framings: u32,
     /// Class folder per variant name and `unmasked` ([`parse_class_map`]); missing: the name itself.
     pub class_map: HashMap<String, String>,
+    /// What is written for the originals (the unmasked class).
     pub unmasked: UnmaskedMode,
     /// Square face crops of this size instead of whole images (0: whole images).
     pub crop_size: u32,
+    /// Margin around the detector box, as a fraction of its size per side
+    /// (as `predict` crops).
     pub crop_margin: f32,
+    /// The image format of the outputs.
     pub format: OutputFormat,
     /// JPEG quality of the outputs.
     pub quality: u8,
+    /// The run's seed: with the source path, it decides every draw of an image.
     pub seed: u64,
+    /// Which detected faces are masked.
     pub faces: FaceFilter,
+    /// Size bounds of the images decoded.
     pub limits: LoadLimits,
     /// Bytes the run's workers may hold in decodes at once (shared by clones).
     pub decode_budget: DecodeBudget,
@@ -170,6 +184,12 @@ impl MaskOptions {
         }
         if !(1..=MAX_DRAWS).contains(&self.draws) {
             return bad(format!("--draws {}: must be from 1 to {MAX_DRAWS}", self.draws));
+        }
+        if !(1..=MAX_FRAMINGS).contains(&self.framings) {
+            return bad(format!("--framings {}: must be from 1 to {MAX_FRAMINGS}", self.framings));
+        }
+        if self.framings > 1 && self.crop_size == 0 {
+            return bad(format!("--framings {}: frames face crops; give --crop-size too", self.framings));
         }
         if self.crop_size > MAX_CROP_SIZE {
             return bad(format!("--crop-size {}: must be at most {MAX_CROP_SIZE}", self.crop_size));
@@ -274,6 +294,8 @@ pub struct SynthOptions {
     pub colour: String,
     /// `default`, `none`, or comma-separated texture names / image files.
     pub texture: String,
+    /// Texture strength, 0 (none) to 1 (full); `None`: the template's own,
+    /// 0.5 for texture lists.
     pub texture_weight: Option<f32>,
     /// Lighting transfer strength, 0 to 4; used clamped to 0..1.
     pub lighting: f32,

@@ -13,7 +13,9 @@ pub struct MaskPaths<'a> {
     pub root: &'a Path,
     /// The output folder; `None` when nothing is written there (`--preview-only`).
     pub out: Option<&'a Path>,
+    /// The segmentation-mask folder (`--seg-dir`), written.
     pub seg_dir: Option<&'a Path>,
+    /// The preview contact sheet (`--preview`), written.
     pub preview: Option<&'a Path>,
     /// `--landmarks FILE`, read.
     pub landmarks: Option<&'a Path>,

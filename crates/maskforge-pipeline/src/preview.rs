@@ -68,7 +68,7 @@ pub fn check_preview_path(preview: &Path, out: Option<&Path>, folders: &[&Path])
 pub fn save_sheet(items: &[SheetItem], path: &Path) -> Result<(), PipelineError> {
     let cols = (items.len() as f64).sqrt().ceil().clamp(1.0, 8.0) as usize;
     let sheet = contact_sheet(items, cols, THUMBNAIL);
-    // JPEG when asked for (small enough to commit, e.g. the README gallery), PNG otherwise.
+    // JPEG when asked for (small enough to commit, e.g. the gallery of docs/mask.md), PNG otherwise.
     let is_jpeg = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
     let format_path = if is_jpeg { path.to_path_buf() } else { path.with_extension("png") };
     let bytes = maskforge_imageio::encode_image(&sheet, &format_path, 88)

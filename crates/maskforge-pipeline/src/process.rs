@@ -5,7 +5,8 @@
 //! come from `(seed, relative path, face index)`, so the result does not
 //! depend on threads or order.
 
-use crate::naming::{with_draw, Naming, BARE_KEY, UNMASKED_KEY};
+use crate::framing;
+use crate::naming::{with_draw, with_framing, Naming, BARE_KEY, UNMASKED_KEY};
 use crate::options::{MaskOptions, UnmaskedMode, VariantMode};
 use crate::record::Record;
 use crate::source::{FaceSource, FoundFaces};
@@ -13,7 +14,7 @@ use crate::PipelineError;
 use image::{GrayImage, RgbImage};
 use maskforge_contracts::mask_files::SourceStamp;
 use maskforge_contracts::{polygon_text, AnnotationRow, FaceColumns, UNMASKED_VARIANT};
-use maskforge_face::crop::{crop_face, CropTransform};
+use maskforge_face::crop::CropTransform;
 use maskforge_face::{Face, FaceMethod, Point};
 use maskforge_imageio::load_rgb_budgeted;
 use maskforge_mask::sheet::{thumbnail, SheetItem};
@@ -40,10 +41,12 @@ pub struct StepTimes {
 }
 
 impl StepTimes {
+    /// The time of all four steps.
     pub fn total(&self) -> Duration {
         self.decode + self.faces + self.masks + self.write
     }
 
+    /// Adds another image's (or worker's) times.
     pub fn add(&mut self, o: &StepTimes) {
         self.decode += o.decode;
         self.faces += o.faces;
@@ -55,9 +58,11 @@ impl StepTimes {
 /// The result of [`Pipeline::process`].
 #[derive(Default)]
 pub struct ImageOutcome {
+    /// The image's journal line: outputs, annotation rows, failures.
     pub record: Record,
     /// Preview thumbnails of the outputs; only when nothing is written.
     pub thumbnails: Vec<SheetItem>,
+    /// Time spent on the image, by step.
     pub times: StepTimes,
 }
 
@@ -189,14 +194,17 @@ impl Pipeline {
         Ok(Pipeline { opts, synth, naming, hardlink_fallbacks: AtomicUsize::new(0) })
     }
 
+    /// The options the pipeline was built with.
     pub fn options(&self) -> &MaskOptions {
         &self.opts
     }
 
+    /// The mask synthesizer: templates, colours, textures, blending.
     pub fn synthesizer(&self) -> &Synthesizer {
         &self.synth
     }
 
+    /// How outputs are named and filed into classes.
     pub fn naming(&self) -> &Naming {
         &self.naming
     }
@@ -423,31 +431,40 @@ impl Pipeline {
         styles: &[MaskStyle],
         outcome: &mut ImageOutcome,
     ) -> Result<(), PipelineError> {
-        let (size, margin) = (self.opts.crop_size, self.opts.crop_margin);
         for (i, (face, p)) in found.faces.iter().zip(&m.placements).enumerate() {
             // A face that could not take the mask gets no crop (its failure is recorded).
             let Some(p) = p else { continue };
             let v = m.variants[i].as_str();
             let class = self.naming.class_of(v);
-            let crop = crop_face(&m.image, face, size, margin);
-            let map = CropTransform::for_face(face, size, margin);
-            let output = with_draw(self.naming.output_rel(rel, class, v, Some(i), false), m.draw);
-            let target = Target { source: rel, output, variant: v, class };
-            if self.opts.write {
-                self.write_image(&crop, &target.output)?;
-                if let Some(seg) = &m.seg {
-                    self.write_seg(&crop_gray(&map, seg), &target.output)?;
+            for (k, map) in self.crop_windows(rel, i, face) {
+                let crop = map.apply(&m.image);
+                let named = with_draw(self.naming.output_rel(rel, class, v, Some(i), false), m.draw);
+                let target = Target { source: rel, output: with_framing(named, k), variant: v, class };
+                if self.opts.write {
+                    self.write_image(&crop, &target.output)?;
+                    if let Some(seg) = &m.seg {
+                        self.write_seg(&crop_gray(&map, seg), &target.output)?;
+                    }
+                } else {
+                    let label = style_label(class, v, &styles[i]);
+                    outcome.thumbnails.push(SheetItem { thumbnail: thumbnail(&crop, None, THUMBNAIL), label });
                 }
-            } else {
-                let label = style_label(class, v, &styles[i]);
-                outcome.thumbnails.push(SheetItem { thumbnail: thumbnail(&crop, None, THUMBNAIL), label });
+                let f = FaceInOutput::in_crop(i, face, found.method, &map);
+                let polygon = polygon_text(p.polygon.iter().map(|&q| f.to_output(q)).map(|q| (q.x, q.y)));
+                outcome.record.rows.push(target.row(self.opts.seed, Some(&styles[i]), Some(&f), polygon));
+                outcome.record.outputs.push(target.output);
             }
-            let f = FaceInOutput::in_crop(i, face, found.method, &map);
-            let polygon = polygon_text(p.polygon.iter().map(|&q| f.to_output(q)).map(|q| (q.x, q.y)));
-            outcome.record.rows.push(target.row(self.opts.seed, Some(&styles[i]), Some(&f), polygon));
-            outcome.record.outputs.push(target.output);
         }
         Ok(())
+    }
+
+    /// The crop windows of face `i` of source `rel`, with their framing
+    /// index: the standard crop, then `--framings` − 1 drawn ones, the same
+    /// for every output of the face (masked and unmasked alike).
+    fn crop_windows(&self, rel: &str, i: usize, face: &Face) -> impl Iterator<Item = (u32, CropTransform)> + '_ {
+        let base = CropTransform::for_face(face, self.opts.crop_size, self.opts.crop_margin);
+        let (seed, rel) = (self.opts.seed, rel.to_string());
+        (0..self.opts.framings).map(move |k| (k, framing::framed(base, seed, &rel, i, k)))
     }
 
     /// The unmasked original: the file itself (linked or copied), or a crop per face.
@@ -475,16 +492,16 @@ impl Pipeline {
             rec.outputs.push(target.output);
             return Ok(());
         }
-        let (size, margin) = (self.opts.crop_size, self.opts.crop_margin);
         for (i, face) in found.faces.iter().enumerate() {
-            let crop = crop_face(img, face, size, margin);
-            let map = CropTransform::for_face(face, size, margin);
-            let output = self.naming.output_rel(rel, class, UNMASKED_KEY, Some(i), false);
-            let target = Target { source: rel, output, variant: UNMASKED_VARIANT, class };
-            self.write_image(&crop, &target.output)?;
-            let f = FaceInOutput::in_crop(i, face, found.method, &map);
-            rec.rows.push(target.row(seed, None, Some(&f), String::new()));
-            rec.outputs.push(target.output);
+            for (k, map) in self.crop_windows(rel, i, face) {
+                let crop = map.apply(img);
+                let output = with_framing(self.naming.output_rel(rel, class, UNMASKED_KEY, Some(i), false), k);
+                let target = Target { source: rel, output, variant: UNMASKED_VARIANT, class };
+                self.write_image(&crop, &target.output)?;
+                let f = FaceInOutput::in_crop(i, face, found.method, &map);
+                rec.rows.push(target.row(seed, None, Some(&f), String::new()));
+                rec.outputs.push(target.output);
+            }
         }
         Ok(())
     }

@@ -21,6 +21,7 @@ pub struct Record {
     pub source: String,
     /// Output files, relative to OUT (and to the segmentation folder, as .png).
     pub outputs: Vec<String>,
+    /// Its `annotations.csv` rows, one per output (and face).
     pub rows: Vec<AnnotationRow>,
     /// `(source, reason)`: the image, or one variant of it, was skipped.
     pub failures: Vec<(String, String)>,
@@ -64,13 +65,18 @@ impl Record {
 /// `--shard`) and the journal.
 #[derive(Clone, Debug)]
 pub struct RunFiles {
+    /// `annotations.csv` (or the shard's).
     pub annotations: PathBuf,
+    /// `failures.csv` (or the shard's).
     pub failures: PathBuf,
+    /// `.mask-sources.csv` (or the shard's): the finished sources' stamps.
     pub stamps: PathBuf,
+    /// The journal of finished images, `.mask-journal.jsonl` (or the shard's).
     pub journal: PathBuf,
 }
 
 impl RunFiles {
+    /// The files of a run into `out`, as shard `(I, N)` when given.
     pub fn new(out: &Path, shard: Option<(usize, usize)>) -> RunFiles {
         RunFiles {
             annotations: out.join(csv_name(ANNOTATIONS, shard)),

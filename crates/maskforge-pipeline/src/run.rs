@@ -362,7 +362,9 @@ fn remove_replaced_outputs(pipeline: &Pipeline, old: &Record, new: &Record) {
 pub struct Finished {
     /// Every annotation row of the run's folder (or shard), as written.
     pub rows: Vec<AnnotationRow>,
+    /// Every failure of the folder (or shard), as in `failures.csv`.
     pub failures: Vec<Failure>,
+    /// The numbers to report.
     pub summary: Summary,
     /// `labels: OUTPUT: reason` for each output (or face) left out of the label files.
     pub warnings: Vec<String>,
@@ -371,9 +373,11 @@ pub struct Finished {
 /// The numbers a run reports.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Summary {
+    /// Input images of the run (of its shard, with `--shard`).
     pub images: usize,
     /// Processed by this run (the others were done earlier).
     pub processed: usize,
+    /// Finished by an earlier run, so not processed again.
     pub skipped: usize,
     /// Distinct `(source, face)` pairs with a mask.
     pub faces_masked: usize,
@@ -386,7 +390,9 @@ pub struct Summary {
     pub outputs_per_variant: BTreeMap<String, usize>,
     /// Distinct outputs per class.
     pub outputs_per_class: BTreeMap<String, usize>,
+    /// Lines of `failures.csv`.
     pub failures: usize,
+    /// Originals copied because they could not be hard-linked (`--unmasked hardlink`).
     pub hardlink_fallbacks: usize,
     /// The shorter box side of the smallest face a detector (`hog`, `cnn`)
     /// found among the masked faces, in source pixels; `None` without such

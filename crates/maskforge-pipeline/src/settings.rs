@@ -19,6 +19,7 @@ pub struct DetectorSettings {
     /// How the detection image is sized, in words, when that is not just
     /// `detect_max_side` (e.g. the automatic scale from `--min-face`).
     pub scale: Option<String>,
+    /// Doublings of the detection image before detecting.
     pub upsample: u32,
     /// Faces read from a file instead (`mask --landmarks`): e.g.
     /// `landmarks.csv (detect, sha256 …)`. Not written when `None`, so the
@@ -35,6 +36,9 @@ pub struct Settings {
     /// Left out at 1, so folders made before `--draws` existed still resume.
     #[serde(skip_serializing_if = "is_one")]
     draws: u32,
+    /// Left out at 1, so folders made before `--framings` existed still resume.
+    #[serde(skip_serializing_if = "is_one")]
+    framings: u32,
     classes: BTreeMap<String, String>,
     unmasked: UnmaskedMode,
     templates: Vec<(String, String)>,
@@ -80,6 +84,7 @@ impl Settings {
             variants: opts.variants.iter().map(|(v, w)| (v.as_str().to_string(), *w)).collect(),
             mode: opts.mode,
             draws: opts.draws,
+            framings: opts.framings,
             classes: pipeline.naming().classes(),
             unmasked: opts.unmasked,
             templates: templates.iter().map(|t| (t.name().to_string(), format!("{:016x}", t.fingerprint))).collect(),

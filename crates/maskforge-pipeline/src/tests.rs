@@ -75,6 +75,7 @@ fn options(out: &Path, crop_size: u32) -> MaskOptions {
         variants: parse_variants("correct,chin").unwrap(),
         mode: VariantMode::Each,
         draws: 1,
+        framings: 1,
         class_map: parse_class_map(Some("chin=incorrect")).unwrap(),
         unmasked: UnmaskedMode::Encode,
         crop_size,
@@ -426,4 +427,61 @@ fn random_mode_draws_a_variant_per_face_crop_and_one_per_whole_image() {
     assert!(whole.iter().all(|(v, o)| *v == whole[0].0 && *o == whole[0].1), "{whole:?}");
     // The first face keeps the image's own draw in both layouts.
     assert_eq!(crops[0].0, whole[0].0);
+}
+
+#[test]
+fn framings_crop_each_output_and_its_unmasked_twin_through_the_same_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = input_tree(dir.path());
+    let (one, three) = (dir.path().join("one"), dir.path().join("three"));
+    let plain = run(&root, options(&one, 96), 1);
+    let done = run(&root, MaskOptions { framings: 3, ..options(&three, 96) }, 1);
+    // Two photos with a face, three outputs each (correct, chin, unmasked), three framings each.
+    assert_eq!((plain.rows.len(), done.rows.len()), (6, 18));
+    let read = |dir: &Path, rel: &str| image::open(dir.join(rel)).unwrap().to_rgb8();
+    // The standard framing is the crop a run without --framings makes, byte for byte.
+    for row in &plain.rows {
+        assert_eq!(std::fs::read(three.join(&row.output)).unwrap(), std::fs::read(one.join(&row.output)).unwrap());
+    }
+    for k in 1..3 {
+        let masked = read(&three, &format!("correct/a__frame{k}.png"));
+        let bare = read(&three, &format!("unmasked/a__frame{k}.png"));
+        let standard = read(&three, "unmasked/a.png");
+        assert_eq!(masked.dimensions(), (96, 96));
+        assert_ne!(bare, standard, "framing {k} is a window of its own");
+        // Pairs share the window: they differ only around the mask outline the row
+        // gives in this crop's coordinates (grown by the shadow's reach).
+        let row = done.rows.iter().find(|r| r.output == format!("correct/a__frame{k}.png")).unwrap();
+        let pts: Vec<(f32, f32)> = row
+            .mask_polygon
+            .split(';')
+            .map(|p| p.split_once(' ').map(|(x, y)| (x.parse().unwrap(), y.parse().unwrap())).unwrap())
+            .collect();
+        let grow = 12.0;
+        let (l, r) = pts.iter().fold((f32::MAX, f32::MIN), |(l, r), p| (l.min(p.0), r.max(p.0)));
+        let (t, b) = pts.iter().fold((f32::MAX, f32::MIN), |(t, b), p| (t.min(p.1), b.max(p.1)));
+        let outside = |x: u32, y: u32| {
+            let (x, y) = (x as f32 + 0.5, y as f32 + 0.5);
+            x < l - grow || x > r + grow || y < t - grow || y > b + grow
+        };
+        let (mut differ, mut stray) = (0, 0);
+        for (x, y, m) in masked.enumerate_pixels() {
+            if m.0.iter().zip(bare.get_pixel(x, y).0).any(|(p, q)| p.abs_diff(q) > 3) {
+                differ += 1;
+                stray += usize::from(outside(x, y));
+            }
+        }
+        assert!(differ > 500, "framing {k}: the mask is in the crop ({differ} pixels differ)");
+        assert_eq!(stray, 0, "framing {k}: the masked crop and its twin are framed apart");
+    }
+    // The rows place the face where the crop shows it: each framing's box differs.
+    let boxes: HashSet<String> = done
+        .rows
+        .iter()
+        .filter(|r| r.output.starts_with("unmasked/a"))
+        .map(|r| format!("{:?}", r.geometry.as_ref().unwrap().bbox()))
+        .collect();
+    assert_eq!(boxes.len(), 3);
+    let refused = MaskOptions { framings: 2, ..options(&dir.path().join("x"), 0) }.check();
+    assert!(matches!(refused, Err(PipelineError::Option(m)) if m.contains("--crop-size")));
 }

@@ -41,6 +41,12 @@ pub struct MaskArgs {
     /// source, so `split` keeps them in one group.
     #[arg(long, default_value_t = 1, value_name = "K")]
     pub draws: u32,
+    /// With --crop-size: crops per face and output (1 to 16), each at its own framing. The first
+    /// is the standard crop; the others zoom in (the face fills the frame, cut through the forehead)
+    /// or out (small and off-centre), drawn per face from --seed. A face's unmasked crop gets the
+    /// same windows, so each pair still differs only by the mask. Named `NAME__frameK.EXT`.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub framings: u32,
     /// Class folder per variant (and `unmasked`), e.g.
     /// `correct=masked,nose_exposed=incorrect,chin=incorrect,chin_exposed=incorrect`.
     /// Default: the variant's name. Variants sharing a class get a `__<variant>` file-name suffix.
@@ -230,6 +236,7 @@ fn mask_options(args: &MaskArgs, out: PathBuf) -> Result<MaskOptions> {
         variants: parse_variants(&args.variants)?,
         mode: args.mode,
         draws: args.draws,
+        framings: args.framings,
         class_map: parse_class_map(args.class_map.as_deref())?,
         unmasked: args.unmasked,
         crop_size: args.crop_size,
