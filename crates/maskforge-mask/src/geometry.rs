@@ -75,6 +75,27 @@ impl fmt::Display for MaskVariant {
     }
 }
 
+/// How far below the jaw (in face heights, nose top to chin) a mask pulled
+/// down to under the nose hangs, beyond its fit's `chin_drop`: the height
+/// that slid off the nose sags under the chin instead of vanishing.
+pub const PULLED_DOWN_SAG: f32 = 0.07;
+/// The same for a mask pushed down onto the chin: most of it bunches under
+/// the jaw.
+pub const CHIN_SAG: f32 = 0.10;
+
+impl MaskVariant {
+    /// The template's fit as this variant wears it: a pulled-down or chin
+    /// mask keeps its height, so its lower edge sags below the jaw.
+    pub fn worn_fit(self, fit: &Fit) -> Fit {
+        let sag = match self {
+            MaskVariant::NoseExposed => PULLED_DOWN_SAG,
+            MaskVariant::Chin => CHIN_SAG,
+            MaskVariant::Correct | MaskVariant::ChinExposed => 0.0,
+        };
+        Fit { chin_drop: fit.chin_drop + sag, ..*fit }
+    }
+}
+
 /// A variant name that is none of [`MaskVariant::ALL`] (the text as given).
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("unknown mask variant {0:?}: use correct, nose_exposed, chin or chin_exposed")]
@@ -479,7 +500,7 @@ pub fn place(
     jitter: Jitter,
 ) -> Result<Placement, PlacementError> {
     let face = FaceFrame::new(landmarks)?;
-    let jaw = face.jaw_outline(fit, jitter);
+    let jaw = face.jaw_outline(&variant.worn_fit(fit), jitter);
     let cover = variant.covered_landmarks();
     let (right, left) = face.side_contours(&jaw, &cover);
     let top = face.top_edge(face.top_shape(variant, jitter, fit.top_bias), &right, &left);
@@ -994,6 +1015,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_mask_worn_down_keeps_its_height_and_sags_under_the_chin() {
+        let lm = frontal_face();
+        let h = lm.point(27).distance(lm.point(8));
+        for (tname, outline, fit) in builtin_outlines() {
+            let lowest = |v: MaskVariant| {
+                let p = place(&lm, v, &outline, &fit, Jitter::default()).unwrap();
+                p.polygon.iter().map(|&q| p.to_face(q).y).fold(f32::MIN, f32::max)
+            };
+            let worn_up = lowest(MaskVariant::Correct);
+            assert!(lowest(MaskVariant::NoseExposed) > worn_up + 0.5 * PULLED_DOWN_SAG * h, "{tname}: nose_exposed");
+            assert!(lowest(MaskVariant::Chin) > worn_up + 0.5 * CHIN_SAG * h, "{tname}: chin");
+            assert_eq!(lowest(MaskVariant::ChinExposed), lowest(MaskVariant::ChinExposed), "{tname}");
+        }
+    }
+
+    #[test]
     fn polygon_stays_within_the_jaw_outline_plus_a_margin() {
         for (tname, outline, fit) in builtin_outlines() {
             for (fname, lm) in faces() {
@@ -1002,10 +1039,13 @@ pub(crate) mod tests {
                 let mut hull = jaw.clone();
                 hull.extend((17..27).rev().map(|i| lm.point(i)));
                 let w = lm.point(16).distance(lm.point(0));
+                let h = lm.point(27).distance(lm.point(8));
                 for v in MaskVariant::ALL {
                     let p = place(&lm, v, &outline, &fit, Jitter::default()).unwrap();
+                    // A mask worn down sags below the jaw by its extra drop (times the fit's slack, at most 1.5).
+                    let sag = 1.5 * (v.worn_fit(&fit).chin_drop - fit.chin_drop) * h;
                     for q in &p.polygon {
-                        let ok = point_in_polygon(*q, &hull) || distance_to_polygon(*q, &hull) < 0.12 * w;
+                        let ok = point_in_polygon(*q, &hull) || distance_to_polygon(*q, &hull) < 0.12 * w + sag;
                         assert!(ok, "{tname} {v} on {fname}: polygon point {q:?} far outside the face");
                     }
                     // And the top never rises above the eyes.

@@ -1010,6 +1010,7 @@ fn shading_gains(
     let (ox, oy) = (layer.x0 as f32 - cell as f32, layer.y0 as f32 - cell as f32);
     let frame = placement.face_frame();
     let h = placement.face_height.max(1.0);
+    let fold = (opts.wrap_shading > 0.0).then(|| Fold::new(placement)).flatten();
     let mut data = vec![[1f32; 1]; gw * gh];
     for j in 0..gh {
         let yc = oy + (j as f32 + 0.5) * cell as f32;
@@ -1029,6 +1030,9 @@ fn shading_gains(
                 let wrap = (1.0 - 0.28 * wrap_pow(wrap, u)) * (1.0 - 0.30 * under * under);
                 gain *= 1.0 + (wrap - 1.0) * opts.wrap_shading;
             }
+            if let Some(fold) = &fold {
+                gain *= 1.0 + (fold.gain(frame.apply(Point::new(xc, yc))) - 1.0) * opts.wrap_shading;
+            }
             if let Some((g, r)) = &relief {
                 if (1..=g.gw).contains(&i) && (1..=g.gh).contains(&j) {
                     gain *= 1.0 + r[(j - 1) * g.gw + i - 1];
@@ -1038,6 +1042,77 @@ fn shading_gains(
         }
     }
     CoarseGrid { x0: ox, y0: oy, cell: cell as f32, gw, gh, data }
+}
+
+/// The folds of a mask worn pulled down (nose exposed) or on the chin: the
+/// fabric doubled over along the top edge (a band catching the light over a
+/// dark crease) and, on the chin, the bunched fabric's creases below it. Real
+/// pulled-down masks show these; a flat mask with a clean top edge across the
+/// upper lip reads as a smaller mask worn correctly.
+struct Fold {
+    /// The top edge's face-frame y per `BIN` px column from `x0`.
+    top: Vec<f32>,
+    x0: f32,
+    face_height: f32,
+    /// (depth below the top edge in face heights, width, darkening) per crease.
+    creases: &'static [(f32, f32, f32)],
+}
+
+/// Column width of [`Fold`]'s top-edge profile, in face-frame pixels.
+const FOLD_BIN: f32 = 2.0;
+/// The doubled-over band along the top edge: its depth (face heights) and gain.
+const FOLD_BAND: (f32, f32) = (0.035, 1.12);
+const PULLED_DOWN_CREASES: [(f32, f32, f32); 1] = [(0.045, 0.012, 0.35)];
+const CHIN_CREASES: [(f32, f32, f32); 3] = [(0.04, 0.011, 0.32), (0.10, 0.014, 0.22), (0.17, 0.016, 0.18)];
+
+impl Fold {
+    /// The folds of `placement`'s variant; `None` for a mask worn up.
+    fn new(placement: &Placement) -> Option<Fold> {
+        use crate::geometry::MaskVariant;
+        let creases: &'static [(f32, f32, f32)] = match placement.variant {
+            MaskVariant::NoseExposed => &PULLED_DOWN_CREASES,
+            MaskVariant::Chin => &CHIN_CREASES,
+            MaskVariant::Correct | MaskVariant::ChinExposed => return None,
+        };
+        let frame = placement.face_frame();
+        let pts: Vec<Point> = placement.polygon.iter().map(|&p| frame.apply(p)).collect();
+        let x0 = pts.iter().map(|p| p.x).fold(f32::INFINITY, f32::min);
+        let x1 = pts.iter().map(|p| p.x).fold(f32::NEG_INFINITY, f32::max);
+        if !(x0.is_finite() && x1 > x0) {
+            return None;
+        }
+        let n = ((x1 - x0) / FOLD_BIN) as usize + 1;
+        let mut top = vec![f32::INFINITY; n];
+        // The outline's highest point per column, along each edge densely
+        // enough that no column between two outline points is left out.
+        for (a, b) in pts.iter().zip(pts.iter().cycle().skip(1)) {
+            let steps = ((b.x - a.x).abs() / FOLD_BIN).ceil().max(1.0) as usize;
+            for k in 0..=steps {
+                let p = a.lerp(*b, k as f32 / steps as f32);
+                let i = (((p.x - x0) / FOLD_BIN) as usize).min(n - 1);
+                top[i] = top[i].min(p.y);
+            }
+        }
+        Some(Fold { top, x0, face_height: placement.face_height.max(1.0), creases })
+    }
+
+    /// The gain at face-frame point `f` (1: no fold there).
+    fn gain(&self, f: Point) -> f32 {
+        let i = (f.x - self.x0) / FOLD_BIN;
+        if i < 0.0 || i >= self.top.len() as f32 {
+            return 1.0;
+        }
+        let s = (f.y - self.top[i as usize]) / self.face_height;
+        if s < 0.0 {
+            return 1.0;
+        }
+        let band = FOLD_BAND.1 - (FOLD_BAND.1 - 1.0) * smoothstep(0.7 * FOLD_BAND.0, FOLD_BAND.0, s);
+        let crease = self.creases.iter().fold(1.0, |g, &(at, width, dark)| {
+            let z = (s - at) / width;
+            g * (1.0 - dark * (-0.5 * z * z).exp())
+        });
+        band * crease
+    }
 }
 
 /// The photo's look as applied to the mask: its chroma scale, a
@@ -1378,6 +1453,51 @@ mod tests {
         let (wr, wb) = (mean(&warm, 0), mean(&warm, 2));
         assert!((nr - nb).abs() < 4.0, "neutral photo tinted the mask: R {nr} B {nb}");
         assert!(wr - wb > 12.0, "warm photo: mask R {wr} B {wb}");
+    }
+
+    /// Mean luma of the mask's middle columns (a fifth of its half width each
+    /// side of the midline) per depth band `[a, b)` below its top edge, in face heights.
+    fn luma_at_depth(img: &RgbImage, p: &Placement, bands: &[(f32, f32)]) -> Vec<f32> {
+        let px = inside(p, img.width(), img.height(), 1.5);
+        bands
+            .iter()
+            .map(|&(a, b)| {
+                let sel: Vec<(u32, u32)> = px
+                    .iter()
+                    .copied()
+                    .filter(|&(x, y)| {
+                        let f = p.to_face(Point::new(x as f32 + 0.5, y as f32 + 0.5));
+                        let s = (f.y - p.top_y) / p.face_height;
+                        (f.x - p.mid_x).abs() < 0.2 * p.half_right.min(p.half_left) && (a..b).contains(&s)
+                    })
+                    .collect();
+                assert!(sel.len() > 20, "band {a}..{b}: {} px", sel.len());
+                mean_luma(img, &sel)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_mask_worn_down_shows_a_fold_under_its_top_edge_and_a_mask_worn_up_does_not() {
+        let s = synth("surgical", "white");
+        let photo = smooth_skin();
+        let wear = |v: MaskVariant| {
+            let mut img = photo.clone();
+            let mut rng = SplitMix64::new(1);
+            let style = s.choose_style(&mut rng).unwrap();
+            let p = s.apply(&mut img, &frontal_face(), v, &style, &mut rng, None).unwrap();
+            (img, p)
+        };
+        // The doubled-over band, the crease, the flat fabric below.
+        let bands = [(0.008, 0.025), (0.038, 0.052), (0.12, 0.15)];
+        for v in [MaskVariant::NoseExposed, MaskVariant::Chin] {
+            let (img, p) = wear(v);
+            let l = luma_at_depth(&img, &p, &bands);
+            assert!(l[1] < 0.93 * l[0] && l[1] < 0.93 * l[2], "{v}: no crease under the top edge: {l:?}");
+        }
+        let (img, p) = wear(MaskVariant::Correct);
+        let l = luma_at_depth(&img, &p, &bands);
+        assert!(l[1] > 0.96 * l[0].min(l[2]), "correct: a crease on a mask worn up: {l:?}");
     }
 
     #[test]
