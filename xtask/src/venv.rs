@@ -92,11 +92,26 @@ pub fn shared_dir(key: &Key, env: &dyn Fn(&str) -> Option<OsString>, cwd: &Path)
     if let Some(dir) = set("MASKFORGE_VENV") {
         return Some(cwd.join(dir));
     }
+    Some(cache_root(env)?.join("venvs").join(&key.dir_name))
+}
+
+/// `$XDG_CACHE_HOME/maskforge` (when absolute), else `$HOME/.cache/maskforge`.
+fn cache_root(env: &dyn Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let set = |name: &str| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     let cache = match set("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
         Some(xdg) => xdg,
         None => set("HOME")?.join(".cache"),
     };
-    Some(cache.join("maskforge/venvs").join(&key.dir_name))
+    Some(cache.join("maskforge"))
+}
+
+/// The machine's store of the files set-up checks by SHA-256 (models,
+/// sample photos), named by their SHA-256, beside the shared venvs:
+/// `$XDG_CACHE_HOME/maskforge/files` or `$HOME/.cache/maskforge/files`.
+/// A second clone copies them from there instead of downloading the sdists
+/// and wheels again. `None` with neither variable set.
+pub fn file_store(env: &dyn Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    Some(cache_root(env)?.join("files"))
 }
 
 /// Whether `marker` (the marker file's contents, `None` when it cannot be
@@ -360,6 +375,10 @@ mod tests {
         let empty = env(&[("HOME", "/home/u"), ("MASKFORGE_VENV", "")]);
         assert_eq!(shared_dir(&k, &empty, cwd), shared_dir(&k, &home, cwd));
         assert_eq!(shared_dir(&k, &env(&[]), cwd), None);
+        // The file store sits beside the venvs; MASKFORGE_VENV names a venv only.
+        assert_eq!(file_store(&named), Some(PathBuf::from("/home/u/.cache/maskforge/files")));
+        assert_eq!(file_store(&xdg), Some(PathBuf::from("/var/cache/u/maskforge/files")));
+        assert_eq!(file_store(&env(&[])), None);
     }
 
     #[test]
