@@ -987,20 +987,22 @@ fn composite(
     } else {
         Lighting::flat()
     };
-    let gains = shading_gains(layer, placement, opts, &light, relief_grid);
+    let (gains, sheen) = shading_gains(layer, placement, opts, &light, relief_grid);
     let shadow = shadow_on.then(|| ShadowMap::build(img, layer, placement, &light, SHADOW_DEPTH * opts.shadow));
-    blend(img, layer, &gains, shadow.as_ref(), &PhotoLook::new(stats, pm), seed);
+    blend(img, layer, (&gains, sheen.as_ref()), shadow.as_ref(), &PhotoLook::new(stats, pm), seed);
 }
 
-/// The shading gain (lighting × wrap × relief) on a grid of relief cells one
-/// cell wider than the layer, read bilinearly: it is smooth.
+/// The shading gain (lighting × wrap × fold × relief) on a grid of relief
+/// cells one cell wider than the layer, read bilinearly: it is smooth. With
+/// a fold (a mask worn down), also the fold's sheen on the same grid: light
+/// added in linear units, which shows on dark fabric where a gain cannot.
 fn shading_gains(
     layer: &MaskLayer,
     placement: &Placement,
     opts: &BlendOptions,
     light: &Lighting,
     relief_grid: Option<&ReliefGrid>,
-) -> CoarseGrid {
+) -> (CoarseGrid, Option<CoarseGrid>) {
     let (light_dir, light_strength) = light.direction();
     let relief_scale = RELIEF_GAIN * opts.relief * light_strength * placement.face_width;
     let relief = relief_grid.filter(|_| relief_scale > 0.0).map(|g| (g, relief_gains(g, light_dir, relief_scale)));
@@ -1012,6 +1014,7 @@ fn shading_gains(
     let h = placement.face_height.max(1.0);
     let fold = (opts.wrap_shading > 0.0).then(|| Fold::new(placement)).flatten();
     let mut data = vec![[1f32; 1]; gw * gh];
+    let mut sheen = fold.as_ref().map(|_| vec![[0f32; 1]; gw * gh]);
     for j in 0..gh {
         let yc = oy + (j as f32 + 0.5) * cell as f32;
         for i in 0..gw {
@@ -1030,8 +1033,11 @@ fn shading_gains(
                 let wrap = (1.0 - 0.28 * wrap_pow(wrap, u)) * (1.0 - 0.30 * under * under);
                 gain *= 1.0 + (wrap - 1.0) * opts.wrap_shading;
             }
-            if let Some(fold) = &fold {
-                gain *= 1.0 + (fold.gain(frame.apply(Point::new(xc, yc))) - 1.0) * opts.wrap_shading;
+            if let (Some(fold), Some(sheen)) = (&fold, &mut sheen) {
+                let f = frame.apply(Point::new(xc, yc));
+                // The sheen follows the light that falls there.
+                sheen[j * gw + i][0] = fold.sheen(f) * gain * opts.wrap_shading;
+                gain *= 1.0 + (fold.gain(f) - 1.0) * opts.wrap_shading;
             }
             if let Some((g, r)) = &relief {
                 if (1..=g.gw).contains(&i) && (1..=g.gh).contains(&j) {
@@ -1041,7 +1047,8 @@ fn shading_gains(
             data[j * gw + i][0] = gain;
         }
     }
-    CoarseGrid { x0: ox, y0: oy, cell: cell as f32, gw, gh, data }
+    let grid = |data| CoarseGrid { x0: ox, y0: oy, cell: cell as f32, gw, gh, data };
+    (grid(data), sheen.map(grid))
 }
 
 /// The folds of a mask worn pulled down (nose exposed) or on the chin: the
@@ -1062,6 +1069,9 @@ struct Fold {
 const FOLD_BIN: f32 = 2.0;
 /// The doubled-over band along the top edge: its depth (face heights) and gain.
 const FOLD_BAND: (f32, f32) = (0.035, 1.12);
+/// The band's sheen, linear light added at full lighting: folded fabric
+/// catches a highlight along its edge, the fold one sees on a black mask.
+const FOLD_SHEEN: f32 = 0.035;
 const PULLED_DOWN_CREASES: [(f32, f32, f32); 1] = [(0.045, 0.012, 0.35)];
 const CHIN_CREASES: [(f32, f32, f32); 3] = [(0.04, 0.011, 0.32), (0.10, 0.014, 0.22), (0.17, 0.016, 0.18)];
 
@@ -1096,17 +1106,31 @@ impl Fold {
         Some(Fold { top, x0, face_height: placement.face_height.max(1.0), creases })
     }
 
-    /// The gain at face-frame point `f` (1: no fold there).
-    fn gain(&self, f: Point) -> f32 {
+    /// How far below the top edge face-frame point `f` lies, in face
+    /// heights; `None` above the edge or beside the mask.
+    fn depth(&self, f: Point) -> Option<f32> {
         let i = (f.x - self.x0) / FOLD_BIN;
         if i < 0.0 || i >= self.top.len() as f32 {
-            return 1.0;
+            return None;
         }
         let s = (f.y - self.top[i as usize]) / self.face_height;
-        if s < 0.0 {
-            return 1.0;
-        }
-        let band = FOLD_BAND.1 - (FOLD_BAND.1 - 1.0) * smoothstep(0.7 * FOLD_BAND.0, FOLD_BAND.0, s);
+        (s >= 0.0).then_some(s)
+    }
+
+    /// The doubled-over band's weight at depth `s`: 1 along the edge, 0 below it.
+    fn band(s: f32) -> f32 {
+        1.0 - smoothstep(0.7 * FOLD_BAND.0, FOLD_BAND.0, s)
+    }
+
+    /// The light the fold's edge adds at `f` (linear units, at full lighting).
+    fn sheen(&self, f: Point) -> f32 {
+        self.depth(f).map_or(0.0, |s| FOLD_SHEEN * Self::band(s))
+    }
+
+    /// The gain at face-frame point `f` (1: no fold there).
+    fn gain(&self, f: Point) -> f32 {
+        let Some(s) = self.depth(f) else { return 1.0 };
+        let band = 1.0 + (FOLD_BAND.1 - 1.0) * Self::band(s);
         let crease = self.creases.iter().fold(1.0, |g, &(at, width, dark)| {
             let z = (s - at) / width;
             g * (1.0 - dark * (-0.5 * z * z).exp())
@@ -1197,7 +1221,7 @@ impl PhotoLook {
 fn blend(
     img: &mut RgbImage,
     layer: &MaskLayer,
-    gains: &CoarseGrid,
+    (gains, sheen): (&CoarseGrid, Option<&CoarseGrid>),
     shadow: Option<&ShadowMap>,
     look: &PhotoLook,
     seed: u64,
@@ -1212,6 +1236,7 @@ fn blend(
     let stride = img.width() as usize * 3;
     let mut shadow_rows = shadow.map(|sm| RowLerp::new(&sm.strength, rx0, rx1));
     let mut gain_row = RowLerp::new(gains, rx0, rx1);
+    let mut sheen_row = sheen.map(|g| (g, RowLerp::new(g, rx0, rx1)));
     let raw: &mut [u8] = img;
     for y in ry0..ry1 {
         let ly = y.wrapping_sub(layer.y0) as usize;
@@ -1222,6 +1247,9 @@ fn blend(
         }
         if row_in {
             gain_row.load(gains, y);
+            if let Some((g, row)) = &mut sheen_row {
+                row.load(g, y);
+            }
         }
         if !row_in && !shadow_row {
             continue;
@@ -1253,11 +1281,12 @@ fn blend(
             }
 
             let gain = gain_row.get(xi);
+            let add = sheen_row.as_ref().map_or(0.0, |(_, row)| row.get(xi));
             let lin = look.linear(l, p, alpha);
             let a = alpha.min(1.0);
             let mut v = [0f32; 3];
             for k in 0..3 {
-                let lit = l.to_srgb(lin[k] * gain);
+                let lit = l.to_srgb(lin[k] * gain + add);
                 let bg = shades[q][px[k] as usize] as f32 / 255.0;
                 v[k] = (lit * a + bg * (1.0 - a)) * 255.0;
             }
@@ -1498,6 +1527,19 @@ mod tests {
         let (img, p) = wear(MaskVariant::Correct);
         let l = luma_at_depth(&img, &p, &bands);
         assert!(l[1] > 0.96 * l[0].min(l[2]), "correct: a crease on a mask worn up: {l:?}");
+        // On black fabric a gain shows little: the fold's edge catches a sheen.
+        let mut black = synth("surgical", "black");
+        let band = |black: &Synthesizer| {
+            let mut img = photo.clone();
+            let mut rng = SplitMix64::new(1);
+            let style = black.choose_style(&mut rng).unwrap();
+            let p = black.apply(&mut img, &frontal_face(), MaskVariant::NoseExposed, &style, &mut rng, None).unwrap();
+            luma_at_depth(&img, &p, &bands[..1])[0]
+        };
+        let with_fold = band(&black);
+        black.blend.wrap_shading = 0.0;
+        let flat = band(&black);
+        assert!(with_fold > flat + 9.0, "black nose_exposed: no sheen along the fold: {with_fold} vs {flat} flat");
     }
 
     #[test]
