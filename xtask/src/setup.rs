@@ -392,19 +392,23 @@ fn store_path(sha: &str) -> Option<PathBuf> {
 }
 
 /// Installs `dst` from the machine's store when it holds a file with this
-/// SHA-256 (checked again: a damaged copy is ignored); whether it did.
+/// SHA-256 (checked again: a damaged copy is removed, so the download that
+/// follows puts a good one back); whether it did.
 fn install_from_store(dst: &Path, sha: &str) -> bool {
-    match store_path(sha) {
-        Some(src) if file_ok(&src, sha) => copy_atomic(&src, dst).is_ok(),
-        _ => false,
+    let Some(src) = store_path(sha).filter(|p| p.is_file()) else { return false };
+    if file_ok(&src, sha) {
+        return copy_atomic(&src, dst).is_ok();
     }
+    let _ = std::fs::remove_file(&src);
+    false
 }
 
 /// Keeps a checked file in the machine's store for the next clone; a store
-/// that cannot be written only costs that clone a download.
+/// that cannot be written only costs that clone a download. A copy already
+/// there is checked when it is read, not hashed again here.
 fn store_put(src: &Path, sha: &str) {
     let Some(dst) = store_path(sha) else { return };
-    if file_ok(&dst, sha) {
+    if dst.is_file() {
         return;
     }
     let _ = dst.parent().map(std::fs::create_dir_all);

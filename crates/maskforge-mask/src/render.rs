@@ -1032,12 +1032,13 @@ fn shading_gains(
                 let under = ((f.y - (placement.bottom_y - 0.12 * h)) / (0.12 * h)).clamp(0.0, 1.0);
                 let wrap = (1.0 - 0.28 * wrap_pow(wrap, u)) * (1.0 - 0.30 * under * under);
                 gain *= 1.0 + (wrap - 1.0) * opts.wrap_shading;
-            }
-            if let (Some(fold), Some(sheen)) = (&fold, &mut sheen) {
-                let f = frame.apply(Point::new(xc, yc));
-                // The sheen follows the light that falls there.
-                sheen[j * gw + i][0] = fold.sheen(f) * gain * opts.wrap_shading;
-                gain *= 1.0 + (fold.gain(f) - 1.0) * opts.wrap_shading;
+                // A fold exists only with wrap shading on.
+                if let (Some(fold), Some(sheen)) = (&fold, &mut sheen) {
+                    let (fold_gain, fold_sheen) = fold.at(f);
+                    // The sheen follows the light that falls there.
+                    sheen[j * gw + i][0] = fold_sheen * gain * opts.wrap_shading;
+                    gain *= 1.0 + (fold_gain - 1.0) * opts.wrap_shading;
+                }
             }
             if let Some((g, r)) = &relief {
                 if (1..=g.gw).contains(&i) && (1..=g.gh).contains(&j) {
@@ -1122,20 +1123,16 @@ impl Fold {
         1.0 - smoothstep(0.7 * FOLD_BAND.0, FOLD_BAND.0, s)
     }
 
-    /// The light the fold's edge adds at `f` (linear units, at full lighting).
-    fn sheen(&self, f: Point) -> f32 {
-        self.depth(f).map_or(0.0, |s| FOLD_SHEEN * Self::band(s))
-    }
-
-    /// The gain at face-frame point `f` (1: no fold there).
-    fn gain(&self, f: Point) -> f32 {
-        let Some(s) = self.depth(f) else { return 1.0 };
-        let band = 1.0 + (FOLD_BAND.1 - 1.0) * Self::band(s);
+    /// The gain at face-frame point `f` (1: no fold there), and the light
+    /// the fold's edge adds there (linear units, at full lighting).
+    fn at(&self, f: Point) -> (f32, f32) {
+        let Some(s) = self.depth(f) else { return (1.0, 0.0) };
+        let band = Self::band(s);
         let crease = self.creases.iter().fold(1.0, |g, &(at, width, dark)| {
             let z = (s - at) / width;
             g * (1.0 - dark * (-0.5 * z * z).exp())
         });
-        band * crease
+        ((1.0 + (FOLD_BAND.1 - 1.0) * band) * crease, FOLD_SHEEN * band)
     }
 }
 

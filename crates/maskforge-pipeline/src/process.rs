@@ -436,10 +436,10 @@ impl Pipeline {
             let Some(p) = p else { continue };
             let v = m.variants[i].as_str();
             let class = self.naming.class_of(v);
+            let named = with_draw(self.naming.output_rel(rel, class, v, Some(i), false), m.draw);
             for (k, map) in self.crop_windows(rel, i, face) {
                 let crop = map.apply(&m.image);
-                let named = with_draw(self.naming.output_rel(rel, class, v, Some(i), false), m.draw);
-                let target = Target { source: rel, output: with_framing(named, k), variant: v, class };
+                let target = Target { source: rel, output: with_framing(named.clone(), k), variant: v, class };
                 if self.opts.write {
                     self.write_image(&crop, &target.output)?;
                     if let Some(seg) = &m.seg {
@@ -493,10 +493,11 @@ impl Pipeline {
             return Ok(());
         }
         for (i, face) in found.faces.iter().enumerate() {
+            let named = self.naming.output_rel(rel, class, UNMASKED_KEY, Some(i), false);
             for (k, map) in self.crop_windows(rel, i, face) {
                 let crop = map.apply(img);
-                let output = with_framing(self.naming.output_rel(rel, class, UNMASKED_KEY, Some(i), false), k);
-                let target = Target { source: rel, output, variant: UNMASKED_VARIANT, class };
+                let target =
+                    Target { source: rel, output: with_framing(named.clone(), k), variant: UNMASKED_VARIANT, class };
                 self.write_image(&crop, &target.output)?;
                 let f = FaceInOutput::in_crop(i, face, found.method, &map);
                 rec.rows.push(target.row(seed, None, Some(&f), String::new()));
