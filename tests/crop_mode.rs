@@ -143,18 +143,18 @@ fn auto_mode_detects_first_and_fits_crops_only_where_the_detector_finds_nothing(
     let failures = failures(&out);
     assert!(none.iter().all(|n| failures.contains_key(n)), "{failures:?}");
 
-    // Without --detector, auto detects with MTCNN: it finds nine in ten of
-    // these crops (HOG's share on real crops is far lower: `cargo xtask
+    // Without --detector, auto detects with CenterFace: it finds nine in ten
+    // of these crops (HOG's share on real crops is far lower: `cargo xtask
     // bench faces`), and the crop fit still takes the rest.
     let default = dir.path().join("default");
     mask(&root, &default, &["--faces", "auto"]);
-    let by_mtcnn = self::methods(&default);
+    let by_default = self::methods(&default);
     for name in &faces {
-        let m = by_mtcnn.get(name).unwrap_or_else(|| panic!("{name} not masked"));
-        assert!(m == "mtcnn" || m == "crop", "{name}: {m}");
+        let m = by_default.get(name).unwrap_or_else(|| panic!("{name} not masked"));
+        assert!(m == "centerface" || m == "crop", "{name}: {m}");
     }
-    let mtcnn = by_mtcnn.values().filter(|m| *m == "mtcnn").count();
-    assert!(mtcnn * 10 >= faces.len() * 9, "mtcnn {mtcnn} of {}: {by_mtcnn:?}", faces.len());
+    let found = by_default.values().filter(|m| *m == "centerface").count();
+    assert!(found * 10 >= faces.len() * 9, "centerface {found} of {}: {by_default:?}", faces.len());
 }
 
 #[test]

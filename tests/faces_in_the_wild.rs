@@ -1,8 +1,8 @@
-//! End-to-end tests of `--detector mtcnn` (MTCNN through libtorch, dlib's
-//! 68 points in the box its eyes place) on the real sample photos: the same
-//! faces and framing as dlib's HOG where both see a face, small faces found
-//! down to `--min-face` by every detector, masked faces for `mask`, and one clear line
-//! for missing or broken weights.
+//! End-to-end tests of `--detector mtcnn` and `--detector centerface`
+//! (through libtorch, dlib's 68 points in the box their eyes place) on the
+//! real sample photos: the same faces and framing as dlib's HOG where both
+//! see a face, small faces found down to `--min-face` by every detector,
+//! masked faces for `mask`, and one clear line for missing or broken weights.
 
 use image::{imageops, Rgb, RgbImage};
 use std::collections::BTreeMap;
@@ -44,31 +44,41 @@ fn eye_centre(pts: &[(f32, f32)], range: std::ops::Range<usize>) -> (f32, f32) {
 
 #[test]
 fn mtcnn_frames_the_sample_faces_as_hog_does() {
+    frames_the_sample_faces_as_hog_does("mtcnn");
+}
+
+#[test]
+fn centerface_frames_the_sample_faces_as_hog_does() {
+    frames_the_sample_faces_as_hog_does("centerface");
+}
+
+fn frames_the_sample_faces_as_hog_does(detector: &str) {
     let dir = tempfile::tempdir().unwrap();
     let hog = detect(&samples(), &dir.path().join("hog"), &[]);
-    let mtcnn = detect(&samples(), &dir.path().join("mtcnn"), &["--detector", "mtcnn"]);
+    let mtcnn = detect(&samples(), &dir.path().join(detector), &["--detector", detector]);
     assert!(hog.len() >= 6, "{hog:?}");
     let mut compared = 0;
     for (photo, faces) in &hog {
-        let theirs = mtcnn.get(photo).unwrap_or_else(|| panic!("mtcnn found no face in {photo}"));
+        let theirs = mtcnn.get(photo).unwrap_or_else(|| panic!("{detector} found no face in {photo}"));
         for (hog_box, hog_pts) in faces {
             let (m_box, m_pts) =
                 theirs.iter().max_by(|a, b| iou(&a.0, hog_box).total_cmp(&iou(&b.0, hog_box))).unwrap();
-            // A face cut by the frame: MTCNN sizes the whole face (up to 1.7x
-            // HOG's box here), HOG the visible part; both hold its centre.
+            // A face cut by the frame: MTCNN and CenterFace size the whole
+            // face (up to 1.7x HOG's box here), HOG the visible part; both
+            // hold its centre.
             if photo.starts_with("obama_partial_face") {
                 let (cx, cy) = ((hog_box[0] + hog_box[2]) / 2.0, (hog_box[1] + hog_box[3]) / 2.0);
                 assert!(m_box[0] < cx && cx < m_box[2] && m_box[1] < cy && cy < m_box[3], "{photo}: {m_box:?}");
                 continue;
             }
             // The same box convention, so mask's and predict's crops frame the face alike...
-            assert!(iou(m_box, hog_box) > 0.7, "{photo}: mtcnn {m_box:?}, hog {hog_box:?}");
+            assert!(iou(m_box, hog_box) > 0.7, "{photo}: {detector} {m_box:?}, hog {hog_box:?}");
             // ...and dlib's points in it land where they land in HOG's box.
             let scale = (hog_box[2] - hog_box[0]) / 2.4;
             for eye in [36..42, 42..48] {
                 let (a, b) = (eye_centre(hog_pts, eye.clone()), eye_centre(m_pts, eye));
                 let d = ((a.0 - b.0).powi(2) + (a.1 - b.1).powi(2)).sqrt();
-                assert!(d < 0.1 * scale, "{photo}: eye {d} px off ({scale} px eye distance)");
+                assert!(d < 0.1 * scale, "{photo}: {detector}: eye {d} px off ({scale} px eye distance)");
             }
             compared += 1;
         }
@@ -76,11 +86,11 @@ fn mtcnn_frames_the_sample_faces_as_hog_does() {
     assert!(compared >= 4, "{compared}");
 }
 
-/// obama.jpg's face shrunk to about `face` px (HOG box side) and pasted
-/// twice into a 480×360 grey photo.
+/// obama.jpg shrunk by `face` / 390 and pasted twice into a 480×360 grey
+/// photo. Its face's HOG box is 259 px wide, so the pasted faces measure
+/// `face` × 0.66 px (24 px for 36).
 fn small_faces_photo(face: u32) -> RgbImage {
     let src = sample_image("obama.jpg");
-    // HOG's box of obama.jpg's face is about 390 px wide in the 910 px photo.
     let s = face as f32 / 390.0;
     let small = imageops::resize(
         &src,
@@ -103,18 +113,26 @@ fn min_face_keeps_its_promise_with_every_detector() {
     let sides = |faces: &Faces| -> Vec<f32> {
         faces.get("small.png").map(|f| f.iter().map(|(b, _)| b[2] - b[0]).collect()).unwrap_or_default()
     };
-    // HOG's 80 px window at full size (its default --min-face) cannot see 36 px faces...
+    // HOG's 80 px window at full size (its default --min-face) cannot see 24 px faces...
     let hog = detect(&input, &dir.path().join("hog"), &[]);
     assert!(hog.is_empty(), "{hog:?}");
     // ...and --min-face 30 upsamples the photo 80/30 times, so it does.
-    for (detector, out) in [("hog", "hog30"), ("mtcnn", "mtcnn30")] {
-        let found = sides(&detect(&input, &dir.path().join(out), &["--detector", detector, "--min-face", "30"]));
+    // (HOG and MTCNN find these 24 px faces from --min-face 30 too;
+    // CenterFace, whose copy is scaled so that --min-face px become 16,
+    // keeps its promise at their size.)
+    for (detector, min_face) in [("hog", "30"), ("mtcnn", "30"), ("centerface", "24")] {
+        let out = dir.path().join(format!("{detector}{min_face}"));
+        let found = sides(&detect(&input, &out, &["--detector", detector, "--min-face", min_face]));
         assert_eq!(found.len(), 2, "{detector}: {found:?}");
-        assert!(found.iter().all(|s| (24.0..54.0).contains(s)), "{detector}: {found:?}");
+        assert!(found.iter().all(|s| (18.0..36.0).contains(s)), "{detector}: {found:?}");
     }
-    // A larger --min-face skips them: MTCNN's pyramid starts above their size.
-    let big = detect(&input, &dir.path().join("big"), &["--detector", "mtcnn", "--min-face", "120"]);
-    assert!(big.is_empty(), "{big:?}");
+    // A larger --min-face skips them: MTCNN's pyramid starts above their
+    // size, CenterFace's copy is too small to show them.
+    for detector in ["mtcnn", "centerface"] {
+        let big =
+            detect(&input, &dir.path().join(format!("big_{detector}")), &["--detector", detector, "--min-face", "120"]);
+        assert!(big.is_empty(), "{detector}: {big:?}");
+    }
 }
 
 #[test]
@@ -134,13 +152,30 @@ fn min_score_drops_weak_mtcnn_boxes() {
     assert!(journal.lines().next().unwrap().contains("mtcnn (min score 0.95)"), "{journal}");
     let (i, o) = (input.to_str().unwrap(), dir.path().join("hog"));
     let err = fails(&["detect", i, "--out", o.to_str().unwrap(), "--min-score", "0.9"]);
-    assert!(err.contains("--min-score applies to --detector mtcnn only"), "{err}");
+    assert!(err.contains("--min-score applies to --detector mtcnn and centerface only"), "{err}");
     let err = fails(&["detect", i, "--out", o.to_str().unwrap(), "--detector", "mtcnn", "--min-score", "1"]);
     assert!(err.contains("must be a number above 0 and below 1"), "{err}");
 }
 
 #[test]
-fn mask_auto_uses_mtcnn_and_masks_masked_and_bare_faces() {
+fn min_score_sets_centerfaces_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::copy(samples().join("obama.jpg"), input.join("obama.jpg")).unwrap();
+    // The face scores 0.94: kept at the default 0.5 and at 0.9, not at 0.99.
+    let default = detect(&input, &dir.path().join("default"), &["--detector", "centerface"]);
+    assert_eq!(default["obama.jpg"].len(), 1, "{default:?}");
+    let kept = detect(&input, &dir.path().join("kept"), &["--detector", "centerface", "--min-score", "0.9"]);
+    assert_eq!(kept["obama.jpg"], default["obama.jpg"]);
+    let strict = detect(&input, &dir.path().join("strict"), &["--detector", "centerface", "--min-score", "0.99"]);
+    assert!(strict.is_empty(), "{strict:?}");
+    let journal = std::fs::read_to_string(dir.path().join("strict/.detect-journal.jsonl")).unwrap();
+    assert!(journal.lines().next().unwrap().contains("centerface (min score 0.99)"), "{journal}");
+}
+
+#[test]
+fn mask_auto_uses_centerface_and_masks_masked_and_bare_faces() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir(&input).unwrap();
@@ -158,10 +193,10 @@ fn mask_auto_uses_mtcnn_and_masks_masked_and_bare_faces() {
     let methods: BTreeMap<String, String> =
         r.records().map(|x| x.unwrap()).map(|x| (x[src].to_string(), x[method].to_string())).collect();
     for name in ["obama.jpg", "biden.jpg", "masked_obama.jpg", "masked_biden.jpg"] {
-        assert_eq!(methods.get(name).map(String::as_str), Some("mtcnn"), "{name}: {methods:?}");
+        assert_eq!(methods.get(name).map(String::as_str), Some("centerface"), "{name}: {methods:?}");
     }
     let settings = std::fs::read_to_string(out.join("mask_settings.json")).unwrap();
-    assert!(settings.contains("\"mtcnn\""), "{settings}");
+    assert!(settings.contains("\"centerface\""), "{settings}");
 }
 
 #[test]
@@ -196,4 +231,35 @@ fn missing_or_broken_mtcnn_weights_are_one_clear_line() {
     std::fs::write(models_dir.join("mtcnn_onet.pt"), b"not a checkpoint").unwrap();
     let err = run(&[]);
     assert!(err.contains("mtcnn_onet.pt") && err.contains("not a PyTorch checkpoint"), "{err}");
+}
+
+#[test]
+fn missing_or_broken_centerface_model_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let models_dir = dir.path().join("models");
+    std::fs::create_dir(&models_dir).unwrap();
+    std::fs::copy(
+        models().join("shape_predictor_68_face_landmarks.dat"),
+        models_dir.join("shape_predictor_68_face_landmarks.dat"),
+    )
+    .unwrap();
+    let (photos, out) = (samples(), dir.path().join("out"));
+    let (photos, out, m) = (photos.to_str().unwrap(), out.to_str().unwrap(), models_dir.to_str().unwrap());
+    let run = || {
+        let _ = std::fs::remove_dir_all(out);
+        fails(&["detect", photos, "--out", out, "--detector", "centerface", "--models", m])
+    };
+    let err = run();
+    assert!(err.contains("centerface.pt") && err.contains("cargo xtask setup"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // Not TorchScript at all, then a TorchScript archive cut short.
+    std::fs::write(models_dir.join("centerface.pt"), b"not a model").unwrap();
+    let err = run();
+    assert!(err.contains("centerface.pt") && err.contains("not a TorchScript model"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let whole = std::fs::read(models().join("centerface.pt")).unwrap();
+    std::fs::write(models_dir.join("centerface.pt"), &whole[..whole.len() / 2]).unwrap();
+    let err = run();
+    assert!(err.contains("centerface.pt") && err.contains("not a TorchScript model"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }

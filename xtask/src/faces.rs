@@ -18,15 +18,16 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 const USAGE: &str = "\
-usage: cargo xtask bench faces [--crowds DIR] [--detectors hog,mtcnn] [--min-face PX] [--jobs N]
+usage: cargo xtask bench faces [--crowds DIR] [--detectors hog,mtcnn,centerface] [--min-face PX] [--jobs N]
                                [--no-mask] [--no-build]
 
   --crowds DIR        the crowds set (photos/, boxes.csv) [default: $MASKFORGE_CROWDS, else
                       ../shared/data/crowds from the checkout]
-  --detectors LIST    maskforge detectors to run, comma-separated: hog, cnn (slow on CPU), mtcnn
-                      [default: hog,mtcnn]; OpenCV's res10 SSD always runs as the peer
+  --detectors LIST    maskforge detectors to run, comma-separated: hog, cnn (slow on CPU), mtcnn,
+                      centerface [default: hog,mtcnn,centerface]; OpenCV's res10 SSD always runs
+                      as the peer
   --min-face PX       maskforge's --min-face for detect and mask [default: each detector's own:
-                      hog 80 and cnn 40 (their windows, full size), mtcnn 24]
+                      hog 80 and cnn 40 (their windows, full size), mtcnn and centerface 24]
   --jobs N            worker threads for maskforge, and cv2.setNumThreads [default: all cores]
   --no-mask           skip the crop-coverage part (maskforge mask on face crops of the set)
   --no-build          use target/release/maskforge as it is";
@@ -70,7 +71,7 @@ pub struct Truth {
 struct Opts {
     crowds: PathBuf,
     detectors: Vec<String>,
-    /// `None`: each detector's own default (hog 80, cnn 40, mtcnn 24).
+    /// `None`: each detector's own default (hog 80, cnn 40, mtcnn and centerface 24).
     min_face: Option<u32>,
     jobs: usize,
     mask: bool,
@@ -80,7 +81,7 @@ struct Opts {
 fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
     let mut o = Opts {
         crowds: default_crowds(root),
-        detectors: vec!["hog".into(), "mtcnn".into()],
+        detectors: vec!["hog".into(), "mtcnn".into(), "centerface".into()],
         min_face: None,
         jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         mask: true,
@@ -641,8 +642,13 @@ fn crop_coverage(
     ];
     if o.detectors.iter().any(|d| d == "mtcnn") {
         modes.push(("detect (mtcnn)", "mask_detect_mtcnn", vec!["--faces", "detect", "--detector", "mtcnn"]));
-        // Without --detector, auto is MTCNN then the crop fit.
-        modes.push(("auto (mtcnn)", "mask_auto_mtcnn", vec!["--faces", "auto"]));
+        modes.push(("auto (mtcnn)", "mask_auto_mtcnn", vec!["--faces", "auto", "--detector", "mtcnn"]));
+    }
+    if o.detectors.iter().any(|d| d == "centerface") {
+        let detect = vec!["--faces", "detect", "--detector", "centerface"];
+        modes.push(("detect (centerface)", "mask_detect_centerface", detect));
+        // Without --detector, auto is CenterFace then the crop fit.
+        modes.push(("auto (centerface)", "mask_auto_centerface", vec!["--faces", "auto"]));
     }
     modes.push(("crop", "mask_crop", vec!["--faces", "crop"]));
     let mut rows = Vec::new();

@@ -162,6 +162,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("maskforge-split", 2),
     ("maskforge-train-core", 2),
     ("maskforge-mtcnn", 3),
+    ("maskforge-centerface", 3),
     ("maskforge-landmarks", 3),
     ("maskforge-train", 3),
     ("maskforge", 4),
@@ -170,8 +171,8 @@ const LAYERS: &[(&str, u8)] = &[
 /// Native libraries and the crates allowed to link them.
 const NATIVE: &[(&str, &[&str])] = &[
     ("dlib-face-recognition", &["maskforge-landmarks"]),
-    ("tch", &["maskforge-train", "maskforge-mtcnn", "maskforge"]),
-    ("torch-sys", &["maskforge-train", "maskforge-mtcnn", "maskforge"]),
+    ("tch", &["maskforge-train", "maskforge-mtcnn", "maskforge-centerface", "maskforge"]),
+    ("torch-sys", &["maskforge-train", "maskforge-mtcnn", "maskforge-centerface", "maskforge"]),
 ];
 
 /// Checks the normal (non-dev) dependencies of every workspace crate against

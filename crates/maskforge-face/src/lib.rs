@@ -335,6 +335,8 @@ pub enum FaceMethod {
     Cnn,
     /// MTCNN (through libtorch), with dlib's landmarks in its face boxes.
     Mtcnn,
+    /// CenterFace (through libtorch), with dlib's landmarks in its face boxes.
+    CenterFace,
     /// Read from a landmarks file (`mask --landmarks`).
     Landmarks,
     /// Fitted in a face crop without a detector (`mask --faces crop`).
@@ -342,12 +344,13 @@ pub enum FaceMethod {
 }
 
 impl FaceMethod {
-    /// Its name in `annotations.csv`: `hog`, `cnn`, `mtcnn`, `landmarks`, `crop`.
+    /// Its name in `annotations.csv`: `hog`, `cnn`, `mtcnn`, `centerface`, `landmarks`, `crop`.
     pub fn as_str(self) -> &'static str {
         match self {
             FaceMethod::Hog => "hog",
             FaceMethod::Cnn => "cnn",
             FaceMethod::Mtcnn => "mtcnn",
+            FaceMethod::CenterFace => "centerface",
             FaceMethod::Landmarks => "landmarks",
             FaceMethod::Crop => "crop",
         }

@@ -24,7 +24,7 @@ pub mod tree;
 use dlib_face_recognition::ImageMatrix;
 use ffi::{CnnDetector, HogDetector, RawDetection};
 use image::RgbImage;
-use maskforge_face::detector::{BoxDetector, DetectedBox, MTCNN_MODEL_FILES};
+use maskforge_face::detector::{BoxDetector, DetectedBox, CENTERFACE_MODEL_FILE, MTCNN_MODEL_FILES};
 use maskforge_face::fit::{box_from_eyes, fit_crop, CropLimits, CropRejection};
 use maskforge_face::{BBox, Face, FaceMethod, Landmarks68, Point};
 use shape::LandmarkModel;
@@ -64,7 +64,8 @@ pub enum LandmarkError {
     /// A detector that is not dlib's failed (its message).
     #[error("{0}")]
     BoxDetector(String),
-    /// [`DetectorKind::Mtcnn`] without its detector ([`Detector::with_box_detector`]).
+    /// A detector that needs libtorch ([`DetectorKind::needs_libtorch`])
+    /// without its box detector ([`Detector::with_box_detector`]).
     #[error("the {0} detector needs libtorch: this build of maskforge has no `tch` feature")]
     NoBoxDetector(&'static str),
     /// An output file could not be written.
@@ -108,6 +109,18 @@ pub enum DetectorKind {
                       `cargo xtask setup`'s models/mtcnn_*.pt)")
     )]
     Mtcnn,
+    /// CenterFace through libtorch (a [`BoxDetector`] the caller supplies):
+    /// one pass over the whole image; finds the most masked faces on real
+    /// crowd photos (`cargo xtask bench faces`).
+    #[cfg_attr(
+        feature = "clap",
+        value(
+            name = "centerface",
+            help = "CenterFace through libtorch (finds the most masked and small faces; needs the `tch` build and \
+                    `cargo xtask setup`'s models/centerface.pt)"
+        )
+    )]
+    CenterFace,
 }
 
 impl DetectorKind {
@@ -115,13 +128,24 @@ impl DetectorKind {
     /// upsampling: HOG scans an 80×80 window; dlib's MMOD face model was
     /// trained on 40×40 ones.
     /// MTCNN scales its own pyramid so that `--min-face` meets its 12 px
-    /// window: its detection image is the full-size photo.
+    /// window: its detection image is the full-size photo. CenterFace finds
+    /// faces of 16 px and more (dlib's box side) on its detection copy: on
+    /// real crowd photos scaled so, it keeps 89% of the 32–63 px faces it
+    /// finds at full size, and 84% when scaled to 12 px.
     pub fn window(self) -> u32 {
         match self {
             DetectorKind::Hog => 80,
             DetectorKind::Cnn => 40,
             DetectorKind::Mtcnn => 12,
+            DetectorKind::CenterFace => 16,
         }
+    }
+
+    /// Whether the detector runs through libtorch, outside dlib: the binary
+    /// supplies it as a [`BoxDetector`], and its boxes are checked against
+    /// the 68 points predicted in them before a mask is drawn.
+    pub fn needs_libtorch(self) -> bool {
+        matches!(self, DetectorKind::Mtcnn | DetectorKind::CenterFace)
     }
 
     /// The `--min-face` a detector gets when none is given: the smallest face
@@ -131,7 +155,7 @@ impl DetectorKind {
     pub fn default_min_face(self) -> u32 {
         match self {
             DetectorKind::Hog | DetectorKind::Cnn => self.window(),
-            DetectorKind::Mtcnn => 24,
+            DetectorKind::Mtcnn | DetectorKind::CenterFace => 24,
         }
     }
 
@@ -144,6 +168,21 @@ impl DetectorKind {
             DetectorKind::Hog => 16e6,
             DetectorKind::Cnn => 4e6,
             DetectorKind::Mtcnn => 1.0,
+            // Its feature maps take about 1 KB a pixel.
+            DetectorKind::CenterFace => 4e6,
+        }
+    }
+
+    /// The largest copy the detector ever runs on (pixels), whatever the
+    /// scale asked for: CenterFace's feature maps take about 1 KB a pixel, so
+    /// a 100 MP photo at its default 2/3 scale would need tens of GB; on a
+    /// huge photo its smallest faces are missed instead. `None`: no bound
+    /// (dlib's detectors take the photo as it is; MTCNN bounds its own
+    /// pyramid).
+    pub fn max_detection_pixels(self) -> Option<f32> {
+        match self {
+            DetectorKind::CenterFace => Some(4e6),
+            _ => None,
         }
     }
 
@@ -158,6 +197,7 @@ impl DetectorKind {
             DetectorKind::Hog => &[],
             DetectorKind::Cnn => &[CNN_MODEL],
             DetectorKind::Mtcnn => &MTCNN_MODEL_FILES,
+            DetectorKind::CenterFace => &[CENTERFACE_MODEL_FILE],
         }
     }
 
@@ -167,6 +207,7 @@ impl DetectorKind {
             DetectorKind::Hog => FaceMethod::Hog,
             DetectorKind::Cnn => FaceMethod::Cnn,
             DetectorKind::Mtcnn => FaceMethod::Mtcnn,
+            DetectorKind::CenterFace => FaceMethod::CenterFace,
         }
     }
 }
@@ -195,8 +236,9 @@ pub struct DetectorConfig {
     pub upsample: u32,
     /// Added to the HOG decision threshold (negative finds more, weaker faces).
     pub hog_threshold: f64,
-    /// MTCNN's last threshold (O-Net's face probability) when not its
-    /// default 0.7: higher drops more false boxes and some faces.
+    /// The face probability a box needs when not the detector's default
+    /// (MTCNN's last threshold, O-Net's, 0.7; CenterFace's 0.5): higher
+    /// drops more false boxes and some faces.
     pub min_score: Option<f32>,
     /// Folder for the packed landmark model ([`LandmarkModel::open_cached`]);
     /// `None`: read the model file each time. Never changes a result.
@@ -228,6 +270,24 @@ impl DetectorConfig {
             0 => 1.0,
             m => (self.kind.window() as f32 / m as f32).min(MAX_AUTO_UPSCALE),
         }
+    }
+
+    /// The scale from full-size to detection-image pixels for a `w`×`h`
+    /// image: `--detect-max-side`, else [`DetectorConfig::auto_scale`] with
+    /// upsampling capped, then `--upsample`; a detector with a pixel bound
+    /// ([`DetectorKind::max_detection_pixels`]) never gets a larger copy.
+    pub fn detection_scale(&self, w: u32, h: u32) -> f32 {
+        let long = w.max(h).max(1) as f32;
+        let mut s = match self.detect_max_side {
+            Some(max) if max > 0 && (max as f32) < long => max as f32 / long,
+            Some(_) => 1.0,
+            None => capped_upscale(self.auto_scale(), w, h, self.kind.max_upsampled_pixels()),
+        };
+        s *= 2f32.powi(self.upsample.min(4) as i32);
+        if let Some(max) = self.kind.max_detection_pixels() {
+            s = s.min((max / (w.max(1) as f32 * h.max(1) as f32)).sqrt());
+        }
+        s
     }
 
     /// A larger `--min-face` for a run whose smallest detected face was
@@ -356,7 +416,7 @@ impl Detector {
         let build_engine = || match config.kind {
             _ if !with_detector => Ok(Engine::None),
             DetectorKind::Hog => Ok(Engine::Hog(HogDetector::new())),
-            DetectorKind::Mtcnn => Err(LandmarkError::NoBoxDetector("mtcnn")),
+            kind @ (DetectorKind::Mtcnn | DetectorKind::CenterFace) => Err(LandmarkError::NoBoxDetector(kind.name())),
             DetectorKind::Cnn => {
                 CnnDetector::open(&cnn_path).map(|d| Engine::Cnn(Box::new(d))).ok_or_else(|| LandmarkError::ModelLoad {
                     path: cnn_path.clone(),
@@ -383,14 +443,7 @@ impl Detector {
 
     /// The scale from full-size to detection-image pixels for a `w`×`h` image.
     pub fn detection_scale(&self, w: u32, h: u32) -> f32 {
-        let long = w.max(h).max(1) as f32;
-        let mut s = match self.config.detect_max_side {
-            Some(max) if max > 0 && (max as f32) < long => max as f32 / long,
-            Some(_) => 1.0,
-            None => capped_upscale(self.config.auto_scale(), w, h, self.config.kind.max_upsampled_pixels()),
-        };
-        s *= 2f32.powi(self.config.upsample.min(4) as i32);
-        s
+        self.config.detection_scale(w, h)
     }
 
     /// Face boxes (full-image coordinates) and scores, without landmarks.
@@ -595,6 +648,29 @@ mod tests {
         assert_eq!(capped_upscale(0.5, 400, 300, hog_cap), 0.5);
         // The CNN's cap is lower: a 2000×1000 photo goes to 4 MP at most.
         assert!((capped_upscale(2.0, 2000, 1000, DetectorKind::Cnn.max_upsampled_pixels()) - 2f32.sqrt()).abs() < 1e-6);
+    }
+
+    #[test]
+    fn centerface_never_runs_on_more_than_4_mp() {
+        let centerface =
+            |min_face| DetectorConfig { kind: DetectorKind::CenterFace, min_face, ..DetectorConfig::new("m") };
+        // Its 16 px smallest face: --min-face 24 is a 2/3 copy, 8 doubles a small photo.
+        assert!((centerface(24).detection_scale(1200, 900) - 2.0 / 3.0).abs() < 1e-6);
+        assert_eq!(centerface(8).detection_scale(400, 300), 2.0);
+        // A 12000×9000 photo (108 MP) goes to 4 MP, not to 48 MP; so do
+        // --upsample and --detect-max-side.
+        let pixels = |c: &DetectorConfig, w: u32, h: u32| {
+            let s = c.detection_scale(w, h);
+            (w as f32 * s) * (h as f32 * s)
+        };
+        assert!((pixels(&centerface(24), 12000, 9000) - 4e6).abs() < 4e3);
+        let upsampled = DetectorConfig { upsample: 2, ..centerface(24) };
+        assert!((pixels(&upsampled, 2000, 1500) - 4e6).abs() < 4e3);
+        let fixed = DetectorConfig { detect_max_side: Some(0), ..centerface(24) };
+        assert!((pixels(&fixed, 4000, 3000) - 4e6).abs() < 4e3);
+        // HOG has no bound: a 108 MP photo stays full size at its default.
+        let hog = DetectorConfig { min_face: 80, ..DetectorConfig::new("m") };
+        assert_eq!(hog.detection_scale(12000, 9000), 1.0);
     }
 
     #[test]

@@ -34,11 +34,12 @@ impl FacesMode {
         }
     }
 
-    /// The detector run when none is named: HOG; MTCNN for `auto` in a
-    /// build with it (`has_mtcnn`: on real face crops it finds the most faces).
-    pub fn default_detector(self, has_mtcnn: bool) -> DetectorKind {
-        if self == FacesMode::Auto && has_mtcnn {
-            DetectorKind::Mtcnn
+    /// The detector run when none is named: HOG; CenterFace for `auto` in
+    /// a build with libtorch (`has_libtorch`: on real face crops it finds the
+    /// most faces, `cargo xtask bench faces`).
+    pub fn default_detector(self, has_libtorch: bool) -> DetectorKind {
+        if self == FacesMode::Auto && has_libtorch {
+            DetectorKind::CenterFace
         } else {
             DetectorKind::Hog
         }
@@ -57,7 +58,8 @@ pub fn settings(config: &DetectorConfig, mode: FacesMode) -> DetectorSettings {
 }
 
 /// Faces smaller than this are left bare unless `--min-face` says: 40 px,
-/// or the detector's own default where that is smaller (MTCNN's 24). Not
+/// or the detector's own default where that is smaller (MTCNN's and
+/// CenterFace's 24). Not
 /// the detector's default alone: HOG's 80 would drop the smaller faces that
 /// `--faces crop` fits and landmark files list.
 pub fn default_min_face(kind: DetectorKind) -> u32 {
@@ -119,7 +121,7 @@ impl FaceSource for DetectorFaces {
         let selected = filter.select(boxes?);
         let mut faces = self.det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
         let mut found = selected.found;
-        if self.det.config().kind == DetectorKind::Mtcnn {
+        if self.det.config().kind.needs_libtorch() {
             // Its boxes come from another model: draw only on faces whose
             // 68 points agree with the box (as the crop fit checks its own).
             let before = faces.len();
@@ -137,7 +139,7 @@ impl FaceSource for DetectorFaces {
 /// Where a run's faces come from: dlib, or a landmarks file (`--landmarks`).
 #[derive(Clone)]
 pub enum MaskFaces {
-    /// Found in each image by dlib (or MTCNN), or fitted to a face crop.
+    /// Found in each image by dlib (or MTCNN or CenterFace), or fitted to a face crop.
     Detector(Box<DetectorFaces>),
     /// Read from a landmarks file, by the image's relative path.
     File(FileFaces),

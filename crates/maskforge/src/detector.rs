@@ -1,6 +1,6 @@
 //! The face-detector flags that detect, mask and predict share
-//! ([`DetectorOpts`]), and the detector they name: dlib's own, or MTCNN
-//! through libtorch in a build with it.
+//! ([`DetectorOpts`]), and the detector they name: dlib's own, or MTCNN or
+//! CenterFace through libtorch in a build with it.
 
 use crate::common;
 use anyhow::Result;
@@ -9,7 +9,7 @@ use maskforge_imageio::LoadLimits;
 use maskforge_landmarks::{Detector, DetectorConfig, DetectorKind};
 use std::path::PathBuf;
 
-/// Where a detector runs (MTCNN only: dlib's run on the CPU).
+/// Where a detector runs (MTCNN and CenterFace: dlib's run on the CPU).
 #[cfg(feature = "tch")]
 pub use tch::Device;
 /// Where a detector runs: the CPU in a build without libtorch.
@@ -22,30 +22,31 @@ pub enum Device {
 /// Options that pick and tune the face detector; shared by detect, mask and predict.
 #[derive(Args, Clone, Debug)]
 pub struct DetectorOpts {
-    /// Face detector [default: hog; predict and mask --faces auto: mtcnn]. With mtcnn, dlib's
-    /// 68 points are predicted in the box the detected eyes place, and mask draws only on faces
-    /// whose points pass a check.
+    /// Face detector [default: hog; predict and mask --faces auto: centerface]. With centerface
+    /// and mtcnn, dlib's 68 points are predicted in the box the detected eyes place, and mask
+    /// draws only on faces whose points pass a check.
     #[arg(long, value_enum)]
     pub detector: Option<DetectorKind>,
     /// Detect on a copy whose longest side is at most this many pixels (0 = full size)
     /// [default: the smallest copy on which a face of --min-face px still fills the
-    /// detector's window (HOG 80 px, CNN 40 px), never above full size; mtcnn: full size, its
-    /// image pyramid starts at --min-face]. Landmarks are always predicted on the full image.
+    /// detector's window (HOG 80 px, CNN 40 px, CenterFace 16 px), never above full size; mtcnn:
+    /// full size, its image pyramid starts at --min-face]. Landmarks are always predicted on the
+    /// full image.
     #[arg(long, value_name = "PX")]
     pub detect_max_side: Option<u32>,
     /// The smallest face wanted (shorter side of its box, pixels) [default: hog 80, cnn 40,
-    /// mtcnn 24]: sets the detection scale, so faces of this size fill the detector's window
-    /// (HOG 80 px, CNN 40 px): raise it for large photos of large faces (--min-face 160 detects
-    /// at half size); below the window the photo is upsampled (at most 4x a side, and to 16 MP for
-    /// hog, 4 MP for cnn);
+    /// mtcnn and centerface 24]: sets the detection scale, so faces of this size fill the
+    /// detector's window (HOG 80 px, CNN 40 px, CenterFace 16 px): raise it for large photos of
+    /// large faces (--min-face 160 detects at half size with hog); below the window the photo is
+    /// upsampled (at most 4x a side, and to 16 MP for hog, 4 MP for cnn and centerface);
     /// mtcnn starts its image pyramid there. mask also leaves smaller faces bare (there the
-    /// default is 40, mtcnn 24).
+    /// default is 40, mtcnn and centerface 24).
     #[arg(long)]
     pub min_face: Option<u32>,
-    /// mtcnn only: the face probability a box needs (O-Net's threshold, above 0 and below 1)
-    /// [default: 0.7]. Higher drops more false boxes and some real faces (on real crowd photos
-    /// 0.9 drops about a third of the boxes matching no labelled face and 5% of the masked faces
-    /// found).
+    /// mtcnn and centerface only: the face probability a box needs (above 0 and below 1)
+    /// [default: mtcnn 0.7 (O-Net's threshold), centerface 0.5]. Higher drops more false boxes
+    /// and some real faces (on real crowd photos mtcnn's 0.9 drops about a third of the boxes
+    /// matching no labelled face and 5% of the masked faces found).
     #[arg(long, value_name = "P", value_parser = parse_min_score)]
     pub min_score: Option<f32>,
     /// Upsample the detection image this many times (finds faces under ~80 px; 4x cost each).
@@ -82,10 +83,18 @@ impl DetectorOpts {
     }
 
     /// The detector `config` names with its models loaded: dlib's own, or
-    /// MTCNN (through libtorch, on `device`) with dlib's landmark model.
+    /// MTCNN or CenterFace (through libtorch, on `device`) with dlib's
+    /// landmark model.
     pub fn build(config: &DetectorConfig, #[allow(unused_variables)] device: Device) -> Result<Detector> {
-        if config.min_score.is_some() && config.kind != DetectorKind::Mtcnn {
-            anyhow::bail!("--min-score applies to --detector mtcnn only");
+        if config.min_score.is_some() && !config.kind.needs_libtorch() {
+            anyhow::bail!("--min-score applies to --detector mtcnn and centerface only");
+        }
+        #[cfg(feature = "tch")]
+        if config.kind == DetectorKind::CenterFace {
+            use maskforge_centerface::{CenterFace, DEFAULT_THRESHOLD};
+            let threshold = config.min_score.unwrap_or(DEFAULT_THRESHOLD);
+            let centerface = CenterFace::load(&config.models_dir, device, threshold)?;
+            return Ok(Detector::with_box_detector(config, std::sync::Arc::new(centerface))?);
         }
         #[cfg(feature = "tch")]
         if config.kind == DetectorKind::Mtcnn {

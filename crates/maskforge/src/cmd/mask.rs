@@ -160,7 +160,7 @@ pub struct MaskArgs {
     /// the predicted landmarks, which must pass a check: face shape, eyes, nose and mouth
     /// inside the image, points that stay put when refitted from moved boxes; rejected crops
     /// go to failures.csv with the reason) or `auto` (detect, and fit a crop where the
-    /// detector finds nothing; its detector is mtcnn unless --detector names another).
+    /// detector finds nothing; its detector is centerface unless --detector names another).
     #[arg(long, value_enum, default_value = "detect", conflicts_with = "landmarks")]
     pub faces: FacesMode,
     #[command(flatten)]

@@ -136,7 +136,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         // Fail before predicting when a label has no class.
         class_map.resolve(labels.images.values().flatten().map(|b| b.label.as_str()), &predictor.meta.classes)?;
     }
-    let mut detector = DetectorOpts::build(&args.detector.config(DetectorKind::Mtcnn), device)?;
+    let mut detector = DetectorOpts::build(&args.detector.config(DetectorKind::CenterFace), device)?;
     let finder = move |img: &RgbImage| detector.detect(img).map_err(|e| e.to_string());
     let pool = common::thread_pool(args.jobs)?;
     common::share_cores_with_workers(pool.current_num_threads());
