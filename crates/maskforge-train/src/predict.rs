@@ -180,7 +180,7 @@ pub fn predict_photos<F: FaceFinder>(
                     let results = write_photo(opts, predictor, &mut csv, &rel, img, &faces, &mut classified)?;
                     let n = results.len();
                     let boxes = results.iter().map(|r| {
-                        let b = r.face.bbox;
+                        let b = r.face.bbox.whole_face();
                         ClassedBox { bbox: [b.left, b.top, b.right, b.bottom], class: r.class }
                     });
                     summary.found.push((rel.clone(), boxes.collect()));
@@ -279,7 +279,9 @@ fn best(probs: &[f32], n_classes: usize) -> std::result::Result<(usize, f32), St
     Ok(probs.iter().copied().enumerate().fold((0, f32::NEG_INFINITY), |a, (i, p)| if p > a.1 { (i, p) } else { a }))
 }
 
-/// `predictions.csv`: `path,face,left,top,right,bottom,detector_score,class,confidence,p_<class>...`.
+/// `predictions.csv`: `path,face,left,top,right,bottom,detector_score,class,confidence,p_<class>...`;
+/// the box is the whole face ([`maskforge_face::BBox::whole_face`]), not
+/// dlib's tight one that detect's landmarks.csv holds.
 struct PredictionsCsv {
     path: PathBuf,
     file: AtomicFile,
@@ -297,7 +299,7 @@ impl PredictionsCsv {
     }
 
     fn row(&mut self, rel: &str, i: usize, face: &Face, class: &str, conf: f32, probs: &[f32]) -> Result<()> {
-        let b = face.bbox;
+        let b = face.bbox.whole_face();
         let mut row = format!(
             "{},{i},{:.1},{:.1},{:.1},{:.1},{:.3},{},{conf:.6}",
             csv_field(rel),
@@ -352,7 +354,7 @@ fn annotate(img: &mut RgbImage, faces: &[FaceResult], classes: &[String]) {
     for f in faces {
         let name = classes.get(f.class).map(String::as_str).unwrap_or("?");
         let color = class_color(name, f.class);
-        let b = f.face.bbox;
+        let b = f.face.bbox.whole_face();
         for t in 0..thickness {
             let (x, y) = (b.left as i32 - t, b.top as i32 - t);
             let (w, h) = ((b.width() as i32 + 2 * t).max(1) as u32, (b.height() as i32 + 2 * t).max(1) as u32);
