@@ -146,6 +146,28 @@ def crops(args):
     return 1 if failed else 0
 
 
+def scaled(args):
+    """Copies of the photos resized to --width px wide (area averaging), same names."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, args.quality]
+    failed = []
+    names = photo_list(args.photos, args.list)
+    for name in names:
+        img = cv2.imread(os.path.join(args.photos, name))
+        if img is None:
+            failed.append(name)
+            continue
+        h, w = img.shape[:2]
+        size = (args.width, max(1, int(round(h * args.width / w))))
+        out = os.path.join(args.out, name)
+        os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+        if not cv2.imwrite(out, cv2.resize(img, size, interpolation=cv2.INTER_AREA), params):
+            raise SystemExit(f"cannot write {out}")
+    print(f"scaled: {len(names) - len(failed)} photos {args.width} px wide -> {args.out}")
+    for name in failed:
+        print(f"scaled: cannot read {name!r}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -165,8 +187,14 @@ def main():
     c.add_argument("--min-side", type=int, default=50)
     c.add_argument("--margin", type=float, default=0.2)
     c.add_argument("--quality", type=int, default=95)
+    s = sub.add_parser("scaled", help="copies of the photos scaled to one width (for photos/s on small photos)")
+    s.add_argument("--photos", required=True)
+    s.add_argument("--list", help="file of photo paths relative to --photos, one a line (default: walk)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--width", type=int, default=400)
+    s.add_argument("--quality", type=int, default=92)
     args = ap.parse_args()
-    return detect(args) if args.cmd == "detect" else crops(args)
+    return {"detect": detect, "crops": crops, "scaled": scaled}[args.cmd](args)
 
 
 if __name__ == "__main__":

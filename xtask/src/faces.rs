@@ -60,6 +60,10 @@ const CROP_MARGIN: f64 = 0.2;
 const MASKTHEFACE_IPS: f64 = 23.6;
 const MASKTHEFACE_FOUND: f64 = 0.51;
 
+/// The width of the small copies whose photos/s the bench also measures
+/// (issue #18's bar: ≥ 15 photos/s on ~400 px photos on 2 cores).
+const SMALL_WIDTH: u32 = 400;
+
 /// A box as `[left, top, right, bottom]` in pixels.
 pub type Bbox = [f64; 4];
 
@@ -384,6 +388,68 @@ pub fn make_crops(
     Ok(by_label)
 }
 
+/// Each maskforge detector's `detect` on copies of the photos scaled to
+/// [`SMALL_WIDTH`] px wide (made once by xtask/bench_faces_res10.py
+/// `scaled`), timed by wall clock: seconds per run, or why it failed.
+fn small_photo_rates(
+    root: &Path,
+    bin: &Path,
+    o: &Opts,
+    photos: &Path,
+    list: &Path,
+    work: &Path,
+) -> Result<Vec<(String, std::result::Result<f64, String>)>> {
+    let small = work.join(format!("photos{SMALL_WIDTH}"));
+    fresh_dir(&small)?;
+    println!("==> the photos scaled to {SMALL_WIDTH} px wide (cv2 INTER_AREA, JPEG q92)");
+    crate::run_cmd(
+        Command::new(setup::venv_python(root))
+            .arg(root.join("xtask/bench_faces_res10.py"))
+            .arg("scaled")
+            .arg("--photos")
+            .arg(photos)
+            .arg("--list")
+            .arg(list)
+            .arg("--out")
+            .arg(&small)
+            .args(["--width", &SMALL_WIDTH.to_string()]),
+    )?;
+    let mut rates = Vec::new();
+    for det in &o.detectors {
+        let out = work.join(format!("{det}_{SMALL_WIDTH}"));
+        fresh_dir(&out)?;
+        println!(
+            "==> maskforge detect --detector {det}{} -j {} on the {SMALL_WIDTH} px copies",
+            min_face_flag(o.min_face),
+            o.jobs
+        );
+        let timed = run_timed(
+            Command::new(bin)
+                .arg("detect")
+                .arg(&small)
+                .arg("--out")
+                .arg(&out)
+                .arg("--list")
+                .arg(list)
+                .args(["--detector", det, "-j", &o.jobs.to_string()])
+                .args(min_face_args(o.min_face)),
+        );
+        rates.push((det.clone(), timed));
+    }
+    Ok(rates)
+}
+
+fn print_small_rates(rates: &[(String, std::result::Result<f64, String>)], n_photos: usize) {
+    println!("the same {n_photos} photos scaled to {SMALL_WIDTH} px wide: `maskforge detect`, wall clock (start-up included)");
+    println!("  {:<12}  {:>8}", "detector", "photos/s");
+    for (det, r) in rates {
+        match r {
+            Ok(secs) => println!("  {det:<12}  {:>8.1}", n_photos as f64 / secs.max(1e-9)),
+            Err(e) => println!("  {det:<12}  FAILED: {e}"),
+        }
+    }
+}
+
 /// Rows of failures.csv (`path,reason`) that are not "no face detected".
 fn unreadable(failures: &Path) -> usize {
     let Ok(mut rd) = csv::Reader::from_path(failures) else { return 0 };
@@ -478,10 +544,13 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
     }
     runs.push(DetRun { name: "opencv res10".into(), result, unreadable: res10_unreadable });
 
+    let small_rates = small_photo_rates(root, &bin, &o, &photos, &list, &work)?;
     let mask_rows = if o.mask { crop_coverage(root, &bin, &o, &boxes_csv, &photos, &work)? } else { Vec::new() };
 
     println!();
     print_detect_table(&runs, &truth, n_photos, &o);
+    println!();
+    print_small_rates(&small_rates, n_photos);
     if !mask_rows.is_empty() {
         println!();
         print_mask_table(&mask_rows);
@@ -496,6 +565,10 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
         "min_face": o.min_face,
         "jobs": o.jobs,
         "detectors": runs.iter().map(|r| detector_json(r, n_photos)).collect::<Vec<_>>(),
+        "photos_per_s_at_width": {
+            "width": SMALL_WIDTH,
+            "rates": small_rates.iter().map(|(d, r)| json!({"detector": d, "photos_per_s": r.as_ref().ok().map(|s| n_photos as f64 / s), "error": r.as_ref().err()})).collect::<Vec<_>>(),
+        },
         "crop_coverage": {
             "crop_min_side": CROP_MIN_SIDE,
             "crop_margin": CROP_MARGIN,
