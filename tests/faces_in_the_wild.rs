@@ -199,16 +199,19 @@ fn mask_auto_uses_centerface_and_masks_masked_and_bare_faces() {
     assert!(settings.contains("\"centerface\""), "{settings}");
 }
 
+/// A models folder under `dir` holding dlib's landmark model and nothing else.
+fn landmark_model_only(dir: &Path) -> std::path::PathBuf {
+    let models_dir = dir.join("models");
+    std::fs::create_dir(&models_dir).unwrap();
+    let file = "shape_predictor_68_face_landmarks.dat";
+    std::fs::copy(models().join(file), models_dir.join(file)).unwrap();
+    models_dir
+}
+
 #[test]
 fn missing_or_broken_mtcnn_weights_are_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
-    let models_dir = dir.path().join("models");
-    std::fs::create_dir(&models_dir).unwrap();
-    std::fs::copy(
-        models().join("shape_predictor_68_face_landmarks.dat"),
-        models_dir.join("shape_predictor_68_face_landmarks.dat"),
-    )
-    .unwrap();
+    let models_dir = landmark_model_only(dir.path());
     let (photos, out) = (samples(), dir.path().join("out"));
     let (photos, out, m) = (photos.to_str().unwrap(), out.to_str().unwrap(), models_dir.to_str().unwrap());
     let run = |extra: &[&str]| {
@@ -236,13 +239,7 @@ fn missing_or_broken_mtcnn_weights_are_one_clear_line() {
 #[test]
 fn missing_or_broken_centerface_model_is_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
-    let models_dir = dir.path().join("models");
-    std::fs::create_dir(&models_dir).unwrap();
-    std::fs::copy(
-        models().join("shape_predictor_68_face_landmarks.dat"),
-        models_dir.join("shape_predictor_68_face_landmarks.dat"),
-    )
-    .unwrap();
+    let models_dir = landmark_model_only(dir.path());
     let (photos, out) = (samples(), dir.path().join("out"));
     let (photos, out, m) = (photos.to_str().unwrap(), out.to_str().unwrap(), models_dir.to_str().unwrap());
     let run = || {

@@ -388,6 +388,15 @@ pub fn make_crops(
     Ok(by_label)
 }
 
+/// `maskforge detect` of the listed photos with detector `det` and the
+/// bench's `-j` and `--min-face`.
+fn detect_cmd(bin: &Path, photos: &Path, out: &Path, list: &Path, det: &str, o: &Opts) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("detect").arg(photos).arg("--out").arg(out).arg("--list").arg(list);
+    cmd.args(["--detector", det, "-j", &o.jobs.to_string()]).args(min_face_args(o.min_face));
+    cmd
+}
+
 /// Each maskforge detector's `detect` on copies of the photos scaled to
 /// [`SMALL_WIDTH`] px wide (made once by xtask/bench_faces_res10.py
 /// `scaled`), timed by wall clock: seconds per run, or why it failed.
@@ -423,18 +432,7 @@ fn small_photo_rates(
             min_face_flag(o.min_face),
             o.jobs
         );
-        let timed = run_timed(
-            Command::new(bin)
-                .arg("detect")
-                .arg(&small)
-                .arg("--out")
-                .arg(&out)
-                .arg("--list")
-                .arg(list)
-                .args(["--detector", det, "-j", &o.jobs.to_string()])
-                .args(min_face_args(o.min_face)),
-        );
-        rates.push((det.clone(), timed));
+        rates.push((det.clone(), run_timed(&mut detect_cmd(bin, &small, &out, list, det, o))));
     }
     Ok(rates)
 }
@@ -483,17 +481,7 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
         let out_dir = work.join(det);
         fresh_dir(&out_dir)?;
         println!("==> maskforge detect --detector {det}{} -j {}", min_face_flag(o.min_face), o.jobs);
-        let timed = run_timed(
-            Command::new(&bin)
-                .arg("detect")
-                .arg(&photos)
-                .arg("--out")
-                .arg(&out_dir)
-                .arg("--list")
-                .arg(&list)
-                .args(["--detector", det, "-j", &o.jobs.to_string()])
-                .args(min_face_args(o.min_face)),
-        );
+        let timed = run_timed(&mut detect_cmd(&bin, &photos, &out_dir, &list, det, &o));
         let result = match timed {
             Ok(secs) => read_dets(&out_dir.join("landmarks.csv")).map(|d| (score(&truth, &whole_faces(d)), secs)),
             Err(reason) => Err(anyhow::anyhow!(reason)),

@@ -18,7 +18,6 @@ pub mod decode;
 use decode::OutputMaps;
 use image::RgbImage;
 use maskforge_face::detector::{BoxDetector, DetectedBox};
-use maskforge_face::BBox;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -153,16 +152,10 @@ impl CenterFace {
 impl BoxDetector for CenterFace {
     fn detect(&self, img: &RgbImage, _min_face: f32) -> Result<Vec<DetectedBox>, String> {
         let faces = self.detect_faces(img).map_err(|e| e.to_string())?;
+        let eyes = |f: &decode::RawFace| [f.points[0], f.points[1]];
         Ok(faces
-            .into_iter()
-            .map(|f| {
-                let (a, b) = (f.points[0], f.points[1]);
-                let eyes = if a.x <= b.x { [a, b] } else { [b, a] };
-                let c = f.bbox.center();
-                let half = f.bbox.area().max(0.0).sqrt() * DLIB_PER_CENTERFACE_SIDE / 2.0;
-                let bbox = BBox::new(c.x - half, c.y - half, c.x + half, c.y + half);
-                DetectedBox { bbox, score: f.score, eyes: Some(eyes) }
-            })
+            .iter()
+            .map(|f| DetectedBox::from_detector(f.bbox, f.score, eyes(f), DLIB_PER_CENTERFACE_SIDE))
             .collect())
     }
 }

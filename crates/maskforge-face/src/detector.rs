@@ -31,6 +31,21 @@ pub struct DetectedBox {
     pub eyes: Option<[Point; 2]>,
 }
 
+impl DetectedBox {
+    /// A neural detector's face in dlib's convention: a square, on its
+    /// box's centre, whose side is the box's (geometric mean of width and
+    /// height) times `dlib_per_side`, the detector's measured factor; the
+    /// eyes ordered image-left first.
+    pub fn from_detector(bbox: BBox, score: f32, eyes: [Point; 2], dlib_per_side: f32) -> DetectedBox {
+        let [a, b] = eyes;
+        let eyes = if a.x <= b.x { [a, b] } else { [b, a] };
+        let c = bbox.center();
+        let half = bbox.area().max(0.0).sqrt() * dlib_per_side / 2.0;
+        let bbox = BBox::new(c.x - half, c.y - half, c.x + half, c.y + half);
+        DetectedBox { bbox, score, eyes: Some(eyes) }
+    }
+}
+
 /// A face detector that finds boxes (and maybe eyes) but no 68 landmarks.
 /// Shared by every worker thread, so detection takes `&self`.
 pub trait BoxDetector: Send + Sync {

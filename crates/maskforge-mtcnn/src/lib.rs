@@ -206,17 +206,8 @@ impl Mtcnn {
 impl BoxDetector for Mtcnn {
     fn detect(&self, img: &RgbImage, min_face: f32) -> Result<Vec<DetectedBox>, String> {
         let faces = self.detect_faces(img, min_face / DLIB_PER_MTCNN_SIDE).map_err(|e| e.to_string())?;
-        Ok(faces
-            .into_iter()
-            .map(|f| {
-                let (a, b) = (f.points[0], f.points[1]);
-                let eyes = if a.x <= b.x { [a, b] } else { [b, a] };
-                let c = f.bbox.center();
-                let half = f.bbox.area().max(0.0).sqrt() * DLIB_PER_MTCNN_SIDE / 2.0;
-                let bbox = BBox::new(c.x - half, c.y - half, c.x + half, c.y + half);
-                DetectedBox { bbox, score: f.score, eyes: Some(eyes) }
-            })
-            .collect())
+        let eyes = |f: &MtcnnFace| [f.points[0], f.points[1]];
+        Ok(faces.iter().map(|f| DetectedBox::from_detector(f.bbox, f.score, eyes(f), DLIB_PER_MTCNN_SIDE)).collect())
     }
 }
 
