@@ -82,23 +82,11 @@ fn suppress(mut faces: Vec<RawFace>) -> Vec<RawFace> {
     faces.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut kept: Vec<RawFace> = Vec::new();
     for f in faces {
-        if kept.iter().all(|k| iou(&k.bbox, &f.bbox) <= NMS_IOU) {
+        if kept.iter().all(|k| k.bbox.iou(&f.bbox) <= NMS_IOU) {
             kept.push(f);
         }
     }
     kept
-}
-
-fn iou(a: &BBox, b: &BBox) -> f32 {
-    let iw = (a.right.min(b.right) - a.left.max(b.left)).max(0.0);
-    let ih = (a.bottom.min(b.bottom) - a.top.max(b.top)).max(0.0);
-    let inter = iw * ih;
-    let union = a.area() + b.area() - inter;
-    if union > 0.0 {
-        inter / union
-    } else {
-        0.0
-    }
 }
 
 #[cfg(test)]
