@@ -157,6 +157,44 @@ fn auto_mode_detects_first_and_fits_crops_only_where_the_detector_finds_nothing(
     assert!(found * 10 >= faces.len() * 9, "centerface {found} of {}: {by_default:?}", faces.len());
 }
 
+/// Path → whether `maskforge detect` (default scale) found a face in it.
+fn detected(root: &Path, out: &Path, detector: &str) -> BTreeMap<String, bool> {
+    let (r, o) = (root.to_str().unwrap(), out.to_str().unwrap());
+    common::ok(&["detect", r, "--out", o, "--detector", detector]);
+    let mut rd = csv::Reader::from_path(out.join("landmarks.csv")).unwrap();
+    rd.records().map(|x| (x.unwrap()[0].to_string(), true)).collect()
+}
+
+#[test]
+fn auto_mode_detects_small_face_crops_again_at_the_crop_scale() {
+    // 48 px crops with the face filling the frame: at CenterFace's usual
+    // 2/3 scale (`--min-face 24`) the face is too small for it; auto tries
+    // again on the crop scaled to 128 px and finds it there.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("in");
+    let mut names = Vec::new();
+    for (file, l, t, r, b) in SAMPLE_FACES.iter().filter(|f| f.0 != "obama3.jpg") {
+        for margin in [0.1f32, 0.3] {
+            let name = format!("faces/{}_48_{:.0}.jpg", file.trim_end_matches(".jpg"), margin * 100.0);
+            save(&crop_box(&load(file), &BBox::new(*l, *t, *r, *b), 0.0, 48, margin), &root.join(&name));
+            names.push(name);
+        }
+    }
+    let at_default_scale = detected(&root, &dir.path().join("detect"), "centerface");
+    let out = dir.path().join("out");
+    mask(&root, &out, &["--faces", "auto"]);
+    let methods = methods(&out);
+    let again: Vec<&String> = names
+        .iter()
+        .filter(|n| !at_default_scale.contains_key(*n) && methods.get(*n).map(String::as_str) == Some("centerface"))
+        .collect();
+    assert!(again.len() >= 2, "found only on the second try: {again:?}; detect found {at_default_scale:?}");
+    // Every crop the detector found at its usual scale is still masked by it.
+    for name in at_default_scale.keys() {
+        assert_eq!(methods.get(name).map(String::as_str), Some("centerface"), "{name}");
+    }
+}
+
 #[test]
 fn crop_mode_conflicts_with_a_landmarks_file() {
     let dir = tempfile::tempdir().unwrap();

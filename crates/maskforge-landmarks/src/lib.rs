@@ -186,6 +186,19 @@ impl DetectorKind {
         }
     }
 
+    /// The shorter side (px) of the copy a face crop is detected on again
+    /// when the detector found nothing at its usual scale (`mask --faces
+    /// auto`, before the crop fit). CenterFace's is measured: on 743 real
+    /// face crops of the crowds set (20% margin) it finds a face in 712 at
+    /// its default 2/3 scale, in 725 scaled to 128 px (96: 721, 160: 723),
+    /// and in 731 with both. `None`: not measured, no second try.
+    pub fn crop_retry_side(self) -> Option<u32> {
+        match self {
+            DetectorKind::CenterFace => Some(128),
+            _ => None,
+        }
+    }
+
     /// The name `--detector` and the settings files use.
     pub fn name(self) -> &'static str {
         self.method().as_str()
@@ -452,10 +465,16 @@ impl Detector {
     /// the same.
     pub fn detect_boxes(&mut self, img: &RgbImage) -> Result<Vec<(BBox, f32)>, LandmarkError> {
         let (w, h) = img.dimensions();
+        self.detect_boxes_at(img, self.detection_scale(w, h))
+    }
+
+    /// [`Detector::detect_boxes`] on a copy scaled by `s` instead of the
+    /// configured scale.
+    pub fn detect_boxes_at(&mut self, img: &RgbImage, s: f32) -> Result<Vec<(BBox, f32)>, LandmarkError> {
+        let (w, h) = img.dimensions();
         if w == 0 || h == 0 {
             return Ok(Vec::new());
         }
-        let s = self.detection_scale(w, h);
         if let Engine::Boxes(boxes) = &self.engine {
             return detect_with(boxes.as_ref(), img, s, self.config.min_face as f32);
         }

@@ -20,7 +20,7 @@ pub enum FacesMode {
     Detect,
     /// No detector: every image is a face crop; its landmarks are fitted and checked.
     Crop,
-    /// The detector, and the crop fit where it finds no face.
+    /// The detector (CenterFace also on the image scaled as a face crop), and the crop fit where it finds no face.
     Auto,
 }
 
@@ -102,6 +102,41 @@ impl DetectorFaces {
         let selected = filter.select_by(vec![face], |f| f.bbox);
         Ok(FoundFaces { faces: selected.kept, small: selected.small, found: selected.found, method: FaceMethod::Crop })
     }
+
+    /// The detector's faces on a copy scaled by `scale`, size-filtered, with
+    /// their landmarks; from a libtorch detector only those whose points
+    /// agree with the box.
+    fn detected_faces(&mut self, image: &RgbImage, filter: FaceFilter, scale: f32) -> Result<FoundFaces, String> {
+        let start = Instant::now();
+        let boxes = self.det.detect_boxes_at(image, scale).map_err(|e| e.to_string());
+        self.detect_time += start.elapsed();
+        let selected = filter.select(boxes?);
+        let mut faces = self.det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
+        let mut found = selected.found;
+        if self.det.config().kind.needs_libtorch() {
+            // Its boxes come from another model: draw only on faces whose
+            // 68 points agree with the box (as the crop fit checks its own).
+            let before = faces.len();
+            faces.retain(|f| fit::check_in_box(&f.landmarks, &f.bbox, MAX_SHAPE_RESIDUAL, MIN_POINTS_OVERLAP).is_ok());
+            found -= before - faces.len();
+        }
+        let method = self.det.config().kind.method();
+        Ok(FoundFaces { faces, small: selected.small, found, method })
+    }
+
+    /// The scale of `--faces auto`'s second try on a `w`×`h` image in which
+    /// the detector found nothing at scale `first`: the image taken as a face
+    /// crop, its shorter side at [`DetectorKind::crop_retry_side`] (within
+    /// the detector's pixel bound). `None` for a detector without one, or
+    /// when it is within 10% of `first` (the same try again).
+    fn crop_retry_scale(&self, w: u32, h: u32, first: f32) -> Option<f32> {
+        let kind = self.det.config().kind;
+        let mut s = kind.crop_retry_side()? as f32 / w.min(h).max(1) as f32;
+        if let Some(max) = kind.max_detection_pixels() {
+            s = s.min((max / (w.max(1) as f32 * h.max(1) as f32)).sqrt());
+        }
+        ((s / first - 1.0).abs() > 0.1).then_some(s)
+    }
 }
 
 impl FaceSource for DetectorFaces {
@@ -115,24 +150,19 @@ impl FaceSource for DetectorFaces {
         if self.mode == FacesMode::Crop {
             return self.crop_face(image, filter);
         }
-        let start = Instant::now();
-        let boxes = self.det.detect_boxes(image).map_err(|e| e.to_string());
-        self.detect_time += start.elapsed();
-        let selected = filter.select(boxes?);
-        let mut faces = self.det.faces_in_boxes(image, selected.kept).map_err(|e| e.to_string())?;
-        let mut found = selected.found;
-        if self.det.config().kind.needs_libtorch() {
-            // Its boxes come from another model: draw only on faces whose
-            // 68 points agree with the box (as the crop fit checks its own).
-            let before = faces.len();
-            faces.retain(|f| fit::check_in_box(&f.landmarks, &f.bbox, MAX_SHAPE_RESIDUAL, MIN_POINTS_OVERLAP).is_ok());
-            found -= before - faces.len();
-        }
-        if faces.is_empty() && selected.small == 0 && self.mode == FacesMode::Auto {
+        let (w, h) = image.dimensions();
+        let scale = self.det.detection_scale(w, h);
+        let found = self.detected_faces(image, filter, scale)?;
+        if found.faces.is_empty() && found.small == 0 && self.mode == FacesMode::Auto {
+            if let Some(retry) = self.crop_retry_scale(w, h, scale) {
+                let again = self.detected_faces(image, filter, retry)?;
+                if !again.faces.is_empty() {
+                    return Ok(again);
+                }
+            }
             return self.crop_face(image, filter);
         }
-        let method = self.det.config().kind.method();
-        Ok(FoundFaces { faces, small: selected.small, found, method })
+        Ok(found)
     }
 }
 
