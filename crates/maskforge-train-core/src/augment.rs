@@ -88,7 +88,11 @@ impl Default for AugmentConfig {
             vflip: 0.0,
             rotate: 10.0,
             crop_scale: 0.85,
-            jitter: 0.1,
+            // Strong: on `cargo xtask realcheck`, over five seeds, 0.7 took
+            // real masked recall from 72% to 80% and balanced accuracy from
+            // 85.6% to 89.1% (0.4: 76%, 87.7%); the rendered masks are
+            // brighter, cleaner and more saturated than real ones in photos.
+            jitter: 0.7,
             grey: 0.1,
             blur: 0.1,
             jpeg: 0.2,
@@ -633,6 +637,13 @@ mod tests {
         maskforge_rng::stable_hash(&bytes)
     }
 
+    /// The defaults before `--jitter` went from 0.1 to 0.7: the pinned
+    /// hashes below were computed with them (runs stored with 0.1 resume
+    /// with it, bit for bit).
+    fn earlier_default() -> AugmentConfig {
+        AugmentConfig { jitter: 0.1, ..AugmentConfig::default() }
+    }
+
     fn realism_off(aug: AugmentConfig) -> AugmentConfig {
         AugmentConfig { grey: 0.0, blur: 0.0, jpeg: 0.0, downscale: 0.0, erase: 0.0, ..aug }
     }
@@ -642,7 +653,7 @@ mod tests {
     /// every seeded run of that version sees the same images.
     #[test]
     fn realism_off_is_bit_identical_to_the_earlier_transform() {
-        assert_eq!(transform_hash(&realism_off(AugmentConfig::default())), 0xf24a_032a_0bd9_59e2);
+        assert_eq!(transform_hash(&realism_off(earlier_default())), 0xf24a_032a_0bd9_59e2);
         let all = AugmentConfig {
             hflip: 0.5,
             vflip: 0.5,
@@ -824,7 +835,7 @@ mod tests {
         }
         assert!(differs);
         // Pinned with JPEG off (its decoder's arithmetic is the image crate's).
-        let no_jpeg = AugmentConfig { grey: 1.0, blur: 1.0, downscale: 1.0, erase: 1.0, ..AugmentConfig::default() };
+        let no_jpeg = AugmentConfig { grey: 1.0, blur: 1.0, downscale: 1.0, erase: 1.0, ..earlier_default() };
         assert_eq!(transform_hash(&no_jpeg), 0x1a8a_38fb_466d_7313);
     }
 
@@ -832,7 +843,7 @@ mod tests {
     fn older_config_json_reads_realism_as_off() {
         let old = r#"{"hflip":0.5,"vflip":0.0,"rotate":10.0,"crop_scale":0.85,"jitter":0.1}"#;
         let a: AugmentConfig = serde_json::from_str(old).unwrap();
-        assert_eq!(a, realism_off(AugmentConfig::default()));
+        assert_eq!(a, realism_off(earlier_default()));
         let text = serde_json::to_string(&AugmentConfig::default()).unwrap();
         assert!(text.contains("\"jpeg\":0.2") && text.contains("\"erase\":0.0"), "{text}");
         assert_eq!(serde_json::from_str::<AugmentConfig>(&text).unwrap(), AugmentConfig::default());

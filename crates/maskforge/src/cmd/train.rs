@@ -126,7 +126,7 @@ pub struct TrainArgs {
     /// Random resized crop: smallest kept area fraction, in (0, 1], 1 disables [default: 0.85].
     #[arg(long)]
     pub crop_scale: Option<f64>,
-    /// Colour jitter strength for brightness, contrast and saturation, in [0, 1] [default: 0.1].
+    /// Colour jitter strength for brightness, contrast and saturation, in [0, 1] [default: 0.7].
     #[arg(long)]
     pub jitter: Option<f64>,
     /// Grey-scale probability, in [0, 1]: luma in all three channels [default: 0.1].
