@@ -94,9 +94,13 @@ impl Default for AugmentConfig {
             // brighter, cleaner and more saturated than real ones in photos.
             jitter: 0.7,
             grey: 0.1,
-            blur: 0.1,
+            // Real faces in photos are often small and soft: with the jitter
+            // at 0.7, blur and downscale at 0.3 (was 0.1) took realcheck's
+            // real masked recall from 80.0% to 84.8% and balanced accuracy
+            // from 89.1% to 90.2% over five seeds (real bare 98.1% -> 95.6%).
+            blur: 0.3,
             jpeg: 0.2,
-            downscale: 0.1,
+            downscale: 0.3,
             // Off: an occluder can hide the very region a label is about
             // (a nose over or under the mask), so erasing is opt-in.
             erase: 0.0,
@@ -637,11 +641,12 @@ mod tests {
         maskforge_rng::stable_hash(&bytes)
     }
 
-    /// The defaults before `--jitter` went from 0.1 to 0.7: the pinned
+    /// The defaults before `--jitter` went from 0.1 to 0.7 (and `--blur`,
+    /// `--downscale` from 0.1 to 0.3): the pinned
     /// hashes below were computed with them (runs stored with 0.1 resume
     /// with it, bit for bit).
     fn earlier_default() -> AugmentConfig {
-        AugmentConfig { jitter: 0.1, ..AugmentConfig::default() }
+        AugmentConfig { jitter: 0.1, blur: 0.1, downscale: 0.1, ..AugmentConfig::default() }
     }
 
     fn realism_off(aug: AugmentConfig) -> AugmentConfig {

@@ -132,13 +132,13 @@ pub struct TrainArgs {
     /// Grey-scale probability, in [0, 1]: luma in all three channels [default: 0.1].
     #[arg(long, value_name = "P")]
     pub grey: Option<f64>,
-    /// Gaussian blur probability, in [0, 1]; sigma 0.5-2 px at 224 px, scaled with --img-size [default: 0.1].
+    /// Gaussian blur probability, in [0, 1]; sigma 0.5-2 px at 224 px, scaled with --img-size [default: 0.3].
     #[arg(long, value_name = "P")]
     pub blur: Option<f64>,
     /// JPEG re-compression probability, in [0, 1]; quality drawn from 30-90 [default: 0.2].
     #[arg(long, value_name = "P")]
     pub jpeg: Option<f64>,
-    /// Down-and-up scaling probability, in [0, 1]; factor drawn from 0.25-0.75 [default: 0.1].
+    /// Down-and-up scaling probability, in [0, 1]; factor drawn from 0.25-0.75 [default: 0.3].
     #[arg(long, value_name = "P")]
     pub downscale: Option<f64>,
     /// Random erasing probability, in [0, 1]: a rectangle of 2-20% of the image, aspect 0.3-3.3,
