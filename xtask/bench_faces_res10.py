@@ -49,6 +49,16 @@ def photo_list(photos, list_file):
     return names
 
 
+def read_photos(photos, names, failed):
+    """(name, BGR image) for each of `names` under `photos`; the unreadable ones go to `failed`."""
+    for name in names:
+        img = cv2.imread(os.path.join(photos, name))
+        if img is None:
+            failed.append(name)
+        else:
+            yield name, img
+
+
 def detect(args):
     cv2.setNumThreads(args.threads)
     net = cv2.dnn.readNetFromCaffe(args.prototxt, args.caffemodel)
@@ -56,11 +66,7 @@ def detect(args):
     failed = []
     rows = []
     t0 = time.perf_counter()
-    for name in names:
-        img = cv2.imread(os.path.join(args.photos, name))
-        if img is None:
-            failed.append(name)
-            continue
+    for name, img in read_photos(args.photos, names, failed):
         h, w = img.shape[:2]
         blob = cv2.dnn.blobFromImage(cv2.resize(img, (300, 300)), 1.0, (300, 300), (104.0, 177.0, 123.0))
         net.setInput(blob)
@@ -151,11 +157,7 @@ def scaled(args):
     params = [cv2.IMWRITE_JPEG_QUALITY, args.quality]
     failed = []
     names = photo_list(args.photos, args.list)
-    for name in names:
-        img = cv2.imread(os.path.join(args.photos, name))
-        if img is None:
-            failed.append(name)
-            continue
+    for name, img in read_photos(args.photos, names, failed):
         h, w = img.shape[:2]
         size = (args.width, max(1, int(round(h * args.width / w))))
         out = os.path.join(args.out, name)

@@ -349,6 +349,13 @@ pub fn maskforge_bin(root: &Path, build: bool) -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// `xtask/bench_faces_res10.py SUBCOMMAND` run by the project venv's Python.
+fn res10_script(root: &Path, subcommand: &str) -> Command {
+    let mut cmd = Command::new(setup::venv_python(root));
+    cmd.arg(root.join("xtask/bench_faces_res10.py")).arg(subcommand);
+    cmd
+}
+
 /// Face crops of the boxes of `boxes_csv` (photos under `photos`) whose
 /// shorter side is at least `min_side` px, grown by `margin` per side and
 /// clamped to the photo, as JPEG q95: `out/<label>/NNNN.jpg`, NNNN the box's
@@ -364,9 +371,7 @@ pub fn make_crops(
 ) -> Result<BTreeMap<String, usize>> {
     fresh_dir(out)?;
     crate::run_cmd(
-        Command::new(setup::venv_python(root))
-            .arg(root.join("xtask/bench_faces_res10.py"))
-            .arg("crops")
+        res10_script(root, "crops")
             .arg("--photos")
             .arg(photos)
             .arg("--boxes")
@@ -412,9 +417,7 @@ fn small_photo_rates(
     fresh_dir(&small)?;
     println!("==> the photos scaled to {SMALL_WIDTH} px wide (cv2 INTER_AREA, JPEG q92)");
     crate::run_cmd(
-        Command::new(setup::venv_python(root))
-            .arg(root.join("xtask/bench_faces_res10.py"))
-            .arg("scaled")
+        res10_script(root, "scaled")
             .arg("--photos")
             .arg(photos)
             .arg("--list")
@@ -499,9 +502,7 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
     let _ = std::fs::remove_file(&res10_csv);
     let models = root.join("models");
     let timed = run_timed(
-        Command::new(setup::venv_python(root))
-            .arg(root.join("xtask/bench_faces_res10.py"))
-            .arg("detect")
+        res10_script(root, "detect")
             .arg("--photos")
             .arg(&photos)
             .arg("--list")
