@@ -199,6 +199,15 @@ impl DetectorKind {
         }
     }
 
+    /// Scale `s` for a `w`×`h` image, lowered where the copy would exceed
+    /// [`DetectorKind::max_detection_pixels`].
+    pub fn within_pixel_bound(self, s: f32, w: u32, h: u32) -> f32 {
+        match self.max_detection_pixels() {
+            Some(max) => s.min((max / (w.max(1) as f32 * h.max(1) as f32)).sqrt()),
+            None => s,
+        }
+    }
+
     /// The name `--detector` and the settings files use.
     pub fn name(self) -> &'static str {
         self.method().as_str()
@@ -297,10 +306,7 @@ impl DetectorConfig {
             None => capped_upscale(self.auto_scale(), w, h, self.kind.max_upsampled_pixels()),
         };
         s *= 2f32.powi(self.upsample.min(4) as i32);
-        if let Some(max) = self.kind.max_detection_pixels() {
-            s = s.min((max / (w.max(1) as f32 * h.max(1) as f32)).sqrt());
-        }
-        s
+        self.kind.within_pixel_bound(s, w, h)
     }
 
     /// A larger `--min-face` for a run whose smallest detected face was

@@ -131,10 +131,7 @@ impl DetectorFaces {
     /// when it is within 10% of `first` (the same try again).
     fn crop_retry_scale(&self, w: u32, h: u32, first: f32) -> Option<f32> {
         let kind = self.det.config().kind;
-        let mut s = kind.crop_retry_side()? as f32 / w.min(h).max(1) as f32;
-        if let Some(max) = kind.max_detection_pixels() {
-            s = s.min((max / (w.max(1) as f32 * h.max(1) as f32)).sqrt());
-        }
+        let s = kind.within_pixel_bound(kind.crop_retry_side()? as f32 / w.min(h).max(1) as f32, w, h);
         ((s / first - 1.0).abs() > 0.1).then_some(s)
     }
 }
