@@ -346,7 +346,40 @@ pub fn maskforge_bin(root: &Path, build: bool) -> Result<PathBuf> {
     if !bin.is_file() {
         bail!("{} is missing (run without --no-build)", bin.display());
     }
+    // --no-build trusts the binary: say so when the sources moved on since
+    // (a stale binary once measured the previous defaults).
+    if let Some(newer) = newer_source(root, &bin) {
+        println!(
+            "warning: {} is older than {} (changed since the build): its figures are the old code's; run without --no-build",
+            bin.display(),
+            newer.strip_prefix(root).unwrap_or(&newer).display()
+        );
+    }
     Ok(bin)
+}
+
+/// A source of the binary (`Cargo.lock`, or a `.rs` or `Cargo.toml` under
+/// `crates/`) modified after `bin` was, if any.
+fn newer_source(root: &Path, bin: &Path) -> Option<PathBuf> {
+    let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok()?;
+    let newer = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).is_ok_and(|t| t > built);
+    let lock = root.join("Cargo.lock");
+    if newer(&lock) {
+        return Some(lock);
+    }
+    let mut dirs = vec![root.join("crates")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let is_source = path.extension().is_some_and(|e| e == "rs") || path.ends_with("Cargo.toml");
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(path);
+            } else if is_source && newer(&path) {
+                return Some(path);
+            }
+        }
+    }
+    None
 }
 
 /// `xtask/bench_faces_res10.py SUBCOMMAND` run by the project venv's Python.
@@ -866,6 +899,27 @@ mod tests {
 
     fn t(b: Bbox, label: &str) -> Truth {
         Truth { b, label: label.into() }
+    }
+
+    #[test]
+    fn a_source_changed_after_the_build_is_named() {
+        let root = std::env::temp_dir().join(format!("xtask-newer-{}", std::process::id()));
+        let src = root.join("crates/a/src");
+        std::fs::create_dir_all(&src).unwrap();
+        let at = |path: &Path, secs: u64| {
+            std::fs::write(path, "x").unwrap();
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            std::fs::File::options().write(true).open(path).unwrap().set_modified(t).unwrap();
+        };
+        let bin = root.join("maskforge");
+        at(&root.join("Cargo.lock"), 1_000);
+        at(&src.join("lib.rs"), 1_000);
+        at(&src.join("notes.md"), 3_000);
+        at(&bin, 2_000);
+        assert_eq!(newer_source(&root, &bin), None, "only .rs, Cargo.toml and Cargo.lock count");
+        at(&src.join("lib.rs"), 3_000);
+        assert_eq!(newer_source(&root, &bin), Some(src.join("lib.rs")));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
