@@ -88,7 +88,9 @@ tasks:
                              scratch, CPU) on them alone, and score it with `predict --labels` on the
                              other half's real masked and bare faces; target/realcheck/report.json
                              (--help: --crowds DIR, --epochs N [8], --draws K [3], --jobs N [2],
-                             --no-build, --mask-args ARGS, --train-args ARGS, --work DIR)
+                             --seeds LIST (one run per training seed, and their mean),
+                             --source-margin M [0.2], --no-build, --mask-args ARGS,
+                             --train-args ARGS, --work DIR)
   gallery                    setup, build, then draw docs/gallery/: one contact sheet per mask style
                              (every wear variant) and per variant (every style), from the sample
                              photos; rewrites docs/mask.md's gallery section to list them

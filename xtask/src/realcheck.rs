@@ -29,7 +29,8 @@ use std::time::Instant;
 
 const USAGE: &str = "\
 usage: cargo xtask realcheck [--crowds DIR] [--epochs N] [--draws K] [--jobs N] [--no-build]
-                             [--mask-args ARGS] [--train-args ARGS] [--work DIR]
+                             [--seeds LIST] [--source-margin M] [--mask-args ARGS] [--train-args ARGS]
+                             [--work DIR]
 
   --crowds DIR   the crowds set (photos/, boxes.csv) [default: $MASKFORGE_CROWDS, else
                  ../shared/data/crowds from the checkout]
@@ -38,6 +39,11 @@ usage: cargo xtask realcheck [--crowds DIR] [--epochs N] [--draws K] [--jobs N] 
                  --class-weights auto` balances the classes [default: 3]
   --jobs N       worker threads for maskforge (mask, train's decoding, predict) [default: 2]
   --no-build     use target/release/maskforge as it is
+  --seeds LIST   train and score once per training seed (`train --seed`), e.g. 1,2,3,4,5, on
+                 the same masked data, and report each and their mean, lowest and highest:
+                 single runs move by several points with the seed [default: train's own seed]
+  --source-margin M  context around each source face crop, a share of its box per side
+                 (clamped to the photo) [default: 0.2]
   --mask-args ARGS   extra arguments for `maskforge mask` (one string, split at spaces),
                      e.g. \"--draws 3\"; added after the defaults (a flag given twice is refused)
   --train-args ARGS  the same for `maskforge train`, e.g. \"--grey 0.5 --epochs 12\"
@@ -63,6 +69,8 @@ struct Opts {
     crowds: PathBuf,
     epochs: u32,
     draws: u32,
+    source_margin: f64,
+    seeds: Vec<Option<u64>>,
     jobs: usize,
     build: bool,
     mask_args: Vec<String>,
@@ -79,6 +87,8 @@ fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
         crowds: default_crowds(root),
         epochs: 8,
         draws: DRAWS,
+        source_margin: SOURCE_MARGIN,
+        seeds: vec![None],
         jobs: 2,
         build: true,
         mask_args: Vec::new(),
@@ -94,6 +104,8 @@ fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
             "--draws" => o.draws = value()?.parse().context("--draws: a whole number")?,
             "--jobs" | "-j" => o.jobs = value()?.parse().context("--jobs: a whole number")?,
             "--no-build" => o.build = false,
+            "--seeds" => o.seeds = parse_seeds(value()?)?,
+            "--source-margin" => o.source_margin = value()?.parse().context("--source-margin: a number")?,
             "--mask-args" => o.mask_args = split_args(value()?),
             "--train-args" => o.train_args = split_args(value()?),
             "--work" => o.work = Some(PathBuf::from(value()?)),
@@ -107,7 +119,26 @@ fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
     if o.jobs == 0 || o.epochs == 0 || o.draws == 0 {
         bail!("--jobs, --epochs and --draws must be at least 1");
     }
+    if o.seeds.iter().any(Option::is_some) && o.train_args.iter().any(|a| a == "--seed") {
+        bail!("--seeds and a --seed in --train-args: give the seeds once");
+    }
+    if !(0.0..=2.0).contains(&o.source_margin) {
+        bail!("--source-margin: from 0 to 2 (a share of the face box per side)");
+    }
     Ok(o)
+}
+
+/// `--seeds 1,2,3`: distinct whole numbers, in the order given.
+fn parse_seeds(list: &str) -> Result<Vec<Option<u64>>> {
+    let mut seeds = Vec::new();
+    for part in list.split(',') {
+        let seed: u64 = part.trim().parse().with_context(|| format!("--seeds: `{part}` is not a whole number"))?;
+        if seeds.contains(&Some(seed)) {
+            bail!("--seeds: {seed} is listed twice");
+        }
+        seeds.push(Some(seed));
+    }
+    Ok(seeds)
 }
 
 /// The half a photo belongs to: sources when the first byte of the SHA-256
@@ -204,8 +235,13 @@ fn pct(v: Option<f64>) -> String {
 struct Clock(Vec<(&'static str, f64)>, Instant);
 
 impl Clock {
+    /// Adds the time since the last lap to `step` (summed over seeds).
     fn lap(&mut self, step: &'static str) {
-        self.0.push((step, self.1.elapsed().as_secs_f64()));
+        let t = self.1.elapsed().as_secs_f64();
+        match self.0.iter_mut().find(|(s, _)| *s == step) {
+            Some((_, total)) => *total += t,
+            None => self.0.push((step, t)),
+        }
         self.1 = Instant::now();
     }
 }
@@ -217,7 +253,6 @@ pub fn realcheck(root: &Path, args: &[&str]) -> Result<()> {
     let bin = maskforge_bin(root, o.build)?;
     let work = o.work.clone().unwrap_or_else(|| root.join("target/realcheck"));
     std::fs::create_dir_all(&work)?;
-    let jobs = o.jobs.to_string();
     let mut clock = Clock(Vec::new(), Instant::now());
 
     // 1. Two disjoint halves, by photo.
@@ -230,15 +265,102 @@ pub fn realcheck(root: &Path, args: &[&str]) -> Result<()> {
     println!("    evaluation: {eval_n} photos, boxes: {}", labels_text(&eval_labels));
     clock.lap("split halves");
 
-    // 2. Real unmasked faces of the source half.
+    let n_sources = source_crops(root, &o, &photos, &src, &work)?;
+    clock.lap("source crops");
+    let used = mask_sources(&bin, &o, &work, n_sources)?;
+    clock.lap("mask");
+    let (train_classes, val_classes) = split_masked(&bin, &work)?;
+    clock.lap("split");
+
+    // 5-6. Per training seed: train, then predict on the evaluation half.
+    let mut eval_set = EvalSet::place(&work, &photos, &eval)?;
+    let mut runs = Vec::new();
+    for &seed in &o.seeds {
+        runs.push(train_and_score(&bin, &o, &work, seed, &mut eval_set, &mut clock)?);
+    }
+
+    // 7. The numbers.
+    let seconds: serde_json::Map<String, Value> = clock.0.iter().map(|(s, t)| (s.to_string(), json!(t))).collect();
+    let report = json!({
+        "crowds": crowds.display().to_string(),
+        "halves": {
+            "rule": "SHA-256 of the photo's file name: first byte even -> sources, odd -> evaluation",
+            "sources": {"photos": src_n, "boxes": src_labels},
+            "evaluation": {"photos": eval_n, "boxes": eval_labels},
+        },
+        "sources": {
+            "min_side": SOURCE_MIN_SIDE,
+            "margin": o.source_margin,
+            "crops": n_sources,
+            "masked": used,
+            "draws": o.draws,
+            "mask_args": o.mask_args,
+        },
+        "training": {
+            "arch": "resnet18",
+            "weights": "none (from scratch)",
+            "img_size": 112,
+            "epochs": o.epochs,
+            "class_weights": if o.draws > 1 { "auto" } else { "none" },
+            "train_images": train_classes.values().sum::<usize>(),
+            "train_by_class": train_classes,
+            "val_images": val_classes.values().sum::<usize>(),
+            "train_args": o.train_args,
+        },
+        "evaluation": {
+            "photos": eval_n,
+            "photos_placed_as": eval_set.placed,
+            "labelled_faces": eval_set.n_boxes,
+        },
+        "runs": runs.iter().map(|r| &r.json).collect::<Vec<_>>(),
+        "over_seeds": over_seeds(&runs),
+        "seconds": seconds,
+    });
+    let report_path = work.join("report.json");
+    std::fs::write(&report_path, serde_json::to_string_pretty(&report)? + "\n")?;
+
+    println!();
+    println!("realcheck: trained only on `maskforge mask` outputs of real bare faces, scored on other real photos");
+    println!("  sources:       {used} of {n_sources} real `no_mask` face crops masked ({src_n} source photos)");
+    println!(
+        "  training:      {} images ({}), ResNet18 from scratch, {} epochs",
+        train_classes.values().sum::<usize>(),
+        labels_text(&train_classes),
+        o.epochs,
+    );
+    println!("  evaluation:    {eval_n} photos, {} labelled faces", eval_set.n_boxes);
+    for r in &runs {
+        print_run(r);
+    }
+    if runs.len() > 1 {
+        print_over_seeds(&runs);
+    }
+    let summed = if runs.len() > 1 { " (train and predict: all seeds)" } else { "" };
+    println!(
+        "  seconds{summed}: {}",
+        clock.0.iter().map(|(s, t)| format!("{s} {t:.1}")).collect::<Vec<_>>().join(", ")
+    );
+    println!("report: {}", report_path.display());
+    Ok(())
+}
+
+/// Step 2: the real unmasked faces of the source half, as crops in
+/// `work/sources`; returns how many.
+fn source_crops(
+    root: &Path,
+    o: &Opts,
+    photos: &Path,
+    src: &BTreeMap<&String, &Vec<Truth>>,
+    work: &Path,
+) -> Result<usize> {
     println!(
         "==> sources: `no_mask` boxes of the source half with a shorter side ≥ {SOURCE_MIN_SIDE} px, {:.0}% margin per side, JPEG q95",
-        SOURCE_MARGIN * 100.0
+        o.source_margin * 100.0
     );
     let source_boxes = work.join("source_boxes.csv");
     write_boxes(&source_boxes, src.iter().map(|(k, v)| (*k, *v)), |t| t.label == "no_mask")?;
     let crops = work.join("crops");
-    make_crops(root, &photos, &source_boxes, &crops, SOURCE_MIN_SIDE, SOURCE_MARGIN)?;
+    make_crops(root, photos, &source_boxes, &crops, SOURCE_MIN_SIDE, o.source_margin)?;
     let sources = work.join("sources");
     fresh_dir(&sources)?;
     let made = crops.join("no_mask");
@@ -258,133 +380,172 @@ pub fn realcheck(root: &Path, args: &[&str]) -> Result<()> {
         "    {n_sources} crops in {} ({small} of {eligible} `no_mask` boxes under {SOURCE_MIN_SIDE} px)",
         sources.display()
     );
-    clock.lap("source crops");
+    Ok(n_sources)
+}
 
-    // 3. Masked and unmasked twins, 112 px face crops.
+/// Step 3: masked and unmasked twins of the sources, 112 px face crops, in
+/// `work/masked`; returns how many sources got a mask.
+fn mask_sources(bin: &Path, o: &Opts, work: &Path, n_sources: usize) -> Result<usize> {
     let masked = work.join("masked");
     fresh_dir(&masked)?;
-    let draws = o.draws.to_string();
+    let (draws, jobs) = (o.draws.to_string(), o.jobs.to_string());
     println!(
         "==> maskforge mask --faces auto --variants correct --unmasked encode --crop-size {CROP_SIZE} --draws {draws} --seed 1 -j {jobs}"
     );
     run_timed(
-        Command::new(&bin)
+        Command::new(bin)
             .arg("mask")
-            .arg(&sources)
+            .arg(work.join("sources"))
             .arg("-o")
             .arg(&masked)
-            .args([
-                "--faces",
-                "auto",
-                "--variants",
-                "correct",
-                "--unmasked",
-                "encode",
-                "--crop-size",
-                CROP_SIZE,
-                "--draws",
-                &draws,
-                "--seed",
-                "1",
-                "-j",
-                &jobs,
-            ])
+            .args(["--faces", "auto", "--variants", "correct", "--unmasked", "encode", "--crop-size", CROP_SIZE])
+            .args(["--draws", &draws, "--seed", "1", "-j", &jobs])
             .args(&o.mask_args),
     )
     .map_err(|e| anyhow::anyhow!("maskforge mask failed: {e}"))?;
     let used = masked_source_set(&masked.join("annotations.csv"))?.len();
     println!("    {used} of {n_sources} source crops got a mask");
-    clock.lap("mask");
+    Ok(used)
+}
 
-    // 4. Train/val manifests, grouped by source crop.
+/// Step 4: train/val manifests of `work/masked`, grouped by source crop;
+/// returns the images per class of each.
+fn split_masked(bin: &Path, work: &Path) -> Result<(BTreeMap<String, usize>, BTreeMap<String, usize>)> {
     let manifests = work.join("manifests");
     fresh_dir(&manifests)?;
     println!("==> maskforge split (80/20, grouped by source)");
-    run_timed(Command::new(&bin).arg("split").arg(&masked).arg("-o").arg(&manifests))
+    run_timed(Command::new(bin).arg("split").arg(work.join("masked")).arg("-o").arg(&manifests))
         .map_err(|e| anyhow::anyhow!("maskforge split failed: {e}"))?;
     let train_classes = manifest_classes(&manifests.join("train.csv"))?;
     let val_classes = manifest_classes(&manifests.join("val.csv"))?;
     println!("    train: {}; val: {}", labels_text(&train_classes), labels_text(&val_classes));
-    clock.lap("split");
+    Ok((train_classes, val_classes))
+}
 
-    // 5. ResNet18 from scratch (no --weights: nothing is downloaded).
-    let run = work.join("run");
+/// The evaluation half, where `predict` reads it: its photos in a folder of
+/// their own (predict has no --list) and its labelled boxes.
+struct EvalSet {
+    photos: PathBuf,
+    boxes: PathBuf,
+    n_boxes: usize,
+    n_photos: usize,
+    source: PathBuf,
+    names: Vec<String>,
+    placed: &'static str,
+}
+
+impl EvalSet {
+    fn place(work: &Path, photos: &Path, eval: &BTreeMap<&String, &Vec<Truth>>) -> Result<EvalSet> {
+        let boxes = work.join("eval_boxes.csv");
+        let n_boxes = write_boxes(&boxes, eval.iter().map(|(k, v)| (*k, *v)), |_| true)?;
+        let names: Vec<String> = eval.keys().map(|k| k.to_string()).collect();
+        let dir = work.join("eval_photos");
+        let refs: Vec<&String> = names.iter().collect();
+        let placed = place_photos(&dir, photos, &refs, false)?;
+        let n_photos = names.len();
+        Ok(EvalSet { photos: dir, boxes, n_boxes, n_photos, source: photos.to_path_buf(), names, placed })
+    }
+
+    /// Copies in place of the symlinks, for a predict that refused them.
+    fn copy(&mut self) -> Result<()> {
+        let refs: Vec<&String> = self.names.iter().collect();
+        self.placed = place_photos(&self.photos, &self.source, &refs, true)?;
+        Ok(())
+    }
+}
+
+/// One training seed's run and its figures on the evaluation half.
+#[derive(Debug)]
+struct SeedRun {
+    seed: Option<u64>,
+    /// Accuracy of found `mask` and `no_mask` faces, and their mean.
+    masked: Option<f64>,
+    bare: Option<f64>,
+    balanced: Option<f64>,
+    json: Value,
+}
+
+/// Steps 5 and 6 for one training seed (`None`: train's own default): a
+/// ResNet18 from scratch (no --weights: nothing is downloaded), then
+/// `predict --labels` on the evaluation half.
+fn train_and_score(
+    bin: &Path,
+    o: &Opts,
+    work: &Path,
+    seed: Option<u64>,
+    eval: &mut EvalSet,
+    clock: &mut Clock,
+) -> Result<SeedRun> {
+    let suffix = seed.map_or(String::new(), |s| format!("-seed{s}"));
+    let run = work.join(format!("run{suffix}"));
     fresh_dir(&run)?;
+    let jobs = o.jobs.to_string();
     // K masked outputs per unmasked twin: weight the classes back to even.
     let weights: &[&str] = if o.draws > 1 { &["--class-weights", "auto"] } else { &[] };
+    let seed_args: Vec<String> = seed.map(|s| vec!["--seed".into(), s.to_string()]).unwrap_or_default();
     println!(
-        "==> maskforge train --arch resnet18 --img-size {CROP_SIZE} --epochs {} {} --device cpu (from scratch) -j {jobs}",
+        "==> maskforge train --arch resnet18 --img-size {CROP_SIZE} --epochs {} {} {} --device cpu (from scratch) -j {jobs}",
         o.epochs,
-        weights.join(" ")
+        weights.join(" "),
+        seed_args.join(" ")
     );
     run_cmd(
-        Command::new(&bin)
+        Command::new(bin)
             .arg("train")
             .arg("--manifests")
-            .arg(&manifests)
+            .arg(work.join("manifests"))
             .arg("--out")
             .arg(&run)
-            .args([
-                "--arch",
-                "resnet18",
-                "--img-size",
-                CROP_SIZE,
-                "--epochs",
-                &o.epochs.to_string(),
-                "--device",
-                "cpu",
-                "-j",
-                &jobs,
-            ])
+            .args(["--arch", "resnet18", "--img-size", CROP_SIZE, "--epochs", &o.epochs.to_string()])
+            .args(["--device", "cpu", "-j", &jobs])
             .args(weights)
+            .args(&seed_args)
             .args(&o.train_args),
     )?;
     let run_report = run.join("report.json");
     let val_accuracy = if run_report.is_file() { read_json(&run_report)?["accuracy"].as_f64() } else { None };
     clock.lap("train");
 
-    // 6. predict on the evaluation half only.
-    let eval_boxes = work.join("eval_boxes.csv");
-    let n_eval_boxes = write_boxes(&eval_boxes, eval.iter().map(|(k, v)| (*k, *v)), |_| true)?;
-    let eval_photos = work.join("eval_photos");
-    let names: Vec<&String> = eval.keys().copied().collect();
-    // predict has no --list: it reads a folder holding only the evaluation photos.
-    let mut placed = place_photos(&eval_photos, &photos, &names, false)?;
     println!(
-        "==> maskforge predict on the {eval_n} evaluation photos ({placed} in {}), {n_eval_boxes} labelled faces",
-        eval_photos.display()
+        "==> maskforge predict on the {} evaluation photos ({} in {}), {} labelled faces",
+        eval.n_photos,
+        eval.placed,
+        eval.photos.display(),
+        eval.n_boxes
     );
-    let predicted = work.join("predict");
-    let predict = |out: &Path| {
-        fresh_dir(out).map_err(|e| format!("{e:#}"))?;
+    let predicted = work.join(format!("predict{suffix}"));
+    let predict = |eval: &EvalSet| {
+        fresh_dir(&predicted).map_err(|e| format!("{e:#}"))?;
         run_timed(
-            Command::new(&bin)
+            Command::new(bin)
                 .arg("predict")
-                .arg(&eval_photos)
+                .arg(&eval.photos)
                 .arg("--model")
                 .arg(run.join("best.safetensors"))
                 .arg("--out")
-                .arg(out)
+                .arg(&predicted)
                 .arg("--labels")
-                .arg(&eval_boxes)
+                .arg(&eval.boxes)
                 .args(["--class-map", CLASS_MAP, "--min-face", PREDICT_MIN_FACE, "--device", "cpu", "-j", &jobs])
                 // The framing and resolution the training crops were cut with.
                 .args(["--crop-size", CROP_SIZE]),
         )
     };
-    if let Err(e) = predict(&predicted) {
-        if placed != "symlinks" {
+    if let Err(e) = predict(eval) {
+        if eval.placed != "symlinks" {
             bail!("maskforge predict failed: {e}");
         }
         println!("    predict failed on the symlinks: {e}");
-        placed = place_photos(&eval_photos, &photos, &names, true)?;
+        eval.copy()?;
         println!("    again, with copies of the photos");
-        predict(&predicted).map_err(|e| anyhow::anyhow!("maskforge predict failed: {e}"))?;
+        predict(eval).map_err(|e| anyhow::anyhow!("maskforge predict failed: {e}"))?;
     }
     clock.lap("predict");
+    score_run(seed, val_accuracy, &read_json(&predicted.join("scenes.json"))?)
+}
 
-    // 7. The numbers.
-    let scenes = read_json(&predicted.join("scenes.json"))?;
+/// A run's figures from predict's `scenes.json`.
+fn score_run(seed: Option<u64>, val_accuracy: Option<f64>, scenes: &Value) -> Result<SeedRun> {
     let score = &scenes["score"];
     let classes: Vec<&str> = score["classes"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     let mut by_label = serde_json::Map::new();
@@ -406,82 +567,135 @@ pub fn realcheck(root: &Path, args: &[&str]) -> Result<()> {
         );
     }
     let head = &score["headline"];
-    let recall = scenes["recall_faces_32px_or_more"].as_f64();
-    let balanced = scenes["balanced_accuracy"].as_f64();
     let acc = |l: &str| by_label[l]["accuracy"].as_f64();
-    let seconds: serde_json::Map<String, Value> = clock.0.iter().map(|(s, t)| (s.to_string(), json!(t))).collect();
-    let report = json!({
-        "crowds": crowds.display().to_string(),
-        "halves": {
-            "rule": "SHA-256 of the photo's file name: first byte even -> sources, odd -> evaluation",
-            "sources": {"photos": src_n, "boxes": src_labels},
-            "evaluation": {"photos": eval_n, "boxes": eval_labels},
+    let (masked, bare, balanced) = (acc("mask"), acc("no_mask"), scenes["balanced_accuracy"].as_f64());
+    let json = json!({
+        "seed": seed,
+        "val_accuracy": val_accuracy,
+        "recall_faces_32px_or_more": {
+            "found": head["found"],
+            "annotated": head["annotated"],
+            "recall": scenes["recall_faces_32px_or_more"],
         },
-        "sources": {
-            "min_side": SOURCE_MIN_SIDE,
-            "margin": SOURCE_MARGIN,
-            "crops": n_sources,
-            "masked": used,
-            "draws": o.draws,
-            "mask_args": o.mask_args,
-        },
-        "training": {
-            "arch": "resnet18",
-            "weights": "none (from scratch)",
-            "img_size": 112,
-            "epochs": o.epochs,
-            "class_weights": if o.draws > 1 { "auto" } else { "none" },
-            "train_images": train_classes.values().sum::<usize>(),
-            "train_by_class": train_classes,
-            "val_images": val_classes.values().sum::<usize>(),
-            "val_accuracy": val_accuracy,
-            "train_args": o.train_args,
-        },
-        "evaluation": {
-            "photos": eval_n,
-            "photos_placed_as": placed,
-            "labelled_faces": n_eval_boxes,
-            "recall_faces_32px_or_more": {"found": head["found"], "annotated": head["annotated"], "recall": recall},
-            "accuracy_of_found": scenes["accuracy_of_found"],
-            "accuracy_of_found_by_label": by_label,
-            "balanced_accuracy": balanced,
-            "unmatched_boxes": score["unmatched"],
-            "detector_boxes": score["detections"],
-        },
-        "seconds": seconds,
+        "accuracy_of_found": scenes["accuracy_of_found"],
+        "accuracy_of_found_by_label": by_label,
+        "balanced_accuracy": balanced,
+        "unmatched_boxes": score["unmatched"],
+        "detector_boxes": score["detections"],
     });
-    let report_path = work.join("report.json");
-    std::fs::write(&report_path, serde_json::to_string_pretty(&report)? + "\n")?;
+    Ok(SeedRun { seed, masked, bare, balanced, json })
+}
 
-    println!();
-    println!("realcheck: trained only on `maskforge mask` outputs of real bare faces, scored on other real photos");
-    println!("  sources:       {used} of {n_sources} real `no_mask` face crops masked ({src_n} source photos)");
-    println!(
-        "  training:      {} images ({}), ResNet18 from scratch, {} epochs; val accuracy {}",
-        train_classes.values().sum::<usize>(),
-        labels_text(&train_classes),
-        o.epochs,
-        pct(val_accuracy)
-    );
-    println!(
-        "  evaluation:    {eval_n} photos, {n_eval_boxes} labelled faces; faces ≥ 32 px found: {} ({}/{})",
-        pct(recall),
-        head["found"],
-        head["annotated"]
-    );
-    for (label, _) in LABELS {
-        let b = &by_label[label];
-        println!("  {label:<14} accuracy of found faces {} ({}/{})", pct(acc(label)), b["correct"], b["found"]);
+/// Mean, lowest and highest of a figure over the runs that have it.
+fn spread(values: impl Iterator<Item = Option<f64>>) -> Option<(f64, f64, f64)> {
+    let v: Vec<f64> = values.flatten().collect();
+    if v.is_empty() {
+        return None;
     }
-    println!("  balanced accuracy: {}", pct(balanced));
-    println!("  seconds: {}", clock.0.iter().map(|(s, t)| format!("{s} {t:.1}")).collect::<Vec<_>>().join(", "));
-    println!("report: {}", report_path.display());
-    Ok(())
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some((mean, min, max))
+}
+
+fn over_seeds(runs: &[SeedRun]) -> Value {
+    let fig = |f: fn(&SeedRun) -> Option<f64>| {
+        spread(runs.iter().map(f)).map(|(mean, min, max)| json!({"mean": mean, "min": min, "max": max}))
+    };
+    json!({
+        "runs": runs.len(),
+        "mask": fig(|r| r.masked),
+        "no_mask": fig(|r| r.bare),
+        "balanced_accuracy": fig(|r| r.balanced),
+    })
+}
+
+fn print_run(r: &SeedRun) {
+    let seed = r.seed.map_or("train's default seed".to_string(), |s| format!("seed {s}"));
+    let e = &r.json;
+    let by = &e["accuracy_of_found_by_label"];
+    let part = |label: &str| {
+        format!("{label} {} ({}/{})", pct(by[label]["accuracy"].as_f64()), by[label]["correct"], by[label]["found"])
+    };
+    println!(
+        "  {seed}: val accuracy {}; faces ≥ 32 px found {}; {}, {}; balanced accuracy {}",
+        pct(e["val_accuracy"].as_f64()),
+        pct(e["recall_faces_32px_or_more"]["recall"].as_f64()),
+        part("mask"),
+        part("no_mask"),
+        pct(r.balanced)
+    );
+}
+
+fn print_over_seeds(runs: &[SeedRun]) {
+    let line = |name: &str, f: fn(&SeedRun) -> Option<f64>| {
+        if let Some((mean, min, max)) = spread(runs.iter().map(f)) {
+            println!("  {name:<14} mean {} (lowest {}, highest {})", pct(Some(mean)), pct(Some(min)), pct(Some(max)));
+        }
+    };
+    println!("  over {} seeds:", runs.len());
+    line("mask", |r| r.masked);
+    line("no_mask", |r| r.bare);
+    line("balanced", |r| r.balanced);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seeds_are_distinct_whole_numbers_and_given_once() {
+        assert_eq!(parse_seeds("3, 1,2").unwrap(), vec![Some(3), Some(1), Some(2)]);
+        assert!(parse_seeds("1,1").unwrap_err().to_string().contains("listed twice"));
+        assert!(parse_seeds("1,x").unwrap_err().to_string().contains("`x`"));
+        let root = Path::new("/nonexistent");
+        assert_eq!(parse_args(root, &[]).unwrap().seeds, vec![None], "one run at train's own seed");
+        let both = parse_args(root, &["--seeds", "1,2", "--train-args", "--seed 4"]);
+        assert!(both.is_err_and(|e| e.to_string().contains("give the seeds once")));
+    }
+
+    #[test]
+    fn figures_over_seeds_are_mean_lowest_and_highest_of_the_runs_that_have_them() {
+        let run = |masked: Option<f64>, bare: f64| SeedRun {
+            seed: Some(1),
+            masked,
+            bare: Some(bare),
+            balanced: masked.map(|m| (m + bare) / 2.0),
+            json: Value::Null,
+        };
+        let over = over_seeds(&[run(Some(0.8), 1.0), run(None, 0.9), run(Some(0.9), 0.8)]);
+        assert_eq!(over["runs"], 3);
+        assert!((over["mask"]["mean"].as_f64().unwrap() - 0.85).abs() < 1e-12);
+        assert_eq!(over["mask"]["min"], 0.8);
+        assert_eq!(over["mask"]["max"], 0.9);
+        assert!((over["no_mask"]["mean"].as_f64().unwrap() - 0.9).abs() < 1e-12);
+        assert_eq!(over_seeds(&[run(None, 1.0)])["mask"], Value::Null);
+    }
+
+    #[test]
+    fn a_run_is_scored_from_predicts_scenes_report() {
+        let scenes = json!({
+            "score": {
+                "classes": ["correct", "unmasked"],
+                "by_class": [
+                    {"annotated": 10, "found": 8, "correct": 6},
+                    {"annotated": 5, "found": 4, "correct": 4},
+                ],
+                "headline": {"found": 12, "annotated": 15},
+                "unmatched": 2,
+                "detections": 14,
+            },
+            "recall_faces_32px_or_more": 0.8,
+            "accuracy_of_found": 0.8333,
+            "balanced_accuracy": 0.875,
+        });
+        let r = score_run(Some(7), Some(0.9), &scenes).unwrap();
+        assert_eq!((r.masked, r.bare, r.balanced), (Some(0.75), Some(1.0), Some(0.875)));
+        assert_eq!(r.json["seed"], 7);
+        assert_eq!(r.json["accuracy_of_found_by_label"]["mask"]["correct"], 6);
+        let wrong = json!({"score": {"classes": ["a", "b"]}});
+        assert!(score_run(None, None, &wrong).unwrap_err().to_string().contains("no class `correct`"));
+    }
 
     #[test]
     fn halves_follow_the_first_byte_of_the_name_hash() {
