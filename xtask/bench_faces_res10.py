@@ -19,6 +19,14 @@ detection of all photos by wall clock (the model is loaded before the clock
 starts). The summary (photos, seconds, photos/s, unreadable photos) is printed
 and written to --summary as JSON.
 
+    python xtask/bench_faces_res10.py sheet --photos DIR --boxes boxes.csv --out PREFIX \
+        [--context 0.25] [--side 112]
+
+`sheet` draws every box of boxes.csv (`image,xmin,ymin,xmax,ymax`), grown by
+--context of its size per side, as a --side px tile numbered by its row (from
+0), 64 tiles (8x8) to a PNG: PREFIX-1.png, PREFIX-2.png, ... For a look by
+eye at the boxes a detector found where the set has no face boxed.
+
 `crops` cuts every box of boxes.csv (`image,xmin,ymin,xmax,ymax,label`) whose
 shorter side is at least --min-side px, grown by --margin of its width and
 height on each side and clamped to the photo, into CROPS/<label>/NNNN.jpg
@@ -34,6 +42,7 @@ import sys
 import time
 
 import cv2
+import numpy as np
 
 
 def photo_list(photos, list_file):
@@ -170,6 +179,50 @@ def scaled(args):
     return 1 if failed else 0
 
 
+def sheet(args):
+    rows = []
+    with open(args.boxes, newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            rows.append((r["image"], *(float(r[k]) for k in ("xmin", "ymin", "xmax", "ymax"))))
+    cols, side, failed, written = 8, args.side, [], []
+    per = cols * cols
+    cache = {}
+    for first in range(0, len(rows), per):
+        page = rows[first : first + per]
+        out = np.zeros((((len(page) + cols - 1) // cols) * side, cols * side, 3), np.uint8)
+        for k, (name, x0, y0, x1, y1) in enumerate(page):
+            if name not in cache:
+                cache = {name: cv2.imread(os.path.join(args.photos, name))}
+            img = cache[name]
+            if img is None:
+                failed.append(name)
+                continue
+            h, w = img.shape[:2]
+            gx, gy = args.context * (x1 - x0), args.context * (y1 - y0)
+            # Outside the photo stays black, so the box keeps its place in the tile.
+            src = cv2.copyMakeBorder(img, side, side, side, side, cv2.BORDER_CONSTANT)
+            cx0 = int(round(max(-side, x0 - gx))) + side
+            cy0 = int(round(max(-side, y0 - gy))) + side
+            cx1 = int(round(min(w + side, x1 + gx))) + side
+            cy1 = int(round(min(h + side, y1 + gy))) + side
+            if cx1 <= cx0 or cy1 <= cy0:
+                continue
+            tile = cv2.resize(src[cy0:cy1, cx0:cx1], (side, side), interpolation=cv2.INTER_AREA)
+            r, c = divmod(k, cols)
+            out[r * side : (r + 1) * side, c * side : (c + 1) * side] = tile
+            label = str(first + k)
+            cv2.rectangle(out, (c * side, r * side), (c * side + 8 * len(label) + 4, r * side + 14), (0, 0, 0), -1)
+            cv2.putText(out, label, (c * side + 2, r * side + 11), cv2.FONT_HERSHEY_PLAIN, 0.9, (0, 255, 255), 1)
+        path = f"{args.out}-{first // per + 1}.png"
+        if not cv2.imwrite(path, out):
+            raise SystemExit(f"cannot write {path}")
+        written.append(path)
+    print(f"sheet: {len(rows)} boxes on {len(written)} sheet(s): {', '.join(written) or '-'}")
+    for name in sorted(set(failed)):
+        print(f"sheet: cannot read {name!r}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -195,8 +248,14 @@ def main():
     s.add_argument("--out", required=True)
     s.add_argument("--width", type=int, default=400)
     s.add_argument("--quality", type=int, default=92)
+    t = sub.add_parser("sheet", help="numbered contact sheets of boxes, for a look by eye")
+    t.add_argument("--photos", required=True)
+    t.add_argument("--boxes", required=True)
+    t.add_argument("--out", required=True, help="prefix: PREFIX-1.png, PREFIX-2.png, ...")
+    t.add_argument("--context", type=float, default=0.25)
+    t.add_argument("--side", type=int, default=112)
     args = ap.parse_args()
-    return {"detect": detect, "crops": crops, "scaled": scaled}[args.cmd](args)
+    return {"detect": detect, "crops": crops, "scaled": scaled, "sheet": sheet}[args.cmd](args)
 
 
 if __name__ == "__main__":

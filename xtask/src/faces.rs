@@ -200,6 +200,9 @@ pub struct Score {
     /// Detector boxes, and those matching no annotated face.
     pub dets: usize,
     pub unmatched: usize,
+    /// The unmatched boxes by photo, for a look by eye: the set leaves many
+    /// faces unboxed, so most are faces, not false detections.
+    pub unmatched_boxes: Vec<(String, Bbox)>,
 }
 
 fn band(side: f64) -> usize {
@@ -222,6 +225,9 @@ pub fn score(truth: &BTreeMap<String, Vec<Truth>>, dets: &BTreeMap<String, Vec<B
         let matched = greedy_match(d, &boxes, MIN_IOU);
         s.dets += d.len();
         s.unmatched += d.len() - matched.iter().flatten().count();
+        let used: Vec<usize> = matched.iter().flatten().copied().collect();
+        let unused = d.iter().enumerate().filter(|(i, _)| !used.contains(i));
+        s.unmatched_boxes.extend(unused.map(|(_, b)| (photo.clone(), *b)));
         for (face, m) in faces.iter().zip(&matched) {
             let hit = m.is_some();
             let side = (face.b[2] - face.b[0]).min(face.b[3] - face.b[1]);
@@ -240,6 +246,7 @@ pub fn score(truth: &BTreeMap<String, Vec<Truth>>, dets: &BTreeMap<String, Vec<B
         if !truth.contains_key(photo) {
             s.dets += d.len();
             s.unmatched += d.len();
+            s.unmatched_boxes.extend(d.iter().map(|b| (photo.clone(), *b)));
         }
     }
     s
@@ -484,6 +491,47 @@ fn print_small_rates(rates: &[(String, std::result::Result<f64, String>)], n_pho
     }
 }
 
+/// For each detector that ran: its unmatched boxes in
+/// `work/unmatched-<name>.csv` (`image,xmin,ymin,xmax,ymax`), drawn on
+/// numbered contact sheets `work/unmatched-<name>-N.png` by the Python
+/// script. Returns (detector, CSV, the sheets' path pattern or why not).
+fn unmatched_sheets(
+    root: &Path,
+    photos: &Path,
+    work: &Path,
+    runs: &[DetRun],
+) -> Result<Vec<(String, PathBuf, String)>> {
+    let mut out = Vec::new();
+    for run in runs {
+        let Ok((score, _)) = &run.result else { continue };
+        let name = run.name.trim_start_matches("opencv ").to_string();
+        let csv_path = work.join(format!("unmatched-{name}.csv"));
+        let mut wr = csv::Writer::from_path(&csv_path).with_context(|| format!("write {}", csv_path.display()))?;
+        wr.write_record(["image", "xmin", "ymin", "xmax", "ymax"])?;
+        for (photo, b) in &score.unmatched_boxes {
+            let [x0, y0, x1, y1] = b.map(|v| format!("{v:.1}"));
+            wr.write_record([photo.as_str(), &x0, &y0, &x1, &y1])?;
+        }
+        wr.flush()?;
+        let prefix = work.join(format!("unmatched-{name}"));
+        let drawn = run_timed(
+            res10_script(root, "sheet")
+                .arg("--photos")
+                .arg(photos)
+                .arg("--boxes")
+                .arg(&csv_path)
+                .arg("--out")
+                .arg(&prefix),
+        );
+        let sheets = match drawn {
+            Ok(_) => format!("{}-N.png", prefix.display()),
+            Err(e) => format!("no sheets: {e}"),
+        };
+        out.push((run.name.clone(), csv_path, sheets));
+    }
+    Ok(out)
+}
+
 /// Rows of failures.csv (`path,reason`) that are not "no face detected".
 fn unreadable(failures: &Path) -> usize {
     let Ok(mut rd) = csv::Reader::from_path(failures) else { return 0 };
@@ -566,6 +614,7 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
     }
     runs.push(DetRun { name: "opencv res10".into(), result, unreadable: res10_unreadable });
 
+    let sheets = unmatched_sheets(root, &photos, &work, &runs)?;
     let small_rates = small_photo_rates(root, &bin, &o, &photos, &list, &work)?;
     let mask_rows = if o.mask { crop_coverage(root, &bin, &o, &boxes_csv, &photos, &work)? } else { Vec::new() };
 
@@ -573,6 +622,13 @@ pub fn bench(root: &Path, args: &[&str]) -> Result<()> {
     print_detect_table(&runs, &truth, n_photos, &o);
     println!();
     print_small_rates(&small_rates, n_photos);
+    if !sheets.is_empty() {
+        println!();
+        println!("  unmatched boxes, numbered by row of each CSV, to check by eye (faces the set left unboxed, or false detections):");
+        for (name, csv, sheet) in &sheets {
+            println!("  {name:<12}  {} -> {}", csv.display(), sheet);
+        }
+    }
     if !mask_rows.is_empty() {
         println!();
         print_mask_table(&mask_rows);
@@ -974,6 +1030,12 @@ mod tests {
             [Tally { hit: 0, n: 1 }, Tally { hit: 1, n: 1 }, Tally { hit: 0, n: 1 }, Tally { hit: 1, n: 1 }]
         );
         assert_eq!((s.dets, s.unmatched), (5, 3));
+        let unmatched = [
+            ("a.jpg", [500.0, 500.0, 600.0, 600.0]),
+            ("b,1%.jpg", [60.0, 60.0, 160.0, 160.0]),
+            ("unannotated.jpg", [0.0, 0.0, 1.0, 1.0]),
+        ];
+        assert_eq!(s.unmatched_boxes, unmatched.map(|(p, b)| (p.to_string(), b)).to_vec());
         assert_eq!(s.all.rate(), Some(2.0 / 3.0));
         assert_eq!(Tally::default().rate(), None);
     }
