@@ -192,15 +192,17 @@ def sheet(args):
         out = np.zeros((((len(page) + cols - 1) // cols) * side, cols * side, 3), np.uint8)
         for k, (name, x0, y0, x1, y1) in enumerate(page):
             if name not in cache:
-                cache = {name: cv2.imread(os.path.join(args.photos, name))}
-            img = cache[name]
-            if img is None:
+                # Rows come photo by photo: keep the last one, padded once.
+                # Outside the photo stays black, so a box keeps its place in its tile.
+                img = cv2.imread(os.path.join(args.photos, name))
+                pad = None if img is None else cv2.copyMakeBorder(img, side, side, side, side, cv2.BORDER_CONSTANT)
+                cache = {name: pad}
+            src = cache[name]
+            if src is None:
                 failed.append(name)
                 continue
-            h, w = img.shape[:2]
+            h, w = src.shape[0] - 2 * side, src.shape[1] - 2 * side
             gx, gy = args.context * (x1 - x0), args.context * (y1 - y0)
-            # Outside the photo stays black, so the box keeps its place in the tile.
-            src = cv2.copyMakeBorder(img, side, side, side, side, cv2.BORDER_CONSTANT)
             cx0 = int(round(max(-side, x0 - gx))) + side
             cy0 = int(round(max(-side, y0 - gy))) + side
             cx1 = int(round(min(w + side, x1 + gx))) + side

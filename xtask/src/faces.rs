@@ -197,12 +197,19 @@ pub struct Score {
     pub no_mask: Tally,
     /// Every face, by the shorter side of its box ([`BANDS`]).
     pub bands: [Tally; 4],
-    /// Detector boxes, and those matching no annotated face.
+    /// Detector boxes.
     pub dets: usize,
-    pub unmatched: usize,
-    /// The unmatched boxes by photo, for a look by eye: the set leaves many
-    /// faces unboxed, so most are faces, not false detections.
+    /// The boxes matching no annotated face, by photo, for a look by eye:
+    /// the set leaves many faces unboxed, so most are faces, not false
+    /// detections.
     pub unmatched_boxes: Vec<(String, Bbox)>,
+}
+
+impl Score {
+    /// Detector boxes matching no annotated face.
+    pub fn unmatched(&self) -> usize {
+        self.unmatched_boxes.len()
+    }
 }
 
 fn band(side: f64) -> usize {
@@ -224,7 +231,6 @@ pub fn score(truth: &BTreeMap<String, Vec<Truth>>, dets: &BTreeMap<String, Vec<B
         let boxes: Vec<Bbox> = faces.iter().map(|f| f.b).collect();
         let matched = greedy_match(d, &boxes, MIN_IOU);
         s.dets += d.len();
-        s.unmatched += d.len() - matched.iter().flatten().count();
         let used: Vec<usize> = matched.iter().flatten().copied().collect();
         let unused = d.iter().enumerate().filter(|(i, _)| !used.contains(i));
         s.unmatched_boxes.extend(unused.map(|(_, b)| (photo.clone(), *b)));
@@ -245,7 +251,6 @@ pub fn score(truth: &BTreeMap<String, Vec<Truth>>, dets: &BTreeMap<String, Vec<B
     for (photo, d) in dets {
         if !truth.contains_key(photo) {
             s.dets += d.len();
-            s.unmatched += d.len();
             s.unmatched_boxes.extend(d.iter().map(|b| (photo.clone(), *b)));
         }
     }
@@ -677,8 +682,8 @@ fn detector_json(r: &DetRun, n_photos: usize) -> serde_json::Value {
             "recall_min32_no_mask": tally_json(&s.no_mask),
             "recall_by_band": BANDS.iter().zip(&s.bands).map(|(b, t)| (b.to_string(), tally_json(t))).collect::<serde_json::Map<_, _>>(),
             "boxes": s.dets,
-            "unmatched_boxes": s.unmatched,
-            "unmatched_share": (s.dets > 0).then(|| s.unmatched as f64 / s.dets as f64),
+            "unmatched_boxes": s.unmatched(),
+            "unmatched_share": (s.dets > 0).then(|| s.unmatched() as f64 / s.dets as f64),
         }),
         Err(e) => json!({"detector": r.name, "ok": false, "error": e}),
     }
@@ -745,8 +750,8 @@ fn print_detect_table(runs: &[DetRun], truth: &BTreeMap<String, Vec<Truth>>, n_p
                 ];
                 row.extend(s.bands.iter().map(pct));
                 row.push(s.dets.to_string());
-                let share = if s.dets > 0 { 100.0 * s.unmatched as f64 / s.dets as f64 } else { 0.0 };
-                row.push(format!("{} ({share:.0}%)", s.unmatched));
+                let share = if s.dets > 0 { 100.0 * s.unmatched() as f64 / s.dets as f64 } else { 0.0 };
+                row.push(format!("{} ({share:.0}%)", s.unmatched()));
                 rows.push(row);
                 if r.unreadable > 0 {
                     notes.push(format!("{}: {} photos could not be read", r.name, r.unreadable));
@@ -1029,7 +1034,7 @@ mod tests {
             s.bands,
             [Tally { hit: 0, n: 1 }, Tally { hit: 1, n: 1 }, Tally { hit: 0, n: 1 }, Tally { hit: 1, n: 1 }]
         );
-        assert_eq!((s.dets, s.unmatched), (5, 3));
+        assert_eq!((s.dets, s.unmatched()), (5, 3));
         let unmatched = [
             ("a.jpg", [500.0, 500.0, 600.0, 600.0]),
             ("b,1%.jpg", [60.0, 60.0, 160.0, 160.0]),

@@ -203,7 +203,7 @@ fn manifest_classes(file: &Path) -> Result<BTreeMap<String, usize>> {
 /// Fills `dir` with the evaluation photos: symbolic links to them, or copies
 /// when `copy` is set or the file system refuses a link. Returns how they
 /// were placed.
-fn place_photos(dir: &Path, photos: &Path, names: &[&String], copy: bool) -> Result<&'static str> {
+fn place_photos(dir: &Path, photos: &Path, names: &[String], copy: bool) -> Result<&'static str> {
     fresh_dir(dir)?;
     std::fs::create_dir_all(dir)?;
     let mut mode = if copy { "copies" } else { "symlinks" };
@@ -428,7 +428,6 @@ struct EvalSet {
     photos: PathBuf,
     boxes: PathBuf,
     n_boxes: usize,
-    n_photos: usize,
     source: PathBuf,
     names: Vec<String>,
     placed: &'static str,
@@ -440,16 +439,13 @@ impl EvalSet {
         let n_boxes = write_boxes(&boxes, eval.iter().map(|(k, v)| (*k, *v)), |_| true)?;
         let names: Vec<String> = eval.keys().map(|k| k.to_string()).collect();
         let dir = work.join("eval_photos");
-        let refs: Vec<&String> = names.iter().collect();
-        let placed = place_photos(&dir, photos, &refs, false)?;
-        let n_photos = names.len();
-        Ok(EvalSet { photos: dir, boxes, n_boxes, n_photos, source: photos.to_path_buf(), names, placed })
+        let placed = place_photos(&dir, photos, &names, false)?;
+        Ok(EvalSet { photos: dir, boxes, n_boxes, source: photos.to_path_buf(), names, placed })
     }
 
     /// Copies in place of the symlinks, for a predict that refused them.
     fn copy(&mut self) -> Result<()> {
-        let refs: Vec<&String> = self.names.iter().collect();
-        self.placed = place_photos(&self.photos, &self.source, &refs, true)?;
+        self.placed = place_photos(&self.photos, &self.source, &self.names, true)?;
         Ok(())
     }
 }
@@ -508,7 +504,7 @@ fn train_and_score(
 
     println!(
         "==> maskforge predict on the {} evaluation photos ({} in {}), {} labelled faces",
-        eval.n_photos,
+        eval.names.len(),
         eval.placed,
         eval.photos.display(),
         eval.n_boxes
