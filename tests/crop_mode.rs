@@ -166,10 +166,10 @@ fn detected(root: &Path, out: &Path, detector: &str) -> BTreeSet<String> {
 }
 
 #[test]
-fn auto_mode_detects_small_face_crops_again_at_the_crop_scale() {
+fn auto_mode_detects_small_face_crops_at_the_crop_scale() {
     // 48 px crops with the face filling the frame: at CenterFace's usual
-    // 2/3 scale (`--min-face 24`) the face is too small for it; auto tries
-    // again on the crop scaled to 128 px and finds it there.
+    // 2/3 scale (`--min-face 24`) the face is too small for it; auto looks
+    // at the crop scaled to 128 px first and finds it there.
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("in");
     let mut names = Vec::new();
@@ -188,7 +188,7 @@ fn auto_mode_detects_small_face_crops_again_at_the_crop_scale() {
         .iter()
         .filter(|n| !at_default_scale.contains(*n) && methods.get(*n).map(String::as_str) == Some("centerface"))
         .collect();
-    assert!(again.len() >= 2, "found only on the second try: {again:?}; detect found {at_default_scale:?}");
+    assert!(again.len() >= 2, "found only at the crop scale: {again:?}; detect found {at_default_scale:?}");
     // Every crop the detector found at its usual scale is still masked by it.
     for name in &at_default_scale {
         assert_eq!(methods.get(name).map(String::as_str), Some("centerface"), "{name}");

@@ -186,13 +186,13 @@ impl DetectorKind {
         }
     }
 
-    /// The shorter side (px) of the copy a face crop is detected on again
-    /// when the detector found nothing at its usual scale (`mask --faces
-    /// auto`, before the crop fit). CenterFace's is measured: on 743 real
-    /// face crops of the crowds set (20% margin) it finds a face in 712 at
-    /// its default 2/3 scale, in 725 scaled to 128 px (96: 721, 160: 723),
-    /// and in 731 with both. `None`: not measured, no second try.
-    pub fn crop_retry_side(self) -> Option<u32> {
+    /// The shorter side (px) of the copy `mask --faces auto` first looks
+    /// for a face crop's face on, before the detector's usual scale and the
+    /// crop fit. CenterFace's is measured: on 743 real face crops of the
+    /// crowds set (20% margin) it finds a face in 712 at its default 2/3
+    /// scale, in 725 scaled to 128 px (96: 721, 160: 723), and in 731 with
+    /// both. `None`: not measured, the usual scale only.
+    pub fn crop_side(self) -> Option<u32> {
         match self {
             DetectorKind::CenterFace => Some(128),
             _ => None,
