@@ -30,7 +30,7 @@ use std::time::Instant;
 const USAGE: &str = "\
 usage: cargo xtask realcheck [--crowds DIR] [--epochs N] [--draws K] [--jobs N] [--no-build]
                              [--seeds LIST] [--source-margin M] [--mask-args ARGS] [--train-args ARGS]
-                             [--work DIR]
+                             [--predict-args ARGS] [--work DIR]
 
   --crowds DIR   the crowds set (photos/, boxes.csv) [default: $MASKFORGE_CROWDS, else
                  ../shared/data/crowds from the checkout]
@@ -47,6 +47,7 @@ usage: cargo xtask realcheck [--crowds DIR] [--epochs N] [--draws K] [--jobs N] 
   --mask-args ARGS   extra arguments for `maskforge mask` (one string, split at spaces),
                      e.g. \"--draws 3\"; added after the defaults (a flag given twice is refused)
   --train-args ARGS  the same for `maskforge train`, e.g. \"--grey 0.5 --epochs 12\"
+  --predict-args ARGS  the same for `maskforge predict`, e.g. \"--tta flip\"
   --work DIR     where the work files and report.json go [default: target/realcheck]";
 
 /// Source faces: `no_mask` boxes with a shorter side of at least this,
@@ -75,6 +76,7 @@ struct Opts {
     build: bool,
     mask_args: Vec<String>,
     train_args: Vec<String>,
+    predict_args: Vec<String>,
     work: Option<PathBuf>,
 }
 
@@ -93,6 +95,7 @@ fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
         build: true,
         mask_args: Vec::new(),
         train_args: Vec::new(),
+        predict_args: Vec::new(),
         work: None,
     };
     let mut it = args.iter();
@@ -108,6 +111,7 @@ fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
             "--source-margin" => o.source_margin = value()?.parse().context("--source-margin: a number")?,
             "--mask-args" => o.mask_args = split_args(value()?),
             "--train-args" => o.train_args = split_args(value()?),
+            "--predict-args" => o.predict_args = split_args(value()?),
             "--work" => o.work = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -311,6 +315,7 @@ pub fn realcheck(root: &Path, args: &[&str]) -> Result<()> {
             "photos": eval_n,
             "photos_placed_as": eval_set.placed,
             "labelled_faces": eval_set.n_boxes,
+            "predict_args": o.predict_args,
         },
         "runs": runs.iter().map(|r| &r.json).collect::<Vec<_>>(),
         "over_seeds": over_seeds(&runs),
@@ -524,7 +529,8 @@ fn train_and_score(
                 .arg(&eval.boxes)
                 .args(["--class-map", CLASS_MAP, "--min-face", PREDICT_MIN_FACE, "--device", "cpu", "-j", &jobs])
                 // The framing and resolution the training crops were cut with.
-                .args(["--crop-size", CROP_SIZE]),
+                .args(["--crop-size", CROP_SIZE])
+                .args(&o.predict_args),
         )
     };
     if let Err(e) = predict(eval) {

@@ -5,7 +5,41 @@
 use crate::data::Item;
 use crate::error::{Result, TrainError};
 use maskforge_metrics::ConfusionMatrix;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// Test-time augmentation of `eval` and `predict` (`--tta`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tta {
+    /// Each image once.
+    #[default]
+    None,
+    /// Each image and its mirror image; their logits are averaged. The
+    /// training augmentations flip faces, so a model has seen both.
+    Flip,
+}
+
+impl Tta {
+    /// Its name on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tta::None => "none",
+            Tta::Flip => "flip",
+        }
+    }
+}
+
+impl std::str::FromStr for Tta {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Ok(Tta::None),
+            "flip" => Ok(Tta::Flip),
+            _ => Err(format!("unknown test-time augmentation {s:?}: expected none or flip")),
+        }
+    }
+}
 
 /// One evaluated image.
 #[derive(Clone, Debug)]
@@ -52,6 +86,8 @@ pub struct EvalOptions {
     pub device: String,
     /// Images with more pixels are skipped (and reported).
     pub max_pixels: u64,
+    /// Test-time augmentation.
+    pub tta: Tta,
 }
 
 impl EvalOptions {
@@ -116,4 +152,21 @@ pub fn write_predictions_csv(path: &Path, classes: &[String], preds: &[(Item, Pr
     }
     let bytes = w.into_inner().map_err(|e| TrainError::Config(e.to_string()))?;
     maskforge_imageio::write_atomic(path, &bytes).map_err(TrainError::io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tta_is_named_on_the_command_line_and_in_reports_alike() {
+        for t in [Tta::None, Tta::Flip] {
+            assert_eq!(t.as_str().parse::<Tta>().unwrap(), t);
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{}\"", t.as_str()));
+        }
+        assert_eq!(" FLIP ".parse::<Tta>().unwrap(), Tta::Flip);
+        let err = "mirror".parse::<Tta>().unwrap_err();
+        assert!(err.contains("\"mirror\"") && err.contains("none or flip"), "{err}");
+        assert_eq!(Tta::default(), Tta::None);
+    }
 }

@@ -60,7 +60,7 @@ pub mod run;
 pub use arch::Arch;
 pub use config::{check_loader_flags, LossKind, NormKind, TrainConfig};
 pub use error::{Result, TrainError};
-pub use eval::{EvalOptions, EvalOutcome, Prediction};
+pub use eval::{EvalOptions, EvalOutcome, Prediction, Tta};
 pub use event::{Event, Phase};
 pub use meta::ModelMeta;
 pub use report::EvalReport;

@@ -3,7 +3,7 @@
 //! layout of seed 001's report, headed by the loss and what was evaluated.
 
 use crate::error::{Result, TrainError};
-use crate::eval::EvalOutcome;
+use crate::eval::{EvalOutcome, Tta};
 use maskforge_imageio::{write_atomic, Failure};
 use maskforge_metrics::ClassificationReport;
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,9 @@ pub struct EvalReport {
     pub epoch: Option<usize>,
     /// The device it ran on (`cpu`, `cuda:0`...).
     pub device: String,
+    /// Test-time augmentation (reports written before it existed: none).
+    #[serde(default)]
+    pub tta: Tta,
     /// Images evaluated.
     pub images: usize,
     /// Rows and images left out (the length of `skipped_files`).
@@ -62,6 +65,7 @@ impl EvalReport {
             split: split.to_string(),
             epoch,
             device: device.to_string(),
+            tta: Tta::None,
             images: outcome.images,
             skipped: skipped.len(),
             loss: outcome.loss,
@@ -79,6 +83,9 @@ impl EvalReport {
             writeln!(s, "model:    {}{}", self.model, self.epoch.map(|e| format!(" (epoch {e})")).unwrap_or_default());
         let _ = writeln!(s, "manifest: {} ({})", self.manifest, self.split);
         let _ = writeln!(s, "images:   {} evaluated, {} skipped", self.images, self.skipped);
+        if self.tta != Tta::None {
+            let _ = writeln!(s, "tta:      {} (logits of each image and its mirror image averaged)", self.tta.as_str());
+        }
         let _ = writeln!(s, "loss:     {:.4}", self.loss);
         let _ = writeln!(s, "accuracy: {:.4}", self.accuracy);
         s.push('\n');
@@ -103,5 +110,44 @@ impl EvalReport {
         write_atomic(&json_path, json.as_bytes()).map_err(TrainError::io(&json_path))?;
         let txt_path = dir.join("report.txt");
         write_atomic(&txt_path, self.to_text().as_bytes()).map_err(TrainError::io(&txt_path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maskforge_metrics::ConfusionMatrix;
+
+    fn report() -> EvalReport {
+        let mut confusion = ConfusionMatrix::new(2);
+        confusion.add(0, 0).unwrap();
+        confusion.add(1, 0).unwrap();
+        let outcome = EvalOutcome { loss: 0.5, confusion, images: 2, failures: Vec::new(), predictions: Vec::new() };
+        let classes = ["masked".to_string(), "unmasked".to_string()];
+        EvalReport::new(
+            Path::new("m.safetensors"),
+            Path::new("val.csv"),
+            "val",
+            Some(3),
+            &classes,
+            &outcome,
+            Vec::new(),
+            "cpu",
+        )
+    }
+
+    #[test]
+    fn test_time_augmentation_is_reported_and_older_reports_read_as_none() {
+        let mut r = report();
+        assert!(!r.to_text().contains("tta:"), "{}", r.to_text());
+        r.tta = Tta::Flip;
+        assert!(r.to_text().contains("tta:      flip"), "{}", r.to_text());
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["tta"], "flip");
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("tta");
+        let read: EvalReport = serde_json::from_value(old).unwrap();
+        assert_eq!(read.tta, Tta::None);
+        assert_eq!(serde_json::from_value::<EvalReport>(json).unwrap(), r);
     }
 }

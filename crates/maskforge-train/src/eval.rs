@@ -15,14 +15,14 @@ use maskforge_train_core::augment::Normalize;
 use maskforge_train_core::config::check_loader_flags;
 use maskforge_train_core::eval::check_class_names;
 use maskforge_train_core::manifest::{read_manifest_for, resolve_root};
-use maskforge_train_core::{EvalReport, Event, Phase};
+use maskforge_train_core::{EvalReport, Event, Phase, Tta};
 use std::path::Path;
 use std::sync::Arc;
 use tch::{Device, Kind};
 
 pub use maskforge_train_core::eval::{write_predictions_csv, EvalOptions, EvalOutcome, Prediction};
 
-/// Evaluates `model` (inference mode, no gradients) on `items` in order.
+/// Evaluates `model` (inference mode, no gradients, `tta`) on `items` in order.
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate(
     model: &Classifier,
@@ -31,6 +31,7 @@ pub fn evaluate(
     items: Arc<Vec<Item>>,
     batch_size: usize,
     amp: bool,
+    tta: Tta,
     n_classes: usize,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<EvalOutcome> {
@@ -52,7 +53,7 @@ pub fn evaluate(
         let (batch_loss, batch_weight, preds, probs) = tch::no_grad(|| {
             let xs = batch.tensor().to_device(device);
             let ys = batch.label_tensor().to_device(device);
-            let logits = tch::autocast(amp, || model.forward_t(&xs, false));
+            let logits = tch::autocast(amp, || model.infer(&xs, tta));
             let (l, w) = criterion.per_sample(&logits, &ys);
             let loss = (&l * &w).to_kind(Kind::Double).sum(Kind::Double).double_value(&[]);
             let weight = w.to_kind(Kind::Double).sum(Kind::Double).double_value(&[]);
@@ -125,8 +126,8 @@ pub fn eval_manifest(
         .map_err(TrainError::io(&opts.model))?;
     let criterion = Criterion::new(meta.loss, meta.class_weights.as_deref(), device);
     on_event(Event::PhaseStart { phase: Phase::Val, epoch: meta.epoch, epochs: meta.epoch, images: all.len() });
-    let out =
-        evaluate(&model, &criterion, &loader, Arc::clone(&all), opts.batch_size, amp, meta.classes.len(), on_event)?;
+    let (n, tta) = (meta.classes.len(), opts.tta);
+    let out = evaluate(&model, &criterion, &loader, Arc::clone(&all), opts.batch_size, amp, tta, n, on_event)?;
     on_event(Event::PhaseEnd);
     for (i, reason) in &out.failures {
         on_event(Event::Skipped { path: &all[*i].rel, reason });
@@ -137,7 +138,7 @@ pub fn eval_manifest(
     let mut skipped: Vec<Failure> = manifest.skipped.clone();
     skipped.extend(out.failures.iter().map(|(i, r)| Failure::new(all[*i].rel.clone(), r.clone())));
     let split = opts.manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let report = EvalReport::new(
+    let mut report = EvalReport::new(
         &opts.model,
         &opts.manifest,
         &split,
@@ -147,6 +148,7 @@ pub fn eval_manifest(
         skipped,
         &device_name(device),
     );
+    report.tta = opts.tta;
     let preds = out.predictions.into_iter().map(|p| (all[p.index].clone(), p)).collect();
     Ok((report, preds))
 }

@@ -61,7 +61,7 @@ pub use error::TrainError;
 pub use eval::{eval_into, eval_manifest, EvalOptions};
 pub use maskforge_train_core::{
     check_loader_flags, check_new_run, read_run_config, resumed_config, Arch, EpochRow, Event, LossKind, ModelMeta,
-    NormKind, Phase, ResumeChanges, TrainConfig, TrainSummary,
+    NormKind, Phase, ResumeChanges, TrainConfig, TrainSummary, Tta,
 };
 pub use model::Classifier;
 pub use predictor::Predictor;

@@ -7,7 +7,7 @@
 //! torchvision load unchanged and our checkpoints load back into torchvision.
 //! Dropout has no parameters, so `--dropout` does not change any name.
 
-use maskforge_train_core::Arch;
+use maskforge_train_core::{Arch, Tta};
 use std::fmt;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
@@ -68,6 +68,16 @@ impl Classifier {
             self.backbone.forward_t(xs, train)
         };
         features.dropout(self.dropout, train).apply(&self.head).to_kind(Kind::Float)
+    }
+
+    /// Inference logits (as `forward_t(xs, false)`), with `Tta::Flip` the
+    /// mean of the batch's and of its mirror image's.
+    pub fn infer(&self, xs: &Tensor, tta: Tta) -> Tensor {
+        let logits = self.forward_t(xs, false);
+        match tta {
+            Tta::None => logits,
+            Tta::Flip => (logits + self.forward_t(&xs.flip([3]), false)) * 0.5,
+        }
     }
 
     /// Stops training everything but the head.
@@ -197,5 +207,21 @@ mod tests {
         mb.freeze_backbone();
         let trainable: Vec<String> = mb.trainable().into_iter().map(|(n, _)| n).collect();
         assert_eq!(trainable, ["classifier.1.bias", "classifier.1.weight"]);
+    }
+
+    #[test]
+    fn flip_tta_averages_the_logits_of_the_image_and_its_mirror_image() {
+        tch::manual_seed(5);
+        let m = Classifier::new(Arch::Resnet18, 2, 0.0, Device::Cpu);
+        let x = Tensor::rand([3, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let max_diff = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]);
+        let plain = m.infer(&x, Tta::None);
+        assert_eq!(max_diff(&plain, &m.forward_t(&x, false)), 0.0);
+        let mirrored = m.infer(&x.flip([3]), Tta::None);
+        assert!(max_diff(&plain, &mirrored) > 1e-4, "the net is not symmetric, so the mirror image counts");
+        let both = m.infer(&x, Tta::Flip);
+        assert!(max_diff(&both, &((&plain + &mirrored) * 0.5)) < 1e-5);
+        // An image and its mirror image get the same answer.
+        assert!(max_diff(&both, &m.infer(&x.flip([3]), Tta::Flip)) < 1e-5);
     }
 }

@@ -8,7 +8,7 @@ use crate::device::configure;
 use crate::error::Result;
 use crate::model::Classifier;
 use maskforge_train_core::augment::{eval_transform, Normalize};
-use maskforge_train_core::ModelMeta;
+use maskforge_train_core::{ModelMeta, Tta};
 use std::path::Path;
 use tch::{Device, Tensor};
 
@@ -20,6 +20,8 @@ pub struct Predictor {
     pub meta: ModelMeta,
     /// Whether inference runs under autocast (mixed precision); on for CUDA.
     pub amp: bool,
+    /// Test-time augmentation (`--tta`; none when loaded).
+    pub tta: Tta,
 }
 
 impl Predictor {
@@ -27,7 +29,7 @@ impl Predictor {
     pub fn load(path: &Path, device: Device) -> Result<Predictor> {
         configure(device);
         let (model, meta, _) = checkpoint::load_checkpoint(path, device)?;
-        Ok(Predictor { model, meta, amp: device.is_cuda() })
+        Ok(Predictor { model, meta, amp: device.is_cuda(), tta: Tta::None })
     }
 
     /// The input normalisation the model was trained with.
@@ -56,7 +58,7 @@ impl Predictor {
         let criterion = Criterion::new(self.meta.loss, None, self.model.device());
         let probs = tch::no_grad(|| {
             let xs = xs.to_device(self.model.device());
-            let logits = tch::autocast(self.amp, || self.model.forward_t(&xs, false));
+            let logits = tch::autocast(self.amp, || self.model.infer(&xs, self.tta));
             criterion.probabilities(&logits).to_device(Device::Cpu)
         });
         Vec::<Vec<f32>>::try_from(&probs).unwrap_or_default()

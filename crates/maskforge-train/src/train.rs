@@ -28,7 +28,7 @@ use maskforge_train_core::datasets::RunInputs;
 use maskforge_train_core::run::{
     fingerprint, write_curves, write_metrics_csv, write_run_config, Environment, RunConfigFile,
 };
-use maskforge_train_core::{EpochRow, EvalReport, Event, LossKind, Phase, TrainConfig, TrainState, TrainSummary};
+use maskforge_train_core::{EpochRow, EvalReport, Event, LossKind, Phase, TrainConfig, TrainState, TrainSummary, Tta};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -274,6 +274,7 @@ impl<'a> Run<'a> {
             items,
             cfg.batch_size,
             self.amp,
+            Tta::None,
             n_classes,
             &mut |e| on_event(e),
         )?;
@@ -371,6 +372,7 @@ impl<'a> Run<'a> {
             Arc::clone(val_items),
             cfg.batch_size,
             self.amp,
+            Tta::None,
             n_classes,
             &mut |_| {},
         )?;

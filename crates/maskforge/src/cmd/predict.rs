@@ -12,7 +12,7 @@ use maskforge_contracts::{read_scene_labels, SceneLabels, SceneLabelsFormat};
 use maskforge_landmarks::DetectorKind;
 use maskforge_train::predict::{find_photos, predict_photos, PredictOptions};
 use maskforge_train::scenes::{self, ClassMap};
-use maskforge_train::Predictor;
+use maskforge_train::{Predictor, Tta};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -44,6 +44,10 @@ pub struct PredictArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Test-time augmentation: `flip` also classifies each face's mirror image and averages
+    /// the two logits (twice the model's work); `none` classifies each face once.
+    #[arg(long, default_value = "none", value_name = "none|flip")]
+    pub tta: Tta,
     /// Face-detection threads, up to 1024 [default: all cores].
     #[arg(long, short, value_parser = common::jobs_parser("--jobs"))]
     pub jobs: Option<usize>,
@@ -116,7 +120,8 @@ fn read_labels(opts: &LabelsOpts, root: &Path) -> Result<Option<SceneLabels>> {
 pub fn run(args: PredictArgs) -> Result<()> {
     let device = maskforge_train::device::parse_device(&args.device)?;
     let (root, photos, walk_failures) = find_photos(&args.input, &args.out)?;
-    let predictor = Predictor::load(&args.model, device)?;
+    let mut predictor = Predictor::load(&args.model, device)?;
+    predictor.tta = args.tta;
     let s = predictor.meta.img_size;
     let explain = args.explain.then(|| PredictOptions::explain_sizes(s, args.explain_patch, args.explain_stride));
     let opts = PredictOptions {
@@ -150,9 +155,10 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let summary = predict_photos(&opts, &predictor, &finder, walk_failures, &pool, &progress)?;
     pb.finish_and_clear();
     println!(
-        "{} photo(s), {} face(s) classified, {} photo(s) without a detected face and {} unreadable (both in failures.csv); wrote {}/predictions.csv and annotated/{}",
+        "{} photo(s), {} face(s) classified{}, {} photo(s) without a detected face and {} unreadable (both in failures.csv); wrote {}/predictions.csv and annotated/{}",
         summary.photos,
         summary.faces,
+        if args.tta == Tta::Flip { " with their mirror images (--tta flip)" } else { "" },
         summary.without_face,
         summary.unreadable,
         args.out.display(),

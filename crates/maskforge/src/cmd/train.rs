@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, Args};
 use maskforge_train::optim::{OptimizerKind, ScheduleKind};
-use maskforge_train::{check_new_run, resumed_config, Arch, LossKind, NormKind, ResumeChanges, TrainConfig};
+use maskforge_train::{check_new_run, resumed_config, Arch, LossKind, NormKind, ResumeChanges, TrainConfig, Tta};
 use std::path::PathBuf;
 
 /// The flags `train --resume` takes (clap ids); clap refuses every other
@@ -297,6 +297,10 @@ pub struct EvalArgs {
     /// Skip images with more pixels than this, at most 1000000000.
     #[arg(long, default_value_t = 100_000_000, value_parser = common::parse_max_pixels)]
     pub max_pixels: u64,
+    /// Test-time augmentation: `flip` also classifies each image's mirror image and averages
+    /// the two logits (twice the model's work); `none` classifies each image once.
+    #[arg(long, default_value = "none", value_name = "none|flip")]
+    pub tta: Tta,
 }
 
 pub fn run_eval(args: EvalArgs) -> Result<()> {
@@ -308,6 +312,7 @@ pub fn run_eval(args: EvalArgs) -> Result<()> {
         workers: args.workers.unwrap_or(0),
         device: args.device,
         max_pixels: args.max_pixels,
+        tta: args.tta,
     };
     let out = args.out.unwrap_or_else(|| opts.default_out());
     let mut console = Console::default();
