@@ -228,18 +228,13 @@ fn train_resume_and_eval() {
 
     // eval on val reproduces the run's final report (the best checkpoint on val).
     let report = json(&run.join("report.json"));
+    let (model, val) = (run.join("best.safetensors"), ds.manifests.join("val.csv"));
+    let eval_val = |out: &Path, extra: &[&str]| {
+        let args = ["eval", "--model", model.to_str().unwrap(), "--manifest", val.to_str().unwrap()];
+        maskforge(&[&args[..], &["--out", out.to_str().unwrap(), "--device", "cpu"], extra].concat()).0
+    };
     let eval_dir = ds.runs.join("eval-val");
-    let (stdout, _) = maskforge(&[
-        "eval",
-        "--model",
-        run.join("best.safetensors").to_str().unwrap(),
-        "--manifest",
-        ds.manifests.join("val.csv").to_str().unwrap(),
-        "--out",
-        eval_dir.to_str().unwrap(),
-        "--device",
-        "cpu",
-    ]);
+    let stdout = eval_val(&eval_dir, &[]);
     assert!(stdout.contains("weighted avg"), "{stdout}");
     let eval = json(&eval_dir.join("report.json"));
     let (a, b) = (eval["loss"].as_f64().unwrap(), report["loss"].as_f64().unwrap());
@@ -258,19 +253,7 @@ fn train_resume_and_eval() {
 
     // --tta flip: every image classified with its mirror image too, and said so.
     let flip_dir = ds.runs.join("eval-val-flip");
-    let (stdout, _) = maskforge(&[
-        "eval",
-        "--model",
-        run.join("best.safetensors").to_str().unwrap(),
-        "--manifest",
-        ds.manifests.join("val.csv").to_str().unwrap(),
-        "--out",
-        flip_dir.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--tta",
-        "flip",
-    ]);
+    let stdout = eval_val(&flip_dir, &["--tta", "flip"]);
     assert!(stdout.contains("tta:      flip"), "{stdout}");
     assert_eq!(json(&flip_dir.join("report.json"))["tta"], "flip");
     let flip_preds = std::fs::read_to_string(flip_dir.join("predictions.csv")).unwrap();
@@ -325,23 +308,23 @@ fn frozen_mobilenet_with_bce() {
     // predict (needs dlib for the faces): one photo, one face, with a heat-map.
     #[cfg(feature = "dlib")]
     {
-        let out = ds.runs.join("predict");
         let photo = samples().join("obama.jpg");
-        let (stdout, _) = maskforge(&[
-            "predict",
-            photo.to_str().unwrap(),
-            "--model",
-            run.join("best.safetensors").to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--explain",
-            "--device",
-            "cpu",
+        let (best, last) = (run.join("best.safetensors"), run.join("last.safetensors"));
+        let (best, last) = (best.to_str().unwrap(), last.to_str().unwrap());
+        let predict_args = |out: &Path| -> Vec<String> {
             // This test is about one face: none of the blurred background's
             // patches (MTCNN takes one of 63 px for a face) can pass at 80 px.
-            "--min-face",
-            "80",
-        ]);
+            let args = ["predict", photo.to_str().unwrap(), "--out", out.to_str().unwrap(), "--device", "cpu"];
+            args.iter().chain(&["--min-face", "80"]).map(|a| a.to_string()).collect()
+        };
+        let predict = |out: &Path, extra: &[&str]| {
+            let args = predict_args(out);
+            let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+            all.extend(extra);
+            maskforge(&all).0
+        };
+        let out = ds.runs.join("predict");
+        let stdout = predict(&out, &["--model", best, "--explain"]);
         assert!(stdout.contains("1 face(s) classified"), "{stdout}");
         let csv = std::fs::read_to_string(out.join("predictions.csv")).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
@@ -362,26 +345,24 @@ fn frozen_mobilenet_with_bce() {
         assert_eq!(heat.width(), 2 * heat.height());
         // --tta flip: the same face, classified with its mirror image too.
         let flipped = ds.runs.join("predict-flip");
-        let (stdout, _) = maskforge(&[
-            "predict",
-            photo.to_str().unwrap(),
-            "--model",
-            run.join("best.safetensors").to_str().unwrap(),
-            "--out",
-            flipped.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--min-face",
-            "80",
-            "--tta",
-            "flip",
-        ]);
+        let stdout = predict(&flipped, &["--model", best, "--tta", "flip"]);
         let csv = std::fs::read_to_string(flipped.join("predictions.csv")).unwrap();
         let g: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
         assert_eq!(g[..7], f[..7], "the same face box");
         // (This head-only model's p barely moves; the eval test above shows
         // the mirror images changing a trained model's probabilities.)
         assert!(stdout.contains("1 face(s) classified with their mirror images (--tta flip)"), "{stdout}");
+        // Two models classify together; --explain refuses an ensemble.
+        let two = ds.runs.join("predict-two");
+        let two_models = ["--model", best, "--model", last];
+        let stdout = predict(&two, &two_models);
+        assert!(stdout.contains("1 face(s) classified by 2 models (their mean probabilities)"), "{stdout}");
+        let csv = std::fs::read_to_string(two.join("predictions.csv")).unwrap();
+        assert_eq!(csv.lines().nth(1).unwrap().split(',').take(7).collect::<Vec<_>>(), f[..7]);
+        let out = Command::new(bin()).args(predict_args(&two)).args(two_models).arg("--explain").output().unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--explain takes one --model"), "{stderr}");
         predict_scores_labelled_photos_in_every_format(&ds.runs, &run.join("best.safetensors"));
     }
 }

@@ -30,7 +30,7 @@ use std::time::Instant;
 const USAGE: &str = "\
 usage: cargo xtask realcheck [--crowds DIR] [--epochs N] [--draws K] [--jobs N] [--no-build]
                              [--seeds LIST] [--source-margin M] [--mask-args ARGS] [--train-args ARGS]
-                             [--predict-args ARGS] [--work DIR]
+                             [--predict-args ARGS] [--ensemble] [--work DIR]
 
   --crowds DIR   the crowds set (photos/, boxes.csv) [default: $MASKFORGE_CROWDS, else
                  ../shared/data/crowds from the checkout]
@@ -48,6 +48,8 @@ usage: cargo xtask realcheck [--crowds DIR] [--epochs N] [--draws K] [--jobs N] 
                      e.g. \"--draws 3\"; added after the defaults (a flag given twice is refused)
   --train-args ARGS  the same for `maskforge train`, e.g. \"--grey 0.5 --epochs 12\"
   --predict-args ARGS  the same for `maskforge predict`, e.g. \"--tta flip\"
+  --ensemble     with several --seeds, also score the seeds' models together (`predict
+                 --model A --model B ...`: the mean of their probabilities)
   --work DIR     where the work files and report.json go [default: target/realcheck]";
 
 /// Source faces: `no_mask` boxes with a shorter side of at least this,
@@ -77,6 +79,7 @@ struct Opts {
     mask_args: Vec<String>,
     train_args: Vec<String>,
     predict_args: Vec<String>,
+    ensemble: bool,
     work: Option<PathBuf>,
 }
 
@@ -96,6 +99,7 @@ fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
         mask_args: Vec::new(),
         train_args: Vec::new(),
         predict_args: Vec::new(),
+        ensemble: false,
         work: None,
     };
     let mut it = args.iter();
@@ -112,6 +116,7 @@ fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
             "--mask-args" => o.mask_args = split_args(value()?),
             "--train-args" => o.train_args = split_args(value()?),
             "--predict-args" => o.predict_args = split_args(value()?),
+            "--ensemble" => o.ensemble = true,
             "--work" => o.work = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -125,6 +130,9 @@ fn parse_args(root: &Path, args: &[&str]) -> Result<Opts> {
     }
     if o.seeds.iter().any(Option::is_some) && o.train_args.iter().any(|a| a == "--seed") {
         bail!("--seeds and a --seed in --train-args: give the seeds once");
+    }
+    if o.ensemble && o.seeds.len() < 2 {
+        bail!("--ensemble needs two or more --seeds (their models classify together)");
     }
     if !(0.0..=2.0).contains(&o.source_margin) {
         bail!("--source-margin: from 0 to 2 (a share of the face box per side)");
@@ -282,6 +290,15 @@ pub fn realcheck(root: &Path, args: &[&str]) -> Result<()> {
     for &seed in &o.seeds {
         runs.push(train_and_score(&bin, &o, &work, seed, &mut eval_set, &mut clock)?);
     }
+    let ensemble = if o.ensemble {
+        let models: Vec<PathBuf> =
+            runs.iter().map(|r| work.join(run_dir_name(r.seed)).join("best.safetensors")).collect();
+        let scenes = predict_scenes(&bin, &o, &work.join("predict-ensemble"), &models, &mut eval_set)?;
+        clock.lap("predict");
+        Some(score_run(None, None, &scenes)?)
+    } else {
+        None
+    };
 
     // 7. The numbers.
     let seconds: serde_json::Map<String, Value> = clock.0.iter().map(|(s, t)| (s.to_string(), json!(t))).collect();
@@ -319,6 +336,7 @@ pub fn realcheck(root: &Path, args: &[&str]) -> Result<()> {
         },
         "runs": runs.iter().map(|r| &r.json).collect::<Vec<_>>(),
         "over_seeds": over_seeds(&runs),
+        "ensemble": ensemble.as_ref().map(|r| &r.json),
         "seconds": seconds,
     });
     let report_path = work.join("report.json");
@@ -335,10 +353,13 @@ pub fn realcheck(root: &Path, args: &[&str]) -> Result<()> {
     );
     println!("  evaluation:    {eval_n} photos, {} labelled faces", eval_set.n_boxes);
     for r in &runs {
-        print_run(r);
+        print_run(&r.seed.map_or("train's default seed".to_string(), |s| format!("seed {s}")), r);
     }
     if runs.len() > 1 {
         print_over_seeds(&runs);
+    }
+    if let Some(e) = &ensemble {
+        print_run(&format!("the {} seeds' models together", runs.len()), e);
     }
     let summed = if runs.len() > 1 { " (train and predict: all seeds)" } else { "" };
     println!(
@@ -477,8 +498,8 @@ fn train_and_score(
     eval: &mut EvalSet,
     clock: &mut Clock,
 ) -> Result<SeedRun> {
-    let suffix = seed.map_or(String::new(), |s| format!("-seed{s}"));
-    let run = work.join(format!("run{suffix}"));
+    let suffix = seed_suffix(seed);
+    let run = work.join(run_dir_name(seed));
     fresh_dir(&run)?;
     let jobs = o.jobs.to_string();
     // K masked outputs per unmasked twin: weight the classes back to even.
@@ -506,25 +527,34 @@ fn train_and_score(
     let run_report = run.join("report.json");
     let val_accuracy = if run_report.is_file() { read_json(&run_report)?["accuracy"].as_f64() } else { None };
     clock.lap("train");
+    let scenes = predict_scenes(bin, o, &work.join(format!("predict{suffix}")), &[run.join("best.safetensors")], eval)?;
+    clock.lap("predict");
+    score_run(seed, val_accuracy, &scenes)
+}
 
+/// Step 6: `predict --labels` with `models` (one, or the seeds' ensemble)
+/// on the evaluation half into `predicted`; its `scenes.json`.
+fn predict_scenes(bin: &Path, o: &Opts, predicted: &Path, models: &[PathBuf], eval: &mut EvalSet) -> Result<Value> {
+    let jobs = o.jobs.to_string();
     println!(
-        "==> maskforge predict on the {} evaluation photos ({} in {}), {} labelled faces",
+        "==> maskforge predict ({} model(s)) on the {} evaluation photos ({} in {}), {} labelled faces",
+        models.len(),
         eval.names.len(),
         eval.placed,
         eval.photos.display(),
         eval.n_boxes
     );
-    let predicted = work.join(format!("predict{suffix}"));
+    let model_args: Vec<&std::ffi::OsStr> =
+        models.iter().flat_map(|m| [std::ffi::OsStr::new("--model"), m.as_os_str()]).collect();
     let predict = |eval: &EvalSet| {
-        fresh_dir(&predicted).map_err(|e| format!("{e:#}"))?;
+        fresh_dir(predicted).map_err(|e| format!("{e:#}"))?;
         run_timed(
             Command::new(bin)
                 .arg("predict")
                 .arg(&eval.photos)
-                .arg("--model")
-                .arg(run.join("best.safetensors"))
+                .args(&model_args)
                 .arg("--out")
-                .arg(&predicted)
+                .arg(predicted)
                 .arg("--labels")
                 .arg(&eval.boxes)
                 .args(["--class-map", CLASS_MAP, "--min-face", PREDICT_MIN_FACE, "--device", "cpu", "-j", &jobs])
@@ -542,8 +572,17 @@ fn train_and_score(
         println!("    again, with copies of the photos");
         predict(eval).map_err(|e| anyhow::anyhow!("maskforge predict failed: {e}"))?;
     }
-    clock.lap("predict");
-    score_run(seed, val_accuracy, &read_json(&predicted.join("scenes.json"))?)
+    read_json(&predicted.join("scenes.json"))
+}
+
+/// `-seedN`, or nothing for train's own seed.
+fn seed_suffix(seed: Option<u64>) -> String {
+    seed.map_or(String::new(), |s| format!("-seed{s}"))
+}
+
+/// The training run's folder of a seed: `run-seedN` (or `run`).
+fn run_dir_name(seed: Option<u64>) -> String {
+    format!("run{}", seed_suffix(seed))
 }
 
 /// A run's figures from predict's `scenes.json`.
@@ -612,15 +651,15 @@ fn over_seeds(runs: &[SeedRun]) -> Value {
     })
 }
 
-fn print_run(r: &SeedRun) {
-    let seed = r.seed.map_or("train's default seed".to_string(), |s| format!("seed {s}"));
+/// One run's line, headed `name` (`seed N`, or what the run was).
+fn print_run(name: &str, r: &SeedRun) {
     let e = &r.json;
     let by = &e["accuracy_of_found_by_label"];
     let part = |label: &str| {
         format!("{label} {} ({}/{})", pct(by[label]["accuracy"].as_f64()), by[label]["correct"], by[label]["found"])
     };
     println!(
-        "  {seed}: val accuracy {}; faces ≥ 32 px found {}; {}, {}; balanced accuracy {}",
+        "  {name}: val accuracy {}; faces ≥ 32 px found {}; {}, {}; balanced accuracy {}",
         pct(e["val_accuracy"].as_f64()),
         pct(e["recall_faces_32px_or_more"]["recall"].as_f64()),
         part("mask"),
@@ -654,6 +693,11 @@ mod tests {
         assert_eq!(parse_args(root, &[]).unwrap().seeds, vec![None], "one run at train's own seed");
         let both = parse_args(root, &["--seeds", "1,2", "--train-args", "--seed 4"]);
         assert!(both.is_err_and(|e| e.to_string().contains("give the seeds once")));
+        let alone = parse_args(root, &["--ensemble", "--seeds", "4"]);
+        assert!(alone.is_err_and(|e| e.to_string().contains("two or more --seeds")));
+        assert!(parse_args(root, &["--seeds", "1,2", "--ensemble"]).unwrap().ensemble);
+        let p = parse_args(root, &["--predict-args", "--tta flip"]).unwrap();
+        assert_eq!(p.predict_args, ["--tta", "flip"]);
     }
 
     #[test]

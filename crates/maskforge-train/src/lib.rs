@@ -64,5 +64,5 @@ pub use maskforge_train_core::{
     NormKind, Phase, ResumeChanges, TrainConfig, TrainSummary, Tta,
 };
 pub use model::Classifier;
-pub use predictor::Predictor;
+pub use predictor::{Ensemble, Predictor};
 pub use train::train;

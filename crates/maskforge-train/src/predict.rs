@@ -9,7 +9,7 @@
 
 use crate::error::{Result, TrainError};
 use crate::explain::{occlusion_map, render_heatmap};
-use crate::predictor::Predictor;
+use crate::predictor::Ensemble;
 use image::{Rgb, RgbImage};
 use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect;
@@ -137,20 +137,27 @@ pub struct PredictSummary {
 /// A photo with its faces and their crops, or why it could not be used.
 type Detected = (PathBuf, std::result::Result<(RgbImage, Vec<Face>, Vec<RgbImage>), String>);
 
+/// Why `--explain` refuses an ensemble.
+pub const EXPLAIN_ONE_MODEL: &str =
+    "--explain takes one --model: an occlusion map shows what one model looks at, not an ensemble";
+
 /// Runs prediction over `opts.photos`, finding faces on `pool`'s threads;
 /// `walk_failures` (files the caller
 /// could not list) go to failures.csv with the rest and count as unreadable.
 /// `progress` is called once per photo, with the reason when it is skipped.
 pub fn predict_photos<F: FaceFinder>(
     opts: &PredictOptions,
-    predictor: &Predictor,
+    models: &Ensemble,
     finder: &F,
     walk_failures: Vec<Failure>,
     pool: &rayon::ThreadPool,
     progress: &(dyn Fn(&str, Option<&str>) + Sync),
 ) -> Result<PredictSummary> {
+    if opts.explain.is_some() && models.single().is_none() {
+        return Err(TrainError::Config(EXPLAIN_ONE_MODEL.into()));
+    }
     std::fs::create_dir_all(&opts.out).map_err(TrainError::io(&opts.out))?;
-    let mut csv = PredictionsCsv::create(&opts.out.join("predictions.csv"), &predictor.meta.classes)?;
+    let mut csv = PredictionsCsv::create(&opts.out.join("predictions.csv"), models.classes())?;
     let mut summary =
         PredictSummary { photos: opts.photos.len(), unreadable: walk_failures.len(), ..Default::default() };
     let mut failures = walk_failures;
@@ -159,7 +166,7 @@ pub fn predict_photos<F: FaceFinder>(
         let detected = pool.install(|| detect_chunk(opts, finder, chunk));
         let crops: Vec<RgbImage> =
             detected.iter().filter_map(|(_, r)| r.as_ref().ok()).flat_map(|(_, _, c)| c.iter().cloned()).collect();
-        let probs = predictor.classify(&crops);
+        let probs = models.classify(&crops);
         if probs.len() != crops.len() {
             return Err(TrainError::Config(format!(
                 "the model classified {} of {} face crops",
@@ -177,7 +184,7 @@ pub fn predict_photos<F: FaceFinder>(
                     failures.push(Failure::new(rel, reason));
                 }
                 Ok((img, faces, _)) => {
-                    let results = write_photo(opts, predictor, &mut csv, &rel, img, &faces, &mut classified)?;
+                    let results = write_photo(opts, models, &mut csv, &rel, img, &faces, &mut classified)?;
                     let n = results.len();
                     let boxes = results.iter().map(|r| {
                         let b = r.face.bbox.whole_face();
@@ -230,14 +237,14 @@ struct FaceResult {
 /// returns its faces with their classes.
 fn write_photo<'a>(
     opts: &PredictOptions,
-    predictor: &Predictor,
+    models: &Ensemble,
     csv: &mut PredictionsCsv,
     rel: &str,
     mut img: RgbImage,
     faces: &[Face],
     classified: &mut impl Iterator<Item = (&'a RgbImage, Vec<f32>)>,
 ) -> Result<Vec<FaceResult>> {
-    let classes = &predictor.meta.classes;
+    let classes = models.classes();
     let mut results = Vec::with_capacity(faces.len());
     for (i, face) in faces.iter().enumerate() {
         let Some((crop, probs)) = classified.next() else {
@@ -246,7 +253,7 @@ fn write_photo<'a>(
         let (class, confidence) =
             best(&probs, classes.len()).map_err(|m| TrainError::Config(format!("{rel}: face {i}: {m}")))?;
         csv.row(rel, i, face, &classes[class], confidence, &probs)?;
-        if let Some((patch, stride)) = opts.explain {
+        if let (Some((patch, stride)), Some(predictor)) = (opts.explain, models.single()) {
             let s = predictor.meta.img_size;
             let heat = occlusion_map(predictor, crop, class, patch, stride);
             let side = render_heatmap(crop, &heat, s, crop.width().max(s));

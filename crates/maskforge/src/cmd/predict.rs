@@ -12,16 +12,19 @@ use maskforge_contracts::{read_scene_labels, SceneLabels, SceneLabelsFormat};
 use maskforge_landmarks::DetectorKind;
 use maskforge_train::predict::{find_photos, predict_photos, PredictOptions};
 use maskforge_train::scenes::{self, ClassMap};
-use maskforge_train::{Predictor, Tta};
+use maskforge_train::{Ensemble, Tta};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
     /// A photo, or a folder of photos (searched recursively).
     pub input: PathBuf,
-    /// A checkpoint written by `maskforge train` (e.g. runs/NAME/best.safetensors).
-    #[arg(long, value_name = "FILE")]
-    pub model: PathBuf,
+    /// A checkpoint written by `maskforge train` (e.g. runs/NAME/best.safetensors). Given more
+    /// than once, the models classify together: each face's probabilities are the mean of
+    /// theirs (each model at its own input size and normalisation; all must have the same
+    /// classes).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub model: Vec<PathBuf>,
     /// Output folder: annotated/ images, predictions.csv, explain/ heat-maps, failures.csv.
     #[arg(long, short, value_name = "DIR")]
     pub out: PathBuf,
@@ -107,6 +110,18 @@ fn parse_iou(s: &str) -> Result<f32, String> {
     }
 }
 
+/// How the summary says the faces were classified, when not by one model once.
+fn how_classified(models: usize, tta: Tta) -> String {
+    let mut how = String::new();
+    if models > 1 {
+        how.push_str(&format!(" by {models} models (their mean probabilities)"));
+    }
+    if tta == Tta::Flip {
+        how.push_str(" with their mirror images (--tta flip)");
+    }
+    how
+}
+
 /// The labels, read before any photo is predicted (a bad file fails fast).
 fn read_labels(opts: &LabelsOpts, root: &Path) -> Result<Option<SceneLabels>> {
     let Some(path) = &opts.labels else { return Ok(None) };
@@ -120,9 +135,12 @@ fn read_labels(opts: &LabelsOpts, root: &Path) -> Result<Option<SceneLabels>> {
 pub fn run(args: PredictArgs) -> Result<()> {
     let device = maskforge_train::device::parse_device(&args.device)?;
     let (root, photos, walk_failures) = find_photos(&args.input, &args.out)?;
-    let mut predictor = Predictor::load(&args.model, device)?;
-    predictor.tta = args.tta;
-    let s = predictor.meta.img_size;
+    if args.explain && args.model.len() > 1 {
+        anyhow::bail!(maskforge_train::predict::EXPLAIN_ONE_MODEL);
+    }
+    let mut models = Ensemble::load(&args.model, device)?;
+    models.set_tta(args.tta);
+    let s = models.members()[0].meta.img_size;
     let explain = args.explain.then(|| PredictOptions::explain_sizes(s, args.explain_patch, args.explain_stride));
     let opts = PredictOptions {
         root,
@@ -139,7 +157,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let class_map = args.labels.class_map.clone().unwrap_or_default();
     if let Some(labels) = &labels {
         // Fail before predicting when a label has no class.
-        class_map.resolve(labels.images.values().flatten().map(|b| b.label.as_str()), &predictor.meta.classes)?;
+        class_map.resolve(labels.images.values().flatten().map(|b| b.label.as_str()), models.classes())?;
     }
     let mut detector = DetectorOpts::build(&args.detector.config(DetectorKind::CenterFace), device)?;
     let finder = move |img: &RgbImage| detector.detect(img).map_err(|e| e.to_string());
@@ -152,20 +170,20 @@ pub fn run(args: PredictArgs) -> Result<()> {
             pb.println(format!("skipped {rel}: {reason}"));
         }
     };
-    let summary = predict_photos(&opts, &predictor, &finder, walk_failures, &pool, &progress)?;
+    let summary = predict_photos(&opts, &models, &finder, walk_failures, &pool, &progress)?;
     pb.finish_and_clear();
     println!(
         "{} photo(s), {} face(s) classified{}, {} photo(s) without a detected face and {} unreadable (both in failures.csv); wrote {}/predictions.csv and annotated/{}",
         summary.photos,
         summary.faces,
-        if args.tta == Tta::Flip { " with their mirror images (--tta flip)" } else { "" },
+        how_classified(args.model.len(), args.tta),
         summary.without_face,
         summary.unreadable,
         args.out.display(),
         if args.explain { ", explain/" } else { "" }
     );
     if let (Some(labels), Some(file)) = (labels, &args.labels.labels) {
-        let run = scenes::score(&labels, &summary.found, &predictor.meta.classes, &class_map, args.labels.min_iou)?;
+        let run = scenes::score(&labels, &summary.found, models.classes(), &class_map, args.labels.min_iou)?;
         print!("\n{}", scenes::write_report(&args.out, &run, file)?);
         println!("wrote {}/scenes.txt and scenes.json", args.out.display());
     }
