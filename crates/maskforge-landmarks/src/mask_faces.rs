@@ -148,10 +148,10 @@ impl FaceSource for DetectorFaces {
         }
         let (w, h) = image.dimensions();
         let scale = self.det.detection_scale(w, h);
-        // `auto` looks at the image as a face crop first: on a crop that is
-        // a much smaller copy than the detector's own scale (and finds more
-        // faces there), so the usual scale runs only where the crop scale
-        // found no face or not one that fills the image.
+        // `auto` looks at the image as a face crop first: for a crop, that
+        // copy is much smaller than the detector's usual one and finds more
+        // faces. The usual scale runs only where no face found on it fills
+        // the image.
         let mut as_crop = None;
         if self.mode == FacesMode::Auto {
             if let Some(s) = self.crop_scale(w, h, scale) {
