@@ -357,6 +357,15 @@ fn frozen_mobilenet_with_bce() {
         let two_models = ["--model", best, "--model", last];
         let stdout = predict(&two, &two_models);
         assert!(stdout.contains("1 face(s) classified by 2 models (their mean probabilities)"), "{stdout}");
+        // Each run says how it was made.
+        let settings = json(&two.join("predict_settings.json"));
+        let paths: Vec<&str> =
+            settings["models"].as_array().unwrap().iter().map(|m| m["path"].as_str().unwrap()).collect();
+        assert_eq!(paths, [best, last]);
+        assert_eq!(settings["models"][0]["model"]["arch"], "mobilenet_v2");
+        assert!(settings["detector"].as_str().unwrap().starts_with("centerface; auto"), "{settings}");
+        assert_eq!((&settings["tta"], &settings["crop_size"]), (&"none".into(), &224.into()));
+        assert_eq!(json(&flipped.join("predict_settings.json"))["tta"], "flip");
         let csv = std::fs::read_to_string(two.join("predictions.csv")).unwrap();
         assert_eq!(csv.lines().nth(1).unwrap().split(',').take(7).collect::<Vec<_>>(), f[..7]);
         let out = Command::new(bin()).args(predict_args(&two)).args(two_models).arg("--explain").output().unwrap();

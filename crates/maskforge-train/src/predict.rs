@@ -1,6 +1,7 @@
 //! `maskforge predict` as a library: find the faces in photos, cut each with
 //! the mask stage's crop, classify it, and write annotated photos,
-//! `predictions.csv`, optional occlusion maps and `failures.csv`.
+//! `predictions.csv`, optional occlusion maps, `failures.csv` and
+//! `predict_settings.json`.
 //!
 //! Faces come in through [`FaceFinder`], so this crate needs no dlib: the
 //! binary passes its detector. Every photo ends up in exactly one of
@@ -53,7 +54,7 @@ pub struct PredictOptions {
     pub root: PathBuf,
     /// The photos to classify, in output order (from [`find_photos`]).
     pub photos: Vec<PathBuf>,
-    /// Output folder: predictions.csv, failures.csv, annotated/ and explain/.
+    /// Output folder: predictions.csv, failures.csv, predict_settings.json, annotated/ and explain/.
     pub out: PathBuf,
     /// Side of the square face crop cut from the photo, in pixels (8 to
     /// 4096); it is then resized to the model's input size.
@@ -67,6 +68,8 @@ pub struct PredictOptions {
     pub limits: LoadLimits,
     /// Bytes the detection workers may hold in decodes at once.
     pub decode_budget: DecodeBudget,
+    /// The face detector and its settings, in words (`predict_settings.json`).
+    pub detector: String,
 }
 
 /// The photos `predict` reads from `input`, a photo or a folder (walked,
@@ -157,6 +160,7 @@ pub fn predict_photos<F: FaceFinder>(
         return Err(TrainError::Config(EXPLAIN_ONE_MODEL.into()));
     }
     std::fs::create_dir_all(&opts.out).map_err(TrainError::io(&opts.out))?;
+    write_settings(opts, models)?;
     let mut csv = PredictionsCsv::create(&opts.out.join("predictions.csv"), models.classes())?;
     let mut summary =
         PredictSummary { photos: opts.photos.len(), unreadable: walk_failures.len(), ..Default::default() };
@@ -206,6 +210,26 @@ pub fn predict_photos<F: FaceFinder>(
     write_failures_csv(&failures_path, &failures).map_err(TrainError::io(&failures_path))?;
     Ok(summary)
 }
+
+/// `OUT/predict_settings.json`, written before the first photo: the models
+/// (checkpoint and description each), test-time augmentation, device, the
+/// detector and the crop, so the outputs say how they were made.
+fn write_settings(opts: &PredictOptions, models: &Ensemble) -> Result<()> {
+    let mut record = models.record();
+    record["maskforge_version"] = env!("CARGO_PKG_VERSION").into();
+    record["detector"] = opts.detector.clone().into();
+    record["crop_size"] = opts.crop_size.into();
+    record["crop_margin"] = opts.crop_margin.into();
+    record["explain"] =
+        opts.explain.map(|(patch, stride)| serde_json::json!({"patch": patch, "stride": stride})).into();
+    let path = opts.out.join(SETTINGS_FILE);
+    let mut text = serde_json::to_string_pretty(&record).map_err(|e| TrainError::Config(e.to_string()))?;
+    text.push('\n');
+    maskforge_imageio::write_atomic(&path, text.as_bytes()).map_err(TrainError::io(&path))
+}
+
+/// The file in `OUT` that records how a `predict` run was made.
+pub const SETTINGS_FILE: &str = "predict_settings.json";
 
 /// Decodes, finds faces and cuts crops for a chunk of photos, in parallel.
 fn detect_chunk<F: FaceFinder>(opts: &PredictOptions, finder: &F, chunk: &[PathBuf]) -> Vec<Detected> {
@@ -431,6 +455,7 @@ mod tests {
             explain: Some((32, 16)),
             limits: LoadLimits::default(),
             decode_budget: DecodeBudget::new(1 << 30),
+            detector: "centerface".into(),
         };
         assert!(opts.check(224).is_ok());
         assert!(PredictOptions { crop_size: 100_000, ..opts.clone() }.check(224).is_err());

@@ -22,6 +22,8 @@ pub struct Predictor {
     pub amp: bool,
     /// Test-time augmentation (`--tta`; none when loaded).
     pub tta: Tta,
+    /// The checkpoint it was loaded from.
+    pub path: PathBuf,
 }
 
 impl Predictor {
@@ -29,7 +31,7 @@ impl Predictor {
     pub fn load(path: &Path, device: Device) -> Result<Predictor> {
         configure(device);
         let (model, meta, _) = checkpoint::load_checkpoint(path, device)?;
-        Ok(Predictor { model, meta, amp: device.is_cuda(), tta: Tta::None })
+        Ok(Predictor { model, meta, amp: device.is_cuda(), tta: Tta::None, path: path.to_path_buf() })
     }
 
     /// The input normalisation the model was trained with.
@@ -121,6 +123,18 @@ impl Ensemble {
         &self.members
     }
 
+    /// What `predict_settings.json` records of the models: each one's
+    /// checkpoint and description, and the test-time augmentation.
+    pub fn record(&self) -> serde_json::Value {
+        let models: Vec<serde_json::Value> = self
+            .members
+            .iter()
+            .map(|m| serde_json::json!({"path": m.path.display().to_string(), "model": m.meta}))
+            .collect();
+        let device = crate::device::device_name(self.members[0].model.device());
+        serde_json::json!({"models": models, "tta": self.members[0].tta.as_str(), "device": device})
+    }
+
     /// Sets every member's test-time augmentation.
     pub fn set_tta(&mut self, tta: Tta) {
         for m in &mut self.members {
@@ -208,6 +222,13 @@ mod tests {
             }
         }
         assert!(apart > 1e-4, "the two models answer alike, so the mean shows nothing");
+        let mut both = both;
+        both.set_tta(Tta::Flip);
+        let record = both.record();
+        assert_eq!(record["models"].as_array().unwrap().len(), 2);
+        assert!(record["models"][1]["path"].as_str().unwrap().ends_with("b.safetensors"), "{record}");
+        assert_eq!(record["models"][1]["model"]["img_size"], 48);
+        assert_eq!((&record["tta"], &record["device"]), (&"flip".into(), &"cpu".into()));
 
         let other = saved(dir.path(), "c", &["correct", "unmasked"], 3, 32);
         let err = Ensemble::load(&[a, other], Device::Cpu).err().unwrap().to_string();

@@ -25,7 +25,8 @@ pub struct PredictArgs {
     /// classes).
     #[arg(long, value_name = "FILE", required = true)]
     pub model: Vec<PathBuf>,
-    /// Output folder: annotated/ images, predictions.csv, explain/ heat-maps, failures.csv.
+    /// Output folder: annotated/ images, predictions.csv, explain/ heat-maps, failures.csv,
+    /// predict_settings.json (the models, --tta, detector and crop this run used).
     #[arg(long, short, value_name = "DIR")]
     pub out: PathBuf,
     /// Side of the face crop cut from the photo (as the mask stage's --crop-size);
@@ -142,6 +143,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     models.set_tta(args.tta);
     let s = models.members()[0].meta.img_size;
     let explain = args.explain.then(|| PredictOptions::explain_sizes(s, args.explain_patch, args.explain_stride));
+    let detector_config = args.detector.config(DetectorKind::CenterFace);
     let opts = PredictOptions {
         root,
         photos,
@@ -151,6 +153,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         explain,
         limits: args.detector.limits(),
         decode_budget: maskforge_imageio::DecodeBudget::from_available_memory(),
+        detector: format!("{}; {}", detector_config.detector_text(), detector_config.scale_text()),
     };
     opts.check(s)?;
     let labels = read_labels(&args.labels, &opts.root)?;
@@ -159,7 +162,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         // Fail before predicting when a label has no class.
         class_map.resolve(labels.images.values().flatten().map(|b| b.label.as_str()), models.classes())?;
     }
-    let mut detector = DetectorOpts::build(&args.detector.config(DetectorKind::CenterFace), device)?;
+    let mut detector = DetectorOpts::build(&detector_config, device)?;
     let finder = move |img: &RgbImage| detector.detect(img).map_err(|e| e.to_string());
     let pool = common::thread_pool(args.jobs)?;
     common::share_cores_with_workers(pool.current_num_threads());
