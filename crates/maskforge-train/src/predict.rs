@@ -96,8 +96,10 @@ impl PredictOptions {
         (patch, stride.unwrap_or((patch / 2).max(1)))
     }
 
-    /// Refuses unusable numbers before anything is loaded or written.
-    pub fn check(&self, img_size: u32) -> Result<()> {
+    /// Refuses unusable settings for `models` before a photo is read or
+    /// anything written: the crop's numbers, and occlusion maps (one model
+    /// only) whose patch and stride must fit its input size.
+    pub fn check(&self, models: &Ensemble) -> Result<()> {
         if !(8..=4096).contains(&self.crop_size) {
             return Err(TrainError::Config(format!("--crop-size {}: must be from 8 to 4096", self.crop_size)));
         }
@@ -108,6 +110,10 @@ impl PredictOptions {
             )));
         }
         if let Some((patch, stride)) = self.explain {
+            let Some(model) = models.single() else {
+                return Err(TrainError::Config(EXPLAIN_ONE_MODEL.into()));
+            };
+            let img_size = model.meta.img_size;
             for (flag, v) in [("--explain-patch", patch), ("--explain-stride", stride)] {
                 if v == 0 || v > img_size {
                     return Err(TrainError::Config(format!(
@@ -140,14 +146,15 @@ pub struct PredictSummary {
 /// A photo with its faces and their crops, or why it could not be used.
 type Detected = (PathBuf, std::result::Result<(RgbImage, Vec<Face>, Vec<RgbImage>), String>);
 
-/// Why `--explain` refuses an ensemble.
-pub const EXPLAIN_ONE_MODEL: &str =
+/// Why `--explain` refuses an ensemble ([`PredictOptions::check`]).
+const EXPLAIN_ONE_MODEL: &str =
     "--explain takes one --model: an occlusion map shows what one model looks at, not an ensemble";
 
 /// Runs prediction over `opts.photos`, finding faces on `pool`'s threads;
 /// `walk_failures` (files the caller
 /// could not list) go to failures.csv with the rest and count as unreadable.
 /// `progress` is called once per photo, with the reason when it is skipped.
+/// `opts` is checked first ([`PredictOptions::check`]).
 pub fn predict_photos<F: FaceFinder>(
     opts: &PredictOptions,
     models: &Ensemble,
@@ -156,9 +163,7 @@ pub fn predict_photos<F: FaceFinder>(
     pool: &rayon::ThreadPool,
     progress: &(dyn Fn(&str, Option<&str>) + Sync),
 ) -> Result<PredictSummary> {
-    if opts.explain.is_some() && models.single().is_none() {
-        return Err(TrainError::Config(EXPLAIN_ONE_MODEL.into()));
-    }
+    opts.check(models)?;
     std::fs::create_dir_all(&opts.out).map_err(TrainError::io(&opts.out))?;
     write_settings(opts, models)?;
     let mut csv = PredictionsCsv::create(&opts.out.join("predictions.csv"), models.classes())?;
@@ -426,6 +431,7 @@ fn csv_field(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::predictor::untrained;
 
     #[test]
     fn best_refuses_unusable_probabilities() {
@@ -457,10 +463,16 @@ mod tests {
             decode_budget: DecodeBudget::new(1 << 30),
             detector: "centerface".into(),
         };
-        assert!(opts.check(224).is_ok());
-        assert!(PredictOptions { crop_size: 100_000, ..opts.clone() }.check(224).is_err());
-        assert!(PredictOptions { crop_margin: f32::NAN, ..opts.clone() }.check(224).is_err());
-        assert!(PredictOptions { explain: Some((0, 1)), ..opts.clone() }.check(224).is_err());
-        assert!(PredictOptions { explain: Some((300, 1)), ..opts }.check(224).is_err());
+        let one = Ensemble::new(vec![untrained(&["a", "b"], 1, 224)]).unwrap();
+        assert!(opts.check(&one).is_ok());
+        assert!(PredictOptions { crop_size: 100_000, ..opts.clone() }.check(&one).is_err());
+        assert!(PredictOptions { crop_margin: f32::NAN, ..opts.clone() }.check(&one).is_err());
+        assert!(PredictOptions { explain: Some((0, 1)), ..opts.clone() }.check(&one).is_err());
+        assert!(PredictOptions { explain: Some((300, 1)), ..opts.clone() }.check(&one).is_err());
+        // Occlusion maps are of one model: an ensemble refuses them.
+        let two = Ensemble::new(vec![untrained(&["a", "b"], 1, 224), untrained(&["a", "b"], 2, 224)]).unwrap();
+        let err = opts.check(&two).unwrap_err().to_string();
+        assert!(err.contains("--explain takes one --model"), "{err}");
+        assert!(PredictOptions { explain: None, ..opts }.check(&two).is_ok());
     }
 }

@@ -166,36 +166,44 @@ impl Ensemble {
     }
 }
 
+/// An untrained ResNet18 on the CPU as a predictor (seeded, so its answers
+/// differ by seed), for tests.
+#[cfg(test)]
+pub(crate) fn untrained(classes: &[&str], seed: i64, img_size: u32) -> Predictor {
+    use maskforge_train_core::{Arch, LossKind};
+    tch::manual_seed(seed);
+    let model = Classifier::new(Arch::Resnet18, classes.len() as i64, 0.0, Device::Cpu);
+    let meta = ModelMeta {
+        format: checkpoint::FORMAT.into(),
+        arch: Arch::Resnet18,
+        classes: classes.iter().map(|c| c.to_string()).collect(),
+        loss: LossKind::Ce,
+        num_outputs: classes.len() as i64,
+        img_size,
+        mean: [0.5; 3],
+        std: [0.25; 3],
+        dropout: 0.0,
+        class_weights: None,
+        epoch: 1,
+        val_loss: None,
+        val_accuracy: None,
+    };
+    Predictor { model, meta, amp: false, tta: Tta::None, path: PathBuf::new() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::{save_checkpoint, FORMAT};
+    use crate::checkpoint::save_checkpoint;
     use image::{Rgb, RgbImage};
-    use maskforge_train_core::{Arch, LossKind};
     use std::collections::HashMap;
 
-    /// An untrained ResNet18 saved as a checkpoint (seeded, so its answers differ by seed).
+    /// An untrained ResNet18 saved as a checkpoint.
     fn saved(dir: &Path, name: &str, classes: &[&str], seed: i64, img_size: u32) -> PathBuf {
-        tch::manual_seed(seed);
-        let m = Classifier::new(Arch::Resnet18, classes.len() as i64, 0.0, Device::Cpu);
-        let meta = ModelMeta {
-            format: FORMAT.into(),
-            arch: Arch::Resnet18,
-            classes: classes.iter().map(|c| c.to_string()).collect(),
-            loss: LossKind::Ce,
-            num_outputs: classes.len() as i64,
-            img_size,
-            mean: [0.5; 3],
-            std: [0.25; 3],
-            dropout: 0.0,
-            class_weights: None,
-            epoch: 1,
-            val_loss: None,
-            val_accuracy: None,
-        };
-        let p = dir.join(format!("{name}.safetensors"));
-        save_checkpoint(&p, &m, &meta, Vec::new(), HashMap::new()).unwrap();
-        p
+        let p = untrained(classes, seed, img_size);
+        let path = dir.join(format!("{name}.safetensors"));
+        save_checkpoint(&path, &p.model, &p.meta, Vec::new(), HashMap::new()).unwrap();
+        path
     }
 
     #[test]

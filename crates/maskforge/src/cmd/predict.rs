@@ -136,9 +136,6 @@ fn read_labels(opts: &LabelsOpts, root: &Path) -> Result<Option<SceneLabels>> {
 pub fn run(args: PredictArgs) -> Result<()> {
     let device = maskforge_train::device::parse_device(&args.device)?;
     let (root, photos, walk_failures) = find_photos(&args.input, &args.out)?;
-    if args.explain && args.model.len() > 1 {
-        anyhow::bail!(maskforge_train::predict::EXPLAIN_ONE_MODEL);
-    }
     let mut models = Ensemble::load(&args.model, device)?;
     models.set_tta(args.tta);
     let s = models.members()[0].meta.img_size;
@@ -155,7 +152,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         decode_budget: maskforge_imageio::DecodeBudget::from_available_memory(),
         detector: format!("{}; {}", detector_config.detector_text(), detector_config.scale_text()),
     };
-    opts.check(s)?;
+    opts.check(&models)?;
     let labels = read_labels(&args.labels, &opts.root)?;
     let class_map = args.labels.class_map.clone().unwrap_or_default();
     if let Some(labels) = &labels {
