@@ -200,6 +200,9 @@ fn train_resume_and_eval() {
     assert!(config["environment"]["libtorch_version"].as_str().unwrap().starts_with("2."), "{config}");
     let curves = image::open(run.join("curves.png")).unwrap();
     assert_eq!((curves.width(), curves.height()), (1000, 420));
+    // The epoch-4 model, for an ensemble with the final one below.
+    let epoch4 = ds.runs.join("epoch4.safetensors");
+    std::fs::copy(run.join("last.safetensors"), &epoch4).unwrap();
 
     // Resume: two more epochs continue after epoch 4; history is kept.
     let (_, stderr) = maskforge(&["train", "--resume", r, "--epochs", "6"]);
@@ -261,6 +264,42 @@ fn train_resume_and_eval() {
     let paths = |csv: &str| csv.lines().map(|l| l.split(',').next().unwrap().to_string()).collect::<Vec<_>>();
     assert_eq!(paths(&flip_preds), paths(&preds));
     assert_ne!(flip_preds, preds, "the mirror images change the probabilities");
+
+    // Two models as an ensemble: every image's probabilities are the mean of
+    // the two models' own, and the report names both.
+    let probabilities = |dir: &Path| -> Vec<(String, f64)> {
+        let text = std::fs::read_to_string(dir.join("predictions.csv")).unwrap();
+        let rows = text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>());
+        rows.map(|r| (r[0].clone(), r[5].parse().unwrap())).collect()
+    };
+    let eval_models = |models: &[&Path], out: &Path| {
+        let mut args = vec!["eval".to_string()];
+        for m in models {
+            args.extend(["--model".to_string(), m.to_str().unwrap().to_string()]);
+        }
+        args.extend(
+            ["--manifest", val.to_str().unwrap(), "--out", out.to_str().unwrap(), "--device", "cpu"].map(String::from),
+        );
+        maskforge(&args.iter().map(String::as_str).collect::<Vec<_>>()).0
+    };
+    let last = run.join("last.safetensors");
+    let (dir4, dir6, both) = (ds.runs.join("eval-e4"), ds.runs.join("eval-e6"), ds.runs.join("eval-both"));
+    eval_models(&[&epoch4], &dir4);
+    eval_models(&[&last], &dir6);
+    let stdout = eval_models(&[&epoch4, &last], &both);
+    assert!(stdout.contains("models:") && stdout.contains("epoch4.safetensors, "), "{stdout}");
+    let (p4, p6, mean) = (probabilities(&dir4), probabilities(&dir6), probabilities(&both));
+    assert_eq!(mean.len(), 16);
+    let mut apart = 0.0f64;
+    for ((a, b), m) in p4.iter().zip(&p6).zip(&mean) {
+        assert_eq!((&a.0, &b.0), (&m.0, &m.0));
+        assert!((m.1 - (a.1 + b.1) / 2.0).abs() < 2e-6, "{m:?}: {a:?} and {b:?}");
+        apart = apart.max((a.1 - b.1).abs());
+    }
+    assert!(apart > 1e-3, "the epoch-4 and epoch-6 models answer alike, so the mean shows nothing");
+    let report = json(&both.join("report.json"));
+    assert_eq!(report["ensemble"].as_array().unwrap().len(), 2, "{report}");
+    assert!(report["epoch"].is_null() && report["images"] == 16, "{report}");
     let _ = &ds.root;
 }
 

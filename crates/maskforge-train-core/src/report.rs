@@ -17,8 +17,11 @@ pub const DIGITS: usize = 4;
 /// `report.{txt,json}` of `maskforge eval` (and of a run's final test).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
-    /// The checkpoint evaluated, as given.
+    /// The checkpoint evaluated, as given (an ensemble's first).
     pub model: String,
+    /// An ensemble's checkpoints, in the order given; empty for one model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ensemble: Vec<String>,
     /// The manifest evaluated, as given.
     pub manifest: String,
     /// `val`, `test`, ... (the manifest's name).
@@ -61,6 +64,7 @@ impl EvalReport {
         let classification = ClassificationReport::new(&outcome.confusion, classes);
         EvalReport {
             model: model.display().to_string(),
+            ensemble: Vec::new(),
             manifest: manifest.display().to_string(),
             split: split.to_string(),
             epoch,
@@ -79,8 +83,12 @@ impl EvalReport {
     /// scikit-learn's layout, the confusion matrix and the skipped files.
     pub fn to_text(&self) -> String {
         let mut s = String::new();
-        let _ =
-            writeln!(s, "model:    {}{}", self.model, self.epoch.map(|e| format!(" (epoch {e})")).unwrap_or_default());
+        if self.ensemble.is_empty() {
+            let epoch = self.epoch.map(|e| format!(" (epoch {e})")).unwrap_or_default();
+            let _ = writeln!(s, "model:    {}{epoch}", self.model);
+        } else {
+            let _ = writeln!(s, "models:   {} (ensemble: mean of their probabilities)", self.ensemble.join(", "));
+        }
         let _ = writeln!(s, "manifest: {} ({})", self.manifest, self.split);
         let _ = writeln!(s, "images:   {} evaluated, {} skipped", self.images, self.skipped);
         if self.tta != Tta::None {
@@ -148,6 +156,21 @@ mod tests {
         old.as_object_mut().unwrap().remove("tta");
         let read: EvalReport = serde_json::from_value(old).unwrap();
         assert_eq!(read.tta, Tta::None);
+        assert_eq!(serde_json::from_value::<EvalReport>(json).unwrap(), r);
+    }
+
+    #[test]
+    fn an_ensemble_lists_its_models_and_one_model_reads_as_before() {
+        let mut r = report();
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json.get("ensemble").is_none(), "{json}");
+        assert!(r.to_text().starts_with("model:    m.safetensors (epoch 3)\n"), "{}", r.to_text());
+        r.ensemble = vec!["a/best.safetensors".into(), "b/best.safetensors".into()];
+        r.epoch = None;
+        let text = r.to_text();
+        assert!(text.starts_with("models:   a/best.safetensors, b/best.safetensors (ensemble"), "{text}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["ensemble"][1], "b/best.safetensors");
         assert_eq!(serde_json::from_value::<EvalReport>(json).unwrap(), r);
     }
 }

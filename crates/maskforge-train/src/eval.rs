@@ -3,17 +3,16 @@
 //! same way. The results and `predictions.csv` are tensor-free
 //! (`maskforge_train_core::eval`, re-exported here).
 
-use crate::checkpoint;
 use crate::criterion::Criterion;
 use crate::data::{items, BatchTensors, Item, Loader, Transform};
-use crate::device::{configure, device_name, parse_device};
+use crate::device::{device_name, parse_device};
 use crate::error::{torch, Result, TrainError};
 use crate::model::Classifier;
+use crate::predictor::{Ensemble, Predictor};
 use maskforge_imageio::{check_disjoint, Failure, LoadLimits, Output};
 use maskforge_metrics::ConfusionMatrix;
-use maskforge_train_core::augment::Normalize;
 use maskforge_train_core::config::check_loader_flags;
-use maskforge_train_core::eval::check_class_names;
+use maskforge_train_core::eval::{check_class_names, combine};
 use maskforge_train_core::manifest::{read_manifest_for, resolve_root};
 use maskforge_train_core::{EvalReport, Event, Phase, Tta};
 use std::path::Path;
@@ -78,7 +77,7 @@ pub fn evaluate(
     Ok(EvalOutcome { loss, confusion, images, failures, predictions })
 }
 
-/// `maskforge eval`: evaluates a checkpoint on a manifest
+/// `maskforge eval`: evaluates a checkpoint (or an ensemble) on a manifest
 /// ([`eval_manifest`]) and writes `report.txt`, `report.json` and
 /// `predictions.csv` into `out`, which must not lie in the manifest or the
 /// dataset root (checked, with the loader settings, before the model is
@@ -95,22 +94,24 @@ pub fn eval_into(opts: &EvalOptions, out: &Path, on_event: &mut dyn FnMut(Event)
     Ok(report)
 }
 
-/// Evaluates a checkpoint on any manifest.
+/// Evaluates a checkpoint, or several as an ensemble (each at its own input
+/// size and normalisation, the mean of their probabilities: see
+/// [`combine`]), on any manifest.
 pub fn eval_manifest(
     opts: &EvalOptions,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<(EvalReport, Vec<(Item, Prediction)>)> {
     check_loader_flags(opts.batch_size, opts.workers, opts.max_pixels)?;
     let device = parse_device(&opts.device)?;
-    configure(device);
-    let amp = device.is_cuda();
-    let (model, meta, _) = checkpoint::load_checkpoint(&opts.model, device)?;
+    let ensemble = Ensemble::load(&opts.models, device)?;
+    let first = &ensemble.members()[0];
+    let classes = ensemble.classes().to_vec();
     let dir = opts.manifest_dir();
     let root = resolve_root(dir, opts.root.as_deref())?;
-    check_class_names(&opts.manifest, &meta.classes, dir)?;
+    check_class_names(&opts.manifest, &classes, dir)?;
     // Rows whose `class` names another class than the model has at their
     // index refuse the manifest: the label spaces do not match.
-    let manifest = read_manifest_for(&opts.manifest, &meta.classes, "the model's classes")?;
+    let manifest = read_manifest_for(&opts.manifest, &classes, "the model's classes")?;
     for f in &manifest.skipped {
         on_event(Event::Skipped { path: &f.path, reason: &f.reason });
     }
@@ -121,14 +122,11 @@ pub fn eval_manifest(
             skipped: manifest.skipped.len(),
         });
     }
-    let norm = Normalize { mean: meta.mean, std: meta.std };
-    let loader = Loader::new(opts.workers, meta.img_size, norm, LoadLimits { max_pixels: opts.max_pixels }, 4)
-        .map_err(TrainError::io(&opts.model))?;
-    let criterion = Criterion::new(meta.loss, meta.class_weights.as_deref(), device);
-    on_event(Event::PhaseStart { phase: Phase::Val, epoch: meta.epoch, epochs: meta.epoch, images: all.len() });
-    let (n, tta) = (meta.classes.len(), opts.tta);
-    let out = evaluate(&model, &criterion, &loader, Arc::clone(&all), opts.batch_size, amp, tta, n, on_event)?;
-    on_event(Event::PhaseEnd);
+    let mut outcomes = Vec::with_capacity(ensemble.members().len());
+    for member in ensemble.members() {
+        outcomes.push(evaluate_member(member, opts, Arc::clone(&all), on_event)?);
+    }
+    let out = combine(outcomes, first.meta.class_weights.as_deref(), classes.len())?;
     for (i, reason) in &out.failures {
         on_event(Event::Skipped { path: &all[*i].rel, reason });
     }
@@ -138,17 +136,33 @@ pub fn eval_manifest(
     let mut skipped: Vec<Failure> = manifest.skipped.clone();
     skipped.extend(out.failures.iter().map(|(i, r)| Failure::new(all[*i].rel.clone(), r.clone())));
     let split = opts.manifest.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut report = EvalReport::new(
-        &opts.model,
-        &opts.manifest,
-        &split,
-        Some(meta.epoch),
-        &meta.classes,
-        &out,
-        skipped,
-        &device_name(device),
-    );
+    let single = ensemble.single().map(|p| p.meta.epoch);
+    let mut report =
+        EvalReport::new(&first.path, &opts.manifest, &split, single, &classes, &out, skipped, &device_name(device));
     report.tta = opts.tta;
+    if single.is_none() {
+        report.ensemble = ensemble.members().iter().map(|m| m.path.display().to_string()).collect();
+    }
     let preds = out.predictions.into_iter().map(|p| (all[p.index].clone(), p)).collect();
     Ok((report, preds))
+}
+
+/// One model's pass over `all`, at its own input size and normalisation,
+/// with its own criterion (for the loss).
+fn evaluate_member(
+    member: &Predictor,
+    opts: &EvalOptions,
+    all: Arc<Vec<Item>>,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<EvalOutcome> {
+    let meta = &member.meta;
+    let loader =
+        Loader::new(opts.workers, meta.img_size, member.normalize(), LoadLimits { max_pixels: opts.max_pixels }, 4)
+            .map_err(TrainError::io(&member.path))?;
+    let criterion = Criterion::new(meta.loss, meta.class_weights.as_deref(), member.model.device());
+    on_event(Event::PhaseStart { phase: Phase::Val, epoch: meta.epoch, epochs: meta.epoch, images: all.len() });
+    let n = meta.classes.len();
+    let out = evaluate(&member.model, &criterion, &loader, all, opts.batch_size, member.amp, opts.tta, n, on_event);
+    on_event(Event::PhaseEnd);
+    out
 }

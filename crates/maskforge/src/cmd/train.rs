@@ -273,16 +273,19 @@ pub fn run_train(args: TrainArgs) -> Result<()> {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// A checkpoint written by `maskforge train` (best.safetensors or last.safetensors).
-    #[arg(long, value_name = "FILE")]
-    pub model: PathBuf,
+    /// A checkpoint written by `maskforge train` (best.safetensors or last.safetensors). More than
+    /// once: an ensemble, scored on the mean of the models' probabilities (each at its own input
+    /// size and normalisation; the models must share their classes, in order).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub model: Vec<PathBuf>,
     /// Manifest to evaluate (path,class_index,... as `maskforge split` writes), e.g. manifests/test.csv.
     #[arg(long, value_name = "CSV")]
     pub manifest: PathBuf,
     /// Dataset root [default: from split.json beside the manifest].
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Folder for report.txt, report.json and predictions.csv [default: MODEL_DIR/eval-MANIFEST].
+    /// Folder for report.txt, report.json and predictions.csv [default: MODEL_DIR/eval-MANIFEST; an
+    /// ensemble: eval-ensemble-MANIFEST in the deepest folder holding all its models].
     #[arg(long, short, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Images per batch, 1 to 65536.
@@ -305,7 +308,7 @@ pub struct EvalArgs {
 
 pub fn run_eval(args: EvalArgs) -> Result<()> {
     let opts = maskforge_train::EvalOptions {
-        model: args.model,
+        models: args.model,
         manifest: args.manifest,
         root: args.root,
         batch_size: args.batch_size,
