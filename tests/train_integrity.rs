@@ -283,7 +283,7 @@ fn a_diverging_run_stops_with_one_line_and_no_checkpoint() {
 #[test]
 fn out_of_range_numbers_are_refused_before_anything_is_written() {
     let ds = build_dataset();
-    let bad: [(&str, &str); 33] = [
+    let bad: [(&str, &str); 36] = [
         ("--lr", "0"),
         ("--lr", "-0.1"),
         ("--lr", "nan"),
@@ -295,6 +295,8 @@ fn out_of_range_numbers_are_refused_before_anything_is_written() {
         ("--momentum", "1"),
         ("--weight-decay", "-0.1"),
         ("--dropout", "1"),
+        ("--label-smoothing", "1"),
+        ("--label-smoothing", "-0.1"),
         ("--batch-size", "0"),
         ("--batch-size", "100000"),
         ("--epochs", "0"),
@@ -307,6 +309,7 @@ fn out_of_range_numbers_are_refused_before_anything_is_written() {
         ("--rotate", "1000"),
         ("--crop-scale", "0"),
         ("--jitter", "2"),
+        ("--hue", "0.6"),
         ("--grey", "1.5"),
         ("--blur", "-0.1"),
         ("--jpeg", "2"),

@@ -42,6 +42,13 @@ pub struct AugmentConfig {
     /// Colour jitter: brightness, contrast and saturation factors drawn from
     /// [1 − j, 1 + j] (seed 002 jittered saturation over [0, 2]: 1.0).
     pub jitter: f64,
+    /// Colour jitter of hue: the hue turned by a fraction of the colour
+    /// circle drawn from [−h, h] (torchvision's `ColorJitter(hue=h)`, at most
+    /// 0.5), after brightness, contrast and saturation. Masks come in any
+    /// colour, and a model that has seen only the palette's may take a pink
+    /// or green mask for skin.
+    #[serde(default)]
+    pub hue: f64,
     /// Probability of converting to grey-scale (ITU-R 601 luma, kept as
     /// three equal channels).
     #[serde(default)]
@@ -93,6 +100,7 @@ impl Default for AugmentConfig {
             // 85.6% to 89.1% (0.4: 76%, 87.7%); the rendered masks are
             // brighter, cleaner and more saturated than real ones in photos.
             jitter: 0.7,
+            hue: 0.0,
             grey: 0.1,
             // Real faces in photos are often small and soft: with the jitter
             // at 0.7, blur and downscale at 0.3 (was 0.1) took realcheck's
@@ -122,6 +130,7 @@ impl AugmentConfig {
             rotate: 0.0,
             crop_scale: 1.0,
             jitter: 0.0,
+            hue: 0.0,
             grey: 0.0,
             blur: 0.0,
             jpeg: 0.0,
@@ -139,6 +148,7 @@ impl AugmentConfig {
             && self.rotate == 0.0
             && self.crop_scale >= 1.0
             && self.jitter <= 0.0
+            && self.hue <= 0.0
             && self.framing <= 0.0
             && self.realism().iter().all(|(_, p)| *p <= 0.0)
     }
@@ -167,6 +177,9 @@ impl AugmentConfig {
         }
         if !(0.0..=1.0).contains(&self.jitter) {
             return Err(format!("--jitter must be in [0, 1], got {}", self.jitter));
+        }
+        if !(0.0..=0.5).contains(&self.hue) {
+            return Err(format!("--hue must be in [0, 0.5] (a fraction of the colour circle), got {}", self.hue));
         }
         if !(0.0..=180.0).contains(&self.rotate.abs()) {
             return Err(format!("--rotate must be within ±180 degrees, got {}", self.rotate));
@@ -265,6 +278,7 @@ pub fn train_transform(
     let brightness = jitter(rng) as f32;
     let contrast = jitter(rng) as f32;
     let saturation = jitter(rng) as f32;
+    let hue = if aug.hue > 0.0 { rng.uniform(-aug.hue, aug.hue) as f32 } else { 0.0 };
 
     let n = size as usize;
     let plane = n * n;
@@ -310,6 +324,9 @@ pub fn train_transform(
     }
     if brightness != 1.0 || contrast != 1.0 || saturation != 1.0 {
         color_jitter(&mut rgb, brightness, contrast, saturation);
+    }
+    if hue != 0.0 {
+        rgb.chunks_exact_mut(3).for_each(|p| turn_hue(p, hue));
     }
     realism(&mut rgb, n, aug, rng);
     let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / norm.std[c]);
@@ -536,10 +553,77 @@ fn color_jitter(rgb: &mut [f32], brightness: f32, contrast: f32, saturation: f32
     }
 }
 
+/// Turns the hue of one RGB pixel (in [0, 1]) by `turn` of the colour
+/// circle in HSV, keeping its value and saturation (torchvision's
+/// `adjust_hue`); greys stay as they are.
+fn turn_hue(p: &mut [f32], turn: f32) {
+    let (r, g, b) = (p[0], p[1], p[2]);
+    let max = r.max(g).max(b);
+    let chroma = max - r.min(g).min(b);
+    if chroma <= 0.0 {
+        return;
+    }
+    let h = if max == r {
+        ((g - b) / chroma).rem_euclid(6.0)
+    } else if max == g {
+        (b - r) / chroma + 2.0
+    } else {
+        (r - g) / chroma + 4.0
+    };
+    let h = (h + 6.0 * turn).rem_euclid(6.0);
+    let x = chroma * (1.0 - ((h % 2.0) - 1.0).abs());
+    let (r1, g1, b1) = match h as u32 {
+        0 => (chroma, x, 0.0),
+        1 => (x, chroma, 0.0),
+        2 => (0.0, chroma, x),
+        3 => (0.0, x, chroma),
+        4 => (x, 0.0, chroma),
+        _ => (chroma, 0.0, x),
+    };
+    let m = max - chroma;
+    p[0] = (r1 + m).clamp(0.0, 1.0);
+    p[1] = (g1 + m).clamp(0.0, 1.0);
+    p[2] = (b1 + m).clamp(0.0, 1.0);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use image::Rgb;
+
+    #[test]
+    fn hue_turns_colours_around_the_circle_and_leaves_greys() {
+        let turned = |rgb: [f32; 3], t: f32| {
+            let mut p = rgb;
+            turn_hue(&mut p, t);
+            p
+        };
+        let near = |a: [f32; 3], b: [f32; 3]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-5);
+        assert!(near(turned([1.0, 0.0, 0.0], 1.0 / 3.0), [0.0, 1.0, 0.0]));
+        assert!(near(turned([1.0, 0.0, 0.0], -1.0 / 3.0), [0.0, 0.0, 1.0]));
+        assert!(near(turned([0.4, 0.4, 0.4], 0.25), [0.4, 0.4, 0.4]));
+        // A pink turned half-way round: the same value and saturation, a green.
+        let pink = [238.0 / 255.0, 170.0 / 255.0, 190.0 / 255.0];
+        let green = turned(pink, 0.5);
+        let max = |p: [f32; 3]| p.iter().copied().fold(f32::MIN, f32::max);
+        let min = |p: [f32; 3]| p.iter().copied().fold(f32::MAX, f32::min);
+        assert!((max(green) - max(pink)).abs() < 1e-5 && (min(green) - min(pink)).abs() < 1e-5, "{green:?}");
+        assert!(green[1] > green[0] && green[1] > green[2], "{green:?}");
+        assert!(near(turned(turned(pink, 0.2), -0.2), pink));
+        // Off (0) draws nothing: the images of a seed stay as they were.
+        let img = gradient(24, 24);
+        let run = |aug: &AugmentConfig| {
+            let mut out = vec![0f32; 3 * 16 * 16];
+            let mut rng = Rng::new(7);
+            train_transform(&img, 16, aug, &Normalize::IDENTITY, &mut rng, &mut out);
+            (out, rng.below(1_000_000))
+        };
+        let base = AugmentConfig::default();
+        assert_eq!(run(&base), run(&AugmentConfig { hue: 0.0, ..base.clone() }));
+        assert_ne!(run(&base).0, run(&AugmentConfig { hue: 0.3, ..base.clone() }).0);
+        assert!(AugmentConfig { hue: 0.6, ..base.clone() }.validate().unwrap_err().contains("--hue"));
+        assert!(!AugmentConfig { hue: 0.1, ..AugmentConfig::none() }.is_none());
+    }
 
     fn gradient(w: u32, h: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |x, y| Rgb([(x * 255 / w.max(1)) as u8, (y * 255 / h.max(1)) as u8, 128]))

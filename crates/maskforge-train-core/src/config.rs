@@ -89,6 +89,13 @@ pub struct TrainConfig {
     pub dropout: f64,
     /// Cross-entropy over N logits, or BCE over one.
     pub loss: LossKind,
+    /// Label smoothing of the training loss, in [0, 1): the target puts
+    /// 1 − ε on the true class and spreads ε evenly over all classes
+    /// (PyTorch's `label_smoothing`; BCE's target becomes y·(1 − ε) + ε/2).
+    /// Validation and `eval` losses are never smoothed. Configs written
+    /// before it existed read it as 0.
+    #[serde(default)]
+    pub label_smoothing: f64,
     /// Weight the loss by inverse class frequency (stats.json's `class_weights`).
     pub class_weights: bool,
     /// SGD, Adam or AdamW.
@@ -148,6 +155,7 @@ impl TrainConfig {
             freeze_backbone: false,
             dropout: 0.0,
             loss: LossKind::Ce,
+            label_smoothing: 0.0,
             class_weights: false,
             optimizer,
             lr: optimizer.default_lr(),
@@ -180,10 +188,11 @@ impl TrainConfig {
         let (lr, min_lr) = (self.lr, self.min_lr);
         let unit_open = |v: f64| (0.0..1.0).contains(&v);
         let non_negative = |v: f64| v >= 0.0 && v.is_finite();
-        let checks: [(&'static str, String, bool, &'static str); 11] = [
+        let checks: [(&'static str, String, bool, &'static str); 12] = [
             ("--epochs", self.epochs.to_string(), self.epochs >= 1, "at least 1"),
             ("--img-size", self.img_size.to_string(), (16..=1024).contains(&self.img_size), "from 16 to 1024"),
             ("--dropout", self.dropout.to_string(), unit_open(self.dropout), "in [0, 1)"),
+            ("--label-smoothing", self.label_smoothing.to_string(), unit_open(self.label_smoothing), "in [0, 1)"),
             ("--lr", lr.to_string(), lr > 0.0 && lr.is_finite(), "a finite number above 0"),
             ("--min-lr", min_lr.to_string(), non_negative(min_lr) && min_lr <= lr, "from 0 to --lr"),
             ("--momentum", self.momentum.to_string(), unit_open(self.momentum), "in [0, 1)"),

@@ -15,22 +15,33 @@ pub struct Criterion {
     /// Cross-entropy over the classes, or BCE on a single logit.
     pub kind: LossKind,
     weights: Option<Tensor>,
+    /// Label smoothing ε of the targets (0: none).
+    smoothing: f64,
 }
 
 impl Criterion {
     /// The loss `kind`, with `class_weights` (one per class, index order)
     /// moved to `device`; `None` weighs every sample 1.
     pub fn new(kind: LossKind, class_weights: Option<&[f32]>, device: Device) -> Self {
-        Criterion { kind, weights: class_weights.map(|w| Tensor::from_slice(w).to_device(device)) }
+        Criterion { kind, weights: class_weights.map(|w| Tensor::from_slice(w).to_device(device)), smoothing: 0.0 }
+    }
+
+    /// The same loss against smoothed targets (`train --label-smoothing`):
+    /// for the training step only, so that every reported loss stays the
+    /// plain one.
+    pub fn smoothed(kind: LossKind, class_weights: Option<&[f32]>, smoothing: f64, device: Device) -> Self {
+        Criterion { smoothing, ..Criterion::new(kind, class_weights, device) }
     }
 
     /// Per-sample losses and weights, both `[B]` float32.
     pub fn per_sample(&self, logits: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
         let logits = logits.to_kind(Kind::Float);
         let losses = match self.kind {
-            LossKind::Ce => logits.cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::None, -100, 0.0),
+            LossKind::Ce => {
+                logits.cross_entropy_loss::<Tensor>(labels, None, tch::Reduction::None, -100, self.smoothing)
+            }
             LossKind::Bce => {
-                let target = labels.to_kind(Kind::Float);
+                let target = labels.to_kind(Kind::Float) * (1.0 - self.smoothing) + self.smoothing / 2.0;
                 logits.squeeze_dim(1).binary_cross_entropy_with_logits::<Tensor>(
                     &target,
                     None,
@@ -95,5 +106,25 @@ mod tests {
         assert!((p[0][1] - 0.5).abs() < 1e-6 && (p[1][0] + p[1][1] - 1.0).abs() < 1e-6);
         let pred: Vec<i64> = Vec::try_from(&b.predict(&logit)).unwrap();
         assert_eq!(pred, [1, 1]);
+    }
+
+    #[test]
+    fn smoothed_targets_put_epsilon_on_every_class() {
+        // CE of logits [2, 0] for class 0 with ε = 0.2 over 2 classes: the
+        // target is [0.9, 0.1].
+        let logits = Tensor::from_slice(&[2.0f32, 0.0]).view([1, 2]);
+        let label = Tensor::from_slice(&[0i64]);
+        let c = Criterion::smoothed(LossKind::Ce, Some(&[3.0, 1.0]), 0.2, Device::Cpu);
+        let (l, w) = c.per_sample(&logits, &label);
+        let (lp0, lp1) = (-(1.0f64 + (-2.0f64).exp()).ln(), -(1.0f64 + 2.0f64.exp()).ln());
+        assert!((l.double_value(&[0]) - -(0.9 * lp0 + 0.1 * lp1)).abs() < 1e-5, "{}", l.double_value(&[0]));
+        assert_eq!(w.double_value(&[0]), 3.0);
+        // BCE: target 1 becomes 0.9; the same loss as CE's on [0, x].
+        let b = Criterion::smoothed(LossKind::Bce, None, 0.2, Device::Cpu);
+        let (lb, _) = b.per_sample(&Tensor::from_slice(&[-2.0f32]).view([1, 1]), &Tensor::from_slice(&[1i64]));
+        assert!((lb.double_value(&[0]) - -(0.9 * lp1 + 0.1 * lp0)).abs() < 1e-5, "{}", lb.double_value(&[0]));
+        // Unsmoothed stays what it was.
+        let plain = Criterion::new(LossKind::Ce, None, Device::Cpu).per_sample(&logits, &label).0;
+        assert!((plain.double_value(&[0]) + lp0).abs() < 1e-6);
     }
 }

@@ -80,7 +80,11 @@ struct Run<'a> {
     model: Classifier,
     opt: Optimizer,
     schedule: Schedule,
+    /// The loss of every report (validation, the final test).
     criterion: Criterion,
+    /// The loss the optimiser minimises: `criterion` against smoothed
+    /// targets with `--label-smoothing`.
+    train_criterion: Criterion,
     loader: Loader,
     train_items: Arc<Vec<Item>>,
     val_items: Arc<Vec<Item>>,
@@ -142,6 +146,8 @@ impl<'a> Run<'a> {
             write_run_config(&cfg.out.join("config.json"), run_config, resume, on_event)?;
         }
         let criterion = Criterion::new(cfg.loss, inputs.class_weights.as_deref(), device);
+        let train_criterion =
+            Criterion::smoothed(cfg.loss, inputs.class_weights.as_deref(), cfg.label_smoothing, device);
         let train_items = Arc::new(items(&inputs.data.train, &inputs.data.root));
         let val_items = Arc::new(items(&inputs.data.val, &inputs.data.root));
         let run = Run {
@@ -152,6 +158,7 @@ impl<'a> Run<'a> {
             opt,
             schedule: schedule(cfg),
             criterion,
+            train_criterion,
             loader,
             train_items,
             val_items,
@@ -217,8 +224,8 @@ impl<'a> Run<'a> {
             lr = self.schedule.lr(epoch, step, steps_per_epoch);
             let xs = batch.tensor().to_device(self.device);
             let ys = batch.label_tensor().to_device(self.device);
-            let out =
-                train_step(&self.model, &self.criterion, &mut self.opt, &mut self.state.scaler, &xs, &ys, lr, self.amp);
+            let criterion = &self.train_criterion;
+            let out = train_step(&self.model, criterion, &mut self.opt, &mut self.state.scaler, &xs, &ys, lr, self.amp);
             divergence.observe(step, &out.weighted);
             tch::no_grad(|| {
                 loss_sum += out.weighted.to_kind(Kind::Double);

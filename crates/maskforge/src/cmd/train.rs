@@ -70,6 +70,10 @@ pub struct TrainArgs {
     /// Loss: ce (cross-entropy, N logits) or bce (2 classes, one logit, BCEWithLogits) [default: ce].
     #[arg(long)]
     pub loss: Option<LossKind>,
+    /// Label smoothing of the training loss, in [0, 1): the target keeps 1 - E on the true class
+    /// and spreads E over all classes (the val loss and reports stay unsmoothed) [default: 0].
+    #[arg(long, value_name = "E")]
+    pub label_smoothing: Option<f64>,
     /// Class weights of the loss: `auto` (also `--class-weights` alone) weights each class by
     /// the inverse of its share of the train split, from stats.json (for skewed data, e.g. a
     /// 3-class set with few incorrectly worn masks); `none` [default] weights all alike.
@@ -129,6 +133,10 @@ pub struct TrainArgs {
     /// Colour jitter strength for brightness, contrast and saturation, in [0, 1] [default: 0.7].
     #[arg(long)]
     pub jitter: Option<f64>,
+    /// Hue jitter, in [0, 0.5]: the hue turned by up to this fraction of the colour circle, either
+    /// way (torchvision's ColorJitter hue), so that masks of any colour are masks [default: 0].
+    #[arg(long, value_name = "H")]
+    pub hue: Option<f64>,
     /// Grey-scale probability, in [0, 1]: luma in all three channels [default: 0.1].
     #[arg(long, value_name = "P")]
     pub grey: Option<f64>,
@@ -215,6 +223,7 @@ impl TrainArgs {
         c.weights = self.weights.as_deref().map(|w| maskforge_weights::train_weights(w, c.arch)).transpose()?;
         c.freeze_backbone = self.freeze_backbone;
         c.loss = self.loss.unwrap_or(c.loss);
+        c.label_smoothing = self.label_smoothing.unwrap_or(c.label_smoothing);
         c.class_weights = self.class_weights == Some(ClassWeightsArg::Auto);
         c.optimizer = self.optimizer.unwrap_or(c.optimizer);
         c.lr = self.lr.unwrap_or(c.optimizer.default_lr());
@@ -238,6 +247,7 @@ impl TrainArgs {
         a.rotate = self.rotate.unwrap_or(a.rotate);
         a.crop_scale = self.crop_scale.unwrap_or(a.crop_scale);
         a.jitter = self.jitter.unwrap_or(a.jitter);
+        a.hue = self.hue.unwrap_or(a.hue);
         a.grey = self.grey.unwrap_or(a.grey);
         a.blur = self.blur.unwrap_or(a.blur);
         a.jpeg = self.jpeg.unwrap_or(a.jpeg);
