@@ -6,6 +6,7 @@ use crate::data::Item;
 use crate::error::{Result, TrainError};
 use maskforge_metrics::ConfusionMatrix;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Test-time augmentation of `eval` and `predict` (`--tta`).
@@ -146,14 +147,13 @@ pub fn combine(members: Vec<EvalOutcome>, class_weights: Option<&[f32]>, n_class
     if n == 1 {
         return Ok(first);
     }
-    let mut failures = first.failures;
-    let mut sums: std::collections::BTreeMap<usize, (usize, Vec<f32>, usize)> =
+    // The first reason given for an image, in dataset order.
+    let mut failures: BTreeMap<usize, String> = first.failures.into_iter().collect();
+    let mut sums: BTreeMap<usize, (usize, Vec<f32>, usize)> =
         first.predictions.into_iter().map(|p| (p.index, (p.label, p.probabilities, 1))).collect();
     for m in members {
-        for f in m.failures {
-            if !failures.iter().any(|(i, _)| *i == f.0) {
-                failures.push(f);
-            }
+        for (index, reason) in m.failures {
+            failures.entry(index).or_insert(reason);
         }
         for p in m.predictions {
             if let Some((_, acc, seen)) = sums.get_mut(&p.index) {
@@ -162,12 +162,12 @@ pub fn combine(members: Vec<EvalOutcome>, class_weights: Option<&[f32]>, n_class
             }
         }
     }
-    failures.sort_by_key(|(i, _)| *i);
     let mut confusion = ConfusionMatrix::new(n_classes);
     let (mut loss_sum, mut weight_sum) = (0.0f64, 0.0f64);
     let mut predictions = Vec::with_capacity(sums.len());
     for (index, (label, mut probabilities, seen)) in sums {
-        if seen != n || failures.iter().any(|(i, _)| *i == index) {
+        // Left out by a member: it failed there.
+        if seen != n {
             continue;
         }
         probabilities.iter_mut().for_each(|v| *v /= n as f32);
@@ -180,6 +180,7 @@ pub fn combine(members: Vec<EvalOutcome>, class_weights: Option<&[f32]>, n_class
         predictions.push(Prediction { index, label, predicted, probabilities });
     }
     let loss = if weight_sum > 0.0 { loss_sum / weight_sum } else { f64::NAN };
+    let failures = failures.into_iter().collect();
     Ok(EvalOutcome { loss, confusion, images: predictions.len(), failures, predictions })
 }
 
